@@ -1,0 +1,5 @@
+"""`python -m fcbench` is the `fcbench` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,17 @@
+"""The `fcbench` command line: a thin Click layer over the library.
+
+Each command group lives in its own module and is registered here. Options can also come from
+``FCBENCH_*`` environment variables (e.g. ``FCBENCH_HARNESS_SERVE_PORT``).
+"""
+
+from __future__ import annotations
+
+from ._base import FcbenchGroup, main_group
+from .harness import harness
+from .invoke import invoke
+
+__all__ = ["main"]
+
+main: FcbenchGroup = main_group
+main.add_command(harness)
+main.add_command(invoke)

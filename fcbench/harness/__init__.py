@@ -1,0 +1,1 @@
+"""The local serverless GPU harness: gateway, pure scheduler, runtimes, GPUs and metering."""

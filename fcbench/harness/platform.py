@@ -1,0 +1,360 @@
+"""The harness's control plane: drives the pure scheduler with a real clock and real runtimes.
+
+Key names: `Platform`, `Rejected`, `InstanceView`. It applies scheduler decisions (start, admit,
+reject, reclaim), runs the one start sequence shared by all runtimes (start → wait ready →
+initializer → record phases), watches instances for crashes and fires lifecycle events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import FcbenchError, InstanceStartError, UsageError
+from ..events import Events
+from ..spec import FunctionSpec
+from .forward import Forwarder
+from .gpus import Gpu, GpuPool
+from .runtimes.base import InstanceHandle, Runtime, StartRequest, log_tail
+from .scheduler import (Admit, Decision, FunctionConfig, Instance, InstanceState, Reclaim, Reject,
+                        RejectReason, Scheduler, StartInstance)
+
+__all__ = ["Platform", "Rejected"]
+
+log = logging.getLogger(__name__)
+
+
+class Rejected(FcbenchError):
+    """The scheduler answered a request with `Reject`; `status` and `code` are FC-shaped."""
+
+    def __init__(self, reject: Reject, message: str) -> None:
+        self.reject = reject
+        if reject.throttled:
+            self.status, self.code = 429, "ResourceThrottled"
+        elif reject.reason is RejectReason.UNKNOWN_FUNCTION:
+            self.status, self.code = 404, "FunctionNotFound"
+        elif reject.reason is RejectReason.SHUTDOWN:
+            self.status, self.code = 503, "ServiceUnavailable"
+        else:
+            self.status, self.code = 502, "FunctionNotStarted"
+        super().__init__(message)
+
+
+@dataclass
+class _Live:
+    handle: InstanceHandle | None = None
+    task: asyncio.Task[None] | None = None
+    start_error: str = ""
+
+
+class Platform:
+    """FC on one machine: functions, instances, scheduling, metering and events.
+
+    Args:
+        runtimes: runtime name -> runtime (a spec's `harness.runtime` picks one).
+        gpus: the GPUs to place GPU-memory specs on.
+        log_dir: where instance logs go (a temporary folder when None).
+    """
+
+    def __init__(self, runtimes: dict[str, Runtime], *, gpus: list[Gpu] | None = None,
+                 log_dir: str | Path | None = None, events: Events | None = None,
+                 event_buffer: int = 10_000) -> None:
+        self.runtimes = runtimes
+        self.events = events or Events()
+        self.scheduler = Scheduler(GpuPool(list(gpus or [])))
+        self.specs: dict[str, FunctionSpec] = {}
+        self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="fcbench-logs-"))
+        self._live: dict[str, _Live] = {}
+        self._waiters: dict[str, asyncio.Future[Admit]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._closed = False
+        self._stops: set[asyncio.Task[None]] = set()
+        self._wall_offset = time.time() - time.monotonic()
+        self.recent_events: deque[dict[str, Any]] = deque(maxlen=event_buffer)
+        self._event_seq = 0
+        self.forwarder = Forwarder()
+        self._record_events()
+
+    # ---- functions ----------------------------------------------------------------------
+    async def add_function(self, spec: FunctionSpec) -> None:
+        """Register a function (validating runtime and GPU fit) and prepare its runtime."""
+        self._check_open()
+        runtime = self._runtime_for(spec)
+        if spec.gpu_memory_mb and not runtime.capabilities.gpus:
+            raise UsageError(f"runtime {runtime.name!r} cannot run GPU specs")
+        self.scheduler.add_function(FunctionConfig.from_spec(spec))
+        self.specs[spec.name] = spec
+        try:
+            await runtime.prepare(spec)
+        except BaseException:
+            self.scheduler.remove_function(time.monotonic(), spec.name)
+            del self.specs[spec.name]
+            raise
+
+    async def remove_function(self, name: str) -> None:
+        self._apply(self.scheduler.remove_function(time.monotonic(), name))
+        self.specs.pop(name, None)
+        await self._drain_stops()
+
+    def _runtime_for(self, spec: FunctionSpec) -> Runtime:
+        try:
+            return self.runtimes[spec.harness.runtime]
+        except KeyError:
+            have = ", ".join(sorted(self.runtimes)) or "none"
+            raise UsageError(f"function {spec.name!r} wants runtime {spec.harness.runtime!r}, "
+                             f"but this harness runs: {have}") from None
+
+    # ---- requests -----------------------------------------------------------------------
+    async def acquire(self, function: str, request_id: str | None = None) -> tuple[Admit, InstanceHandle]:
+        """Wait for a slot for one request; returns the decision and the instance to send to.
+
+        The caller must call `release(request_id)` when the request is done.
+
+        Raises:
+            Rejected: queue full / timeout (429), unknown function (404), failed start (502).
+        """
+        self._check_open()
+        rid = request_id or uuid.uuid4().hex
+        fut: asyncio.Future[Admit] = asyncio.get_running_loop().create_future()
+        self._waiters[rid] = fut
+        self._apply(self.scheduler.arrive(time.monotonic(), function, rid))
+        try:
+            admit = await fut
+        except asyncio.CancelledError:
+            self._apply(self.scheduler.cancel(time.monotonic(), rid))
+            raise
+        finally:
+            self._waiters.pop(rid, None)
+        live = self._live.get(admit.instance_id)
+        if live is None or live.handle is None:  # crashed between admit and now
+            self.release(rid)
+            raise Rejected(Reject(rid, RejectReason.START_FAILED),
+                           f"instance {admit.instance_id} went away before the request was sent")
+        return admit, live.handle
+
+    def release(self, request_id: str) -> None:
+        """A request admitted by `acquire` has finished."""
+        self._apply(self.scheduler.finish(time.monotonic(), request_id))
+
+    # ---- decisions ----------------------------------------------------------------------
+    def _apply(self, decisions: list[Decision]) -> None:
+        for d in decisions:
+            if isinstance(d, Admit):
+                fut = self._waiters.get(d.request_id)
+                if fut is not None and not fut.done():
+                    fut.set_result(d)
+                else:  # the client is gone; give the slot back
+                    self._apply(self.scheduler.finish(time.monotonic(), d.request_id))
+            elif isinstance(d, Reject):
+                fut = self._waiters.get(d.request_id)
+                if fut is not None and not fut.done():
+                    fut.set_exception(Rejected(d, self._reject_message(d)))
+            elif isinstance(d, StartInstance):
+                live = _Live()
+                self._live[d.instance_id] = live
+                live.task = asyncio.ensure_future(self._start(d, live))
+            elif isinstance(d, Reclaim):
+                self._stop_later(d.instance_id, d.reason)
+        self._rearm()
+
+    @staticmethod
+    def _reject_message(d: Reject) -> str:
+        if d.reason is RejectReason.QUEUE_FULL:
+            return f"Reserved resource exhausted: no free instance slot and the queue is full ({d.detail})."
+        if d.reason is RejectReason.QUEUE_TIMEOUT:
+            return f"Reserved resource exhausted: the request {d.detail} without getting a slot."
+        if d.reason is RejectReason.UNKNOWN_FUNCTION:
+            return "function not found; list functions with GET /2023-03-30/functions"
+        if d.reason is RejectReason.SHUTDOWN:
+            return "the harness is shutting down"
+        return f"the instance could not start: {d.detail}"
+
+    def _rearm(self) -> None:
+        deadline = self.scheduler.next_deadline()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None and not self._closed:
+            delay = max(0.0, deadline - time.monotonic())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._apply(self.scheduler.tick(time.monotonic()))
+
+    # ---- instance lifecycle -------------------------------------------------------------
+    async def _start(self, d: StartInstance, live: _Live) -> None:
+        spec = self.specs[d.function]
+        runtime = self._runtime_for(spec)
+        gpu = next((g for g in self.scheduler.gpus.gpus if g.index == d.gpu_index), None)
+        log_path = self.log_dir / f"{d.instance_id}.log"
+        t0 = time.perf_counter()
+        self._fire("instance_starting", function=d.function, instance_id=d.instance_id,
+                   gpu_index=d.gpu_index)
+        handle: InstanceHandle | None = None
+        try:
+            handle = await runtime.start(StartRequest(spec, d.instance_id, gpu, log_path))
+            live.handle = handle
+            await runtime.wait_ready(handle, spec.harness.start_timeout)
+            handle.phases_ms["ready"] = (time.perf_counter() - t0) * 1000.0
+            init = spec.instance_lifecycle_config.initializer
+            if init is not None:
+                t_init = time.perf_counter()
+                await self._initialize(handle, init.timeout)
+                handle.phases_ms["initializer"] = (time.perf_counter() - t_init) * 1000.0
+            handle.phases_ms["start_total"] = (time.perf_counter() - t0) * 1000.0
+        except asyncio.CancelledError:
+            if handle is not None:
+                await runtime.stop(handle)
+            raise
+        except Exception as exc:  # noqa: BLE001 - any start failure becomes a clean 502
+            message = str(exc) if isinstance(exc, FcbenchError) else f"{type(exc).__name__}: {exc}"
+            live.start_error = message
+            if handle is not None:
+                await runtime.stop(handle)
+            self._live.pop(d.instance_id, None)
+            self._fire("instance_failed", function=d.function, instance_id=d.instance_id,
+                       error=message, log_path=str(log_path))
+            log.warning("instance %s failed to start: %s", d.instance_id, message)
+            self._apply(self.scheduler.instance_failed(time.monotonic(), d.instance_id, message))
+            return
+        handle.exited.add_done_callback(lambda _f, h=handle: self._on_exit(h))
+        self._fire("instance_ready", function=d.function, instance_id=d.instance_id,
+                   phases=dict(handle.phases_ms))
+        self._apply(self.scheduler.instance_ready(time.monotonic(), d.instance_id))
+
+    async def _initialize(self, handle: InstanceHandle, timeout: float) -> None:
+        status, _, body = await self.forwarder.send(handle, "POST", "/initialize", b"", {},
+                                                    timeout)
+        if status >= 300:
+            raise InstanceStartError(
+                f"instance {handle.instance_id}: POST /initialize answered {status}: "
+                f"{body[:200].decode(errors='replace')}; its log is {handle.log_path}")
+
+    def _on_exit(self, handle: InstanceHandle) -> None:
+        if handle.stopping or self._closed:
+            return
+        code = handle.exited.result() if not handle.exited.cancelled() else None
+        message = (f"instance {handle.instance_id} exited with code {code}; "
+                   f"its log is {handle.log_path}")
+        self._live.pop(handle.instance_id, None)
+        self._fire("instance_failed", function=handle.function, instance_id=handle.instance_id,
+                   error=message, log_path=str(handle.log_path))
+        log.warning("%s", message)
+        self._apply(self.scheduler.instance_failed(time.monotonic(), handle.instance_id, message))
+
+    def _stop_later(self, instance_id: str, reason: str) -> None:
+        live = self._live.pop(instance_id, None)
+        inst = next((i for i in reversed(self.scheduler.retired) if i.id == instance_id), None)
+        if inst is not None:
+            self._fire("instance_reclaimed", function=inst.function, instance_id=instance_id,
+                       reason=reason, usage=inst.usage.as_dict(time.monotonic()))
+        if live is None:
+            return
+        task = asyncio.ensure_future(self._stop(live))
+        self._stops.add(task)
+        task.add_done_callback(self._stops.discard)
+
+    async def _stop(self, live: _Live) -> None:
+        if live.task is not None and not live.task.done():
+            live.task.cancel()
+            try:
+                await live.task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        if live.handle is not None:
+            spec = self.specs.get(live.handle.function)
+            runtime = self._runtime_for(spec) if spec else next(iter(self.runtimes.values()))
+            await runtime.stop(live.handle)
+
+    async def _drain_stops(self) -> None:
+        while self._stops:
+            await asyncio.gather(*list(self._stops), return_exceptions=True)
+
+    # ---- control ------------------------------------------------------------------------
+    async def reclaim_idle(self, function: str | None = None) -> int:
+        """Stop every idle instance now (forces the next request cold); returns how many."""
+        decisions = self.scheduler.reclaim_idle(time.monotonic(), function)
+        self._apply(decisions)
+        await self._drain_stops()
+        return sum(isinstance(d, Reclaim) for d in decisions)
+
+    async def close(self) -> None:
+        """Reject what waits, stop every instance, release runtimes. Safe to call twice."""
+        if self._closed:
+            return
+        self._apply(self.scheduler.shutdown(time.monotonic()))
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        for live in list(self._live.values()):
+            self._stops.add(asyncio.ensure_future(self._stop(live)))
+        self._live.clear()
+        await self._drain_stops()
+        for runtime in self.runtimes.values():
+            await runtime.close()
+        await self.forwarder.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UsageError("this harness platform is closed; create a new one")
+
+    # ---- views --------------------------------------------------------------------------
+    def wall(self, mono: float | None) -> float | None:
+        """Convert a monotonic timestamp of this process to epoch seconds."""
+        return None if mono is None else mono + self._wall_offset
+
+    def instance_view(self, inst: Instance) -> dict[str, Any]:
+        """One instance as `GET /fcbench/v1/instances` and `instances.csv` show it."""
+        now = time.monotonic()
+        live = self._live.get(inst.id)
+        handle = live.handle if live else None
+        return {
+            "instance_id": inst.id, "function": inst.function, "state": inst.state.value,
+            "slots": inst.slots, "in_flight": len(inst.in_flight), "waiting": len(inst.claimed),
+            "served": inst.served, "gpu_index": inst.gpu_index,
+            "gpu_memory_mb": inst.gpu_memory_mb,
+            "created_ts": self.wall(inst.created_at), "ready_ts": self.wall(inst.ready_at),
+            "stopped_ts": self.wall(inst.usage.stopped),
+            "pid": handle.pid if handle else None,
+            "container_id": handle.container_id if handle else None,
+            "url": handle.base_url if handle else None,
+            "log_path": str(handle.log_path) if handle else None,
+            "phases_ms": dict(handle.phases_ms) if handle else {},
+            **inst.usage.as_dict(now),
+        }
+
+    def instances_view(self, *, include_retired: bool = False) -> list[dict[str, Any]]:
+        out = [self.instance_view(i) for i in self.scheduler.instances()]
+        if include_retired:
+            out += [self.instance_view(i) for i in self.scheduler.retired]
+        return out
+
+    def _record_events(self) -> None:
+        for name in Events.__annotations__:
+            hook = getattr(self.events, name)
+            hook.add_listener(lambda _n=name, **kw: self._remember(_n, kw))
+
+    def _remember(self, name: str, payload: dict[str, Any]) -> None:
+        self._event_seq += 1
+        self.recent_events.append({"seq": self._event_seq, "event": name, **payload})
+
+    def _fire(self, name: str, **payload: Any) -> None:
+        getattr(self.events, name).fire(ts=time.time(), **payload)
+
+    def state_line(self) -> str:
+        insts = self.scheduler.instances()
+        ready = sum(i.state is InstanceState.READY for i in insts)
+        return f"{len(insts)} instances ({ready} ready)"

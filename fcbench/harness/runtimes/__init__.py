@@ -1,0 +1,1 @@
+"""Runtimes start and stop instances: `process` (embedded default) and `docker`."""

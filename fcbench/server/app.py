@@ -1,0 +1,199 @@
+"""The in-instance HTTP server: FC web-server routes, timeline headers, model dispatch.
+
+Key names: `ServerState`, `build_app`, `main`. Configuration is read from the environment:
+``FC_SERVER_PORT`` (default 9000; 0 = any free port), ``FCBENCH_HOST`` (default 127.0.0.1;
+images bound for FC set 0.0.0.0), ``FCBENCH_MODEL`` (default mobilenet-v2), model options
+(``FCBENCH_*``), and from the harness ``FCBENCH_READY_FD`` / ``FCBENCH_LIFELINE_FD``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from ..models import BadInput, Model, model_module
+
+__all__ = ["ServerState", "build_app", "main"]
+
+DEFAULT_PORT = 9000
+
+
+@dataclass
+class ServerState:
+    """What the server knows about itself; the source of the ``x-fcbench-*`` headers."""
+
+    model: Model
+    instance_id: str
+    boot_ns: int
+    import_ms: float
+    model_load_ms: float
+    ready_ns: int = 0
+    served: int = 0
+    initialized_ms: float | None = None
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="infer"))
+
+    def headers(self, *, first: bool, inference_ms: float | None = None,
+                batch_size: int | None = None) -> dict[str, str]:
+        h = {
+            "x-fcbench-instance-id": self.instance_id,
+            "x-fcbench-boot-ts": str(self.boot_ns),
+            "x-fcbench-import-ms": f"{self.import_ms:.3f}",
+            "x-fcbench-model-load-ms": f"{self.model_load_ms:.3f}",
+            "x-fcbench-ready-ts": str(self.ready_ns),
+            "x-fcbench-first": "1" if first else "0",
+            "x-fcbench-model": self.model.name,
+        }
+        if inference_ms is not None:
+            h["x-fcbench-inference-ms"] = f"{inference_ms:.3f}"
+        if batch_size is not None:
+            h["x-fcbench-batch-size"] = str(batch_size)
+        return h
+
+
+def _error(status: int, message: str, headers: dict[str, str]) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+async def _run_model(state: ServerState, item: Any) -> Any:
+    ainfer = getattr(state.model, "ainfer", None)
+    if ainfer is not None:
+        return (await ainfer([item]))[0]
+    loop = asyncio.get_running_loop()
+    return (await loop.run_in_executor(state.executor, state.model.infer, [item]))[0]
+
+
+async def _invoke(request: web.Request) -> web.Response:
+    state: ServerState = request.app["state"]
+    first = state.served == 0
+    state.served += 1
+    body = await request.read()
+    try:
+        item = state.model.decode(body, request.content_type or "")
+    except BadInput as exc:
+        return _error(400, str(exc), state.headers(first=first))
+    t0 = time.perf_counter()
+    try:
+        output = await _run_model(state, item)
+    except Exception as exc:  # noqa: BLE001 - the instance must keep serving
+        return _error(500, f"the model failed: {type(exc).__name__}: {exc}",
+                      state.headers(first=first))
+    inference_ms = (time.perf_counter() - t0) * 1000.0
+    payload, content_type = state.model.encode(output)
+    return web.Response(body=payload, content_type=content_type.split(";")[0],
+                        headers=state.headers(first=first, inference_ms=inference_ms,
+                                              batch_size=1))
+
+
+async def _initialize(request: web.Request) -> web.Response:
+    state: ServerState = request.app["state"]
+    t0 = time.perf_counter()
+    await request.read()
+    state.initialized_ms = (time.perf_counter() - t0) * 1000.0
+    headers = state.headers(first=False)
+    headers["x-fcbench-initialize-ms"] = f"{state.initialized_ms:.3f}"
+    return web.Response(text="initialized", headers=headers)
+
+
+async def _lifecycle(request: web.Request) -> web.Response:
+    state: ServerState = request.app["state"]
+    return web.Response(text="ok", headers=state.headers(first=False))
+
+
+async def _info(request: web.Request) -> web.Response:
+    state: ServerState = request.app["state"]
+    return web.json_response({"instance_id": state.instance_id, "model": state.model.name,
+                              "served": state.served}, headers=state.headers(first=False))
+
+
+def build_app(state: ServerState) -> web.Application:
+    """The aiohttp application: FC routes plus HTTP-trigger paths (any other POST infers)."""
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app["state"] = state
+    app.router.add_post("/invoke", _invoke)
+    app.router.add_post("/initialize", _initialize)
+    app.router.add_get("/pre-freeze", _lifecycle)
+    app.router.add_get("/pre-stop", _lifecycle)
+    app.router.add_get("/", _info)
+    app.router.add_post("/{tail:.*}", _invoke)
+    return app
+
+
+def _signal_ready(fd: int, message: dict[str, Any]) -> None:
+    with os.fdopen(fd, "w") as pipe:
+        pipe.write(json.dumps(message) + "\n")
+
+
+def _watch_lifeline(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    # The harness holds the write end; when it dies (even SIGKILL) we read EOF and exit, so no
+    # instance outlives the harness that started it.
+    def on_readable() -> None:
+        try:
+            data = os.read(fd, 1)
+        except OSError:
+            data = b""
+        if not data:
+            os._exit(0)
+    loop.add_reader(fd, on_readable)
+
+
+async def _serve(state: ServerState, host: str, port: int, env: dict[str, str]) -> None:
+    app = build_app(state)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    site = web.SockSite(runner, sock)
+    await site.start()
+    state.ready_ns = time.time_ns()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if env.get("FCBENCH_LIFELINE_FD"):
+        _watch_lifeline(loop, int(env["FCBENCH_LIFELINE_FD"]))
+    actual_port = sock.getsockname()[1]
+    if env.get("FCBENCH_READY_FD"):
+        _signal_ready(int(env["FCBENCH_READY_FD"]), {
+            "port": actual_port, "pid": os.getpid(), "instance_id": state.instance_id,
+            "boot_ns": state.boot_ns, "import_ms": state.import_ms,
+            "model_load_ms": state.model_load_ms, "ready_ns": state.ready_ns,
+        })
+    else:
+        print(f"fcbench server ({state.model.name}) listening on {host}:{actual_port}",
+              file=sys.stderr, flush=True)
+    await stop.wait()
+    await runner.cleanup()
+
+
+def main(boot_ns: int | None = None) -> None:
+    """Load the model named by ``FCBENCH_MODEL`` and serve until SIGTERM."""
+    boot_ns = boot_ns or time.time_ns()
+    env = dict(os.environ)
+    name = env.get("FCBENCH_MODEL", "mobilenet-v2")
+    try:
+        module = model_module(name)
+    except ValueError as exc:
+        sys.exit(f"fcbench server: {exc}")
+    imported_ns = time.time_ns()
+    model = module.load(env)
+    loaded_ns = time.time_ns()
+    instance_id = env.get("FCBENCH_INSTANCE_ID") or \
+        f"{socket.gethostname()}-{os.getpid()}-{boot_ns // 1_000_000}"
+    state = ServerState(model=model, instance_id=instance_id, boot_ns=boot_ns,
+                        import_ms=(imported_ns - boot_ns) / 1e6,
+                        model_load_ms=(loaded_ns - imported_ns) / 1e6)
+    host = env.get("FCBENCH_HOST", "127.0.0.1")
+    port = int(env.get("FC_SERVER_PORT", DEFAULT_PORT))
+    asyncio.run(_serve(state, host, port, env))

@@ -24,9 +24,10 @@ from ..spec import function_spec_from_dict
 from .forward import InstanceGone
 from .platform import Platform, Rejected
 
-__all__ = ["API_PREFIX", "build_gateway", "fc_error"]
+__all__ = ["API_PREFIX", "PLATFORM", "build_gateway", "fc_error"]
 
 API_PREFIX = "/2023-03-30"
+PLATFORM = web.AppKey("platform", Platform)
 
 
 def fc_error(status: int, code: str, message: str, request_id: str,
@@ -38,7 +39,7 @@ def fc_error(status: int, code: str, message: str, request_id: str,
 
 
 def _platform(request: web.Request) -> Platform:
-    return request.app["platform"]
+    return request.app[PLATFORM]
 
 
 async def _relay(request: web.Request, name: str, method: str, path: str) -> web.Response:
@@ -177,7 +178,7 @@ async def _health(request: web.Request) -> web.Response:
 def build_gateway(platform: Platform) -> web.Application:
     """The aiohttp application serving `platform`."""
     app = web.Application(client_max_size=256 * 1024 * 1024)
-    app["platform"] = platform
+    app[PLATFORM] = platform
     r = app.router
     r.add_post(API_PREFIX + "/functions/{name}/invocations", _invoke)
     r.add_get(API_PREFIX + "/functions", _list_functions)

@@ -51,7 +51,8 @@ class Sleep:
         self._service = service
 
     def decode(self, body: bytes, content_type: str) -> float:
-        if body and "json" in content_type:
+        # FC event invocations carry raw bytes, often without a JSON content type.
+        if body and ("json" in content_type or body.lstrip()[:1] == b"{"):
             try:
                 doc = json.loads(body)
             except ValueError:

@@ -61,6 +61,9 @@ class ServerState:
         return h
 
 
+STATE = web.AppKey("state", ServerState)
+
+
 def _error(status: int, message: str, headers: dict[str, str]) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers)
 
@@ -74,7 +77,7 @@ async def _run_model(state: ServerState, item: Any) -> Any:
 
 
 async def _invoke(request: web.Request) -> web.Response:
-    state: ServerState = request.app["state"]
+    state = request.app[STATE]
     first = state.served == 0
     state.served += 1
     body = await request.read()
@@ -96,7 +99,7 @@ async def _invoke(request: web.Request) -> web.Response:
 
 
 async def _initialize(request: web.Request) -> web.Response:
-    state: ServerState = request.app["state"]
+    state = request.app[STATE]
     t0 = time.perf_counter()
     await request.read()
     state.initialized_ms = (time.perf_counter() - t0) * 1000.0
@@ -106,12 +109,12 @@ async def _initialize(request: web.Request) -> web.Response:
 
 
 async def _lifecycle(request: web.Request) -> web.Response:
-    state: ServerState = request.app["state"]
+    state = request.app[STATE]
     return web.Response(text="ok", headers=state.headers(first=False))
 
 
 async def _info(request: web.Request) -> web.Response:
-    state: ServerState = request.app["state"]
+    state = request.app[STATE]
     return web.json_response({"instance_id": state.instance_id, "model": state.model.name,
                               "served": state.served}, headers=state.headers(first=False))
 
@@ -119,7 +122,7 @@ async def _info(request: web.Request) -> web.Response:
 def build_app(state: ServerState) -> web.Application:
     """The aiohttp application: FC routes plus HTTP-trigger paths (any other POST infers)."""
     app = web.Application(client_max_size=64 * 1024 * 1024)
-    app["state"] = state
+    app[STATE] = state
     app.router.add_post("/invoke", _invoke)
     app.router.add_post("/initialize", _initialize)
     app.router.add_get("/pre-freeze", _lifecycle)

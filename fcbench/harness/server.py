@@ -160,4 +160,13 @@ def serve_forever(specs: Sequence[FunctionSpec], config: HarnessConfig,
         finally:
             await harness.stop()
 
-    asyncio.run(main())
+    _run(main())
+
+
+def _run(coro: Any) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+        return
+    uvloop.run(coro)

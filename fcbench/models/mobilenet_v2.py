@@ -271,9 +271,11 @@ class MobileNetV2(Model):
             raise BadInput(f"expected {expected}; got an empty body")
         is_image_bytes = body.startswith(_JPEG_MAGIC) or body.startswith(_PNG_MAGIC)
         octet = ctype == "application/octet-stream"
-        if ctype in ("image/jpeg", "image/jpg", "image/png") or (octet and is_image_bytes):
+        if ctype in ("image/jpeg", "image/jpg", "image/png") or is_image_bytes:
             return self._decode_image(body)
-        if ctype in ("application/json", "text/json") or ctype.endswith("+json"):
+        # FC event invocations carry raw bytes, often without a content type: sniff JSON too.
+        if ctype in ("application/json", "text/json") or ctype.endswith("+json") \
+                or body.lstrip()[:1] in (b"{", b"["):
             return self._decode_json(body)
         if octet:
             raise BadInput(f"expected {expected}; got application/octet-stream that is neither JPEG nor PNG")

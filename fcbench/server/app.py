@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from ..models import BadInput, Model, model_module
+from .batching import BatchResult, Batcher
 
 __all__ = ["ServerState", "build_app", "main"]
 
@@ -40,8 +41,27 @@ class ServerState:
     ready_ns: int = 0
     served: int = 0
     initialized_ms: float | None = None
+    batcher: Batcher | None = None
+    model_calls: int = 0
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="infer"))
+
+    async def run_model(self, inputs: list[Any]) -> list[Any]:
+        """One model call on a batch (a thread keeps CPU/GPU work off the event loop)."""
+        self.model_calls += 1
+        ainfer = getattr(self.model, "ainfer", None)
+        if ainfer is not None:
+            return await ainfer(inputs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self.model.infer, inputs)
+
+    async def infer_one(self, item: Any) -> BatchResult:
+        """Run one request's input, batched with others when batching is on."""
+        if self.batcher is not None:
+            return await self.batcher.submit(item)
+        t0 = time.perf_counter()
+        output = (await self.run_model([item]))[0]
+        return BatchResult(output, 1, (time.perf_counter() - t0) * 1000.0)
 
     def headers(self, *, first: bool, inference_ms: float | None = None,
                 batch_size: int | None = None) -> dict[str, str]:
@@ -68,14 +88,6 @@ def _error(status: int, message: str, headers: dict[str, str]) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers)
 
 
-async def _run_model(state: ServerState, item: Any) -> Any:
-    ainfer = getattr(state.model, "ainfer", None)
-    if ainfer is not None:
-        return (await ainfer([item]))[0]
-    loop = asyncio.get_running_loop()
-    return (await loop.run_in_executor(state.executor, state.model.infer, [item]))[0]
-
-
 async def _invoke(request: web.Request) -> web.Response:
     state = request.app[STATE]
     first = state.served == 0
@@ -85,17 +97,15 @@ async def _invoke(request: web.Request) -> web.Response:
         item = state.model.decode(body, request.content_type or "")
     except BadInput as exc:
         return _error(400, str(exc), state.headers(first=first))
-    t0 = time.perf_counter()
     try:
-        output = await _run_model(state, item)
+        result = await state.infer_one(item)
     except Exception as exc:  # noqa: BLE001 - the instance must keep serving
         return _error(500, f"the model failed: {type(exc).__name__}: {exc}",
                       state.headers(first=first))
-    inference_ms = (time.perf_counter() - t0) * 1000.0
-    payload, content_type = state.model.encode(output)
+    payload, content_type = state.model.encode(result.output)
     return web.Response(body=payload, content_type=content_type.split(";")[0],
-                        headers=state.headers(first=first, inference_ms=inference_ms,
-                                              batch_size=1))
+                        headers=state.headers(first=first, inference_ms=result.inference_ms,
+                                              batch_size=result.batch_size))
 
 
 async def _initialize(request: web.Request) -> web.Response:
@@ -116,7 +126,9 @@ async def _lifecycle(request: web.Request) -> web.Response:
 async def _info(request: web.Request) -> web.Response:
     state = request.app[STATE]
     return web.json_response({"instance_id": state.instance_id, "model": state.model.name,
-                              "served": state.served}, headers=state.headers(first=False))
+                              "served": state.served, "model_calls": state.model_calls,
+                              "batching": state.batcher is not None},
+                             headers=state.headers(first=False))
 
 
 def build_app(state: ServerState) -> web.Application:
@@ -180,6 +192,16 @@ async def _serve(state: ServerState, host: str, port: int, env: dict[str, str]) 
     await runner.cleanup()
 
 
+def _batcher(state: ServerState, env: dict[str, str]) -> Batcher | None:
+    """A `Batcher` when ``FCBENCH_BATCH`` is on: max size ``FCBENCH_BATCH_MAX_SIZE`` (default the
+    instance concurrency the harness passes), wait ``FCBENCH_BATCH_MAX_WAIT_MS`` (default 5)."""
+    if env.get("FCBENCH_BATCH", "").lower() not in ("1", "true", "on", "yes"):
+        return None
+    size = int(env.get("FCBENCH_BATCH_MAX_SIZE") or env.get("FCBENCH_INSTANCE_CONCURRENCY") or 8)
+    wait_ms = float(env.get("FCBENCH_BATCH_MAX_WAIT_MS", "5"))
+    return Batcher(state.run_model, max_size=size, max_wait_s=wait_ms / 1000.0)
+
+
 def main(boot_ns: int | None = None) -> None:
     """Load the model named by ``FCBENCH_MODEL`` and serve until SIGTERM."""
     boot_ns = boot_ns or time.time_ns()
@@ -197,6 +219,7 @@ def main(boot_ns: int | None = None) -> None:
     state = ServerState(model=model, instance_id=instance_id, boot_ns=boot_ns,
                         import_ms=(imported_ns - boot_ns) / 1e6,
                         model_load_ms=(loaded_ns - imported_ns) / 1e6)
+    state.batcher = _batcher(state, env)
     host = env.get("FCBENCH_HOST", "127.0.0.1")
     port = int(env.get("FC_SERVER_PORT", DEFAULT_PORT))
     asyncio.run(_serve(state, host, port, env))

@@ -31,6 +31,7 @@ def instance_environment(request: StartRequest) -> dict[str, str]:
         "FC_INSTANCE_ID": request.instance_id,
         "FCBENCH_INSTANCE_ID": request.instance_id,
         "FC_SERVER_PORT": str(spec.custom_container_config.port),
+        "FCBENCH_INSTANCE_CONCURRENCY": str(spec.instance_concurrency),
         **spec.environment_variables,
     }
     if request.gpu is not None:

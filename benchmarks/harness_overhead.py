@@ -180,7 +180,8 @@ def main() -> None:
     ap.add_argument("--cold", type=int, default=5)
     args = ap.parse_args()
     warm_path(args.requests)
-    cold_starts(args.cold)
+    if args.cold > 0:
+        cold_starts(args.cold)
 
 
 if __name__ == "__main__":

@@ -322,3 +322,12 @@ def test_gpu_spec_without_gpu_says_to_pass_virtual_gpus(tmp_path):
                          capture_output=True, text=True, timeout=30)
     assert res.returncode == 1 and "--virtual-gpus" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("harness", [[sleep_spec(timeout=0.5)]], indirect=True)
+def test_function_timeout_answers_504_and_the_instance_keeps_serving(harness):
+    status, _, body = invoke(harness.url, "sleep", {"sleep_ms": 3000})
+    assert status == 504 and json.loads(body)["Code"] == "FunctionTimeout"
+    assert "0.5 s" in json.loads(body)["Message"]
+    status, _, _ = invoke(harness.url, "sleep", {"sleep_ms": 1})
+    assert status == 200

@@ -250,6 +250,7 @@ class Platform:
         message = (f"instance {handle.instance_id} exited with code {code}; "
                    f"its log is {handle.log_path}")
         self._live.pop(handle.instance_id, None)
+        self.forwarder.forget(handle.base_url)
         self._fire("instance_failed", function=handle.function, instance_id=handle.instance_id,
                    error=message, log_path=str(handle.log_path))
         log.warning("%s", message)
@@ -277,6 +278,7 @@ class Platform:
         if live.handle is not None:
             spec = self.specs.get(live.handle.function)
             runtime = self._runtime_for(spec) if spec else next(iter(self.runtimes.values()))
+            self.forwarder.forget(live.handle.base_url)
             await runtime.stop(live.handle)
 
     async def _drain_stops(self) -> None:

@@ -7,11 +7,13 @@ Each command group lives in its own module and is registered here. Options can a
 from __future__ import annotations
 
 from ._base import FcbenchGroup, main_group
+from .coldstart import coldstart
 from .harness import harness
 from .invoke import invoke
 
 __all__ = ["main"]
 
 main: FcbenchGroup = main_group
+main.add_command(coldstart)
 main.add_command(harness)
 main.add_command(invoke)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from .. import __version__
-from ..errors import FcbenchError, SpecError
+from ..errors import FcbenchError, SpecError, UsageError
 
 __all__ = ["FcbenchGroup", "main_group"]
 
@@ -17,13 +17,13 @@ __all__ = ["FcbenchGroup", "main_group"]
 class FcbenchGroup(click.Group):
     """A group that turns fcbench errors into one clear line and an exit code, no traceback.
 
-    Exit codes: 2 for bad input (spec/workload/usage), 1 for failures at run time.
+    Exit codes: 2 for bad input (spec, workload, options), 1 for failures at run time.
     """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except SpecError as exc:
+        except (SpecError, UsageError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except FcbenchError as exc:

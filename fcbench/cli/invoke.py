@@ -12,12 +12,13 @@ from pathlib import Path
 
 import click
 
-__all__ = ["invoke"]
+__all__ = ["invoke", "read_data"]
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:9080"
 
 
-def _read_data(data: str | None) -> tuple[bytes, str]:
+def read_data(data: str | None) -> tuple[bytes, str]:
+    """A ``--data`` value (a string, or @FILE) as a body and a guessed content type."""
     if data is None:
         return b"", "application/octet-stream"
     if data.startswith("@"):
@@ -43,7 +44,7 @@ def _read_data(data: str | None) -> tuple[bytes, str]:
 def invoke(name: str, data: str | None, endpoint: str, content_type: str | None, timeout: float,
            show_body: bool) -> None:
     """Invoke function NAME once and print latency, cold/warm and the instance."""
-    body, guessed = _read_data(data)
+    body, guessed = read_data(data)
     url = f"{endpoint.rstrip('/')}/2023-03-30/functions/{name}/invocations"
     req = urllib.request.Request(url, data=body, method="POST",
                                  headers={"Content-Type": content_type or guessed})

@@ -72,6 +72,7 @@ class Platform:
         self.specs: dict[str, FunctionSpec] = {}
         self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="fcbench-logs-"))
         self._live: dict[str, _Live] = {}
+        self._handles: dict[str, InstanceHandle] = {}  # every instance ever started, for views
         self._waiters: dict[str, asyncio.Future[Admit]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -204,10 +205,14 @@ class Platform:
         self._fire("instance_starting", function=d.function, instance_id=d.instance_id,
                    gpu_index=d.gpu_index)
         handle: InstanceHandle | None = None
+        launch_ns = time.time_ns()
         try:
             handle = await runtime.start(StartRequest(spec, d.instance_id, gpu, log_path))
             live.handle = handle
+            self._handles[d.instance_id] = handle
+            handle.info["launch_ns"] = launch_ns
             await runtime.wait_ready(handle, spec.harness.start_timeout)
+            handle.info["ready_detected_ns"] = time.time_ns()
             handle.phases_ms["ready"] = (time.perf_counter() - t0) * 1000.0
             init = spec.instance_lifecycle_config.initializer
             if init is not None:
@@ -215,6 +220,7 @@ class Platform:
                 await self._initialize(handle, init.timeout)
                 handle.phases_ms["initializer"] = (time.perf_counter() - t_init) * 1000.0
             handle.phases_ms["start_total"] = (time.perf_counter() - t0) * 1000.0
+            handle.info["admitted_ns"] = time.time_ns()
         except asyncio.CancelledError:
             if handle is not None:
                 await runtime.stop(handle)
@@ -321,8 +327,7 @@ class Platform:
     def instance_view(self, inst: Instance) -> dict[str, Any]:
         """One instance as `GET /fcbench/v1/instances` and `instances.csv` show it."""
         now = time.monotonic()
-        live = self._live.get(inst.id)
-        handle = live.handle if live else None
+        handle = self._handles.get(inst.id)
         return {
             "instance_id": inst.id, "function": inst.function, "state": inst.state.value,
             "slots": inst.slots, "in_flight": len(inst.in_flight), "waiting": len(inst.claimed),
@@ -335,6 +340,8 @@ class Platform:
             "url": handle.base_url if handle else None,
             "log_path": str(handle.log_path) if handle else None,
             "phases_ms": dict(handle.phases_ms) if handle else {},
+            "timeline_ns": {k: v for k, v in handle.info.items() if k.endswith("_ns")}
+            if handle else {},
             **inst.usage.as_dict(now),
         }
 

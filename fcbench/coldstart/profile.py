@@ -1,0 +1,278 @@
+"""`fcbench coldstart profile`: force N cold starts and split each into phases.
+
+Key names: `ProfileConfig`, `ColdStartProfile` (experiment: `prepare`, `run`, `process`),
+`Sample`, `ProfileResult`. Each forced-cold sample is checked really to be cold; wrong (warm) and
+failed samples are kept as counted categories, and warm-up samples are dropped explicitly.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import UsageError
+from .phases import HEADER_PHASES, PHASES, split_with_harness, split_with_headers
+
+__all__ = ["ColdStartProfile", "HarnessControl", "ProfileConfig", "ProfileResult", "Sample"]
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """What to profile and how.
+
+    Args:
+        invoke_url: full URL a request is POSTed to (FC invoke route or any HTTP endpoint).
+        repeats: cold starts to keep (after warm-up).
+        warmup: cold starts to run first and drop (page cache, first imports).
+        force: how to force a cold start: ``reclaim`` (harness API), ``wait:SECONDS`` (sleep
+            longer than the idle timeout), or ``none`` (take what comes; check the headers).
+        body / content_type: the request.
+        timeout: seconds to wait for one response.
+    """
+
+    invoke_url: str
+    repeats: int = 5
+    warmup: int = 1
+    force: str = "reclaim"
+    body: bytes = b""
+    content_type: str = "application/octet-stream"
+    timeout: float = 600.0
+
+    def wait_seconds(self) -> float:
+        if self.force.startswith("wait:"):
+            return float(self.force.split(":", 1)[1])
+        return 0.0
+
+
+@dataclass
+class Sample:
+    """One forced-cold attempt and the warm request right after it."""
+
+    index: int
+    kind: str  # ok | not_cold | failed | warmup
+    status: int
+    e2e_ms: float
+    warm_ms: float | None = None
+    instance_id: str = ""
+    phases: dict[str, float] = field(default_factory=dict)
+    error: str = ""
+
+    def row(self, phase_names: list[str]) -> dict[str, Any]:
+        penalty = self.e2e_ms - self.warm_ms if self.warm_ms is not None else None
+        out: dict[str, Any] = {"index": self.index, "kind": self.kind, "status": self.status,
+                               "instance_id": self.instance_id, "e2e_ms": round(self.e2e_ms, 3),
+                               "warm_ms": _r(self.warm_ms), "cold_penalty_ms": _r(penalty)}
+        for name in phase_names:
+            out[f"{name}_ms"] = _r(self.phases.get(name))
+        out["error"] = self.error
+        return out
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
+class HarnessControl:
+    """The harness's own API (`/fcbench/v1/...`) next to an invoke URL, when there is one."""
+
+    def __init__(self, base_url: str, function: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.function = function
+
+    def available(self) -> bool:
+        try:
+            status, _, _ = _request("GET", f"{self.base_url}/fcbench/v1/health", timeout=5)
+        except OSError:
+            return False
+        return status == 200
+
+    def reclaim(self) -> int:
+        _, _, body = _request("POST", f"{self.base_url}/fcbench/v1/reclaim?function="
+                              f"{self.function}", timeout=120)
+        return int(json.loads(body).get("reclaimed", 0))
+
+    def instance(self, instance_id: str) -> dict[str, Any] | None:
+        _, _, body = _request("GET", f"{self.base_url}/fcbench/v1/instances?all=1", timeout=30)
+        for inst in json.loads(body)["instances"]:
+            if inst["instance_id"] == instance_id:
+                return inst
+        return None
+
+
+def _request(method: str, url: str, body: bytes = b"", content_type: str | None = None,
+             timeout: float = 60.0) -> tuple[int, dict[str, str], bytes]:
+    req = urllib.request.Request(url, data=body if method != "GET" else None, method=method)
+    if content_type:
+        req.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
+
+
+@dataclass
+class ProfileResult:
+    """Processed samples: kept cold starts, counts per category, and per-phase statistics."""
+
+    phase_names: list[str]
+    samples: list[Sample]
+    counts: dict[str, int]
+    stats: dict[str, dict[str, float]]
+    mode: str  # harness | headers
+
+    @property
+    def kept(self) -> list[Sample]:
+        return [s for s in self.samples if s.kind == "ok"]
+
+    def unattributed_pct(self) -> float | None:
+        """Median share of e2e that no phase explains (harness mode only)."""
+        shares = [abs(s.phases.get("unattributed", 0.0)) / s.e2e_ms * 100.0
+                  for s in self.kept if s.e2e_ms > 0 and "unattributed" in s.phases]
+        return statistics.median(shares) if shares else None
+
+    def summary(self) -> dict[str, Any]:
+        return {"mode": self.mode, "counts": self.counts, "phases_ms": self.stats,
+                "unattributed_pct_median": self.unattributed_pct(),
+                "samples": [asdict(s) for s in self.samples]}
+
+
+class ColdStartProfile:
+    """Force cold starts of one function and break each into phases.
+
+    Args:
+        config: the profile settings.
+        control: the harness API when the target is a harness (phases from its timeline), or
+            None for a plain URL / FC (phases from the instance's headers; `platform` is the rest).
+        before_cold: called before each forced cold start (e.g. remove the image for `--pull`).
+        on_sample: progress callback.
+        use_timeline: split with the harness's instance timeline when `control` is given
+            (False: headers only, as for FC).
+    """
+
+    name = "coldstart-profile"
+
+    def __init__(self, config: ProfileConfig, control: HarnessControl | None = None, *,
+                 before_cold: Callable[[], None] | None = None,
+                 on_sample: Callable[[Sample], None] | None = None,
+                 use_timeline: bool = True) -> None:
+        if config.repeats < 1 or config.warmup < 0:
+            raise ValueError("repeats must be at least 1 and warmup at least 0")
+        if config.force not in ("reclaim", "none") and not config.force.startswith("wait:"):
+            raise UsageError(f"unknown --force {config.force!r}; use reclaim, wait:SECONDS "
+                             "or none")
+        self.config = config
+        self.control = control
+        self.before_cold = before_cold
+        self.on_sample = on_sample
+        self.use_timeline = use_timeline
+
+    def prepare(self) -> None:
+        """Check the target answers and, for `reclaim`, that it is a harness."""
+        if self.config.force == "reclaim" and (self.control is None or
+                                               not self.control.available()):
+            raise UsageError("--force reclaim needs the fcbench harness API next to the target; "
+                             "for a plain URL or FC use --force wait:SECONDS (longer than the "
+                             "idle timeout) or --force none")
+
+    def _force_cold(self) -> None:
+        if self.config.force == "reclaim" and self.control is not None:
+            self.control.reclaim()
+        elif self.config.force.startswith("wait:"):
+            time.sleep(self.config.wait_seconds())
+        if self.before_cold is not None:
+            self.before_cold()
+
+    def _send(self) -> tuple[int, dict[str, str], bytes, int, int]:
+        send = time.time_ns()
+        status, headers, body = _request("POST", self.config.invoke_url, self.config.body,
+                                         self.config.content_type, self.config.timeout)
+        return status, headers, body, send, time.time_ns()
+
+    def run(self) -> list[Sample]:
+        """Collect `warmup + repeats` forced-cold samples (raw; see `process`)."""
+        samples: list[Sample] = []
+        total = self.config.warmup + self.config.repeats
+        for i in range(total):
+            self._force_cold()
+            try:
+                status, headers, body, send, end = self._send()
+            except OSError as exc:
+                sample = Sample(i, "failed", 0, 0.0, error=f"{type(exc).__name__}: {exc}")
+            else:
+                sample = self._sample(i, status, headers, body, send, end)
+            if i < self.config.warmup and sample.kind == "ok":
+                sample.kind = "warmup"
+            samples.append(sample)
+            if self.on_sample is not None:
+                self.on_sample(sample)
+        return samples
+
+    def _sample(self, i: int, status: int, headers: Mapping[str, str], body: bytes, send: int,
+                end: int) -> Sample:
+        e2e = (end - send) / 1e6
+        instance_id = headers.get("x-fc-instance-id") or headers.get("x-fcbench-instance-id", "")
+        if status >= 400:
+            return Sample(i, "failed", status, e2e, instance_id=instance_id,
+                          error=body[:300].decode(errors="replace"))
+        cold = headers.get("x-fcbench-cold", headers.get("x-fcbench-first")) == "1"
+        if not cold:
+            return Sample(i, "not_cold", status, e2e, instance_id=instance_id)
+        inst = self.control.instance(instance_id) \
+            if self.control is not None and self.use_timeline else None
+        if inst is not None:
+            phases = split_with_harness(send_ns=send, end_ns=end, headers=headers, instance=inst)
+        else:
+            phases = split_with_headers(e2e_ms=e2e, headers=headers)
+        phases.pop("e2e", None)
+        w_status, _, _, w_send, w_end = self._send()
+        warm = (w_end - w_send) / 1e6 if w_status < 400 else None
+        return Sample(i, "ok", status, e2e, warm_ms=warm, instance_id=instance_id, phases=phases)
+
+    def process(self, samples: list[Sample]) -> ProfileResult:
+        """Counts per category and median / quartiles / min / max per phase of kept samples."""
+        kept = [s for s in samples if s.kind == "ok"]
+        harness_mode = any("unattributed" in s.phases for s in kept)
+        names = PHASES if harness_mode else HEADER_PHASES
+        counts = {k: sum(s.kind == k for s in samples)
+                  for k in ("ok", "warmup", "not_cold", "failed")}
+        stats: dict[str, dict[str, float]] = {}
+        for name in [*names, "e2e", "warm", "cold_penalty"]:
+            if name == "e2e":
+                values = [s.e2e_ms for s in kept]
+            elif name == "warm":
+                values = [s.warm_ms for s in kept if s.warm_ms is not None]
+            elif name == "cold_penalty":
+                values = [s.e2e_ms - s.warm_ms for s in kept if s.warm_ms is not None]
+            else:
+                values = [s.phases.get(name, 0.0) for s in kept]
+            if values:
+                q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+                stats[name] = {"median": statistics.median(values), "p25": q[0], "p75": q[2],
+                               "min": min(values), "max": max(values)}
+        return ProfileResult(list(names), samples, counts, stats,
+                             "harness" if harness_mode else "headers")
+
+
+def write_outputs(result: ProfileResult, run_dir: Any, *, title: str,
+                  config: dict[str, Any]) -> None:
+    """`phases.csv`, `plots/phases.png`, `summary.json` and `run.yaml` in `run_dir`."""
+    from pathlib import Path
+
+    import yaml
+
+    from ..report.phases import plot_phases, write_phases_csv
+
+    run_dir = Path(run_dir)
+    (run_dir / "plots").mkdir(exist_ok=True)
+    write_phases_csv(result, run_dir / "phases.csv")
+    if result.kept:
+        plot_phases(result, run_dir / "plots" / "phases.png", title=title)
+    (run_dir / "summary.json").write_text(json.dumps(result.summary(), indent=2))
+    (run_dir / "run.yaml").write_text(yaml.safe_dump(config, sort_keys=False))

@@ -1,0 +1,113 @@
+"""Running a cold-start profile end to end: run folder, target set-up, experiment, outputs.
+
+Key names: `profile_spec` (start a local harness for a spec), `profile_endpoint` (a running URL).
+"""
+
+from __future__ import annotations
+
+import platform as host_platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..spec import load_function_spec, masked_environment
+from .profile import ColdStartProfile, HarnessControl, ProfileConfig, ProfileResult, Sample, \
+    write_outputs
+
+__all__ = ["new_run_dir", "profile_endpoint", "profile_spec"]
+
+
+def new_run_dir(parent: Path, name: str) -> Path:
+    """A fresh `parent/<YYYYmmdd-HHMMSS>-<name>[-N]` folder; never an existing one."""
+    parent.mkdir(parents=True, exist_ok=True)
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    for n in range(1, 10_000):
+        path = parent / (stem if n == 1 else f"{stem}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free run folder name under {parent} for {stem}")
+
+
+def _host() -> dict[str, Any]:
+    return {"fcbench": __version__, "python": sys.version.split()[0],
+            "platform": host_platform.platform(), "machine": host_platform.machine()}
+
+
+def profile_spec(spec_path: str | Path, *, repeats: int, warmup: int, pull: bool, body: bytes,
+                 content_type: str, force: str = "reclaim", virtual_gpus: str | None = None,
+                 runtime: str | None = None, out: Path = Path("results"),
+                 on_sample: Callable[[Sample], None] | None = None) -> tuple[Path, ProfileResult]:
+    """Profile cold starts of one spec on a local harness started for the purpose."""
+    from ..harness.server import HarnessConfig, HarnessThread
+
+    spec = load_function_spec(spec_path)
+    run_dir = new_run_dir(Path(out), f"coldstart-{spec.name}")
+    config = HarnessConfig(port=0, runtime=runtime, virtual_gpus=virtual_gpus,
+                           log_dir=run_dir / "logs")
+    with HarnessThread([spec], config) as h:
+        control = HarnessControl(h.url, spec.name)
+        before = _pull_hook(h, spec) if pull else None
+        experiment = ColdStartProfile(
+            ProfileConfig(invoke_url=f"{h.url}/2023-03-30/functions/{spec.name}/invocations",
+                          repeats=repeats, warmup=warmup, force=force, body=body,
+                          content_type=content_type, timeout=spec.timeout + 60),
+            control, before_cold=before, on_sample=on_sample)
+        experiment.prepare()
+        result = experiment.process(experiment.run())
+    write_outputs(result, run_dir, title=f"Cold-start phases: {spec.name} "
+                  f"({runtime or spec.harness.runtime} runtime)", config={
+                      "experiment": experiment.name, "spec_file": str(spec_path),
+                      "function": {**spec.to_fc(), "environmentVariables":
+                                   masked_environment(spec)},
+                      "harness": spec.harness.model_dump(by_alias=True),
+                      "runtime": runtime or spec.harness.runtime, "repeats": repeats,
+                      "warmup": warmup, "pull": pull, "force": force,
+                      "virtual_gpus": virtual_gpus, "host": _host()})
+    return run_dir, result
+
+
+def _pull_hook(h: Any, spec: Any) -> Callable[[], None]:
+    """Before each cold start, remove the function's image so the next start pulls it."""
+    runtime = h.harness.platform.runtimes.get("docker")
+    image = spec.custom_container_config.image
+    if runtime is None or not image or not hasattr(runtime, "remove_image"):
+        raise ValueError("--pull needs the docker runtime and customContainerConfig.image "
+                         "pointing at a registry (e.g. 127.0.0.1:5000/fcbench/mobilenet-v2)")
+
+    def remove() -> None:
+        h.call(runtime.remove_image(image))
+
+    return remove
+
+
+def profile_endpoint(url: str, function: str | None, *, repeats: int, warmup: int, body: bytes,
+                     content_type: str, force: str | None = None, out: Path = Path("results"),
+                     on_sample: Callable[[Sample], None] | None = None
+                     ) -> tuple[Path, ProfileResult]:
+    """Profile a running endpoint from its response headers (`platform` = the unexplained rest).
+
+    With `function`, `url` is an FC 3.0-compatible base URL; otherwise requests go to `url`.
+    """
+    base = url.rstrip("/")
+    invoke_url = f"{base}/2023-03-30/functions/{function}/invocations" if function else base
+    control = HarnessControl(base, function) if function else None
+    if force is None:
+        force = "reclaim" if control is not None and control.available() else "wait:360"
+    run_dir = new_run_dir(Path(out), f"coldstart-{function or 'url'}")
+    experiment = ColdStartProfile(
+        ProfileConfig(invoke_url=invoke_url, repeats=repeats, warmup=warmup, force=force,
+                      body=body, content_type=content_type),
+        control, on_sample=on_sample, use_timeline=False)
+    experiment.prepare()
+    result = experiment.process(experiment.run())
+    write_outputs(result, run_dir, title=f"Cold-start phases: {function or url} (headers only)",
+                  config={"experiment": experiment.name, "url": url, "function": function,
+                          "repeats": repeats, "warmup": warmup, "force": force,
+                          "host": _host()})
+    return run_dir, result

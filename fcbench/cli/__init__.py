@@ -10,6 +10,7 @@ from ._base import FcbenchGroup, main_group
 from .coldstart import coldstart
 from .harness import harness
 from .invoke import invoke
+from .report import report
 
 __all__ = ["main"]
 
@@ -17,3 +18,4 @@ main: FcbenchGroup = main_group
 main.add_command(coldstart)
 main.add_command(harness)
 main.add_command(invoke)
+main.add_command(report)

@@ -262,11 +262,12 @@ class ColdStartProfile:
 
 def write_outputs(result: ProfileResult, run_dir: Any, *, title: str,
                   config: dict[str, Any]) -> None:
-    """`phases.csv`, `plots/phases.png`, `summary.json` and `run.yaml` in `run_dir`."""
+    """`phases.csv`, `plots/phases.png`, `summary.json`, `run.yaml` and `report.html`."""
     from pathlib import Path
 
     import yaml
 
+    from ..report.html import write_report
     from ..report.phases import plot_phases, write_phases_csv
 
     run_dir = Path(run_dir)
@@ -275,4 +276,6 @@ def write_outputs(result: ProfileResult, run_dir: Any, *, title: str,
     if result.kept:
         plot_phases(result, run_dir / "plots" / "phases.png", title=title)
     (run_dir / "summary.json").write_text(json.dumps(result.summary(), indent=2))
-    (run_dir / "run.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (run_dir / "run.yaml").write_text(yaml.safe_dump({"title": title, **config},
+                                                     sort_keys=False))
+    write_report(run_dir)

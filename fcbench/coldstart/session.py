@@ -60,7 +60,7 @@ def profile_spec(spec_path: str | Path, *, repeats: int, warmup: int, pull: bool
             control, before_cold=before, on_sample=on_sample)
         experiment.prepare()
         result = experiment.process(experiment.run())
-    write_outputs(result, run_dir, title=f"Cold-start phases: {spec.name} "
+    write_outputs(result, run_dir, title=f"Cold-start profile: {spec.name} "
                   f"({runtime or spec.harness.runtime} runtime)", config={
                       "experiment": experiment.name, "spec_file": str(spec_path),
                       "function": {**spec.to_fc(), "environmentVariables":
@@ -106,7 +106,7 @@ def profile_endpoint(url: str, function: str | None, *, repeats: int, warmup: in
         control, on_sample=on_sample, use_timeline=False)
     experiment.prepare()
     result = experiment.process(experiment.run())
-    write_outputs(result, run_dir, title=f"Cold-start phases: {function or url} (headers only)",
+    write_outputs(result, run_dir, title=f"Cold-start profile: {function or url} (headers only)",
                   config={"experiment": experiment.name, "url": url, "function": function,
                           "repeats": repeats, "warmup": warmup, "force": force,
                           "host": _host()})

@@ -299,14 +299,15 @@ class Scheduler:
         """Time passed: reclaim idle instances, time out queued requests."""
         out: list[Decision] = []
         for fn in list(self._functions.values()):
-            while fn.queue and now - fn.queue[0].enqueued_at >= fn.config.queue_timeout:
+            # compare with the same sums next_deadline() returns, so a tick at a deadline acts
+            while fn.queue and now >= fn.queue[0].enqueued_at + fn.config.queue_timeout:
                 w = fn.queue.popleft()
                 out.append(Reject(w.request_id, RejectReason.QUEUE_TIMEOUT,
                                   f"waited {fn.config.queue_timeout:g} s in the queue"))
             for inst in list(fn.instances.values()):
                 if (inst.state is InstanceState.READY and not inst.in_flight
                         and inst.idle_since is not None
-                        and now - inst.idle_since >= fn.config.idle_timeout):
+                        and now >= inst.idle_since + fn.config.idle_timeout):
                     out.extend(self._drop(now, inst, reason="idle"))
         if any(isinstance(d, Reclaim) for d in out):
             out.extend(self._drain(now))

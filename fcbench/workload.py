@@ -1,0 +1,562 @@
+"""Workloads: what `fcbench run` sends where, and when (target, request, duration, arrival plan).
+
+Key names: `Workload`, `load_workload`, `parse_duration`. Errors name file:line:key; relative
+paths resolve against the workload's folder; credentials are refused (they come from the env)."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import mimetypes
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic.alias_generators import to_camel
+
+from ._yaml import LocatedDoc, load_located, validate
+from .errors import SpecError
+from .load import plans
+from .load.trace import TraceFormatError
+from .spec import FunctionSpec, function_spec_from_doc, load_function_spec, masked_environment
+
+__all__ = [
+    "DEFAULT_OUTPUT",
+    "DEFAULT_REQUEST_TIMEOUT_S",
+    "PLAN_KINDS",
+    "TARGET_KINDS",
+    "PlanSpec",
+    "RequestConfig",
+    "TargetConfig",
+    "Workload",
+    "load_workload",
+    "parse_duration",
+]
+
+DEFAULT_OUTPUT = "results"
+DEFAULT_REQUEST_TIMEOUT_S = 120.0
+TARGET_KINDS = ("local", "url", "fc")
+PLAN_KINDS = ("poisson", "constant", "uniform", "burst", "diurnal", "trace", "closed")
+CREDENTIAL_ENV = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?", re.I)
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_CREDENTIAL_KEY = re.compile(r"access_?key|secret|security_?token|password|credential", re.I)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string such as ``"90s"``, ``"5m"``, ``"1h"``, ``"1h30m"``.
+
+    Raises:
+        ValueError: anything else (the message shows the accepted forms).
+    """
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string such as 90s, 5m or 1h")
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip()
+    pos, total, parts = 0, 0.0, 0
+    while pos < len(text):
+        match = _DURATION_PART.match(text, pos)
+        if not match or (match.group(2) is None and (parts or match.end() < len(text))):
+            raise ValueError(f"cannot read {text!r} as a duration; write seconds (90) or a number "
+                             "with a unit: 90s, 5m, 1h, 1h30m")
+        total += float(match.group(1)) * _UNIT_S[(match.group(2) or "s").lower()]
+        parts += 1
+        pos = match.end()
+        while pos < len(text) and text[pos] == " ":
+            pos += 1
+    if not parts:
+        raise ValueError("a duration is a number of seconds or a string such as 90s, 5m or 1h")
+    return total
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
+                              frozen=True, allow_inf_nan=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Arrival plans as written in YAML; `build` turns them into `fcbench.load.plans` objects.
+
+
+class _PlanBase(_Model):
+    seed: int | None = Field(None, description="default: the workload's seed")
+
+    def build(self, seed: int, base: Path) -> plans.Plan:
+        raise NotImplementedError
+
+
+class PoissonSpec(_PlanBase):
+    """Poisson arrivals at `rate` per second."""
+
+    kind: Literal["poisson"]
+    rate: float = Field(gt=0, description="requests per second")
+
+    def build(self, seed: int, base: Path) -> plans.Plan:
+        return plans.poisson(self.rate, seed=seed)
+
+
+class ConstantSpec(_PlanBase):
+    """Evenly spaced arrivals at `rate` per second."""
+
+    kind: Literal["constant"]
+    rate: float = Field(gt=0, description="requests per second")
+
+    def build(self, seed: int, base: Path) -> plans.Plan:
+        return plans.constant(self.rate)
+
+
+class UniformSpec(_PlanBase):
+    """Inter-arrival times uniform on [0, 2/rate]."""
+
+    kind: Literal["uniform"]
+    rate: float = Field(gt=0, description="requests per second")
+
+    def build(self, seed: int, base: Path) -> plans.Plan:
+        return plans.uniform(self.rate, seed=seed)
+
+
+class BurstSpec(_PlanBase):
+    """`rateOn` for `onS` seconds, `rateOff` for `offS` seconds, repeated."""
+
+    kind: Literal["burst"]
+    rate_on: float = Field(gt=0, description="requests per second while on")
+    on_s: Duration = Field(gt=0)
+    off_s: Duration = Field(ge=0)
+    rate_off: float = Field(0.0, ge=0, description="requests per second while off")
+    process: Literal["poisson", "constant"] = "poisson"
+
+    def build(self, seed: int, base: Path) -> plans.Plan:
+        return plans.burst(self.rate_on, self.on_s, self.off_s, rate_off=self.rate_off,
+                           seed=seed, process=self.process)
+
+
+class DiurnalSpec(_PlanBase):
+    """A piecewise-linear rate curve over `period`, one rate per equal segment, repeated."""
+
+    kind: Literal["diurnal"]
+    rates: list[Annotated[float, Field(ge=0)]] = Field(min_length=1)
+    period: Duration = Field(gt=0)
+
+    @field_validator("rates")
+    @classmethod
+    def _some_traffic(cls, value: list[float]) -> list[float]:
+        if max(value) <= 0:
+            raise ValueError("at least one rate must be greater than 0 requests per second")
+        return value
+
+    def build(self, seed: int, base: Path) -> plans.Plan:
+        return plans.diurnal(self.rates, self.period, seed=seed)
+
+
+class TraceSpec(_PlanBase):
+    """Replay of one function of an Azure Functions 2019 per-minute CSV."""
+
+    kind: Literal["trace"]
+    file: str = Field(min_length=1, description="relative to the workload's folder")
+    function: str = Field("top", description="HashFunction, index:N or top")
+    compression: float = Field(1.0, gt=0, description="60 = one trace minute per second")
+    start_minute: int = Field(0, ge=0)
+
+    def build(self, seed: int, base: Path) -> plans.Plan:
+        return plans.trace(base / self.file, function=self.function,
+                           compression=self.compression, seed=seed,
+                           start_minute=self.start_minute)
+
+
+class ClosedSpec(_PlanBase):
+    """`users` users, each sending, awaiting the answer and thinking `thinkS` seconds."""
+
+    kind: Literal["closed"]
+    users: int = Field(ge=1)
+    think: Literal["constant", "exponential"] = "constant"
+    think_s: Duration = Field(1.0, ge=0)
+
+    def build(self, seed: int, base: Path) -> plans.Plan:
+        return plans.closed(self.users, think=self.think, think_s=self.think_s, seed=seed)
+
+
+PlanSpec = Annotated[
+    Union[PoissonSpec, ConstantSpec, UniformSpec, BurstSpec, DiurnalSpec, TraceSpec, ClosedSpec],
+    Field(discriminator="kind"),
+]
+_PLAN_MODELS: dict[str, type[_PlanBase]] = {
+    "poisson": PoissonSpec, "constant": ConstantSpec, "uniform": UniformSpec,
+    "burst": BurstSpec, "diurnal": DiurnalSpec, "trace": TraceSpec, "closed": ClosedSpec,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Target and request
+
+
+class TargetConfig(_Model):
+    """Where requests go: the local harness, any URL, or FC (credentials from the environment)."""
+
+    kind: Literal["local", "url", "fc"] = "local"
+    functions: list[Union[str, dict[str, Any]]] = Field(
+        [], description="local: spec files (relative to the workload) or inline specs")
+    virtual_gpus: str | None = Field(None, description="local: e.g. 1x16GB")
+    runtime: Literal["process", "docker"] | None = Field(None, description="local: override")
+    url: str | None = Field(None, description="url: base URL or full URL")
+    function: str | None = Field(None, description="function to invoke (default: the only one)")
+    path: str | None = Field(None, description="HTTP-trigger path instead of InvokeFunction")
+    region: str | None = Field(None, description="fc: region id, e.g. cn-hangzhou")
+    endpoint: str | None = Field(None, description="fc: endpoint (default from region)")
+    qualifier: str | None = Field(None, description="fc: version or alias")
+
+    _specs: tuple[FunctionSpec, ...] = PrivateAttr(())
+
+    @property
+    def function_specs(self) -> tuple[FunctionSpec, ...]:
+        """The loaded function specs of a local target (empty for url and fc targets)."""
+        return self._specs
+
+
+class RequestConfig(_Model):
+    """What each request carries."""
+
+    body: Union[str, dict[str, Any], list[Any], None] = Field(
+        None, description="@file (relative to the workload), a string, or JSON")
+    content_type: str | None = None
+    timeout: Duration = Field(DEFAULT_REQUEST_TIMEOUT_S, gt=0)
+
+
+_ONLY_FOR = {
+    "functions": "local", "virtualGpus": "local", "runtime": "local",
+    "url": "url",
+    "region": "fc", "endpoint": "fc", "qualifier": "fc",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Workload
+
+
+class Workload(_Model):
+    """A validated workload. Build it with `load_workload`, which also loads the function specs,
+    checks files and builds the arrival plan, so that errors surface before a run starts."""
+
+    name: str
+    description: str = ""
+    target: TargetConfig
+    request: RequestConfig = RequestConfig()
+    duration: Duration = Field(gt=0, description="seconds")
+    seed: int = 0
+    plan: PlanSpec
+    output: str = Field(DEFAULT_OUTPUT, min_length=1,
+                        description="parent folder of run folders, relative to the current dir")
+
+    _source: Path | None = PrivateAttr(None)
+    _plan: plans.Plan | None = PrivateAttr(None)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("name must start with a letter or digit and hold only letters, "
+                             "digits, '.', '_' and '-' (at most 64 characters); it names the "
+                             "run folder")
+        return value
+
+    @property
+    def source(self) -> Path | None:
+        """The workload file this came from (None when built from a dict)."""
+        return self._source
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths in this workload are resolved against."""
+        return self._source.parent if self._source else Path.cwd()
+
+    def resolve(self, relative: str | Path) -> Path:
+        """A path from the workload, resolved against its folder."""
+        return (self.base_dir / Path(relative).expanduser()).resolve()
+
+    @property
+    def function_specs(self) -> tuple[FunctionSpec, ...]:
+        """The function specs a local target serves (empty for url and fc targets)."""
+        return self.target.function_specs
+
+    @property
+    def function_name(self) -> str | None:
+        """The function requests go to: `target.function`, or the only local spec."""
+        if self.target.function:
+            return self.target.function
+        specs = self.target.function_specs
+        return specs[0].name if len(specs) == 1 else None
+
+    @property
+    def duration_s(self) -> float:
+        """The run's length in seconds."""
+        return self.duration
+
+    @property
+    def timeout_s(self) -> float:
+        """Seconds to wait for each response."""
+        return self.request.timeout
+
+    @property
+    def plan_seed(self) -> int:
+        """The plan's own seed, else the workload's."""
+        return self.seed if self.plan.seed is None else self.plan.seed
+
+    def plan_obj(self) -> plans.Plan:
+        """The arrival plan (built once by `load_workload`; built here when missing)."""
+        if self._plan is None:
+            self._plan = self.plan.build(self.plan_seed, self.base_dir)
+        return self._plan
+
+    def request_body(self) -> tuple[bytes, str]:
+        """The request body and its content type (given, else guessed from the file name).
+
+        ``@file`` is read from disk; a mapping or list becomes JSON; a string is sent as UTF-8.
+        """
+        body, given = self.request.body, self.request.content_type
+        if body is None:
+            return b"", given or "application/octet-stream"
+        if isinstance(body, str) and body.startswith("@"):
+            path = self.resolve(body[1:])
+            guessed = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            return path.read_bytes(), given or guessed
+        if isinstance(body, (dict, list)):
+            return json.dumps(body).encode(), given or "application/json"
+        return body.encode(), given or "text/plain; charset=utf-8"
+
+    def output_dir(self) -> Path:
+        """The parent folder of run folders (`output`, relative to the current directory)."""
+        return Path(self.output).expanduser()
+
+    def to_run_yaml(self) -> dict[str, Any]:
+        """This workload as plain values for run.yaml: durations in seconds, paths resolved,
+        function specs with secret-looking environment values masked. Never credentials."""
+        target = self.target.model_dump(by_alias=True, exclude_none=True, mode="json")
+        if self.target.kind == "local":
+            target["functions"] = [
+                str(self.resolve(f)) if isinstance(f, str) else {"inline": f.get("functionName")}
+                for f in self.target.functions]
+            target["functionSpecs"] = [_masked_spec(s) for s in self.function_specs]
+        if self.function_name:
+            target["function"] = self.function_name
+        request = self.request.model_dump(by_alias=True, exclude_none=True, mode="json")
+        body = self.request.body
+        if isinstance(body, str) and body.startswith("@"):
+            request["body"] = "@" + str(self.resolve(body[1:]))
+        elif body is not None and len(json.dumps(body)) > 1024:
+            request["body"] = f"<inline, {len(json.dumps(body))} characters>"
+        plan = self.plan.model_dump(by_alias=True, exclude_none=True, mode="json")
+        plan["seed"] = self.plan_seed
+        if isinstance(self.plan, TraceSpec):
+            plan["file"] = str(self.resolve(self.plan.file))
+        plan["resolved"] = self.plan_obj().to_dict()
+        return {
+            "name": self.name,
+            "description": self.description,
+            "source": str(self._source) if self._source else None,
+            "target": target,
+            "request": request,
+            "duration": self.duration,
+            "seed": self.seed,
+            "plan": plan,
+            "output": self.output,
+        }
+
+
+def _masked_spec(spec: FunctionSpec) -> dict[str, Any]:
+    out = spec.model_dump(by_alias=True, exclude_none=True, mode="json")
+    out["environmentVariables"] = masked_environment(spec)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_workload(path: str | Path) -> Workload:
+    """Read and validate a workload YAML, its function specs, body file and arrival plan.
+
+    Raises:
+        SpecError: naming the file, line and key of the first problem (a function spec file's
+            own problems name that file).
+    """
+    source = Path(path)
+    doc = load_located(source)
+    if not isinstance(doc.data, dict):
+        raise SpecError("a workload must be a YAML mapping with target, duration and plan",
+                        file=doc.file, line=1)
+    _reject_credentials(doc, doc.data, ())
+    _reject_unknown_keys(doc, doc.data, Workload, ())
+    for key, model in (("target", TargetConfig), ("request", RequestConfig)):
+        _reject_unknown_keys(doc, doc.data.get(key), model, (key,))
+    data = dict(doc.data)
+    data.setdefault("name", source.stem)
+    if "plan" in data:
+        data["plan"] = _validate_plan(doc, data["plan"])
+    workload = validate(LocatedDoc(data=data, file=doc.file, lines=doc.lines),
+                        Workload.model_validate)
+    workload._source = source.resolve()
+    _check_target(doc, workload)
+    _check_request(doc, workload)
+    workload._plan = _build_plan(doc, workload)
+    return workload
+
+
+def _err(doc: LocatedDoc, loc: tuple[Any, ...], message: str) -> SpecError:
+    dotted = ""
+    for part in loc:
+        dotted += f"[{part}]" if isinstance(part, int) else (f".{part}" if dotted else str(part))
+    return SpecError(message, file=doc.file, line=doc.line_of(loc), path=dotted or None)
+
+
+def _reject_credentials(doc: LocatedDoc, node: Any, loc: tuple[Any, ...]) -> None:
+    if loc == ("target", "functions"):
+        return  # function specs mask their own secret-looking environment values
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(key, str) and _CREDENTIAL_KEY.search(key):
+                raise _err(doc, loc + (key,),
+                           "credentials never go in a workload file (they would end up in "
+                           f"results); remove {key!r} and set {' and '.join(CREDENTIAL_ENV)} in "
+                           "the environment instead")
+            _reject_credentials(doc, value, loc + (key,))
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            _reject_credentials(doc, item, loc + (i,))
+
+
+def _reject_unknown_keys(doc: LocatedDoc, raw: Any, model: type[BaseModel],
+                         loc: tuple[Any, ...], what: str = "") -> None:
+    # Checked before pydantic so a misspelt key is reported as such, not as a missing one.
+    if not isinstance(raw, dict):
+        return
+    known = sorted((f.alias or name for name, f in model.model_fields.items()),
+                   key=lambda k: k != "kind")
+    for key in raw:
+        if key not in known and key not in model.model_fields:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            where = what or ("this section" if loc else "a workload")
+            raise _err(doc, loc + (key,), f"unknown key; {hint}{where} takes "
+                                          f"{', '.join(known)}")
+
+
+def _validate_plan(doc: LocatedDoc, raw: Any) -> _PlanBase:
+    kinds = ", ".join(PLAN_KINDS)
+    if not isinstance(raw, dict):
+        raise _err(doc, ("plan",), f"plan must be a mapping with a kind ({kinds})")
+    if "kind" not in raw:
+        raise _err(doc, ("plan",), f"plan needs a kind; use one of {kinds}")
+    model = _PLAN_MODELS.get(raw["kind"]) if isinstance(raw["kind"], str) else None
+    if model is None:
+        raise _err(doc, ("plan", "kind"), f"unknown plan kind {raw['kind']!r}; use one of {kinds}")
+    _reject_unknown_keys(doc, raw, model, ("plan",), f"a {raw['kind']} plan")
+    sub = LocatedDoc(data=raw, file=doc.file, lines=doc.lines)
+    return validate(sub, model.model_validate, prefix=("plan",))
+
+
+def _check_target(doc: LocatedDoc, wl: Workload) -> None:
+    target, kind = wl.target, wl.target.kind
+    given = target.model_dump(by_alias=True, exclude_unset=True)
+    for key, only in _ONLY_FOR.items():
+        if key in given and only != kind:
+            raise _err(doc, ("target", key),
+                       f"{key} applies only to target kind {only!r}, not {kind!r}; remove it or "
+                       f"change target.kind")
+    if kind == "local":
+        _load_specs(doc, wl)
+    elif kind == "url":
+        if not target.url:
+            raise _err(doc, ("target", "url"), "a url target needs url, e.g. "
+                                               "http://127.0.0.1:9080")
+        _check_url(doc, ("target", "url"), target.url)
+    else:
+        if not target.function:
+            raise _err(doc, ("target", "function"), "an fc target needs function (the FC "
+                                                    "function name)")
+        if not (target.region or target.endpoint):
+            raise _err(doc, ("target",), "an fc target needs region (e.g. cn-hangzhou) or "
+                                         "endpoint")
+        if target.endpoint:
+            _check_url(doc, ("target", "endpoint"), target.endpoint, scheme_optional=True)
+
+
+def _check_url(doc: LocatedDoc, loc: tuple[Any, ...], url: str, *,
+               scheme_optional: bool = False) -> None:
+    parts = urlsplit(url if "://" in url or not scheme_optional else f"https://{url}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _err(doc, loc, f"{url!r} is not an http(s) URL; write e.g. http://127.0.0.1:9080")
+    if parts.username or parts.password:
+        raise _err(doc, loc, "credentials never go in a workload file; remove the user:password "
+                             "part of the URL")
+
+
+def _load_specs(doc: LocatedDoc, wl: Workload) -> None:
+    target = wl.target
+    if not target.functions:
+        raise _err(doc, ("target", "functions"),
+                   "a local target needs functions: a list of function spec files (relative to "
+                   "this workload) or inline specs")
+    specs: list[FunctionSpec] = []
+    for i, entry in enumerate(target.functions):
+        loc = ("target", "functions", i)
+        if isinstance(entry, str):
+            file = wl.resolve(entry)
+            if not file.is_file():
+                raise _err(doc, loc, f"function spec file {entry!r} not found (looked for "
+                                     f"{file}); paths are relative to the workload's folder")
+            spec = load_function_spec(file)
+        else:
+            spec = function_spec_from_doc(LocatedDoc(data=entry, file=doc.file, lines=doc.lines),
+                                          prefix=loc)
+        if any(s.name == spec.name for s in specs):
+            raise _err(doc, loc, f"function {spec.name!r} is listed twice; give each function "
+                                 "once")
+        specs.append(spec)
+    names = [s.name for s in specs]
+    if target.function is not None and target.function not in names:
+        raise _err(doc, ("target", "function"),
+                   f"function {target.function!r} is not among the target's functions "
+                   f"({', '.join(names)}); use one of those names")
+    if target.function is None and len(specs) > 1:
+        raise _err(doc, ("target", "functions"),
+                   f"the target serves {len(specs)} functions ({', '.join(names)}); say which one "
+                   "to invoke with target.function")
+    if target.virtual_gpus:
+        from .harness.gpus import parse_virtual_gpus
+        try:
+            parse_virtual_gpus(target.virtual_gpus)
+        except ValueError as exc:
+            raise _err(doc, ("target", "virtualGpus"), str(exc)) from None
+    target._specs = tuple(specs)
+
+
+def _check_request(doc: LocatedDoc, wl: Workload) -> None:
+    body = wl.request.body
+    if isinstance(body, str) and body.startswith("@"):
+        if not body[1:].strip():
+            raise _err(doc, ("request", "body"), "write @ followed by a file name, e.g. "
+                                                 "@images/sample.jpg")
+        file = wl.resolve(body[1:])
+        if not file.is_file():
+            raise _err(doc, ("request", "body"),
+                       f"request body file {body[1:]!r} not found (looked for {file}); paths "
+                       "are relative to the workload's folder")
+
+
+def _build_plan(doc: LocatedDoc, wl: Workload) -> plans.Plan:
+    try:
+        return wl.plan.build(wl.plan_seed, wl.base_dir)
+    except (OSError, TraceFormatError) as exc:
+        raise _err(doc, ("plan", "file"), str(exc)) from None
+    except ValueError as exc:
+        key = "kind"
+        if isinstance(wl.plan, TraceSpec):
+            key = "startMinute" if str(exc).startswith("start_minute") else "function"
+        raise _err(doc, ("plan", key), str(exc)) from None

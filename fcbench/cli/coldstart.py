@@ -67,3 +67,72 @@ def profile(spec: str | None, repeats: int, warmup: int, pull: bool, data: str |
                                            on_sample=progress)
     click.echo(phase_table(result))
     click.echo(f"results: {run_dir}")
+
+
+def _levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, ...]:
+    try:
+        levels = tuple(float(x) for x in value.split(",") if x.strip())
+    except ValueError:
+        raise click.BadParameter("use comma-separated numbers, e.g. 1,2,4,8,16") from None
+    if not levels or any(x <= 0 for x in levels):
+        raise click.BadParameter("levels must be positive numbers, e.g. 1,2,4,8,16")
+    return levels
+
+
+@coldstart.command("sweep")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--concurrency", "levels", default="1,2,4,8,16", show_default=True,
+              callback=_levels, help="Levels: mean requests in flight (or instanceConcurrency "
+              "values with --vary instance-concurrency).")
+@click.option("--vary", type=click.Choice(["concurrency", "instance-concurrency"]),
+              default="concurrency", show_default=True)
+@click.option("--load", type=float, default=None, help="With --vary instance-concurrency: mean "
+              "requests in flight (default: the largest level).")
+@click.option("--duration", type=float, default=60.0, show_default=True,
+              help="Seconds of load per level.")
+@click.option("--service-ms", type=float, default=None,
+              help="Service time used to turn concurrency into a rate (default: measured).")
+@click.option("--mode", type=click.Choice(["open", "closed"]), default="open", show_default=True,
+              help="open: Poisson arrivals at level/service time; closed: level users.")
+@click.option("--think", "think_s", type=float, default=1.0, show_default=True,
+              help="Closed mode: seconds each user waits between requests.")
+@click.option("--warmup", "warmup_s", type=float, default=None,
+              help="Seconds at the start of each level left out of P(cold) (the ramp from "
+              "zero). Default: a quarter of --duration.")
+@click.option("--data", "-d", default=None, help="Request body: a string or @FILE.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--virtual-gpus", default=None, metavar="COUNTxSIZE")
+@click.option("--runtime", type=click.Choice(["process", "docker"]), default=None)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+              show_default=True)
+def sweep(spec: str, levels: tuple[float, ...], vary: str, load: float | None, duration: float,
+          service_ms: float | None, mode: str, think_s: float, warmup_s: float | None,
+          data: str | None, seed: int,
+          virtual_gpus: str | None, runtime: str | None, out: Path) -> None:
+    """Measure cold-start probability at each concurrency level and plot it.
+
+    Writes sweep.csv (P(cold) with 95% Wilson intervals, p50/p99, instances per level),
+    plots/p_cold.png and report.html; each level's own run folder is kept under levels/.
+    """
+    from ..coldstart.session import sweep_spec
+    from ..coldstart.sweep import SweepConfig
+
+    body, ctype = read_data(data)
+    config = SweepConfig(levels=levels, vary=vary, load=load, duration_s=duration,  # type: ignore[arg-type]
+                         service_ms=service_ms, mode=mode, think_s=think_s, seed=seed,  # type: ignore[arg-type]
+                         warmup_s=warmup_s,
+                         virtual_gpus=virtual_gpus, runtime=runtime)
+
+    def progress(lv) -> None:  # noqa: ANN001
+        p = "-" if lv.p_cold is None else f"{lv.p_cold:.3f} [{lv.p_cold_lo:.3f}, {lv.p_cold_hi:.3f}]"
+        click.echo(f"  level {lv.level:g}: {lv.requests} requests, {lv.cold} cold, P(cold) {p}, "
+                   f"{lv.instances} instances, p99 {lv.p99_ms} ms")
+
+    click.echo(f"sweeping {vary} over {', '.join(f'{x:g}' for x in levels)} "
+               f"({duration:g} s each)")
+    run_dir, summary = sweep_spec(spec, config, body=body, content_type=ctype, out=out,
+                                  on_level=progress)
+    click.echo(f"service time {summary['service_ms']:.1f} ms; P(cold) "
+               + ("falls" if summary["monotone_within_intervals"] else "does NOT fall")
+               + " monotonically within the 95% intervals")
+    click.echo(f"results: {run_dir}")

@@ -62,6 +62,8 @@ class Sample:
     instance_id: str = ""
     phases: dict[str, float] = field(default_factory=dict)
     error: str = ""
+    pull_bytes: int | None = None
+    pull_mb_s: float | None = None
 
     def row(self, phase_names: list[str]) -> dict[str, Any]:
         penalty = self.e2e_ms - self.warm_ms if self.warm_ms is not None else None
@@ -70,6 +72,8 @@ class Sample:
                                "warm_ms": _r(self.warm_ms), "cold_penalty_ms": _r(penalty)}
         for name in phase_names:
             out[f"{name}_ms"] = _r(self.phases.get(name))
+        out["pull_bytes"] = self.pull_bytes
+        out["pull_mb_s"] = _r(self.pull_mb_s)
         out["error"] = self.error
         return out
 
@@ -138,7 +142,11 @@ class ProfileResult:
         return statistics.median(shares) if shares else None
 
     def summary(self) -> dict[str, Any]:
-        return {"mode": self.mode, "counts": self.counts, "phases_ms": self.stats,
+        pulls = [s for s in self.kept if s.pull_bytes]
+        pull = {"median_bytes": statistics.median(s.pull_bytes for s in pulls),  # type: ignore[misc]
+                "median_mb_s": statistics.median(s.pull_mb_s or 0.0 for s in pulls)} \
+            if pulls else None
+        return {"mode": self.mode, "counts": self.counts, "phases_ms": self.stats, "pull": pull,
                 "unattributed_pct_median": self.unattributed_pct(),
                 "samples": [asdict(s) for s in self.samples]}
 
@@ -233,7 +241,9 @@ class ColdStartProfile:
         phases.pop("e2e", None)
         w_status, _, _, w_send, w_end = self._send()
         warm = (w_end - w_send) / 1e6 if w_status < 400 else None
-        return Sample(i, "ok", status, e2e, warm_ms=warm, instance_id=instance_id, phases=phases)
+        info = (inst or {}).get("runtime_info", {})
+        return Sample(i, "ok", status, e2e, warm_ms=warm, instance_id=instance_id, phases=phases,
+                      pull_bytes=info.get("pull_bytes"), pull_mb_s=info.get("pull_mb_s"))
 
     def process(self, samples: list[Sample]) -> ProfileResult:
         """Counts per category and median / quartiles / min / max per phase of kept samples."""

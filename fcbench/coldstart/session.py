@@ -5,38 +5,17 @@ Key names: `profile_spec` (start a local harness for a spec), `profile_endpoint`
 
 from __future__ import annotations
 
-import platform as host_platform
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from ..errors import UsageError
+from ..report.rundir import host_info, new_run_dir
 from ..spec import load_function_spec, masked_environment
 from .profile import ColdStartProfile, HarnessControl, ProfileConfig, ProfileResult, Sample, \
     write_outputs
 
-__all__ = ["new_run_dir", "profile_endpoint", "profile_spec"]
-
-
-def new_run_dir(parent: Path, name: str) -> Path:
-    """A fresh `parent/<YYYYmmdd-HHMMSS>-<name>[-N]` folder; never an existing one."""
-    parent.mkdir(parents=True, exist_ok=True)
-    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
-    for n in range(1, 10_000):
-        path = parent / (stem if n == 1 else f"{stem}-{n}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free run folder name under {parent} for {stem}")
-
-
-def _host() -> dict[str, Any]:
-    return {"fcbench": __version__, "python": sys.version.split()[0],
-            "platform": host_platform.platform(), "machine": host_platform.machine()}
+__all__ = ["profile_endpoint", "profile_spec", "sweep_spec"]
 
 
 def profile_spec(spec_path: str | Path, *, repeats: int, warmup: int, pull: bool, body: bytes,
@@ -68,17 +47,19 @@ def profile_spec(spec_path: str | Path, *, repeats: int, warmup: int, pull: bool
                       "harness": spec.harness.model_dump(by_alias=True),
                       "runtime": runtime or spec.harness.runtime, "repeats": repeats,
                       "warmup": warmup, "pull": pull, "force": force,
-                      "virtual_gpus": virtual_gpus, "host": _host()})
+                      "virtual_gpus": virtual_gpus, "host": host_info()})
     return run_dir, result
 
 
 def _pull_hook(h: Any, spec: Any) -> Callable[[], None]:
-    """Before each cold start, remove the function's image so the next start pulls it."""
+    """Before each cold start (instances already reclaimed), remove the function's image so the
+    next start pulls it from its registry."""
     runtime = h.harness.platform.runtimes.get("docker")
     image = spec.custom_container_config.image
-    if runtime is None or not image or not hasattr(runtime, "remove_image"):
-        raise ValueError("--pull needs the docker runtime and customContainerConfig.image "
-                         "pointing at a registry (e.g. 127.0.0.1:5000/fcbench/mobilenet-v2)")
+    if runtime is None or not image:
+        raise UsageError("--pull needs the docker runtime (harness.runtime: docker or --runtime "
+                         "docker) and customContainerConfig.image in a registry, e.g. "
+                         "127.0.0.1:5000/fcbench/mobilenet-v2:latest")
 
     def remove() -> None:
         h.call(runtime.remove_image(image))
@@ -109,5 +90,33 @@ def profile_endpoint(url: str, function: str | None, *, repeats: int, warmup: in
     write_outputs(result, run_dir, title=f"Cold-start profile: {function or url} (headers only)",
                   config={"experiment": experiment.name, "url": url, "function": function,
                           "repeats": repeats, "warmup": warmup, "force": force,
-                          "host": _host()})
+                          "host": host_info()})
     return run_dir, result
+
+
+def sweep_spec(spec_path: str | Path, config: Any, *, body: bytes, content_type: str,
+               out: Path = Path("results"),
+               on_level: Callable[[Any], None] | None = None) -> tuple[Path, dict[str, Any]]:
+    """Run a cold-start probability sweep of one spec; returns the run folder and summary."""
+    import yaml
+
+    from ..report.html import write_report
+    from .sweep import ColdStartSweep
+
+    spec = load_function_spec(spec_path)
+    run_dir = new_run_dir(Path(out), f"sweep-{spec.name}")
+    experiment = ColdStartSweep(spec, config, run_dir, body=body, content_type=content_type,
+                                on_level=on_level)
+    service_ms = experiment.prepare()
+    (run_dir / "run.yaml").write_text(yaml.safe_dump({
+        "title": f"Cold-start probability vs {config.vary}: {spec.name}",
+        "experiment": experiment.name, "spec_file": str(spec_path),
+        "function": {**spec.to_fc(), "environmentVariables": masked_environment(spec)},
+        "harness": spec.harness.model_dump(by_alias=True),
+        "levels": list(config.levels), "vary": config.vary, "mode": config.mode,
+        "duration_s": config.duration_s, "warmup_s": config.warmup, "service_ms": service_ms,
+        "service_ms_measured": config.service_ms is None, "think_s": config.think_s,
+        "seed": config.seed, "host": host_info()}, sort_keys=False))
+    summary = experiment.process(experiment.run())
+    write_report(run_dir)
+    return run_dir, summary

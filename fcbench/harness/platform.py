@@ -342,6 +342,8 @@ class Platform:
             "phases_ms": dict(handle.phases_ms) if handle else {},
             "timeline_ns": {k: v for k, v in handle.info.items() if k.endswith("_ns")}
             if handle else {},
+            "runtime_info": {k: v for k, v in handle.info.items() if not k.endswith("_ns")}
+            if handle else {},
             **inst.usage.as_dict(now),
         }
 

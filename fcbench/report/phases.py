@@ -69,6 +69,10 @@ def phase_table(result: ProfileResult) -> str:
     counts = result.counts
     lines.append(f"samples: {counts['ok']} cold kept, {counts['warmup']} warm-up dropped, "
                  f"{counts['not_cold']} not cold, {counts['failed']} failed")
+    pull = result.summary().get("pull")
+    if pull:
+        lines.append(f"image pull: median {pull['median_bytes'] / 1e6:.1f} MB at "
+                     f"{pull['median_mb_s']:.1f} MB/s")
     share = result.unattributed_pct()
     if share is not None:
         ms = result.stats.get("unattributed", {}).get("median", 0.0)

@@ -1,0 +1,293 @@
+"""`fcbench coldstart sweep`: cold-start probability vs concurrency (FC's stress-test figure).
+
+Key names: `SweepConfig`, `ColdStartSweep` (experiment: `prepare`, `run`, `process`),
+`monotone_within_intervals`. Each level is a real `fcbench run` (Locust against a fresh local
+harness); its run folder is kept under the sweep's `levels/`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ..errors import UsageError
+from ..spec import FunctionSpec
+
+__all__ = ["ColdStartSweep", "SweepConfig", "SweepLevel", "monotone_within_intervals"]
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """How to sweep.
+
+    Args:
+        levels: concurrency levels (mean requests in flight), or instanceConcurrency values
+            with ``vary="instance-concurrency"``.
+        vary: what the levels set.
+        load: with ``vary="instance-concurrency"``, the mean requests in flight (default: the
+            largest level).
+        duration_s: seconds of load per level.
+        service_ms: the function's service time; measured on a warm instance when None.
+        mode: ``open`` (Poisson, rate = level / service time: Little's law) or ``closed``
+            (level users, each waiting `think_s` between requests).
+        warmup_s: seconds at the start of each level whose requests are left out of P(cold)
+            (the ramp from zero instances; default a quarter of `duration_s`), so the figure
+            shows the steady state, as FC's stress test does.
+    """
+
+    levels: tuple[float, ...]
+    vary: Literal["concurrency", "instance-concurrency"] = "concurrency"
+    load: float | None = None
+    duration_s: float = 60.0
+    service_ms: float | None = None
+    mode: Literal["open", "closed"] = "open"
+    think_s: float = 1.0
+    warmup_s: float | None = None
+    seed: int = 1
+    virtual_gpus: str | None = None
+    runtime: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.levels or any(level <= 0 for level in self.levels):
+            raise UsageError("--concurrency needs one or more positive levels, e.g. 1,2,4,8,16")
+        if self.vary == "instance-concurrency" and any(int(x) != x for x in self.levels):
+            raise UsageError("instanceConcurrency levels must be whole numbers")
+        if self.duration_s <= 0:
+            raise UsageError("--duration must be positive")
+        if self.warmup_s is not None and not 0 <= self.warmup_s < self.duration_s:
+            raise UsageError("--warmup must be at least 0 and shorter than --duration")
+
+    @property
+    def warmup(self) -> float:
+        return self.duration_s / 4 if self.warmup_s is None else self.warmup_s
+
+
+@dataclass
+class SweepLevel:
+    """One level's outcome (a row of sweep.csv)."""
+
+    level: float
+    concurrency: float
+    instance_concurrency: int
+    rate_rps: float | None
+    requests: int  # after the warm-up
+    cold: int
+    p_cold: float | None
+    p_cold_lo: float
+    p_cold_hi: float
+    p50_ms: float | None
+    p99_ms: float | None
+    instances: int | None
+    errors: int
+    run_dir: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def monotone_within_intervals(levels: list[SweepLevel]) -> bool:
+    """True when P(cold) never rises significantly as levels go up: no level's 95% interval
+    lies wholly above the interval of a lower level."""
+    for i, low in enumerate(levels):
+        for high in levels[i + 1:]:
+            if high.p_cold is not None and low.p_cold is not None \
+                    and high.p_cold_lo > low.p_cold_hi:
+                return False
+    return True
+
+
+class ColdStartSweep:
+    """Measure P(cold) at each level for one function on the local harness.
+
+    Args:
+        spec: the function.
+        config: the sweep settings.
+        run_dir: the sweep's (new) folder; level runs go under ``run_dir/levels``.
+        body / content_type: the request.
+        on_level: progress callback.
+    """
+
+    name = "coldstart-sweep"
+
+    def __init__(self, spec: FunctionSpec, config: SweepConfig, run_dir: Path, *,
+                 body: bytes = b"", content_type: str = "application/octet-stream",
+                 on_level: Callable[[SweepLevel], None] | None = None) -> None:
+        self.spec = spec
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.body = body
+        self.content_type = content_type
+        self.on_level = on_level
+        self.service_ms: float | None = config.service_ms
+
+    # ---- prepare --------------------------------------------------------------------------
+    def prepare(self) -> float:
+        """Measure the warm service time (median of 10 sequential requests) unless given."""
+        if self.service_ms is None:
+            self.service_ms = self._measure_service_ms()
+        return self.service_ms
+
+    def _measure_service_ms(self, n: int = 10) -> float:
+        from ..harness.server import HarnessConfig, HarnessThread
+        from .profile import _request
+
+        cfg = HarnessConfig(port=0, virtual_gpus=self.config.virtual_gpus,
+                            runtime=self.config.runtime, log_dir=self.run_dir / "logs")
+        with HarnessThread([self.spec], cfg) as h:
+            url = f"{h.url}/2023-03-30/functions/{self.spec.name}/invocations"
+            samples = []
+            for i in range(n + 1):
+                t0 = time.perf_counter()
+                status, _, body = _request("POST", url, self.body, self.content_type,
+                                           timeout=self.spec.timeout + 30)
+                if status >= 400:
+                    raise UsageError(f"the function answered {status} while measuring its "
+                                     f"service time: {body[:200].decode(errors='replace')}")
+                if i:  # the first was the cold start
+                    samples.append((time.perf_counter() - t0) * 1000.0)
+        return statistics.median(samples)
+
+    # ---- run --------------------------------------------------------------------------------
+    def run(self) -> list[SweepLevel]:
+        """Run every level (a fresh harness each), in order."""
+        if self.service_ms is None:
+            self.prepare()
+        (self.run_dir / "levels").mkdir(exist_ok=True)
+        (self.run_dir / "request.body").write_bytes(self.body)
+        out = []
+        for level in self.config.levels:
+            result = self._run_level(level)
+            out.append(result)
+            if self.on_level is not None:
+                self.on_level(result)
+        return out
+
+    def _level_spec(self, level: float) -> tuple[dict[str, Any], float, int]:
+        cfg = self.config
+        if cfg.vary == "instance-concurrency":
+            ic = int(level)
+            concurrency = cfg.load if cfg.load is not None else max(cfg.levels)
+        else:
+            ic = self.spec.instance_concurrency
+            concurrency = level
+        doc = {**self.spec.to_fc(), "instanceConcurrency": ic,
+               "harness": self.spec.harness.model_dump(by_alias=True, exclude_none=True)}
+        return doc, concurrency, ic
+
+    def _run_level(self, level: float) -> SweepLevel:
+        from ..load.runner import run_workload
+        from ..workload import load_workload
+
+        assert self.service_ms is not None
+        spec_doc, concurrency, ic = self._level_spec(level)
+        service_s = max(self.service_ms, 0.1) / 1000.0
+        if self.config.mode == "open":
+            rate = concurrency / service_s
+            plan: dict[str, Any] = {"kind": "poisson", "rate": round(rate, 6)}
+        else:
+            rate = None
+            plan = {"kind": "closed", "users": max(1, round(concurrency)), "think": "constant",
+                    "thinkS": self.config.think_s}
+        target: dict[str, Any] = {"kind": "local", "functions": [spec_doc]}
+        if self.config.virtual_gpus:
+            target["virtualGpus"] = self.config.virtual_gpus
+        if self.config.runtime:
+            target["runtime"] = self.config.runtime
+        workload_doc = {
+            "name": f"level-{level:g}", "target": target,
+            "request": {"body": "@request.body", "contentType": self.content_type,
+                        "timeout": self.spec.timeout + 30},
+            "duration": self.config.duration_s, "seed": self.config.seed, "plan": plan,
+        }
+        path = self.run_dir / f"level-{level:g}.yaml"
+        path.write_text(yaml.safe_dump(workload_doc, sort_keys=False))
+        result = run_workload(load_workload(path), out_dir=self.run_dir / "levels",
+                              progress=False)
+        if result.interrupted:
+            raise KeyboardInterrupt
+        s = _steady_state(result.requests_csv, self.config.warmup)
+        pc = s.get("p_cold") or {}
+        lat = s.get("latency_ms") or {}
+        return SweepLevel(
+            level=level, concurrency=concurrency, instance_concurrency=ic, rate_rps=rate,
+            requests=int(s.get("count", 0)), cold=int(s.get("cold_starts", 0)),
+            p_cold=pc.get("value"), p_cold_lo=float(pc.get("lo", 0.0)),
+            p_cold_hi=float(pc.get("hi", 1.0)), p50_ms=lat.get("p50"), p99_ms=lat.get("p99"),
+            instances=result.summary.get("instances_started"), errors=int(s.get("errors", 0)),
+            run_dir=str(result.run_dir.relative_to(self.run_dir)))
+
+    # ---- process ----------------------------------------------------------------------------
+    def process(self, levels: list[SweepLevel]) -> dict[str, Any]:
+        """Write sweep.csv, plots/p_cold.png, summary.json; return the summary."""
+        fields = ["level", "concurrency", "instance_concurrency", "rate_rps", "requests", "cold",
+                  "p_cold", "p_cold_lo", "p_cold_hi", "p50_ms", "p99_ms", "instances", "errors",
+                  "run_dir"]
+        with open(self.run_dir / "sweep.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            for lv in levels:
+                writer.writerow({k: _round(getattr(lv, k)) for k in fields})
+        (self.run_dir / "plots").mkdir(exist_ok=True)
+        plot_p_cold(levels, self.run_dir / "plots" / "p_cold.png", vary=self.config.vary,
+                    title=f"Cold-start probability: {self.spec.name}")
+        summary = {"experiment": self.name, "function": self.spec.name,
+                   "vary": self.config.vary, "mode": self.config.mode,
+                   "warmup_s": self.config.warmup,
+                   "service_ms": self.service_ms,
+                   "monotone_within_intervals": monotone_within_intervals(levels),
+                   "levels": [{k: _round(getattr(lv, k)) for k in fields} for lv in levels]}
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+
+
+def _steady_state(requests_csv: Path, warmup_s: float) -> dict[str, Any]:
+    """Summary of the requests intended after the first `warmup_s` seconds of a level."""
+    from ..report.summary import load_requests, summarize
+
+    df = load_requests(requests_csv)
+    if len(df) and warmup_s > 0:
+        df = df[df["intended_ts"] >= df["intended_ts"].min() + warmup_s]
+    return summarize(df)
+
+
+def _round(value: Any) -> Any:
+    return round(value, 6) if isinstance(value, float) else value
+
+
+def plot_p_cold(levels: list[SweepLevel], path: Path, *, vary: str, title: str) -> Path:
+    """P(cold) vs level on a log x axis, with 95% Wilson interval bars."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [lv for lv in levels if lv.p_cold is not None]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    if pts:
+        xs = [lv.level for lv in pts]
+        ys = [lv.p_cold for lv in pts]
+        err = [[max(0.0, y - lv.p_cold_lo) for y, lv in zip(ys, pts)],
+               [max(0.0, lv.p_cold_hi - y) for y, lv in zip(ys, pts)]]
+        ax.errorbar(xs, ys, yerr=err, fmt="o-", capsize=4, color="tab:blue",
+                    label="P(cold), 95% Wilson interval")
+        for lv in pts:
+            ax.annotate(f"{lv.cold}/{lv.requests}", (lv.level, lv.p_cold), fontsize=7,
+                        textcoords="offset points", xytext=(4, 6))
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [f"{x:g}" for x in xs])
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("instanceConcurrency" if vary == "instance-concurrency"
+                  else "concurrency (mean requests in flight)")
+    ax.set_ylabel("cold-start probability")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

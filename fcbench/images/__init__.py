@@ -1,0 +1,1 @@
+"""Build contexts, the offline base image and wheelhouses for the sample images."""

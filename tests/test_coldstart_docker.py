@@ -1,0 +1,53 @@
+"""`fcbench coldstart profile` on the docker runtime: container and pull phases are real."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import subprocess
+import sys
+
+from docker_fixtures import (baked_image, docker_client, mobilenet_image,  # noqa: F401, F811
+                             registry)
+from fcbench.harness.runtimes.docker import remove_image
+
+
+def test_profile_with_pull_shows_pull_and_container_phases(docker_client, baked_image, registry,
+                                                           tmp_path):
+    ref = f"{registry}/fcbench-test/mobilenet-v2:profile"
+    repo, _, tag = ref.rpartition(":")
+    docker_client.images.get(baked_image).tag(repo, tag)
+    for line in docker_client.api.push(repo, tag=tag, stream=True, decode=True):
+        assert "error" not in line, line
+    spec = tmp_path / "mnv2.yaml"
+    spec.write_text(f"functionName: mnv2\ncustomContainerConfig:\n  image: {ref}\n"
+                    "harness:\n  runtime: docker\n  startTimeout: 120\n")
+    body = tmp_path / "x.json"
+    body.write_text(json.dumps({"input": [[[0.5] * 224] * 224] * 3}))
+    try:
+        res = subprocess.run([sys.executable, "-m", "fcbench", "coldstart", "profile", str(spec),
+                              "--pull", "-n", "2", "--warmup", "0", "--data", f"@{body}",
+                              "--out", str(tmp_path / "res")],
+                             capture_output=True, text=True, timeout=600)
+    finally:
+        asyncio.run(remove_image(ref))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "image pull: median" in res.stdout
+    run = next((tmp_path / "res").iterdir())
+    rows = [r for r in csv.DictReader(open(run / "phases.csv")) if r["kind"] == "ok"]
+    assert len(rows) == 2
+    for r in rows:
+        assert float(r["image_pull_ms"]) > 0 and int(r["pull_bytes"]) > 0
+        assert float(r["pull_mb_s"]) > 0
+        assert float(r["container_create_ms"]) > 0 and float(r["container_start_ms"]) > 0
+        assert abs(float(r["unattributed_ms"])) <= 0.05 * float(r["e2e_ms"])
+
+
+def test_pull_without_docker_runtime_is_a_clear_error(tmp_path):
+    spec = tmp_path / "p.yaml"
+    spec.write_text("functionName: p\nenvironmentVariables:\n  FCBENCH_MODEL: sleep\n")
+    res = subprocess.run([sys.executable, "-m", "fcbench", "coldstart", "profile", str(spec),
+                          "--pull", "--out", str(tmp_path)], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 2 and "--pull needs the docker runtime" in res.stderr

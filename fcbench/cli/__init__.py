@@ -8,14 +8,20 @@ from __future__ import annotations
 
 from ._base import FcbenchGroup, main_group
 from .coldstart import coldstart
+from .doctor import doctor
 from .harness import harness
+from .images import images
 from .invoke import invoke
 from .report import report
+from .run import run
 
 __all__ = ["main"]
 
 main: FcbenchGroup = main_group
 main.add_command(coldstart)
+main.add_command(doctor)
 main.add_command(harness)
+main.add_command(images)
 main.add_command(invoke)
 main.add_command(report)
+main.add_command(run)

@@ -1,0 +1,155 @@
+"""Open-loop dispatch accuracy: how close to its intended time does each request leave?
+
+Runs the real fcbench locustfile (one Locust process, via `run_workload`) against a no-op HTTP
+server in a separate process, at rising Poisson rates, and prints dispatch lag
+(start_ts - intended_ts) p50/p99/max per rate plus the highest rate held with p99 lag <= 2 ms.
+The baseline, run in the same script, is the dispatcher on gevent's own timers (~1 ms coarse)
+with a 1 ms yielding busy-wait; the ratio column is baseline p99 / default p99.
+
+    python benchmarks/dispatch_accuracy.py [--rates 100,250,500,1000,1500,2000] [--duration 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fcbench.load.runner import RunOptions, run_workload
+from fcbench.workload import load_workload
+
+NOOP_SERVER = textwrap.dedent('''
+    import asyncio, sys
+    RESP = (b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nContent-Type: text/plain\\r\\n"
+            b"x-fcbench-cold: 0\\r\\nx-fc-instance-id: noop\\r\\n\\r\\nok")
+
+    class Noop(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.t, self.buf = transport, b""
+
+        def data_received(self, data):
+            self.buf += data
+            while True:
+                end = self.buf.find(b"\\r\\n\\r\\n")
+                if end < 0:
+                    return
+                head, n = self.buf[:end].lower(), 0
+                i = head.find(b"content-length:")
+                if i >= 0:
+                    n = int(head[i + 15:].split(b"\\r\\n", 1)[0])
+                if len(self.buf) < end + 4 + n:
+                    return
+                self.buf = self.buf[end + 4 + n:]
+                self.t.write(RESP)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Noop, "127.0.0.1", 0, backlog=4096)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.Event().wait()
+
+    try:
+        import uvloop
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())
+''')
+
+
+def start_server() -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen([sys.executable, "-c", NOOP_SERVER], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    return proc, port
+
+
+def one_rate(port: int, rate: float, duration: float, variant: dict, work: Path,
+             plan: str) -> dict[str, float]:
+    wl_file = work / f"rate-{rate:g}.yaml"
+    wl_file.write_text(textwrap.dedent(f"""
+        name: dispatch-{rate:g}
+        target: {{kind: url, url: "http://127.0.0.1:{port}/invoke"}}
+        request: {{body: "x", timeout: 10}}
+        duration: {duration}
+        seed: 7
+        plan: {{kind: {plan}, rate: {rate}}}
+    """))
+    wl = load_workload(wl_file)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = run_workload(wl, options=RunOptions(out_dir=work / "results", progress=False,
+                                                 **variant))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    df = pd.read_csv(result.requests_csv, usecols=["intended_ts", "start_ts", "status"])
+    lag = (df["start_ts"] - df["intended_ts"]).to_numpy() * 1000.0
+    expected = sum(1 for _ in wl.plan_obj().offsets(duration))
+    return {"rate": rate, "rows": len(df), "expected": expected,
+            "errors": int((df["status"] != 200).sum()),
+            "locust_cpu_pct": 100.0 * cpu_s / duration,
+            "p50": float(np.percentile(lag, 50)) if lag.size else float("nan"),
+            "p99": float(np.percentile(lag, 99)) if lag.size else float("nan"),
+            "max": float(lag.max()) if lag.size else float("nan")}
+
+
+VARIANTS = {
+    "default": {},  # Linux timerfd wake-up, no busy-wait
+    "baseline": {"timer": "gevent", "spin_ms": 1.0},
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rates", default="100,250,500,1000,1500,2000")
+    ap.add_argument("--duration", type=float, default=5.0)
+    ap.add_argument("--plan", default="poisson", choices=["poisson", "constant"])
+    ap.add_argument("--no-baseline", action="store_true", help="skip the baseline runs")
+    args = ap.parse_args()
+    rates = [float(r) for r in args.rates.split(",")]
+    names = ["default"] + ([] if args.no_baseline else ["baseline"])
+    server, port = start_server()
+    results: dict[str, dict[float, dict[str, float]]] = {n: {} for n in names}
+    try:
+        with tempfile.TemporaryDirectory(prefix="fcbench-dispatch-") as tmp:
+            for rate in rates:
+                for name in names:
+                    r = one_rate(port, rate, args.duration, VARIANTS[name], Path(tmp), args.plan)
+                    results[name][rate] = r
+                    print(f"  {name:<8} rate {rate:>6g}/s  rows {r['rows']}/{r['expected']}  "
+                          f"lag p50 {r['p50']:.3f} p99 {r['p99']:.3f} max {r['max']:.2f} ms  "
+                          f"errors {r['errors']}  Locust CPU {r['locust_cpu_pct']:.0f}%  "
+                          f"(load {os.getloadavg()[0]:.1f})", flush=True)
+    finally:
+        server.terminate()
+        server.wait(5)
+    print(f"\nDispatch lag (start_ts - intended_ts), one Locust process, {args.plan} arrivals, "
+          f"{args.duration:g} s per rate; {os.cpu_count()} CPUs")
+    head = f"{'rate/s':>8} {'rows':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7}"
+    print(head + (f" {'base p99':>9} {'ratio':>6}" if "baseline" in names else ""))
+    held = None
+    for rate in rates:
+        r = results["default"][rate]
+        line = (f"{rate:>8g} {r['rows']:>7} {r['p50']:>8.3f} {r['p99']:>8.3f} "
+                f"{r['max']:>8.2f} {r['errors']:>7}")
+        if "baseline" in names:
+            b = results["baseline"][rate]
+            line += f" {b['p99']:>9.3f} {b['p99'] / r['p99'] if r['p99'] > 0 else 0:>6.2f}"
+        print(line)
+        if r["p99"] <= 2.0 and r["rows"] == r["expected"] and r["errors"] == 0:
+            held = rate
+    print(f"\nhighest rate held with p99 lag <= 2 ms (all rows, no errors): "
+          f"{held if held is not None else 'none'} req/s (target: >= 1000)")
+    if "baseline" in names:
+        print("ratio = baseline p99 / default p99 (> 1: the default dispatcher is tighter)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""`fcbench run WORKLOAD.yaml`: drive a workload with Locust and write a results folder."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+__all__ = ["run"]
+
+
+def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and value <= 0:
+        raise click.BadParameter("must be greater than 0 seconds")
+    return value
+
+
+@click.command()
+@click.argument("workload", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--ui", is_flag=True, help="Serve Locust's web UI (127.0.0.1) with a Cold starts "
+              "tab; the run starts when you press Start.")
+@click.option("--autostart", is_flag=True, help="With --ui: start at once.")
+@click.option("--web-port", default=8089, show_default=True, help="Port of the web UI.")
+@click.option("--ui-linger", default=30.0, show_default=True,
+              help="With --ui: seconds the UI stays up after the run ends.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Parent folder of the run folder (default: the workload's output).")
+@click.option("--processes", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Locust processes on this machine; one plan is split across them.")
+@click.option("--master", is_flag=True, help="Be the Locust master for workers on other "
+              "machines (they run `fcbench run ... --worker --master-host THIS_HOST`).")
+@click.option("--expect-workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="With --master: workers to wait for before starting.")
+@click.option("--worker", is_flag=True, help="Be a Locust worker of --master-host.")
+@click.option("--master-host", default=None, help="With --worker: the master's address.")
+@click.option("--master-port", default=5557, show_default=True, help="Master's port.")
+@click.option("--master-bind-host", default="127.0.0.1", show_default=True,
+              help="With --master: the address workers connect to (e.g. 0.0.0.0).")
+@click.option("--duration", type=float, default=None, callback=_positive,
+              help="Override the workload's duration (seconds).")
+@click.option("--no-progress", is_flag=True, help="No live progress line.")
+def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: float,
+        out_dir: Path | None, processes: int, master: bool, expect_workers: int, worker: bool,
+        master_host: str | None, master_port: int, master_bind_host: str,
+        duration: float | None, no_progress: bool) -> None:
+    """Send WORKLOAD's requests with Locust and write results/<time>-<name>/.
+
+    Exit code 130 when interrupted (Ctrl-C; the partial results are still written), 1 when
+    Locust itself failed.
+    """
+    from ..load.runner import RunOptions, locust_failure_reason, run_workload
+    from ..report.summary import summary_table
+    from ..workload import load_workload
+
+    wl = load_workload(workload)
+    opts = RunOptions(out_dir=out_dir, ui=ui, autostart=autostart, web_port=web_port,
+                      ui_linger_s=ui_linger, processes=processes, master=master,
+                      expect_workers=expect_workers, worker=worker, master_host=master_host,
+                      master_port=master_port, master_bind_host=master_bind_host,
+                      duration_s=duration, progress=not no_progress)
+    if ui:
+        click.echo(f"web UI: http://127.0.0.1:{web_port}/" +
+                   ("" if autostart else "  (press Start to begin the run)"), err=True)
+    result = run_workload(wl, options=opts)
+    width = max(len(k) for k, _ in summary_table(result.summary))
+    for label, value in summary_table(result.summary):
+        click.echo(f"  {label:<{width}}  {value}")
+    state = "interrupted; partial results in" if result.interrupted else "results:"
+    click.echo(f"{state} {result.run_dir}")
+    if result.failed:
+        reason = locust_failure_reason(result.run_dir)
+        click.echo(f"error: Locust exited with code {result.locust_exit_code}"
+                   f"{f' ({reason})' if reason else ''}; its log is "
+                   f"{result.run_dir / 'locust.log'}", err=True)
+    if result.exit_code:
+        sys.exit(result.exit_code)

@@ -1,0 +1,512 @@
+"""fcbench's locustfile: a thin adapter from an arrival plan to a `Target`, inside Locust.
+
+Loaded only by ``python -m locust -f <this file>`` in a subprocess (Locust monkey-patches with
+gevent). The runner passes a `LocustConfig` JSON path in ``FCBENCH_LOCUST_CONFIG``. Each Locust
+process that sends load runs one `Dispatch`: open loop = one dispatcher greenlet following an
+absolute-time schedule and spawning a greenlet per request; closed loop = N user greenlets with
+think time. Records stream to ``requests.part-<worker>.csv``; counters to a small status file.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import pickle
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import gevent
+from gevent.event import Event
+from gevent.pool import Group
+from locust import User, constant, events, task
+from locust.runners import MasterRunner, WorkerRunner
+
+from fcbench.load.runner import CONFIG_ENV, LocustConfig, status_path
+from fcbench.report.records import InvocationRecord, RecordWriter
+
+log = logging.getLogger("fcbench.locustfile")
+
+#: Greenlets the dispatcher may spawn back to back (behind schedule) before it yields once.
+_MAX_BURST = 64
+_STATUS_INTERVAL_S = 0.5
+_RECENT_COLD = 20
+_LOCUST_CSV_INTERVAL_S = 1.0  # locust.stats.CSV_STATS_INTERVAL_SEC
+
+
+class _TimerFd:
+    """Sleeps until an absolute wall-clock time with microsecond precision (Linux timerfd).
+
+    gevent's own timers ride on epoll's millisecond timeout and wake up to ~1 ms late; a
+    timerfd armed for the exact time wakes the same epoll loop on time, at no CPU cost.
+    """
+
+    _CLOCK_REALTIME, _TFD_NONBLOCK, _TFD_CLOEXEC, _TFD_TIMER_ABSTIME = 0, 0o4000, 0o2000000, 1
+
+    def __init__(self) -> None:
+        import ctypes
+        import ctypes.util
+
+        class _Timespec(ctypes.Structure):
+            _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+        class _Itimerspec(ctypes.Structure):
+            _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.timerfd_settime.argtypes = [ctypes.c_int, ctypes.c_int,
+                                         ctypes.POINTER(_Itimerspec), ctypes.c_void_p]
+        self._fd = libc.timerfd_create(self._CLOCK_REALTIME,
+                                       self._TFD_NONBLOCK | self._TFD_CLOEXEC)
+        if self._fd < 0:
+            raise OSError(ctypes.get_errno(), "timerfd_create failed")
+        self._settime = libc.timerfd_settime
+        self._spec = _Itimerspec()
+        self._ref = ctypes.byref(self._spec)
+        self._hub = gevent.get_hub()
+        self._watcher = self._hub.loop.io(self._fd, 1)
+        libc.prctl(29, 1, 0, 0, 0)  # PR_SET_TIMERSLACK: 1 ns instead of the default 50 us
+
+    def sleep_until(self, ts: float) -> None:
+        sec = int(ts)
+        self._spec.it_value.tv_sec = sec
+        self._spec.it_value.tv_nsec = int((ts - sec) * 1e9)
+        if self._settime(self._fd, self._TFD_TIMER_ABSTIME, self._ref, None) != 0:
+            gevent.sleep(max(0.0, ts - time.time()))
+            return
+        self._hub.wait(self._watcher)
+        try:
+            os.read(self._fd, 8)
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        self._watcher.close()
+        os.close(self._fd)
+
+
+def _precise_timer() -> _TimerFd | None:
+    try:
+        return _TimerFd()
+    except (OSError, AttributeError):  # not Linux: gevent timers plus a short busy-wait
+        return None
+
+
+def make_target(cfg: LocustConfig) -> Any:
+    """The `Target` this process sends to (a URL, the harness's URL, or FC)."""
+    t = cfg.target
+    if t["kind"] == "fc":
+        from fcbench.targets.fc import FcTarget
+        return FcTarget(t["function"], endpoint=t.get("endpoint"), region=t.get("region"),
+                        qualifier=t.get("qualifier"), timeout=cfg.timeout_s)
+    from fcbench.targets.url import UrlTarget
+    return UrlTarget(t["url"], function=t.get("function"), path=t.get("path"),
+                     timeout=cfg.timeout_s)
+
+
+class Counters:
+    """What the progress line and the web UI show; small and bounded."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.done = 0
+        self.errors = 0
+        self.cold = 0
+        self.cold_known = 0
+        self.recent_cold_ms: deque[float] = deque(maxlen=_RECENT_COLD)
+        self.started = False
+        self.finished = False
+        self.expected: int | None = None
+
+    def add(self, rec: InvocationRecord) -> None:
+        self.done += 1
+        if not rec.ok:
+            self.errors += 1
+        if rec.cold is not None:
+            self.cold_known += 1
+            if rec.cold:
+                self.cold += 1
+                self.recent_cold_ms.append(round(rec.latency_ms, 1))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"sent": self.sent, "done": self.done, "errors": self.errors, "cold": self.cold,
+                "cold_known": self.cold_known, "in_flight": self.sent - self.done,
+                "recent_cold_ms": list(self.recent_cold_ms), "started": self.started,
+                "finished": self.finished, "expected": self.expected, "ts": time.time()}
+
+
+class Dispatch:
+    """One process's share of the plan: sends, records, counts; runs once."""
+
+    def __init__(self, env: Any, cfg: LocustConfig, index: int, count: int, start_ts: float,
+                 duration_s: float) -> None:
+        with open(cfg.workload_pickle, "rb") as f:
+            self.workload = pickle.load(f)
+        self.env, self.cfg = env, cfg
+        self.index, self.count = index, count
+        self.start_ts, self.duration_s = start_ts, duration_s
+        self.body, self.content_type = self.workload.request_body()
+        plan = self.workload.plan_obj()
+        self.plan = plan.shard(index, count) if count > 1 else plan
+        self.counters = Counters()
+        self.writer = RecordWriter(Path(cfg.run_dir) / f"requests.part-{index}.csv",
+                                   flush_interval_s=cfg.flush_interval_s)
+        self.target = make_target(cfg)
+        self.group = Group()
+        self.done = Event()
+        self._seq = 0
+        self._spin_s = None if cfg.spin_ms is None else cfg.spin_ms / 1000.0
+        self._greenlets: list[gevent.Greenlet] = []
+        self._interrupted = False
+
+    def start(self) -> None:
+        # Everything made so far lives for the whole run: keep the GC from rescanning it.
+        gc.collect()
+        gc.freeze()
+        self.counters.started = True
+        main = gevent.spawn(self._run)
+        self._greenlets = [main, gevent.spawn(self._status_loop)]
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            if self.plan.open_loop:
+                self._open_loop()
+            else:
+                self._closed_loop()
+            if not self.group.join(timeout=self.cfg.timeout_s + 10):
+                self.group.kill(block=True, timeout=5)  # written as "interrupted" rows
+        except gevent.GreenletExit:
+            raise
+        except Exception:  # noqa: BLE001 - logged; the run ends with what it has
+            log.exception("the fcbench dispatcher failed")
+        finally:
+            if not self._interrupted:
+                self._close()
+
+    def _open_loop(self) -> None:
+        plan = self.plan
+        try:
+            self.counters.expected = int(plan.expected_count(self.duration_s))
+        except Exception:  # noqa: BLE001 - only for the progress line
+            self.counters.expected = None
+        timer = _precise_timer() if self.cfg.timer != "gevent" else None
+        spin = self._spin_s if self._spin_s is not None else (0.0 if timer else 0.001)
+        start, spawn, behind = self.start_ts, self.group.spawn, 0
+        try:
+            for offset in plan.offsets(self.duration_s):
+                due = start + offset
+                wait = due - time.time()
+                if wait > spin:
+                    if timer is not None:
+                        timer.sleep_until(due - spin)
+                    else:
+                        gevent.sleep(wait - spin)
+                    behind = 0
+                elif wait <= 0:
+                    behind += 1
+                    if behind >= _MAX_BURST:  # far behind: let responses in now and then
+                        gevent.sleep(0)
+                        behind = 0
+                while time.time() < due:  # a yielding busy-wait for the last `spin` seconds
+                    gevent.sleep(0)
+                spawn(self._one, due)
+        finally:
+            if timer is not None:
+                timer.close()
+
+    def _closed_loop(self) -> None:
+        self.counters.expected = None
+        wait = self.start_ts - time.time()
+        if wait > 0:
+            gevent.sleep(wait)
+        for u in range(int(self.plan.users)):
+            self.group.spawn(self._closed_user, self.plan.user_rng(u))
+
+    def _closed_user(self, rng: Any) -> None:
+        end = self.start_ts + self.duration_s
+        while time.time() < end:
+            self._one(time.time())
+            think = float(self.plan.think_time(rng))
+            if think > 0:
+                gevent.sleep(min(think, max(0.0, end - time.time())))
+
+    def _one(self, intended: float) -> None:
+        self._seq += 1
+        rid = f"w{self.index}-{self._seq}"
+        self.counters.sent += 1
+        begin = time.time()
+        try:
+            rec = self.target.invoke(self.body, self.content_type, self.cfg.timeout_s,
+                                     intended_ts=intended, request_id=rid)
+        except gevent.GreenletExit:
+            now = time.time()
+            self._record(InvocationRecord(request_id=rid, intended_ts=intended, start_ts=begin,
+                                          end_ts=now, latency_ms=(now - begin) * 1000.0,
+                                          status=0, error="interrupted"))
+            raise
+        self._record(rec)
+
+    def _record(self, rec: InvocationRecord) -> None:
+        rec.worker = self.index
+        self.writer.write(rec)
+        self.counters.add(rec)
+        self.env.events.request.fire(
+            request_type="POST", name=self.cfg.request_name, response_time=rec.latency_ms,
+            response_length=0, exception=None if rec.ok else RuntimeError(
+                rec.error or f"HTTP {rec.status}"), context={"cold": rec.cold},
+            start_time=rec.start_ts, url=None)
+
+    # -- status and shutdown -----------------------------------------------------------------
+
+    def _status_loop(self) -> None:
+        while True:
+            gevent.sleep(_STATUS_INTERVAL_S)
+            self.writer.maybe_flush()
+            self.publish()
+
+    def publish(self) -> None:
+        data = {"worker": self.index, **self.counters.as_dict()}
+        write_status(Path(self.cfg.control_dir), f"w{self.index}", data)
+        runner = self.env.runner
+        if isinstance(runner, WorkerRunner):
+            runner.send_message("fcbench_status", data)
+
+    def _close(self) -> None:
+        if self.done.is_set():
+            return
+        self.writer.close()
+        self.target.close()
+        self.counters.finished = True
+        self.publish()
+        self.done.set()
+        for g in self._greenlets[1:]:
+            g.kill(block=False)
+        on_dispatch_done(self.env, self)
+
+    def interrupt(self) -> None:
+        """Stop sending; in-flight requests are written as ``interrupted`` rows."""
+        if self.done.is_set():
+            return
+        self._interrupted = True
+        if self._greenlets:
+            self._greenlets[0].kill(block=True, timeout=2)
+        self.group.kill(block=True, timeout=5)
+        self._close()
+
+
+def write_status(control_dir: Path, name: str, data: dict[str, Any]) -> None:
+    """Atomically replace one status file (read by the runner's progress line)."""
+    path = status_path(control_dir, name)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+# -- the per-process run state, driven by Locust's events ---------------------------------------
+
+class _State:
+    """What this Locust process knows about the run (one per process: Locust's events are
+    process-wide too)."""
+
+    def __init__(self) -> None:
+        self.cfg: LocustConfig | None = None
+        self.dispatch: Dispatch | None = None
+        self.started = False
+        self.finishing = False
+        self.quitting = False
+        self.stopped_early = False
+        self.assigned: dict[str, int] = {}  # master: worker client id -> shard index
+        self.worker_status: dict[int, dict[str, Any]] = {}
+        self.workers_done: set[int] = set()
+
+
+STATE = _State()
+
+
+def snapshot() -> dict[str, Any]:
+    """Counters of this whole run as this process knows them (all workers on a master)."""
+    if STATE.dispatch is not None:
+        return {"workers": 1, **STATE.dispatch.counters.as_dict()}
+    total: dict[str, Any] = {"sent": 0, "done": 0, "errors": 0, "cold": 0, "cold_known": 0,
+                             "in_flight": 0, "recent_cold_ms": [], "expected": None,
+                             "started": STATE.started, "workers": len(STATE.worker_status)}
+    recent: list[tuple[float, float]] = []
+    expected = 0
+    for data in STATE.worker_status.values():
+        for key in ("sent", "done", "errors", "cold", "cold_known", "in_flight"):
+            total[key] += int(data.get(key) or 0)
+        expected += int(data.get("expected") or 0)
+        recent += [(data.get("ts", 0), v) for v in data.get("recent_cold_ms", [])]
+    total["expected"] = expected or None
+    total["recent_cold_ms"] = [v for _, v in recent[-_RECENT_COLD:]]
+    total["finished"] = bool(STATE.assigned) and len(STATE.workers_done) >= len(STATE.assigned)
+    total["ts"] = time.time()
+    return total
+
+
+@events.init.add_listener
+def _on_init(environment: Any, **_kw: Any) -> None:
+    path = os.environ.get(CONFIG_ENV)
+    if not path:
+        raise RuntimeError(f"{CONFIG_ENV} is not set; run this locustfile through `fcbench run`")
+    STATE.cfg = LocustConfig.read(path)
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        runner.register_message("fcbench_status", _on_worker_status)
+        runner.register_message("fcbench_done", _on_worker_done)
+    elif isinstance(runner, WorkerRunner):
+        runner.register_message("fcbench_assign", _on_assign)
+    if environment.web_ui is not None:
+        from fcbench.load.webui import install
+        install(environment, snapshot, harness_url=STATE.cfg.harness_url)
+    gevent.spawn(_main_status_loop, environment)
+
+
+def _main_status_loop(environment: Any) -> None:
+    """The runner's view: this process's counters, or on a master all workers' together."""
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    while True:
+        gevent.sleep(_STATUS_INTERVAL_S)
+        assert STATE.cfg is not None
+        write_status(Path(STATE.cfg.control_dir), "main", snapshot())
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Any, **_kw: Any) -> None:
+    cfg = STATE.cfg
+    assert cfg is not None
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        return  # waits for the master's fcbench_assign
+    if STATE.started:
+        log.warning("fcbench runs its plan once per Locust process; restart `fcbench run` "
+                    "for another run")
+        return
+    STATE.started = True
+    start_ts = time.time() + cfg.start_delay_s
+    if isinstance(runner, MasterRunner):
+        nodes = runner.clients.ready + runner.clients.running + runner.clients.spawning
+        ids = sorted((n.id for n in nodes), key=runner.get_worker_index)
+        STATE.assigned = {cid: i for i, cid in enumerate(ids)}
+        for cid, i in STATE.assigned.items():
+            runner.send_message("fcbench_assign", {"index": i, "count": len(ids),
+                                                   "start_ts": start_ts,
+                                                   "duration_s": cfg.duration_s}, client_id=cid)
+        log.info("fcbench: plan split across %d workers, start at %.3f", len(ids), start_ts)
+        gevent.spawn_later(cfg.start_delay_s + cfg.duration_s + cfg.timeout_s + 60,
+                           _finish, environment, "workers did not all report back in time")
+        return
+    _begin(environment, 0, 1, start_ts, cfg.duration_s)
+
+
+def _begin(environment: Any, index: int, count: int, start_ts: float, duration_s: float) -> None:
+    assert STATE.cfg is not None
+    STATE.started = True
+    try:
+        STATE.dispatch = Dispatch(environment, STATE.cfg, index, count, start_ts, duration_s)
+    except Exception:  # noqa: BLE001 - end the run now instead of waiting for the backstop
+        log.exception("fcbench could not start sending its share of the plan")
+        runner = environment.runner
+        if isinstance(runner, WorkerRunner):
+            runner.send_message("fcbench_done", {"worker": index, "failed": True})
+        else:
+            _finish(environment, "the dispatcher could not start")
+        return
+    STATE.dispatch.start()
+
+
+def _on_assign(environment: Any, msg: Any, **_kw: Any) -> None:
+    if STATE.dispatch is not None:
+        return
+    d = msg.data
+    _begin(environment, int(d["index"]), int(d["count"]), float(d["start_ts"]),
+           float(d["duration_s"]))
+
+
+def _on_worker_status(environment: Any, msg: Any, **_kw: Any) -> None:
+    STATE.worker_status[int(msg.data["worker"])] = msg.data
+
+
+def _on_worker_done(environment: Any, msg: Any, **_kw: Any) -> None:
+    STATE.worker_status[int(msg.data["worker"])] = msg.data
+    STATE.workers_done.add(int(msg.data["worker"]))
+    if len(STATE.workers_done) >= len(STATE.assigned):
+        _finish(environment, "every worker finished its share of the plan")
+
+
+def on_dispatch_done(environment: Any, dispatch: Dispatch) -> None:
+    """This process sent and recorded its share: tell the master, or end the run."""
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        send_stats = getattr(runner, "_send_stats", None)
+        if send_stats is not None:
+            send_stats()  # the master's totals then include every request before "done"
+        runner.send_message("fcbench_done", {"worker": dispatch.index,
+                                             **dispatch.counters.as_dict()})
+        return
+    if not STATE.quitting:
+        _finish(environment, "the plan is complete" if not STATE.stopped_early
+                else "stopped from the web UI")
+
+
+def _finish(environment: Any, reason: str) -> None:
+    if STATE.finishing:
+        return
+    STATE.finishing = True
+    cfg = STATE.cfg
+    assert cfg is not None
+    log.info("fcbench: %s", reason)
+    write_status(Path(cfg.control_dir), "main", {**snapshot(), "finished": True,
+                                                 "stopped_early": STATE.stopped_early})
+    runner = environment.runner
+    if cfg.ui and environment.web_ui is not None:
+        runner.stop()
+
+        def quit_later() -> None:
+            gevent.sleep(max(cfg.ui_linger_s, _LOCUST_CSV_INTERVAL_S + 0.2))
+            runner.quit()
+            environment.web_ui.stop()
+
+        gevent.spawn(quit_later)
+    else:
+        # Locust rewrites its CSV statistics once a second and not at exit: let it catch up.
+        gevent.spawn_later(_LOCUST_CSV_INTERVAL_S + 0.2, runner.quit)
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment: Any, **_kw: Any) -> None:
+    """Stop pressed in the web UI (or a master's stop): end the plan early, keep the rows."""
+    if STATE.finishing or STATE.quitting:
+        return
+    STATE.stopped_early = True
+    if STATE.dispatch is not None:
+        gevent.spawn(STATE.dispatch.interrupt)
+    elif STATE.assigned and not isinstance(environment.runner, WorkerRunner):
+        gevent.spawn_later(10, _finish, environment, "stopped from the web UI")
+
+
+@events.quitting.add_listener
+def _on_quitting(environment: Any, **_kw: Any) -> None:
+    STATE.quitting = True
+    if STATE.dispatch is not None:
+        STATE.dispatch.interrupt()
+
+
+class FcbenchUser(User):
+    """A placeholder Locust user: the load comes from `Dispatch`, not from user tasks.
+
+    Locust needs a user class to start a run (and its web UI asks for a user count); this one
+    only waits, so the number of users entered does not change the arrival plan.
+    """
+
+    wait_time = constant(1)
+
+    @task
+    def idle(self) -> None:
+        gevent.sleep(1)

@@ -1,0 +1,161 @@
+"""`summary.json` from raw per-request records (never from Locust's bucketed statistics).
+
+Key names: `load_requests`, `summarize`, `write_summary`, `summary_table`. Latency percentiles are
+over successful requests; P(cold) is over requests whose cold/warm the target reported.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .stats import percentiles, wilson
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["SUMMARY_COLUMNS", "load_requests", "summarize", "summary_table", "write_summary"]
+
+#: The requests.csv columns a summary or plot reads (others are skipped for speed).
+SUMMARY_COLUMNS = ("intended_ts", "start_ts", "end_ts", "latency_ms", "status", "cold",
+                   "instance_id", "error", "latency_from_intended_ms")
+
+
+def load_requests(path: str | Path) -> pd.DataFrame:
+    """The columns of a requests.csv that summaries and plots need, as a DataFrame."""
+    import pandas as pd
+
+    header = Path(path).open(encoding="utf-8").readline().strip().split(",")
+    cols = [c for c in SUMMARY_COLUMNS if c in header]
+    dtypes = {c: "float64" for c in ("intended_ts", "start_ts", "end_ts", "latency_ms",
+                                      "cold", "latency_from_intended_ms") if c in cols}
+    dtypes.update({c: "object" for c in ("instance_id", "error") if c in cols})
+    if "status" in cols:
+        dtypes["status"] = "float64"
+    df = pd.read_csv(path, usecols=cols, dtype=dtypes, engine="c", keep_default_na=False,
+                     na_values={c: [""] for c in dtypes if dtypes[c] == "float64"})
+    if "status" in df:
+        df["status"] = df["status"].fillna(0).astype("int32")
+    return df
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def summarize(records: str | Path | pd.DataFrame, *, instances_csv: str | Path | None = None,
+              z: float = 1.96) -> dict[str, Any]:
+    """Counts, errors by status, latency percentiles, P(cold) with a Wilson interval, throughput.
+
+    `records` is a requests.csv path or a DataFrame from `load_requests`. Works on 0 rows.
+    """
+    import numpy as np
+
+    df = load_requests(records) if isinstance(records, (str, Path)) else records
+    n = int(len(df))
+    status = df["status"].to_numpy() if n else np.zeros(0, dtype=int)
+    ok_mask = (status > 0) & (status < 400)
+    ok = int(ok_mask.sum())
+    errors = n - ok
+    by_status: dict[str, int] = {}
+    by_error: dict[str, int] = {}
+    if errors:
+        bad = df[~ok_mask]
+        by_status = {str(k): int(v) for k, v in bad["status"].value_counts().sort_index().items()}
+        if "error" in bad:
+            kinds = bad["error"].fillna("").replace("", "unknown").value_counts().head(20)
+            by_error = {str(k): int(v) for k, v in kinds.items()}
+    okdf = df[ok_mask]
+    lat = okdf["latency_ms"].to_numpy() if n else np.zeros(0)
+    if "latency_from_intended_ms" in df and n:
+        lfi = okdf["latency_from_intended_ms"].to_numpy()
+    else:
+        lfi = np.zeros(0)
+    lag = ((df["start_ts"] - df["intended_ts"]) * 1000.0).to_numpy() \
+        if n and "intended_ts" in df else np.zeros(0)
+    cold_col = df["cold"].to_numpy() if n and "cold" in df else np.zeros(0)
+    known = ~np.isnan(cold_col)
+    cold_n = int(known.sum())
+    cold_k = int((cold_col[known] > 0.5).sum())
+    lo, hi = wilson(cold_k, cold_n, z)
+    cold_ok = okdf["cold"].to_numpy() if n and "cold" in okdf else np.zeros(0)
+    first = float(np.nanmin(df["start_ts"])) if n else None
+    last = float(np.nanmax(df["end_ts"])) if n else None
+    span = (last - first) if first is not None and last is not None else 0.0
+    seen = int(df.loc[df["instance_id"].fillna("") != "", "instance_id"].nunique()) \
+        if n and "instance_id" in df else 0
+    started = _instances_started(instances_csv)
+    summary = {
+        "count": n,
+        "ok": ok,
+        "errors": errors,
+        "errors_by_status": by_status,
+        "errors_by_kind": by_error,
+        "cold_starts": cold_k,
+        "p_cold": {"value": (cold_k / cold_n) if cold_n else None, "lo": lo, "hi": hi,
+                   "cold": cold_k, "n": cold_n, "z": z, "method": "wilson"},
+        "latency_ms": percentiles(lat),
+        "latency_from_intended_ms": percentiles(lfi),
+        "latency_ms_cold": percentiles(lat[cold_ok > 0.5]) if cold_ok.size else percentiles([]),
+        "latency_ms_warm": percentiles(lat[cold_ok < 0.5]) if cold_ok.size else percentiles([]),
+        "dispatch_lag_ms": percentiles(lag),
+        "first_ts": first,
+        "last_ts": last,
+        "duration_s": round(span, 3),
+        "throughput_rps": round(n / span, 3) if span > 0 else None,
+        "ok_throughput_rps": round(ok / span, 3) if span > 0 else None,
+        "instances_seen": seen,
+        "instances_started": started if started is not None else seen,
+    }
+    return _clean(summary)
+
+
+def _instances_started(path: str | Path | None) -> int | None:
+    if path is None or not Path(path).exists():
+        return None
+    import csv
+    with open(path, newline="", encoding="utf-8") as f:
+        return sum(1 for _ in csv.DictReader(f))
+
+
+def write_summary(summary: dict[str, Any], path: str | Path) -> Path:
+    """Write `summary` as JSON (atomically)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(_clean(summary), indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def summary_table(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) pairs for a short terminal table."""
+    def ms(block: dict[str, Any] | None) -> str:
+        if not block or block.get("p50") is None:
+            return "–"
+        return f"p50 {block['p50']:.1f} · p90 {block['p90']:.1f} · p99 {block['p99']:.1f} · " \
+               f"max {block['max']:.1f}"
+
+    p = summary.get("p_cold") or {}
+    pc = "–" if p.get("value") is None else \
+        f"{p['value']:.3f} [{p['lo']:.3f}, {p['hi']:.3f}] ({p['cold']}/{p['n']})"
+    errs = ", ".join(f"{k}: {v}" for k, v in (summary.get("errors_by_status") or {}).items())
+    rows = [
+        ("requests", f"{summary.get('count', 0)} ({summary.get('ok', 0)} ok)"),
+        ("errors", f"{summary.get('errors', 0)}" + (f" ({errs})" if errs else "")),
+        ("cold starts", str(summary.get("cold_starts", 0))),
+        ("P(cold) [95% CI]", pc),
+        ("latency ms", ms(summary.get("latency_ms"))),
+        ("from intended ms", ms(summary.get("latency_from_intended_ms"))),
+        ("throughput", "–" if summary.get("throughput_rps") is None
+         else f"{summary['throughput_rps']:.2f} req/s"),
+        ("instances started", str(summary.get("instances_started", 0))),
+    ]
+    return rows

@@ -1,0 +1,92 @@
+"""The `Target` interface: something a request can be sent to, answering `InvocationRecord`s.
+
+Key names: `Target`, `TargetState`, `FakeTarget` (in-memory, for tests of callers).
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+from ..errors import UsageError
+from ..report.records import InvocationRecord
+
+__all__ = ["FakeTarget", "Target", "TargetState"]
+
+
+class TargetState(enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Target(ABC):
+    """Sends one request per `invoke()` and reports what happened; never raises for a failed
+    request (the record's `status` and `error` say so). A context manager; closed once."""
+
+    #: Registry name (``url``, ``local``, ``fc``).
+    name: str = ""
+
+    def __init__(self) -> None:
+        self.state = TargetState.OPEN
+
+    def invoke(self, body: bytes = b"", content_type: str = "application/octet-stream",
+               timeout: float | None = None, *, intended_ts: float | None = None,
+               request_id: str | None = None) -> InvocationRecord:
+        """Send one request and wait for its answer.
+
+        Args:
+            body / content_type: the request.
+            timeout: seconds to wait for the response (None: the target's default).
+            intended_ts: when the arrival plan wanted it sent (epoch s), copied into the record.
+            request_id: the record's id (default: a random hex id).
+        """
+        if self.state is TargetState.CLOSED:
+            raise UsageError(f"this {type(self).__name__} is closed; create a new one")
+        record = self._invoke(body, content_type, timeout)
+        record.intended_ts = intended_ts
+        record.request_id = request_id or uuid.uuid4().hex
+        return record
+
+    @abstractmethod
+    def _invoke(self, body: bytes, content_type: str, timeout: float | None) -> InvocationRecord:
+        """Send the request; fill timings, status, error and the header-derived fields."""
+
+    def close(self) -> None:
+        """Release connections (and whatever the target started). Safe to call twice."""
+        self.state = TargetState.CLOSED
+
+    def __enter__(self) -> Target:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FakeTarget(Target):
+    """An in-memory target for unit tests of callers: answers with `respond(body)`'s
+    (status, headers) after `delay_s`, without any network."""
+
+    name = "fake"
+
+    def __init__(self, respond: Callable[[bytes], tuple[int, dict[str, str]]] | None = None,
+                 delay_s: float = 0.0) -> None:
+        super().__init__()
+        self._respond = respond or (lambda body: (200, {"x-fcbench-cold": "0"}))
+        self._delay_s = delay_s
+        self.calls = 0
+
+    def _invoke(self, body: bytes, content_type: str, timeout: float | None) -> InvocationRecord:
+        from ..report.records import parse_headers
+
+        self.calls += 1
+        start = time.time()
+        t0 = time.perf_counter()
+        if self._delay_s:
+            time.sleep(self._delay_s)
+        status, headers = self._respond(body)
+        ms = (time.perf_counter() - t0) * 1000.0
+        return InvocationRecord(start_ts=start, end_ts=start + ms / 1000.0, latency_ms=ms,
+                                status=status, **parse_headers(headers))

@@ -1,0 +1,92 @@
+"""Shared fixtures: workload files for the CPU-free `sleep` model, and `fcbench` subprocesses
+that are always cleaned up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+
+@pytest.fixture
+def sleep_workload(tmp_path: Path) -> Callable[..., Path]:
+    """Write a workload YAML against a local harness running the `sleep` model; returns its path.
+
+    Keywords: plan (a mapping), duration, sleep_ms, startup_ms, concurrency, idle, max_instances,
+    name, output, extra (top-level keys merged in), function_env (extra environment variables).
+    """
+    def make(plan: dict[str, Any], *, duration: float = 4, sleep_ms: float = 10,
+             startup_ms: float = 200, concurrency: int = 1, idle: float = 30,
+             max_instances: int = 10, name: str = "t", output: Path | None = None,
+             extra: dict[str, Any] | None = None,
+             function_env: dict[str, str] | None = None) -> Path:
+        doc = {
+            "name": name,
+            "target": {"kind": "local", "functions": [{
+                "functionName": "f",
+                "instanceConcurrency": concurrency,
+                "environmentVariables": {"FCBENCH_MODEL": "sleep",
+                                         "FCBENCH_SLEEP_MS": str(sleep_ms),
+                                         "FCBENCH_STARTUP_MS": str(startup_ms),
+                                         **(function_env or {})},
+                "harness": {"idleTimeout": idle, "maxInstances": max_instances},
+            }]},
+            "request": {"timeout": 30},
+            "duration": duration,
+            "seed": 3,
+            "plan": plan,
+            "output": str(output or tmp_path / "results"),
+            **(extra or {}),
+        }
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return path
+
+    return make
+
+
+def fcbench_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "fcbench", *args]
+
+
+@pytest.fixture
+def fcbench_proc() -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start `python -m fcbench ...` subprocesses; any still running at the end are stopped."""
+    procs: list[subprocess.Popen] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, **kw: Any) -> subprocess.Popen:
+        proc = subprocess.Popen(fcbench_cmd(*args), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, **(env or {})}, **kw)
+        procs.append(proc)
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
+
+
+@pytest.fixture
+def fcbench_run() -> Callable[..., subprocess.CompletedProcess]:
+    """Run `python -m fcbench ...` to completion (a timeout kills it)."""
+    def run(*args: str, timeout: float = 120, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess:
+        return subprocess.run(fcbench_cmd(*args), capture_output=True, text=True,
+                              timeout=timeout, env={**os.environ, **(env or {})})
+
+    return run

@@ -1,0 +1,60 @@
+"""`fcbench coldstart sweep` on the harness: P(cold) falls as concurrency rises.
+
+Real Locust runs against a real harness per level. The `sleep` model stands in for a GPU model
+(no CPU per request), so five levels fit a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fcbench.coldstart.sweep import SweepLevel, monotone_within_intervals
+
+
+def _lv(level, p, lo, hi):
+    return SweepLevel(level, level, 1, None, 100, int(p * 100), p, lo, hi, None, None, None, 0)
+
+
+def test_monotone_within_intervals_allows_noise_but_not_a_real_rise():
+    assert monotone_within_intervals([_lv(1, .5, .4, .6), _lv(2, .52, .3, .7), _lv(4, .2, .1, .3)])
+    assert not monotone_within_intervals([_lv(1, .2, .15, .25), _lv(2, .5, .4, .6)])
+
+
+@pytest.mark.slow
+def test_sweep_over_1_to_16_shows_p_cold_falling_within_intervals(tmp_path):
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(
+        "functionName: sw\ninstanceConcurrency: 2\nenvironmentVariables:\n"
+        "  FCBENCH_MODEL: sleep\n  FCBENCH_SLEEP_MS: '1000'\n"
+        "harness:\n  idleTimeout: 2\n  maxInstances: 14\n")
+    res = subprocess.run(
+        [sys.executable, "-m", "fcbench", "coldstart", "sweep", str(spec),
+         "--concurrency", "1,2,4,8,16", "--duration", "14", "--warmup", "4", "--out", str(tmp_path / "res")],
+        capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    run = next((tmp_path / "res").iterdir())
+    rows = list(csv.DictReader(open(run / "sweep.csv")))
+    assert [float(r["level"]) for r in rows] == [1, 2, 4, 8, 16]
+    for r in rows:
+        assert int(r["requests"]) > 0 and int(r["errors"]) == 0
+        lo, p, hi = float(r["p_cold_lo"]), float(r["p_cold"]), float(r["p_cold_hi"])
+        assert 0 <= lo <= p <= hi <= 1
+        assert (run / r["run_dir"] / "requests.csv").exists()
+    # rates follow Little's law from the measured service time (~1 s)
+    assert float(rows[-1]["rate_rps"]) == pytest.approx(16 * float(rows[0]["rate_rps"]), rel=1e-3)
+    levels = [SweepLevel(float(r["level"]), float(r["level"]), 1, None, int(r["requests"]),
+                         int(r["cold"]), float(r["p_cold"]), float(r["p_cold_lo"]),
+                         float(r["p_cold_hi"]), None, None, None, 0) for r in rows]
+    assert monotone_within_intervals(levels)
+    assert float(rows[-1]["p_cold"]) < float(rows[0]["p_cold"])  # and it really fell
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["monotone_within_intervals"] is True
+    assert 950 <= summary["service_ms"] <= 1300
+    assert summary["warmup_s"] == 4
+    assert (run / "plots" / "p_cold.png").stat().st_size > 5000
+    assert "sweep.csv" in (run / "report.html").read_text()

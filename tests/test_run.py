@@ -54,9 +54,11 @@ def test_open_loop_run_records_every_planned_arrival(sleep_workload, fcbench_run
     run = only_run_dir(tmp_path / "results")
     assert f"results: {run}" in res.stdout
     for name in ("requests.csv", "instances.csv", "run.yaml", "summary.json", "locust.html",
-                 "locust_stats.csv", "plots/latency.png"):
+                 "locust_stats.csv", "plots/latency.png", "report.html"):
         assert (run / name).is_file(), name
     assert not list(run.glob("requests.part-*.csv"))
+    report = (run / "report.html").read_text()
+    assert "Latency (ms, from raw records)" in report and 'href="requests.csv"' in report
 
     df = pd.read_csv(run / "requests.csv")
     assert tuple(df.columns[:len(COLUMNS)]) == COLUMNS and tuple(df.columns) == ALL_COLUMNS

@@ -611,4 +611,10 @@ def _finalize(run_dir: Path, workload: Any, duration: float, started: float, int
     _write_run_yaml(run_dir, workload, opts, duration, started,
                     finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), interrupted=interrupted,
                     requests=rows)
+    try:
+        from ..report.html import write_report
+        write_report(run_dir, title=f"fcbench run: {workload.name}"
+                     + (" (interrupted)" if interrupted else ""))
+    except Exception as exc:  # noqa: BLE001 - the report must not lose the run
+        log.warning("could not write report.html: %s", exc)
     return summary

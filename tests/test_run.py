@@ -54,9 +54,12 @@ def test_open_loop_run_records_every_planned_arrival(sleep_workload, fcbench_run
     run = only_run_dir(tmp_path / "results")
     assert f"results: {run}" in res.stdout
     for name in ("requests.csv", "instances.csv", "run.yaml", "summary.json", "locust.html",
-                 "locust_stats.csv", "plots/latency.png", "report.html"):
+                 "locust_stats.csv", "plots/latency.png", "report.html", "gpu.csv"):
         assert (run / name).is_file(), name
     assert not list(run.glob("requests.part-*.csv"))
+    # no GPU here: the telemetry file exists with its header and no samples
+    assert (run / "gpu.csv").read_text().startswith("ts,gpu_index")
+    assert len((run / "gpu.csv").read_text().splitlines()) == 1
     report = (run / "report.html").read_text()
     assert "Latency (ms, from raw records)" in report and 'href="requests.csv"' in report
 

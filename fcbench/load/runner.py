@@ -187,6 +187,7 @@ def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: b
     code: int | None = None
     harness = None
     instances: list[dict[str, Any]] | None = None
+    sampler = _start_gpu_sampler(run_dir)
     with _signals() as stop:
         try:
             if _is_local(workload) and not opts.master:
@@ -212,6 +213,9 @@ def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: b
                 instances = _fetch_instances(harness.url)
                 with contextlib.suppress(Exception):
                     harness.close()
+            if sampler is not None:
+                with contextlib.suppress(Exception):
+                    sampler.stop()
             summary = _finalize(run_dir, workload, duration, started, interrupted, code,
                                 instances, opts)
             shutil.rmtree(control, ignore_errors=True)
@@ -584,6 +588,16 @@ def _write_instances(run_dir: Path, instances: list[dict[str, Any]]) -> Path:
     return path
 
 
+def _start_gpu_sampler(run_dir: Path) -> Any:
+    """NVML telemetry into `gpu.csv` for the run (header only, said once, without a GPU)."""
+    try:
+        from ..telemetry import start_sampler
+        return start_sampler(run_dir / "gpu.csv", interval=0.5)
+    except Exception as exc:  # noqa: BLE001 - telemetry must never stop a run
+        log.warning("GPU telemetry is off for this run: %s", exc)
+        return None
+
+
 def _finalize(run_dir: Path, workload: Any, duration: float, started: float, interrupted: bool,
               code: int | None, instances: list[dict[str, Any]] | None,
               opts: RunOptions) -> dict[str, Any]:
@@ -606,8 +620,11 @@ def _finalize(run_dir: Path, workload: Any, duration: float, started: float, int
         from ..report.plots import plot_latency
         plot_latency(df, run_dir / "plots" / "latency.png",
                      title=f"{workload.name}: latency over time")
+        if (run_dir / "gpu.csv").exists():
+            from ..telemetry import plot_gpu
+            plot_gpu(run_dir / "gpu.csv", run_dir / "plots" / "gpu.png")
     except Exception as exc:  # noqa: BLE001 - a plot must not lose the run
-        log.warning("could not draw the latency plot: %s", exc)
+        log.warning("could not draw the plots: %s", exc)
     _write_run_yaml(run_dir, workload, opts, duration, started,
                     finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), interrupted=interrupted,
                     requests=rows)

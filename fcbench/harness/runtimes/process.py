@@ -55,8 +55,11 @@ class ProcessRuntime:
     async def prepare(self, spec: FunctionSpec) -> None:
         from ...models import MODELS, prepare_model
 
-        model = spec.environment_variables.get("FCBENCH_MODEL", "mobilenet-v2")
-        if spec.harness.command is None and model in MODELS:
+        env = spec.environment_variables
+        model = env.get("FCBENCH_MODEL", "mobilenet-v2")
+        # a user's own model file needs no preparation, and importing the model module here
+        # (torch, diffusers...) would only slow the harness down
+        if spec.harness.command is None and model in MODELS and "FCBENCH_MODEL_PATH" not in env:
             await asyncio.to_thread(prepare_model, model, spec.environment_variables)
 
     async def start(self, request: StartRequest) -> InstanceHandle:

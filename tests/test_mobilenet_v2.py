@@ -132,25 +132,6 @@ def test_infer_batch_matches_singles_and_top5_is_sane(model: mv2.MobileNetV2) ->
     assert model.infer([]) == []
 
 
-def test_load_and_inference_time(model_file: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
-    t0 = time.perf_counter()
-    m = mv2.MobileNetV2(model_file, providers=["CPUExecutionProvider"])
-    load_s = time.perf_counter() - t0
-    x = m.decode(_image_bytes("JPEG"), "image/jpeg")
-    m.infer([x])  # warm-up
-    times = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        m.infer([x])
-        times.append(time.perf_counter() - t0)
-    with capsys.disabled():
-        print(f"\nmobilenet_v2: load {load_s * 1e3:.0f} ms, warm single inference {np.median(times) * 1e3:.1f} ms "
-              f"(median of 5, 1 intra-op thread, {m.providers[0]})")
-
-
-# ------------------------------------------------------------------------------------------- decode
-
-
 @pytest.mark.parametrize("fmt,ctype", [("PNG", "image/png"), ("JPEG", "image/jpeg"),
                                        ("JPEG", "application/octet-stream"), ("PNG", "application/octet-stream")])
 def test_decode_images(model: mv2.MobileNetV2, fmt: str, ctype: str) -> None:

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import pathlib
-import time
 
 import numpy as np
 import pytest

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import socket
 import sys
 import time
 
@@ -258,3 +259,17 @@ def test_summary_reads_a_real_requests_csv_schema(tmp_path):
     df = pd.read_csv(path)
     assert list(df.columns[:len(COLUMNS)]) == list(COLUMNS)
     assert summarize(path)["latency_ms"]["max"] == 100.0
+
+
+def test_url_target_resends_once_on_a_connection_the_server_dropped(harness):
+    # Idle keep-alive connections can be closed under the client at any time; the request then
+    # goes out again on a fresh connection instead of failing.
+    with UrlTarget(harness.url, function="f") as target:
+        target.warm_up(connections=2)
+        assert len(target._pool._idle) == 2
+        for conn in target._pool._idle:
+            conn.sock.shutdown(socket.SHUT_RDWR)
+        rec = target.invoke(b'{"sleep_ms": 1}', "application/json")
+        # An answer came back (a 429 if an earlier test's slow request still holds the one
+        # instance): no connection error reached the record.
+        assert rec.status in (200, 429) and "Pipe" not in rec.error, rec.error

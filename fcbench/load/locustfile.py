@@ -91,7 +91,8 @@ class _TimerFd:
 def _precise_timer() -> _TimerFd | None:
     try:
         return _TimerFd()
-    except (OSError, AttributeError):  # not Linux: gevent timers plus a short busy-wait
+    except (OSError, AttributeError):  # not Linux: gevent's timers
+        log.warning("no timerfd here; the dispatcher uses gevent's timers")
         return None
 
 
@@ -139,22 +140,26 @@ class Counters:
 
 
 class Dispatch:
-    """One process's share of the plan: sends, records, counts; runs once."""
+    """One process's share of the plan: sends, records, counts; runs once.
 
-    def __init__(self, env: Any, cfg: LocustConfig, index: int, count: int, start_ts: float,
-                 duration_s: float) -> None:
+    Made when Locust starts (loading the workload, building the target, opening connections),
+    so that nothing slow is left for `begin`, which only learns its shard and start time.
+    """
+
+    def __init__(self, env: Any, cfg: LocustConfig) -> None:
         with open(cfg.workload_pickle, "rb") as f:
             self.workload = pickle.load(f)
         self.env, self.cfg = env, cfg
-        self.index, self.count = index, count
-        self.start_ts, self.duration_s = start_ts, duration_s
         self.body, self.content_type = self.workload.request_body()
-        plan = self.workload.plan_obj()
-        self.plan = plan.shard(index, count) if count > 1 else plan
-        self.counters = Counters()
-        self.writer = RecordWriter(Path(cfg.run_dir) / f"requests.part-{index}.csv",
-                                   flush_interval_s=cfg.flush_interval_s)
+        self.plan = self.workload.plan_obj()
         self.target = make_target(cfg)
+        warm_up = getattr(self.target, "warm_up", None)
+        if warm_up is not None:
+            warm_up()
+        self.index, self.count = 0, 1
+        self.start_ts, self.duration_s = 0.0, cfg.duration_s
+        self.writer: RecordWriter | None = None
+        self.counters = Counters()
         self.group = Group()
         self.done = Event()
         self._seq = 0
@@ -162,7 +167,14 @@ class Dispatch:
         self._greenlets: list[gevent.Greenlet] = []
         self._interrupted = False
 
-    def start(self) -> None:
+    def begin(self, index: int, count: int, start_ts: float, duration_s: float) -> None:
+        """Send shard `index` of `count` of the plan, from `start_ts` (epoch s) on."""
+        self.index, self.count = index, count
+        self.start_ts, self.duration_s = start_ts, duration_s
+        if count > 1:
+            self.plan = self.plan.shard(index, count)
+        self.writer = RecordWriter(Path(self.cfg.run_dir) / f"requests.part-{index}.csv",
+                                   flush_interval_s=self.cfg.flush_interval_s)
         # Everything made so far lives for the whole run: keep the GC from rescanning it.
         gc.collect()
         gc.freeze()
@@ -253,6 +265,7 @@ class Dispatch:
 
     def _record(self, rec: InvocationRecord) -> None:
         rec.worker = self.index
+        assert self.writer is not None
         self.writer.write(rec)
         self.counters.add(rec)
         self.env.events.request.fire(
@@ -266,7 +279,8 @@ class Dispatch:
     def _status_loop(self) -> None:
         while True:
             gevent.sleep(_STATUS_INTERVAL_S)
-            self.writer.maybe_flush()
+            if self.writer is not None:
+                self.writer.maybe_flush()
             self.publish()
 
     def publish(self) -> None:
@@ -279,7 +293,8 @@ class Dispatch:
     def _close(self) -> None:
         if self.done.is_set():
             return
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
         self.target.close()
         self.counters.finished = True
         self.publish()
@@ -290,7 +305,7 @@ class Dispatch:
 
     def interrupt(self) -> None:
         """Stop sending; in-flight requests are written as ``interrupted`` rows."""
-        if self.done.is_set():
+        if self.done.is_set() or not self.counters.started:
             return
         self._interrupted = True
         if self._greenlets:
@@ -364,6 +379,11 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     if environment.web_ui is not None:
         from fcbench.load.webui import install
         install(environment, snapshot, harness_url=STATE.cfg.harness_url)
+    if not isinstance(runner, MasterRunner) and STATE.cfg.target.get("kind") != "none":
+        try:
+            STATE.dispatch = Dispatch(environment, STATE.cfg)
+        except Exception:  # noqa: BLE001 - the run then ends at its start, with this logged
+            log.exception("fcbench could not prepare this process's load")
     gevent.spawn(_main_status_loop, environment)
 
 
@@ -406,23 +426,20 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
 
 
 def _begin(environment: Any, index: int, count: int, start_ts: float, duration_s: float) -> None:
-    assert STATE.cfg is not None
     STATE.started = True
-    try:
-        STATE.dispatch = Dispatch(environment, STATE.cfg, index, count, start_ts, duration_s)
-    except Exception:  # noqa: BLE001 - end the run now instead of waiting for the backstop
-        log.exception("fcbench could not start sending its share of the plan")
+    dispatch = STATE.dispatch
+    if dispatch is None:  # it failed to prepare (logged): end the run now
         runner = environment.runner
         if isinstance(runner, WorkerRunner):
             runner.send_message("fcbench_done", {"worker": index, "failed": True})
         else:
             _finish(environment, "the dispatcher could not start")
         return
-    STATE.dispatch.start()
+    dispatch.begin(index, count, start_ts, duration_s)
 
 
 def _on_assign(environment: Any, msg: Any, **_kw: Any) -> None:
-    if STATE.dispatch is not None:
+    if STATE.dispatch is not None and STATE.dispatch.counters.started:
         return
     d = msg.data
     _begin(environment, int(d["index"]), int(d["count"]), float(d["start_ts"]),

@@ -51,8 +51,10 @@ def plot_latency(records: str | Path | pd.DataFrame, out: str | Path, *, title: 
         warm_idx = np.flatnonzero(ok & ~cold)
         if warm_idx.size > MAX_WARM_POINTS:
             warm_idx = np.sort(rng.choice(warm_idx, MAX_WARM_POINTS, replace=False))
-        ax.plot(x[warm_idx], y[warm_idx], ".", ms=2, color="#4c72b0", alpha=0.5,
-                rasterized=True, label=f"warm ({int((ok & ~cold).sum())})")
+        dense = warm_idx.size > 5000
+        ax.plot(x[warm_idx], y[warm_idx], ".", ms=2 if dense else 5, color="#4c72b0",
+                alpha=0.5 if dense else 0.8, rasterized=True,
+                label=f"warm ({int((ok & ~cold).sum())})")
         for mask, style, label in (
                 (ok & cold, dict(marker="o", ms=5, mfc="none", mec="#d62728", mew=1.2),
                  "cold"),

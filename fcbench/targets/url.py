@@ -249,6 +249,18 @@ class UrlTarget(Target):
             return status, headers, payload
         raise AssertionError("unreachable")
 
+    def warm_up(self, connections: int = 2) -> None:
+        """Resolve the host and open a few idle keep-alive connections before the first request
+        (a failure here is left for the requests to report)."""
+        try:
+            conns = [self._pool.get(min(self.timeout, 5.0), fresh=True)
+                     for _ in range(connections)]
+        except OSError:
+            return
+        for conn in conns:
+            conn.used = True  # idle like a used one: if the server drops it, send again
+            self._pool.put(conn)
+
     @staticmethod
     def _failed(start: float, t0: float, error: str) -> InvocationRecord:
         ms = (time.perf_counter() - t0) * 1000.0

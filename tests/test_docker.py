@@ -89,6 +89,34 @@ def test_serves_from_zero_cold_then_warm_in_one_container_and_reclaim_removes_it
     assert h3["x-fc-instance-id"] != h1["x-fc-instance-id"]
 
 
+def test_container_instances_get_only_their_own_environment_and_the_gateway_keeps_fc_limits(
+        docker_client, baked_image, harness_for, monkeypatch):
+    from test_wire import (FC_OWN, SECRET, SECRET_ID, assert_gateway_limits,
+                           instance_environ)
+
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", SECRET_ID)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET)
+    h = harness_for(docker_spec(baked_image, memorySize=2048,
+                                environmentVariables={"MY_SETTING": "on"}))
+    assert_gateway_limits(h.url, "mnv2")
+    assert instances(h.url) == []  # nothing the gateway refused started an instance
+    status, _, body = invoke(h.url, "mnv2", TENSOR)
+    assert status == 200, body
+    [inst] = instances(h.url)
+    [container] = containers(docker_client, fcbench_instance=inst["instance_id"])
+    declared = dict(e.split("=", 1) for e in container.attrs["Config"]["Env"])
+    pid = container.attrs["State"]["Pid"]
+    seen = instance_environ(pid)  # what the server process inside really has
+    raw = open(f"/proc/{pid}/environ", "rb").read()
+    assert SECRET.encode() not in raw and SECRET_ID.encode() not in raw
+    assert "ALIBABA_CLOUD_ACCESS_KEY_ID" not in declared
+    # FC's own variables: the same set as a process instance gets
+    assert {k for k in declared if k.startswith("FC_") or k.startswith("FCBENCH_INSTANCE")} \
+        == {k for k in FC_OWN if k.startswith("FC_") or k.startswith("FCBENCH_INSTANCE")}
+    assert seen["FC_FUNCTION_NAME"] == "mnv2" and seen["FC_FUNCTION_MEMORY_SIZE"] == "2048"
+    assert seen["FC_INSTANCE_ID"] == inst["instance_id"] and seen["MY_SETTING"] == "on"
+
+
 def _unique_image(client, base: str, repo: str, tag: str, nbytes: int) -> str:
     """`base` plus one layer of random bytes: an image no other local image shares layers with
     beyond `base`'s, so removing it really deletes a layer a pull must bring back."""

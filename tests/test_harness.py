@@ -237,6 +237,11 @@ def test_fc_sdk_invokes_the_harness(harness):
         client.invoke_function_with_options("missing", req, fc_models.InvokeFunctionHeaders(),
                                             RuntimeOptions())
     assert info.value.code == "FunctionNotFound"
+    big = fc_models.InvokeFunctionRequest(body=b"x" * (32 * 1024 * 1024 + 1))
+    with pytest.raises(TeaException) as info:  # FC's synchronous payload limit, FC's code
+        client.invoke_function_with_options("sleep", big, fc_models.InvokeFunctionHeaders(),
+                                            RuntimeOptions())
+    assert info.value.code == "EntityTooLarge"
 
 
 def test_mobilenet_v2_end_to_end_through_the_harness(tmp_path, monkeypatch):

@@ -1,26 +1,31 @@
 """Sending requests from the harness to instances over keep-alive HTTP/1.1 on loopback.
 
 Key names: `Forwarder`, `InstanceGone`. The hot path of every invocation, so it is lean: pooled
-asyncio connections and the llhttp parser (httptools) instead of a general-purpose client, which
-cost several hundred microseconds per request here.
+asyncio connections with the shared `fcbench.http1` framing (llhttp underneath) instead of a
+general-purpose client, which cost several hundred microseconds per request here. A connection
+goes back to the pool only after a complete final response; one that broke, stalled, sent a
+malformed or unsolicited byte, or asked to close is discarded.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-import httptools
-
 from ..errors import InvokeTimeout, TargetError
+from ..http1 import HttpProtocolError, ResponseReader, end_to_end, request_head
 from .runtimes.base import InstanceHandle
 
 __all__ = ["Forwarder", "InstanceGone"]
 
-# Hop-by-hop and framing headers are the proxy's own business, not the instance's.
-_DROP = frozenset({"host", "content-length", "transfer-encoding", "connection", "keep-alive",
-                   "authorization", "date", "server"})
+# Besides hop-by-hop headers: framing the proxy redoes itself, the caller's credentials, and
+# headers the gateway sets on its own answer.
+_DROP_REQUEST = frozenset({"host", "content-length", "authorization"})
+_DROP_RESPONSE = frozenset({"content-length", "date", "server"})
+
+Response = tuple[int, dict[str, str], bytes]
 
 
 class InstanceGone(TargetError):
@@ -32,10 +37,8 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        self.future: asyncio.Future[tuple[int, dict[str, str], bytes]] | None = None
-        self.headers: dict[str, str] = {}
-        self.body: list[bytes] = []
+        self.reader: ResponseReader | None = None
+        self.future: asyncio.Future[Response] | None = None
         self.reusable = False
         self.closed = False
 
@@ -44,41 +47,49 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        reader = self.reader
+        if reader is None or self.future is None:
+            self.close()  # bytes nobody asked for: the stream is out of step
+            return
         try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(InstanceGone(f"the instance sent a malformed HTTP response ({exc})"))
+            done = reader.feed(data)
+        except HttpProtocolError as exc:
+            self._fail(InstanceGone(f"the instance sent {exc}"))
             self.close()
+            return
+        if done:
+            self.reusable = reader.keep_alive
+            fut, self.future = self.future, None
+            if not fut.done():
+                fut.set_result((reader.status, dict(end_to_end(reader.headers,
+                                                               drop=_DROP_RESPONSE)),
+                                reader.body))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._fail(InstanceGone("the instance closed the connection before it answered"))
-
-    # httptools callbacks
-    def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
-        if key not in _DROP:
-            self.headers[key] = value.decode("latin-1")
-
-    def on_body(self, body: bytes) -> None:
-        self.body.append(body)
-
-    def on_message_complete(self) -> None:
-        self.reusable = self.parser.should_keep_alive()
-        fut, self.future = self.future, None
-        if fut is not None and not fut.done():
-            fut.set_result((self.parser.get_status_code(), self.headers, b"".join(self.body)))
+        reader, fut = self.reader, self.future
+        if reader is None or fut is None or fut.done():
+            return
+        try:
+            reader.eof()
+        except HttpProtocolError as err:
+            self._fail(InstanceGone(f"the instance closed the connection: {err}"))
+            return
+        self.reusable = False
+        self.future = None
+        fut.set_result((reader.status, dict(end_to_end(reader.headers, drop=_DROP_RESPONSE)),
+                        reader.body))
 
     def _fail(self, exc: Exception) -> None:
         fut, self.future = self.future, None
         if fut is not None and not fut.done():
             fut.set_exception(exc)
 
-    def send(self, head: bytes, body: bytes) -> asyncio.Future[tuple[int, dict[str, str], bytes]]:
+    def send(self, method: str, head: bytes, body: bytes) -> asyncio.Future[Response]:
         assert self.transport is not None
         self.future = asyncio.get_running_loop().create_future()
-        self.headers, self.body, self.reusable = {}, [], False
-        self.parser = httptools.HttpResponseParser(self)
+        self.reader = ResponseReader(method)
+        self.reusable = False
         self.transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
             self.transport.write(body)
@@ -86,9 +97,9 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        self.reusable = False
         if self.transport is not None:
             self.transport.close()
-
 
 class Forwarder:
     """Pooled keep-alive connections to every instance (created lazily, inside the loop)."""
@@ -108,8 +119,10 @@ class Forwarder:
         return conn
 
     async def send(self, handle: InstanceHandle, method: str, path: str, body: bytes,
-                   headers: dict[str, str], timeout: float) -> tuple[int, dict[str, str], bytes]:
-        """Send one request; returns (status, lower-cased headers, body).
+                   headers: Mapping[str, str], timeout: float) -> Response:
+        """Send one request; returns (status, lower-cased end-to-end headers, body).
+
+        `headers` are the caller's: hop-by-hop ones (and ``Expect``) are dropped here.
 
         Raises:
             InvokeTimeout: no complete response within `timeout` seconds.
@@ -120,13 +133,9 @@ class Forwarder:
         except OSError as exc:
             raise InstanceGone(f"cannot connect to instance {handle.instance_id}: "
                                f"{exc.strerror or exc}") from exc
-        lines = [f"{method} {path} HTTP/1.1\r\nHost: {urlsplit(handle.base_url).netloc}\r\n"
-                 f"Content-Length: {len(body)}\r\n"]
-        for key, value in headers.items():
-            if key.lower() not in _DROP:
-                lines.append(f"{key}: {value}\r\n")
-        lines.append("\r\n")
-        fut = conn.send("".join(lines).encode("latin-1"), body)
+        head = request_head(method, path, urlsplit(handle.base_url).netloc,
+                            end_to_end(headers.items(), drop=_DROP_REQUEST), len(body))
+        fut = conn.send(method, head, body)
         message = (f"instance {handle.instance_id} did not answer within {timeout:g} s "
                    "(the function's timeout)")
         timer = asyncio.get_running_loop().call_later(timeout, _expire, conn, fut, message)

@@ -7,6 +7,9 @@ Key names: `build_gateway`, `fc_error`. Routes (all under 127.0.0.1 by default):
 * ``POST|GET /2023-03-30/functions``, ``GET|DELETE /2023-03-30/functions/{name}`` — management
 * ``GET /fcbench/v1/instances``, ``GET /fcbench/v1/events?since=N``,
   ``POST /fcbench/v1/reclaim?function=NAME`` — harness state and control
+
+Every error the gateway itself answers (unknown route, wrong method, a body over FC's 32 MB
+synchronous payload limit, a malformed request) is FC's JSON error, so the FC SDK parses it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -24,9 +29,12 @@ from ..spec import function_spec_from_dict
 from .forward import InstanceGone
 from .platform import Platform, Rejected
 
-__all__ = ["API_PREFIX", "PLATFORM", "build_gateway", "fc_error"]
+__all__ = ["API_PREFIX", "MAX_SYNC_PAYLOAD_BYTES", "PLATFORM", "build_gateway", "fc_error",
+           "normalize_trigger_path"]
 
 API_PREFIX = "/2023-03-30"
+#: FC's limit on a synchronous invocation's request body (EntityTooLarge beyond it).
+MAX_SYNC_PAYLOAD_BYTES = 32 * 1024 * 1024
 PLATFORM = web.AppKey("platform", Platform)
 
 
@@ -38,6 +46,61 @@ def fc_error(status: int, code: str, message: str, request_id: str,
                                                      **(headers or {})})
 
 
+_STATUS_CODES = {400: "InvalidArgument", 404: "NotFound", 405: "MethodNotAllowed",
+                 413: "EntityTooLarge"}
+
+
+@web.middleware
+async def _fc_errors(request: web.Request,
+                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                     ) -> web.StreamResponse:
+    """aiohttp's own plain-text errors (404 route, 405, 413 from reading a body) as FC's JSON."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        rid = uuid.uuid4().hex
+        code = _STATUS_CODES.get(exc.status, "InternalError" if exc.status >= 500 else
+                                 "InvalidArgument")
+        if exc.status == 413:
+            message = _too_large_message()
+        elif exc.status == 404:
+            message = f"no route for {request.method} {request.path}"
+        elif exc.status == 405:
+            allowed = exc.headers.get("Allow", "")
+            message = f"{request.method} is not allowed on {request.path}" + \
+                (f"; use {allowed}" if allowed else "")
+        else:
+            message = exc.text or exc.reason
+        return fc_error(exc.status, code, message, rid,
+                        {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None)
+
+
+def _too_large_message() -> str:
+    return (f"payload size exceeds maximum allowed size ({MAX_SYNC_PAYLOAD_BYTES} bytes for a "
+            "synchronous invocation, as on FC); pass large inputs by reference (e.g. an OSS URL)")
+
+
+def normalize_trigger_path(raw_path: str) -> str | None:
+    """The HTTP-trigger path below a function's root with dot segments resolved (RFC 3986 5.2.4);
+    None when it climbs above that root. Percent-encoding is kept, but ``%2e`` counts as a dot."""
+    out: list[str] = []
+    segments = raw_path.split("/")
+    for i, seg in enumerate(segments):
+        dot = unquote(seg)
+        if dot == "..":
+            if not out:
+                return None
+            out.pop()
+        elif dot != ".":
+            out.append(seg)
+            continue
+        if i == len(segments) - 1:
+            out.append("")  # "a/.." and "a/." name a folder: keep the trailing slash
+    return "/" + "/".join(out)
+
+
 def _platform(request: web.Request) -> Platform:
     return request.app[PLATFORM]
 
@@ -46,7 +109,13 @@ async def _relay(request: web.Request, name: str, method: str, path: str) -> web
     platform = _platform(request)
     t0 = time.perf_counter()
     rid = uuid.uuid4().hex
-    body = await request.read()
+    length = request.content_length
+    if length is not None and length > MAX_SYNC_PAYLOAD_BYTES:
+        return fc_error(413, "EntityTooLarge", _too_large_message(), rid)
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return fc_error(413, "EntityTooLarge", _too_large_message(), rid)
     try:
         admit, handle = await platform.acquire(name, rid)
     except Rejected as exc:
@@ -57,7 +126,7 @@ async def _relay(request: web.Request, name: str, method: str, path: str) -> web
              "x-fcbench-cold": "1" if admit.cold else "0", "x-fcbench-queue-ms": f"{queue_ms:.3f}"}
     try:
         status, headers, data = await platform.forwarder.send(
-            handle, method, path, body, dict(request.headers), platform.specs[name].timeout)
+            handle, method, path, body, request.headers, platform.specs[name].timeout)
     except InvokeTimeout as exc:
         _record(platform, name, rid, admit.instance_id, 504, admit.cold, t0, queue_ms, "timeout")
         return fc_error(504, "FunctionTimeout", str(exc), rid, extra)
@@ -93,7 +162,13 @@ async def _invoke(request: web.Request) -> web.Response:
 
 
 async def _http_trigger(request: web.Request) -> web.Response:
-    path = "/" + request.match_info.get("path", "")
+    # the raw (still percent-encoded) path, so "%2e%2e" cannot slip past the dot-segment check
+    raw = request.rel_url.raw_path.split("/", 3)  # "", "http", name, rest
+    path = normalize_trigger_path(raw[3] if len(raw) > 3 else "")
+    if path is None:
+        return fc_error(400, "InvalidArgument",
+                        f"the path {request.rel_url.raw_path!r} climbs above the function's root",
+                        uuid.uuid4().hex)
     if request.query_string:
         path += "?" + request.query_string
     return await _relay(request, request.match_info["name"], request.method, path)
@@ -177,7 +252,7 @@ async def _health(request: web.Request) -> web.Response:
 
 def build_gateway(platform: Platform) -> web.Application:
     """The aiohttp application serving `platform`."""
-    app = web.Application(client_max_size=256 * 1024 * 1024)
+    app = web.Application(client_max_size=MAX_SYNC_PAYLOAD_BYTES, middlewares=[_fc_errors])
     app[PLATFORM] = platform
     r = app.router
     r.add_post(API_PREFIX + "/functions/{name}/invocations", _invoke)

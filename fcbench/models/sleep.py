@@ -12,11 +12,12 @@ import json
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .base import BadInput
 
-__all__ = ["Sleep", "load", "parse_distribution"]
+__all__ = ["Job", "Sleep", "load", "parse_distribution"]
 
 
 def parse_distribution(text: str, *, rng: random.Random) -> Callable[[], float]:
@@ -41,41 +42,56 @@ def parse_distribution(text: str, *, rng: random.Random) -> Callable[[], float]:
     raise ValueError(f"unknown distribution {text!r}; use 50, exp:50, uniform:20:80 or normal:50:5")
 
 
+@dataclass(frozen=True)
+class Job:
+    """One request's work: how long to wait, and the caller's tag to echo back."""
+
+    ms: float
+    tag: Any = None
+
+
 class Sleep:
-    """Waits for a drawn service time per request; a request body may override it with
-    ``{"sleep_ms": N}``."""
+    """Waits for a drawn service time per request. A JSON body may set it, ``{"sleep_ms": N}``,
+    and may carry ``"id"``, which the answer echoes (``{"slept_ms": N, "id": ...}``), so a caller
+    can check it got its own answer."""
 
     name = "sleep"
 
     def __init__(self, service: Callable[[], float]) -> None:
         self._service = service
 
-    def decode(self, body: bytes, content_type: str) -> float:
+    def decode(self, body: bytes, content_type: str) -> Job:
         # FC event invocations carry raw bytes, often without a JSON content type.
         if body and ("json" in content_type or body.lstrip()[:1] == b"{"):
             try:
                 doc = json.loads(body)
             except ValueError:
                 raise BadInput("the body is not valid JSON; send {\"sleep_ms\": N} or nothing")
-            if isinstance(doc, dict) and "sleep_ms" in doc:
+            if isinstance(doc, dict):
+                tag = doc.get("id")
+                if "sleep_ms" not in doc:
+                    return Job(self._service(), tag)
                 try:
-                    return max(0.0, float(doc["sleep_ms"]))
+                    return Job(max(0.0, float(doc["sleep_ms"])), tag)
                 except (TypeError, ValueError):
                     raise BadInput("sleep_ms must be a number of milliseconds") from None
-        return self._service()
+        return Job(self._service())
 
-    def infer(self, inputs: list[Any]) -> list[Any]:
-        longest = max(inputs, default=0.0)
-        time.sleep(longest / 1000.0)
-        return [{"slept_ms": ms} for ms in inputs]
+    def infer(self, inputs: list[Job]) -> list[Any]:
+        time.sleep(max((j.ms for j in inputs), default=0.0) / 1000.0)
+        return [_answer(j) for j in inputs]
 
-    async def ainfer(self, inputs: list[Any]) -> list[Any]:
+    async def ainfer(self, inputs: list[Job]) -> list[Any]:
         """Async variant: waits without holding a thread, so slots really run side by side."""
-        await asyncio.sleep(max(inputs, default=0.0) / 1000.0)
-        return [{"slept_ms": ms} for ms in inputs]
+        await asyncio.sleep(max((j.ms for j in inputs), default=0.0) / 1000.0)
+        return [_answer(j) for j in inputs]
 
     def encode(self, output: Any) -> tuple[bytes, str]:
         return json.dumps(output).encode(), "application/json"
+
+
+def _answer(job: Job) -> dict[str, Any]:
+    return {"slept_ms": job.ms} if job.tag is None else {"slept_ms": job.ms, "id": job.tag}
 
 
 def load(options: Mapping[str, str]) -> Sleep:

@@ -1,9 +1,10 @@
 """`UrlTarget`: a plain HTTP POST to a URL, or FC 3.0 InvokeFunction on a base URL.
 
-Key names: `UrlTarget`, `invoke_url`. HTTP/1.1 goes over a small keep-alive pool of plain sockets
-parsed with llhttp (httptools): cooperative under gevent (Locust patches sockets), blocking
-elsewhere, so the same code serves the CLI, tests and the Locust subprocess. It costs a fraction
-of `http.client` per request, which is what lets one Locust process keep its schedule at high
+Key names: `UrlTarget`, `invoke_url`. HTTP/1.1 goes over a small keep-alive pool of plain
+sockets, framed by `fcbench.http1` with the harness forwarder's rules (1xx skipped, HEAD/204/304
+bodiless, a connection reused only after a complete response). Cooperative under gevent (Locust
+patches sockets), blocking elsewhere, so the same code serves the CLI, tests and the Locust
+subprocess. It costs a fraction of `http.client` per request, which is what lets one Locust process keep its schedule at high
 rates (benchmarks/dispatch_accuracy.py).
 """
 
@@ -15,9 +16,8 @@ import ssl
 import time
 from urllib.parse import quote, urlsplit
 
-import httptools
-
 from ..errors import UsageError
+from ..http1 import HttpProtocolError, ResponseReader, end_to_end
 from ..report.records import InvocationRecord, parse_headers
 from .base import Target
 
@@ -33,7 +33,7 @@ class _Stale(Exception):
 
 
 class _ProtocolError(Exception):
-    pass
+    """The server's bytes are not a valid HTTP/1.1 response."""
 
 
 def invoke_url(base: str, function: str | None = None, path: str | None = None) -> str:
@@ -52,29 +52,6 @@ def invoke_url(base: str, function: str | None = None, path: str | None = None) 
     return f"{base}{FC_API_PREFIX}/functions/{fn}/invocations"
 
 
-class _Response:
-    """httptools callbacks for one response."""
-
-    __slots__ = ("headers", "body", "done", "keep", "parser")
-
-    def __init__(self) -> None:
-        self.headers: list[tuple[str, str]] = []
-        self.body: list[bytes] = []
-        self.done = False
-        self.keep = False
-        self.parser = httptools.HttpResponseParser(self)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
-
-    def on_body(self, body: bytes) -> None:
-        self.body.append(body)
-
-    def on_message_complete(self) -> None:
-        self.done = True
-        self.keep = self.parser.should_keep_alive()  # reset once the callback returns
-
-
 class _Conn:
     """One keep-alive connection; one request at a time."""
 
@@ -84,8 +61,8 @@ class _Conn:
         self.sock = sock
         self.used = False
 
-    def exchange(self, data: bytes, timeout: float) -> tuple[int, list[tuple[str, str]], bytes,
-                                                              bool]:
+    def exchange(self, method: str, data: bytes, timeout: float
+                 ) -> tuple[int, list[tuple[str, str]], bytes, bool]:
         sock = self.sock
         sock.settimeout(timeout)
         reused, self.used = self.used, True
@@ -95,27 +72,28 @@ class _Conn:
             if reused:
                 raise _Stale from None
             raise
-        resp = _Response()
-        parser = resp.parser
-        got = False
-        while not resp.done:
+        resp = ResponseReader(method)
+        while True:
             try:
                 chunk = sock.recv(_RECV)
             except ConnectionResetError:
-                if reused and not got:
+                if reused and not resp.started:
                     raise _Stale from None
                 raise
             if not chunk:
-                if reused and not got:
+                if reused and not resp.started:
                     raise _Stale
-                raise ConnectionResetError("the server closed the connection mid-response")
-            got = True
+                try:
+                    resp.eof()
+                except HttpProtocolError as exc:
+                    raise ConnectionResetError(str(exc)) from None
+                break
             try:
-                parser.feed_data(chunk)
-            except httptools.HttpParserError as exc:
-                raise _ProtocolError(f"malformed HTTP response ({exc})") from None
-        resp.parser = None  # break the parser <-> callbacks cycle (no work for the GC)
-        return parser.get_status_code(), resp.headers, b"".join(resp.body), resp.keep
+                if resp.feed(chunk):
+                    break
+            except HttpProtocolError as exc:
+                raise _ProtocolError(str(exc)) from None
+        return resp.status, resp.headers, resp.body, resp.keep_alive
 
     def close(self) -> None:
         try:
@@ -198,8 +176,8 @@ class UrlTarget(Target):
         self.headers = dict(headers or {})
         self.timeout = timeout
         host = parts.netloc.rsplit("@", 1)[-1]
-        extra = "".join(f"{k}: {v}\r\n" for k, v in self.headers.items()
-                        if k.lower() not in ("host", "content-length", "content-type"))
+        extra = "".join(f"{k}: {v}\r\n" for k, v in end_to_end(
+            self.headers.items(), drop=frozenset({"host", "content-length", "content-type"})))
         self._head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}"
         self._heads: dict[tuple[str, int], bytes] = {}
 
@@ -233,7 +211,7 @@ class UrlTarget(Target):
         for attempt in (0, 1):
             conn = self._pool.get(timeout, fresh=attempt > 0)
             try:
-                status, headers, payload, keep = conn.exchange(data, timeout)
+                status, headers, payload, keep = conn.exchange(self.method, data, timeout)
             except _Stale:
                 conn.close()
                 if attempt == 0:

@@ -231,7 +231,8 @@ class DockerRuntime:
         spec = request.spec
         env = instance_environment(request)
         env.pop("CUDA_VISIBLE_DEVICES", None)  # the device request picks the GPU; inside it is #0
-        env.update(FC_SERVER_PORT=str(port), FCBENCH_HOST=self.host)
+        env.update(FC_SERVER_PORT=str(port), FC_CUSTOM_LISTEN_PORT=str(port),
+                   FCBENCH_HOST=self.host)
         kwargs: dict[str, Any] = {
             "image": fn.image,
             "name": _NAME_OK.sub("-", f"fcbench-{request.instance_id}-{self.runtime_id[:6]}"),

@@ -20,17 +20,40 @@ from .base import Capabilities, InstanceHandle, StartRequest, log_tail
 if TYPE_CHECKING:
     from ...spec import FunctionSpec
 
-__all__ = ["ProcessRuntime", "instance_environment"]
+__all__ = ["HARNESS_REGION", "ProcessRuntime", "instance_environment", "interpreter_environment"]
+
+#: What ``FC_REGION`` reads inside a harness instance (FC sets the function's region).
+HARNESS_REGION = "local"
+
+# What a host process needs to run the interpreter and its native libraries, and nothing of the
+# operator's: on FC an instance sees only its function's variables and FC's own, so credentials
+# exported in the shell that started the harness must not reach it.
+_INTERPRETER_KEYS = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "VIRTUAL_ENV",
+                               "PYTHONPATH", "PYTHONHOME", "LD_LIBRARY_PATH", "SYSTEMROOT",
+                               # where the harness prepared the sample models (the "image")
+                               "FCBENCH_CACHE_DIR"})
+_INTERPRETER_PREFIXES = ("LC_", "OPENBLAS_")  # OPENBLAS_CORETYPE keeps old OpenBLAS builds sane
+
+
+def interpreter_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The part of the harness's own environment a process instance inherits."""
+    environ = dict(os.environ if environ is None else environ)
+    return {k: v for k, v in environ.items()
+            if k in _INTERPRETER_KEYS or k.startswith(_INTERPRETER_PREFIXES)}
 
 
 def instance_environment(request: StartRequest) -> dict[str, str]:
-    """The environment an instance sees: the spec's variables plus FC's and the GPU placement."""
+    """The environment an instance sees on every runtime: FC's own variables, the spec's
+    `environmentVariables` and the GPU placement."""
     spec = request.spec
     env = {
         "FC_FUNCTION_NAME": spec.name,
+        "FC_FUNCTION_MEMORY_SIZE": str(spec.memory_size or 0),
         "FC_INSTANCE_ID": request.instance_id,
-        "FCBENCH_INSTANCE_ID": request.instance_id,
+        "FC_REGION": HARNESS_REGION,
         "FC_SERVER_PORT": str(spec.custom_container_config.port),
+        "FC_CUSTOM_LISTEN_PORT": str(spec.custom_container_config.port),
+        "FCBENCH_INSTANCE_ID": request.instance_id,
         "FCBENCH_INSTANCE_CONCURRENCY": str(spec.instance_concurrency),
         **spec.environment_variables,
     }
@@ -67,8 +90,8 @@ class ProcessRuntime:
         argv = list(spec.harness.command or [sys.executable, "-m", "fcbench.server"])
         ready_r, ready_w = os.pipe()
         life_r, life_w = os.pipe()
-        env = {**os.environ, **instance_environment(request),
-               "FC_SERVER_PORT": "0", "FCBENCH_HOST": self.host,
+        env = {**interpreter_environment(), **instance_environment(request),
+               "FC_SERVER_PORT": "0", "FC_CUSTOM_LISTEN_PORT": "0", "FCBENCH_HOST": self.host,
                "FCBENCH_READY_FD": str(ready_w), "FCBENCH_LIFELINE_FD": str(life_r)}
         request.log_path.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()

@@ -1,0 +1,191 @@
+"""HTTP/1.1 message framing shared by every fcbench client (RFC 9110 / RFC 9112), without I/O.
+
+Key names: `ResponseReader`, `request_head`, `end_to_end`, `HttpProtocolError`. The harness's
+asyncio forwarder and the URL target's socket pool both feed bytes into a `ResponseReader` and
+build requests with `request_head`, so the rules a proxy must keep live here once:
+
+* interim 1xx responses (``100 Continue``, ``103 Early Hints``) are skipped, never final;
+* a response to HEAD, and any 204 or 304, has no body whatever its headers say;
+* chunked and read-until-close bodies are de-framed; a connection is reusable only after a
+  complete response that did not ask to close it;
+* hop-by-hop headers (``Connection`` and every header it names, ``Keep-Alive``, ``TE``,
+  ``Trailer``, ``Transfer-Encoding``, ``Upgrade``, ``Proxy-*``) and ``Expect`` never cross.
+
+Parsing is llhttp (httptools): the hot path of every invocation stays in C.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import httptools
+
+__all__ = ["HOP_BY_HOP", "HttpProtocolError", "ResponseReader", "end_to_end", "request_head"]
+
+#: Headers that describe one connection, not the message (RFC 9110 7.6.1), plus ``Expect``,
+#: which a proxy answers itself rather than forwarding (RFC 9110 10.1.1).
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "te", "trailer", "transfer-encoding",
+                        "upgrade", "expect", "proxy-connection", "proxy-authenticate",
+                        "proxy-authorization"})
+
+
+class HttpProtocolError(Exception):
+    """The peer sent bytes that are not a valid HTTP/1.1 response (or closed mid-message)."""
+
+
+def end_to_end(headers: Iterable[tuple[str, str]], *, drop: frozenset[str] = frozenset()
+               ) -> list[tuple[str, str]]:
+    """The headers a proxy may pass on: hop-by-hop ones, those `Connection` names, any
+    ``Proxy-*`` and the lower-case names in `drop` removed. Names come back as given."""
+    out = []
+    named = ""
+    for key, value in headers:
+        low = key.lower()
+        if low in HOP_BY_HOP or low in drop or low.startswith("proxy-"):
+            if low == "connection":
+                named += "," + value
+            continue
+        out.append((key, value))
+    if named:  # rare: drop the headers Connection names too
+        tokens = {token.strip().lower() for token in named.split(",")}
+        out = [(k, v) for k, v in out if k.lower() not in tokens]
+    return out
+
+
+def request_head(method: str, target: str, host: str, headers: Iterable[tuple[str, str]],
+                 body_length: int) -> bytes:
+    """The request line and headers of one request with a `body_length`-byte body.
+
+    `headers` must already be end-to-end (see `end_to_end`); ``Host`` and ``Content-Length``
+    given there are replaced by `host` and `body_length`.
+    """
+    lines = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
+    if body_length or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
+        lines.append(f"Content-Length: {body_length}\r\n")
+    for key, value in headers:
+        low = key.lower()
+        if low in ("host", "content-length"):
+            continue
+        if "\r" in value or "\n" in value or "\r" in key or "\n" in key:
+            raise ValueError(f"header {key!r} holds a line break")
+        lines.append(f"{key}: {value}\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1")
+
+
+class ResponseReader:
+    """Reads exactly one final response from the bytes fed to it.
+
+    Args:
+        method: the request's method (a response to ``HEAD`` has no body).
+
+    `feed(data)` returns True once the final response is complete; `eof()` tells it the peer
+    closed. Then `status`, `headers` (lower-case names, in order), `body` and `keep_alive` hold the
+    response. Bytes after the final response make the connection unusable (`keep_alive` False).
+    """
+
+    __slots__ = ("method", "status", "headers", "body", "keep_alive", "done", "_parser",
+                 "_parts", "_framed", "_in_message", "_head_done", "_got_bytes")
+
+    def __init__(self, method: str = "POST") -> None:
+        self.method = method.upper()
+        self.status = 0
+        self.headers: list[tuple[str, str]] = []
+        self.body = b""
+        self.keep_alive = False
+        self.done = False
+        self._parts: list[bytes] = []
+        self._framed = False
+        self._in_message = False
+        self._head_done = False
+        self._got_bytes = False
+        self._parser = httptools.HttpResponseParser(self)
+
+    # ---- httptools callbacks ---------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self.done:  # a second response to one request: the stream is out of step
+            self.keep_alive = False
+            return
+        self._in_message = True
+        self.headers, self._parts, self._framed, self._head_done = [], [], False, False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.done:
+            return
+        key = name.decode("latin-1").lower()
+        if key in ("content-length", "transfer-encoding"):
+            self._framed = True
+        self.headers.append((key, value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        if self.done:
+            return
+        self._head_done = True
+        self.status = self._parser.get_status_code()
+        if self.status >= 200 and self.method == "HEAD":
+            # llhttp cannot be told the request was HEAD: the message ends at its head
+            self._finish(self._parser.should_keep_alive())
+
+    def on_body(self, body: bytes) -> None:
+        if not self.done:
+            self._parts.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.done:
+            return
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self._in_message = False  # interim: the final response follows on the same stream
+            return
+        self.status = status
+        self._finish(self._parser.should_keep_alive())
+
+    # ---- driving --------------------------------------------------------------------------
+    def _finish(self, keep_alive: bool) -> None:
+        self.done = True
+        self.keep_alive = keep_alive and self.status != 101
+        self.body = b"".join(self._parts)
+        self._parts = []
+
+    def feed(self, data: bytes) -> bool:
+        """Parse more bytes; True when the final response is complete.
+
+        Raises:
+            HttpProtocolError: the bytes are not a valid response.
+        """
+        if self.done:
+            if data:
+                self.keep_alive = False  # unsolicited bytes: this connection cannot be trusted
+            return True
+        if data:
+            self._got_bytes = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._finish(False)
+        except httptools.HttpParserError as exc:
+            if self.done:  # garbage after a complete HEAD response, say
+                self.keep_alive = False
+                return True
+            raise HttpProtocolError(f"malformed HTTP response ({exc})") from None
+        return self.done
+
+    def eof(self) -> bool:
+        """The peer closed; True if that completed the response (a body read until close).
+
+        Raises:
+            HttpProtocolError: the connection closed before a complete response.
+        """
+        if self.done:
+            return True
+        if self._head_done and not self._framed and self.status >= 200:
+            self._finish(False)
+            return True
+        if not self._in_message:
+            raise HttpProtocolError("the server closed the connection before it answered")
+        raise HttpProtocolError("the server closed the connection in the middle of its response")
+
+    @property
+    def started(self) -> bool:
+        """Whether any byte of a response arrived (a stale keep-alive connection sends none)."""
+        return self._got_bytes

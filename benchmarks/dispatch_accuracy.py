@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from fcbench.load.runner import RunOptions, run_workload
-from fcbench.workload import load_workload
+from fcbench.load.workload import load_workload
 
 NOOP_SERVER = textwrap.dedent('''
     import asyncio, sys

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fcbench.report.records import InvocationRecord, RecordWriter
+from fcbench.protocol import InvocationRecord
+from fcbench.report.records import RecordWriter
 
 CHILD = r"""
 import json, resource, sys, time

@@ -2,10 +2,13 @@
 
     FcbenchError
     ├── SpecError                 a YAML/JSON spec is wrong (file, line, key)
+    │   └── TraceFormatError      a trace CSV is wrong (also a ValueError)
     ├── UsageError (RuntimeError) the API was used the wrong way (e.g. a closed harness)
     ├── TargetError               an invocation did not produce a normal response
     │   ├── InvokeTimeout
-    │   ├── Throttled             429 ResourceThrottled
+    │   ├── Rejected              the platform refused it (status, FC code, reason)
+    │   │   └── Throttled         429 ResourceThrottled
+    │   ├── InstanceGone          the instance broke the connection mid-request
     │   └── InstanceStartError    an instance failed to start (log path in the message)
     ├── RuntimeBackendError       the runtime that runs instances is unusable
     │   ├── DockerUnavailable
@@ -24,12 +27,15 @@ __all__ = [
     "FcbenchError",
     "GpuError",
     "GpuRuntimeMissing",
+    "InstanceGone",
     "InstanceStartError",
     "InvokeTimeout",
+    "Rejected",
     "RuntimeBackendError",
     "SpecError",
     "TargetError",
     "Throttled",
+    "TraceFormatError",
     "UsageError",
 ]
 
@@ -54,6 +60,15 @@ class SpecError(FcbenchError):
         super().__init__(f"{where}:{key} {message}")
 
 
+class TraceFormatError(SpecError, ValueError):
+    """A trace file is not in the expected format; the message names file:line."""
+
+    def __init__(self, message: str) -> None:
+        # the message already reads "file:line: what is wrong"
+        Exception.__init__(self, message)
+        self.message, self.file, self.line, self.path = message, None, None, None
+
+
 class UsageError(FcbenchError, RuntimeError):
     """The library was used in a way it does not support (for example, reusing a closed object)."""
 
@@ -66,8 +81,22 @@ class InvokeTimeout(TargetError):
     """No response within the configured timeout."""
 
 
-class Throttled(TargetError):
+class Rejected(TargetError):
+    """The platform refused the request; `status` and `code` are what FC would answer."""
+
+    def __init__(self, message: str, *, reason: str, status: int, code: str) -> None:
+        self.reason = reason
+        self.status = status
+        self.code = code
+        super().__init__(message)
+
+
+class Throttled(Rejected):
     """The platform answered 429 ResourceThrottled: no instance and no queue room."""
+
+
+class InstanceGone(TargetError):
+    """The connection to the instance broke (it crashed or was stopped mid-request)."""
 
 
 class InstanceStartError(TargetError):

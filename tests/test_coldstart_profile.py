@@ -12,6 +12,7 @@ import pytest
 
 from fcbench.harness.server import HarnessConfig, HarnessThread
 from harness_utils import sleep_spec
+from proxy_utils import Proxy
 
 
 def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -55,10 +56,11 @@ def test_profile_on_process_runtime_splits_each_cold_start_into_phases(tmp_path)
     assert "slow" in (run / "run.yaml").read_text()
 
 
-def test_profile_against_a_plain_url_splits_with_headers(tmp_path):
+def test_profile_against_a_black_box_url_splits_with_headers(tmp_path):
     spec = sleep_spec("svc", startup_ms=200, sleep_ms=10, idle=0.3)
-    with HarnessThread([spec], HarnessConfig(port=0, log_dir=tmp_path / "logs")) as h:
-        res = _run("--url", h.url, "--function", "svc", "--force", "wait:0.8", "-n", "2",
+    with HarnessThread([spec], HarnessConfig(port=0, log_dir=tmp_path / "logs")) as h, \
+            Proxy(h.url, black_box=True) as proxy:  # the harness API hidden, as on FC
+        res = _run("--url", proxy.url, "--function", "svc", "--force", "wait:0.8", "-n", "2",
                    "--out", str(tmp_path / "res"))
     assert res.returncode == 0, res.stderr
     run = _run_dir(tmp_path / "res")
@@ -69,6 +71,20 @@ def test_profile_against_a_plain_url_splits_with_headers(tmp_path):
         assert float(r["model_load_ms"]) >= 190 and float(r["platform_ms"]) > 0
         parts = ["runtime_boot_ms", "model_load_ms", "first_inference_ms", "platform_ms"]
         assert sum(float(r[c]) for c in parts) == pytest.approx(float(r["e2e_ms"]), abs=0.01)
+
+
+def test_profile_of_a_harness_url_through_a_proxy_uses_the_harness_timeline(tmp_path):
+    spec = sleep_spec("svc", startup_ms=200, sleep_ms=10, idle=60)
+    with HarnessThread([spec], HarnessConfig(port=0, log_dir=tmp_path / "logs")) as h, \
+            Proxy(h.url) as proxy:
+        res = _run("--url", proxy.url, "--function", "svc", "-n", "2", "--warmup", "0",
+                   "--out", str(tmp_path / "res"))
+    assert res.returncode == 0, res.stderr
+    run = _run_dir(tmp_path / "res")
+    summary = json.loads((run / "summary.json").read_text())
+    # the cold starts were forced through the harness API (reclaim), not by waiting
+    assert summary["mode"] == "harness" and summary["counts"]["ok"] == 2
+    assert "force: target" in (run / "run.yaml").read_text()
 
 
 def test_warm_samples_are_counted_not_kept(tmp_path):

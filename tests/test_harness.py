@@ -336,3 +336,21 @@ def test_function_timeout_answers_504_and_the_instance_keeps_serving(harness):
     assert "0.5 s" in json.loads(body)["Message"]
     status, _, _ = invoke(harness.url, "sleep", {"sleep_ms": 1})
     assert status == 200
+
+
+def test_fcbench_invoke_shows_cold_then_warm_and_the_body(tmp_path, harness):
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "fcbench", "invoke", *args],
+                              capture_output=True, text=True, timeout=60)
+
+    first = cli("sleep", "--endpoint", harness.url, "--data", '{"sleep_ms": 5, "id": "x1"}')
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("status 200") and " cold " in first.stdout
+    assert '"id": "x1"' in first.stdout
+    second = cli("sleep", "--endpoint", harness.url, "--data", '{"sleep_ms": 5}')
+    assert " warm " in second.stdout
+    missing = cli("nope", "--endpoint", harness.url)
+    assert missing.returncode == 1 and "status 404" in missing.stdout
+    gone = cli("sleep", "--endpoint", "http://127.0.0.1:9")
+    assert gone.returncode == 1 and "Is the harness running?" in gone.stderr
+    assert "Traceback" not in gone.stderr

@@ -17,8 +17,8 @@ from PIL import Image
 from fcbench.errors import UsageError
 from fcbench.harness.server import HarnessConfig, HarnessThread
 from fcbench.report.plots import plot_latency
-from fcbench.report.records import (ALL_COLUMNS, COLUMNS, InvocationRecord, RecordWriter,
-                                    merge_parts, parse_headers, read_records)
+from fcbench.protocol import ALL_COLUMNS, COLUMNS, InvocationRecord, parse_headers
+from fcbench.report.records import RecordWriter, merge_parts, read_records
 from fcbench.report.stats import percentiles, wilson
 from fcbench.report.summary import summarize, write_summary
 from fcbench.targets import FakeTarget, target_class

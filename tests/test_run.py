@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fcbench.report.records import ALL_COLUMNS, COLUMNS
+from fcbench.protocol import ALL_COLUMNS, COLUMNS
 from fcbench.report.rundir import new_run_dir
-from fcbench.workload import load_workload
+from fcbench.load.workload import load_workload
 
 SECRET = "s3cr3t-value-never-in-results"
 

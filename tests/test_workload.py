@@ -13,7 +13,7 @@ import yaml
 
 from fcbench.errors import SpecError
 from fcbench.load import plans
-from fcbench.workload import Workload, load_workload, parse_duration
+from fcbench.load.workload import Workload, load_workload, parse_duration
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS = sorted((ROOT / "workloads").glob("*.yaml"))

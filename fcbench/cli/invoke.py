@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import mimetypes
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import click
@@ -44,32 +41,32 @@ def read_data(data: str | None) -> tuple[bytes, str]:
 def invoke(name: str, data: str | None, endpoint: str, content_type: str | None, timeout: float,
            show_body: bool) -> None:
     """Invoke function NAME once and print latency, cold/warm and the instance."""
+    from ..errors import UsageError
+    from ..targets.url import UrlTarget
+
     body, guessed = read_data(data)
-    url = f"{endpoint.rstrip('/')}/2023-03-30/functions/{name}/invocations"
-    req = urllib.request.Request(url, data=body, method="POST",
-                                 headers={"Content-Type": content_type or guessed})
-    t0 = time.perf_counter()
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            status, headers, payload = resp.status, resp.headers, resp.read()
-    except urllib.error.HTTPError as exc:
-        status, headers, payload = exc.code, exc.headers, exc.read()
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
+        target = UrlTarget(endpoint, function=name, timeout=timeout)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc), param_hint="--endpoint") from None
+    with target:
+        record = target.invoke(body, content_type or guessed)
+    if record.status == 0:
         raise click.ClickException(
-            f"cannot reach {endpoint}: {reason}. Is the harness running? "
-            "Start it with `fcbench harness serve SPEC.yaml`.") from None
-    latency_ms = (time.perf_counter() - t0) * 1000.0
-    cold = headers.get("x-fcbench-cold")
-    kind = {"1": "cold", "0": "warm"}.get(cold or "", "unknown")
-    click.echo(f"status {status}  latency {latency_ms:.1f} ms  {kind}  "
-               f"instance {headers.get('x-fc-instance-id', '-')}  "
-               f"queue {headers.get('x-fcbench-queue-ms', '-')} ms  "
-               f"inference {headers.get('x-fcbench-inference-ms', '-')} ms")
-    if show_body and payload:
+            f"cannot reach {endpoint}: {record.error}. Is the harness running? "
+            "Start it with `fcbench harness serve SPEC.yaml`.")
+    kind = {True: "cold", False: "warm"}.get(record.cold, "unknown")  # type: ignore[arg-type]
+    click.echo(f"status {record.status}  latency {record.latency_ms:.1f} ms  {kind}  "
+               f"instance {record.instance_id or '-'}  "
+               f"queue {_ms(record.queue_ms)} ms  inference {_ms(record.inference_ms)} ms")
+    if show_body and record.body:
         try:
-            click.echo(json.dumps(json.loads(payload), indent=2)[:4000])
+            click.echo(json.dumps(json.loads(record.body), indent=2)[:4000])
         except ValueError:
-            click.echo(f"<{len(payload)} bytes of {headers.get('Content-Type', 'data')}>")
-    if status >= 400:
+            click.echo(f"<{len(record.body)} bytes>")
+    if not record.ok:
         sys.exit(1)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

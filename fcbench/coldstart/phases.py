@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..protocol import InvocationRecord
+
 __all__ = ["HEADER_PHASES", "PHASES", "split_with_harness", "split_with_headers"]
 
 #: Phases of a cold start on the harness, in order (ms). `unattributed` = e2e − the others.
@@ -19,30 +21,26 @@ PHASES = ["schedule", "image_pull", "container_create", "container_start", "runt
 HEADER_PHASES = ["runtime_boot", "model_load", "first_inference", "platform"]
 
 
-def _f(headers: Mapping[str, str], key: str) -> float:
-    try:
-        return float(headers.get(key, 0) or 0)
-    except ValueError:
-        return 0.0
+def _ms(value: float | None) -> float:
+    return 0.0 if value is None else float(value)
 
 
-def split_with_harness(*, send_ns: int, end_ns: int, headers: Mapping[str, str],
-                       instance: Mapping[str, Any]) -> dict[str, float]:
+def split_with_harness(*, record: InvocationRecord, instance: Mapping[str, Any]
+                       ) -> dict[str, float]:
     """Phases of a cold request served by the harness.
 
     Args:
-        send_ns / end_ns: when the client sent the request and got the whole response.
-        headers: the response headers (``x-fcbench-*``).
-        instance: the instance as ``GET /fcbench/v1/instances`` shows it (``phases_ms``,
-            ``timeline_ns``).
+        record: the request as the client saw it (send/end times, the instance's headers).
+        instance: the instance as the harness API lists it (``phases_ms``, ``timeline_ns``).
     """
     ms = 1e-6
+    send_ns, end_ns = int(record.start_ts * 1e9), int(record.end_ts * 1e9)
     tl = instance.get("timeline_ns", {})
     runtime = instance.get("phases_ms", {})
     launch = tl.get("launch_ns", send_ns)
-    boot = int(headers.get("x-fcbench-boot-ts", launch) or launch)
-    import_ms = _f(headers, "x-fcbench-import-ms")
-    model_ms = _f(headers, "x-fcbench-model-load-ms")
+    boot = int(record.boot_ts * 1e9) if record.boot_ts is not None else launch
+    import_ms = _ms(record.import_ms)
+    model_ms = _ms(record.model_load_ms)
     detected = tl.get("ready_detected_ns", boot)
     admitted = tl.get("admitted_ns", detected)
     out = {
@@ -67,13 +65,13 @@ def split_with_harness(*, send_ns: int, end_ns: int, headers: Mapping[str, str],
     return out
 
 
-def split_with_headers(*, e2e_ms: float, headers: Mapping[str, str]) -> dict[str, float]:
+def split_with_headers(*, record: InvocationRecord) -> dict[str, float]:
     """Phases of a cold request from the instance's own headers only; `platform` is the rest."""
     out = {
-        "runtime_boot": _f(headers, "x-fcbench-import-ms"),
-        "model_load": _f(headers, "x-fcbench-model-load-ms"),
-        "first_inference": _f(headers, "x-fcbench-inference-ms"),
+        "runtime_boot": _ms(record.import_ms),
+        "model_load": _ms(record.model_load_ms),
+        "first_inference": _ms(record.inference_ms),
     }
-    out["platform"] = e2e_ms - sum(out.values())
-    out["e2e"] = e2e_ms
+    out["platform"] = record.latency_ms - sum(out.values())
+    out["e2e"] = record.latency_ms
     return out

@@ -10,36 +10,36 @@ from __future__ import annotations
 import json
 import statistics
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import UsageError
+from ..protocol import InvocationRecord
+from ..targets.base import ColdStartMethod, Target
 from .phases import HEADER_PHASES, PHASES, split_with_harness, split_with_headers
 
-__all__ = ["ColdStartProfile", "HarnessControl", "ProfileConfig", "ProfileResult", "Sample"]
+__all__ = ["ColdStartProfile", "ProfileConfig", "ProfileResult", "Sample", "write_outputs"]
 
 
 @dataclass(frozen=True)
 class ProfileConfig:
-    """What to profile and how.
+    """How to profile.
 
     Args:
-        invoke_url: full URL a request is POSTed to (FC invoke route or any HTTP endpoint).
         repeats: cold starts to keep (after warm-up).
         warmup: cold starts to run first and drop (page cache, first imports).
-        force: how to force a cold start: ``reclaim`` (harness API), ``wait:SECONDS`` (sleep
-            longer than the idle timeout), or ``none`` (take what comes; check the headers).
+        force: how to force a cold start: ``target`` (ask the target: the harness reclaims, a
+            URL target waits out its idle wait), ``reclaim`` (the same, but refuse a target that
+            cannot reclaim), ``wait:SECONDS`` (sleep longer than the idle timeout) or ``none``
+            (take what comes; the headers tell cold from warm).
         body / content_type: the request.
         timeout: seconds to wait for one response.
     """
 
-    invoke_url: str
     repeats: int = 5
     warmup: int = 1
-    force: str = "reclaim"
+    force: str = "target"
     body: bytes = b""
     content_type: str = "application/octet-stream"
     timeout: float = 600.0
@@ -82,45 +82,6 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
 
 
-class HarnessControl:
-    """The harness's own API (`/fcbench/v1/...`) next to an invoke URL, when there is one."""
-
-    def __init__(self, base_url: str, function: str) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.function = function
-
-    def available(self) -> bool:
-        try:
-            status, _, _ = _request("GET", f"{self.base_url}/fcbench/v1/health", timeout=5)
-        except OSError:
-            return False
-        return status == 200
-
-    def reclaim(self) -> int:
-        _, _, body = _request("POST", f"{self.base_url}/fcbench/v1/reclaim?function="
-                              f"{self.function}", timeout=120)
-        return int(json.loads(body).get("reclaimed", 0))
-
-    def instance(self, instance_id: str) -> dict[str, Any] | None:
-        _, _, body = _request("GET", f"{self.base_url}/fcbench/v1/instances?all=1", timeout=30)
-        for inst in json.loads(body)["instances"]:
-            if inst["instance_id"] == instance_id:
-                return inst
-        return None
-
-
-def _request(method: str, url: str, body: bytes = b"", content_type: str | None = None,
-             timeout: float = 60.0) -> tuple[int, dict[str, str], bytes]:
-    req = urllib.request.Request(url, data=body if method != "GET" else None, method=method)
-    if content_type:
-        req.add_header("Content-Type", content_type)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
-
-
 @dataclass
 class ProfileResult:
     """Processed samples: kept cold starts, counts per category, and per-phase statistics."""
@@ -155,53 +116,56 @@ class ColdStartProfile:
     """Force cold starts of one function and break each into phases.
 
     Args:
+        target: where requests go; it forces the cold starts (`Target.force_cold`) and, when the
+            harness API stands behind it, lends the instance timeline for the phases. Without one
+            (FC, any black-box URL) phases come from the instance's headers and `platform` is
+            the rest.
         config: the profile settings.
-        control: the harness API when the target is a harness (phases from its timeline), or
-            None for a plain URL / FC (phases from the instance's headers; `platform` is the rest).
-        before_cold: called before each forced cold start (e.g. remove the image for `--pull`).
+        before_cold: called before each forced cold start (e.g. remove the image for a pull).
         on_sample: progress callback.
-        use_timeline: split with the harness's instance timeline when `control` is given
-            (False: headers only, as for FC).
+        use_timeline: use the harness's instance timeline when the target has one.
     """
 
     name = "coldstart-profile"
 
-    def __init__(self, config: ProfileConfig, control: HarnessControl | None = None, *,
+    def __init__(self, target: Target, config: ProfileConfig, *,
                  before_cold: Callable[[], None] | None = None,
                  on_sample: Callable[[Sample], None] | None = None,
                  use_timeline: bool = True) -> None:
         if config.repeats < 1 or config.warmup < 0:
             raise ValueError("repeats must be at least 1 and warmup at least 0")
-        if config.force not in ("reclaim", "none") and not config.force.startswith("wait:"):
-            raise UsageError(f"unknown --force {config.force!r}; use reclaim, wait:SECONDS "
-                             "or none")
+        if config.force not in ("target", "reclaim", "none") and \
+                not config.force.startswith("wait:"):
+            raise UsageError(f"unknown way to force a cold start {config.force!r}; use target, "
+                             "reclaim, wait:SECONDS or none")
+        self.target = target
         self.config = config
-        self.control = control
         self.before_cold = before_cold
         self.on_sample = on_sample
         self.use_timeline = use_timeline
 
     def prepare(self) -> None:
-        """Check the target answers and, for `reclaim`, that it is a harness."""
-        if self.config.force == "reclaim" and (self.control is None or
-                                               not self.control.available()):
-            raise UsageError("--force reclaim needs the fcbench harness API next to the target; "
-                             "for a plain URL or FC use --force wait:SECONDS (longer than the "
-                             "idle timeout) or --force none")
+        """Check the target can force cold starts the way the config asks."""
+        method = self.target.cold_start_method
+        if self.config.force == "reclaim" and method is not ColdStartMethod.RECLAIM:
+            raise UsageError("forcing cold starts by reclaim needs the fcbench harness API next "
+                             "to the target; for a plain URL or FC force them by waiting longer "
+                             "than the idle timeout (wait:SECONDS) or take what comes (none)")
+        if self.config.force == "target" and method is ColdStartMethod.NONE:
+            raise UsageError("this target cannot force a cold start by itself; wait longer than "
+                             "the idle timeout (wait:SECONDS) or take what comes (none)")
 
     def _force_cold(self) -> None:
-        if self.config.force == "reclaim" and self.control is not None:
-            self.control.reclaim()
+        if self.config.force in ("target", "reclaim"):
+            self.target.force_cold()
         elif self.config.force.startswith("wait:"):
             time.sleep(self.config.wait_seconds())
         if self.before_cold is not None:
             self.before_cold()
 
-    def _send(self) -> tuple[int, dict[str, str], bytes, int, int]:
-        send = time.time_ns()
-        status, headers, body = _request("POST", self.config.invoke_url, self.config.body,
-                                         self.config.content_type, self.config.timeout)
-        return status, headers, body, send, time.time_ns()
+    def _send(self) -> InvocationRecord:
+        return self.target.invoke(self.config.body, self.config.content_type,
+                                  self.config.timeout)
 
     def run(self) -> list[Sample]:
         """Collect `warmup + repeats` forced-cold samples (raw; see `process`)."""
@@ -209,12 +173,7 @@ class ColdStartProfile:
         total = self.config.warmup + self.config.repeats
         for i in range(total):
             self._force_cold()
-            try:
-                status, headers, body, send, end = self._send()
-            except OSError as exc:
-                sample = Sample(i, "failed", 0, 0.0, error=f"{type(exc).__name__}: {exc}")
-            else:
-                sample = self._sample(i, status, headers, body, send, end)
+            sample = self._sample(i, self._send())
             if i < self.config.warmup and sample.kind == "ok":
                 sample.kind = "warmup"
             samples.append(sample)
@@ -222,27 +181,24 @@ class ColdStartProfile:
                 self.on_sample(sample)
         return samples
 
-    def _sample(self, i: int, status: int, headers: Mapping[str, str], body: bytes, send: int,
-                end: int) -> Sample:
-        e2e = (end - send) / 1e6
-        instance_id = headers.get("x-fc-instance-id") or headers.get("x-fcbench-instance-id", "")
-        if status >= 400:
-            return Sample(i, "failed", status, e2e, instance_id=instance_id,
-                          error=body[:300].decode(errors="replace"))
-        cold = headers.get("x-fcbench-cold", headers.get("x-fcbench-first")) == "1"
-        if not cold:
-            return Sample(i, "not_cold", status, e2e, instance_id=instance_id)
-        inst = self.control.instance(instance_id) \
-            if self.control is not None and self.use_timeline else None
+    def _sample(self, i: int, record: InvocationRecord) -> Sample:
+        e2e = record.latency_ms
+        if not record.ok:
+            return Sample(i, "failed", record.status, e2e, instance_id=record.instance_id,
+                          error=record.error or f"HTTP {record.status}")
+        if not record.cold:
+            return Sample(i, "not_cold", record.status, e2e, instance_id=record.instance_id)
+        harness = self.target.harness_client() if self.use_timeline else None
+        inst = harness.instance(record.instance_id) if harness is not None else None
         if inst is not None:
-            phases = split_with_harness(send_ns=send, end_ns=end, headers=headers, instance=inst)
+            phases = split_with_harness(record=record, instance=inst)
         else:
-            phases = split_with_headers(e2e_ms=e2e, headers=headers)
+            phases = split_with_headers(record=record)
         phases.pop("e2e", None)
-        w_status, _, _, w_send, w_end = self._send()
-        warm = (w_end - w_send) / 1e6 if w_status < 400 else None
+        warm = self._send()
         info = (inst or {}).get("runtime_info", {})
-        return Sample(i, "ok", status, e2e, warm_ms=warm, instance_id=instance_id, phases=phases,
+        return Sample(i, "ok", record.status, e2e, warm_ms=warm.latency_ms if warm.ok else None,
+                      instance_id=record.instance_id, phases=phases,
                       pull_bytes=info.get("pull_bytes"), pull_mb_s=info.get("pull_mb_s"))
 
     def process(self, samples: list[Sample]) -> ProfileResult:
@@ -278,7 +234,7 @@ def write_outputs(result: ProfileResult, run_dir: Any, *, title: str,
     import yaml
 
     from ..report.html import write_report
-    from ..report.phases import plot_phases, write_phases_csv
+    from .outputs import plot_phases, write_phases_csv
 
     run_dir = Path(run_dir)
     (run_dir / "plots").mkdir(exist_ok=True)

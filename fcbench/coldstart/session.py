@@ -12,31 +12,30 @@ from typing import Any
 from ..errors import UsageError
 from ..report.rundir import host_info, new_run_dir
 from ..spec import load_function_spec, masked_environment
-from .profile import ColdStartProfile, HarnessControl, ProfileConfig, ProfileResult, Sample, \
-    write_outputs
+from ..targets.base import ColdStartMethod
+from .profile import ColdStartProfile, ProfileConfig, ProfileResult, Sample, write_outputs
 
 __all__ = ["profile_endpoint", "profile_spec", "sweep_spec"]
 
 
 def profile_spec(spec_path: str | Path, *, repeats: int, warmup: int, pull: bool, body: bytes,
-                 content_type: str, force: str = "reclaim", virtual_gpus: str | None = None,
+                 content_type: str, force: str = "target", virtual_gpus: str | None = None,
                  runtime: str | None = None, out: Path = Path("results"),
                  on_sample: Callable[[Sample], None] | None = None) -> tuple[Path, ProfileResult]:
     """Profile cold starts of one spec on a local harness started for the purpose."""
-    from ..harness.server import HarnessConfig, HarnessThread
+    from ..harness.server import HarnessConfig
+    from ..targets.local import LocalTarget
 
     spec = load_function_spec(spec_path)
     run_dir = new_run_dir(Path(out), f"coldstart-{spec.name}")
     config = HarnessConfig(port=0, runtime=runtime, virtual_gpus=virtual_gpus,
                            log_dir=run_dir / "logs")
-    with HarnessThread([spec], config) as h:
-        control = HarnessControl(h.url, spec.name)
-        before = _pull_hook(h, spec) if pull else None
+    with LocalTarget([spec], config=config, timeout=spec.timeout + 60) as target:
+        before = _pull_hook(target, spec) if pull else None
         experiment = ColdStartProfile(
-            ProfileConfig(invoke_url=f"{h.url}/2023-03-30/functions/{spec.name}/invocations",
-                          repeats=repeats, warmup=warmup, force=force, body=body,
-                          content_type=content_type, timeout=spec.timeout + 60),
-            control, before_cold=before, on_sample=on_sample)
+            target, ProfileConfig(repeats=repeats, warmup=warmup, force=force, body=body,
+                                  content_type=content_type, timeout=spec.timeout + 60),
+            before_cold=before, on_sample=on_sample)
         experiment.prepare()
         result = experiment.process(experiment.run())
     write_outputs(result, run_dir, title=f"Cold-start profile: {spec.name} "
@@ -51,14 +50,15 @@ def profile_spec(spec_path: str | Path, *, repeats: int, warmup: int, pull: bool
     return run_dir, result
 
 
-def _pull_hook(h: Any, spec: Any) -> Callable[[], None]:
+def _pull_hook(target: Any, spec: Any) -> Callable[[], None]:
     """Before each cold start (instances already reclaimed), remove the function's image so the
     next start pulls it from its registry."""
+    h = target.harness
     runtime = h.harness.platform.runtimes.get("docker")
     image = spec.custom_container_config.image
     if runtime is None or not image:
-        raise UsageError("--pull needs the docker runtime (harness.runtime: docker or --runtime "
-                         "docker) and customContainerConfig.image in a registry, e.g. "
+        raise UsageError("a real image pull needs the docker runtime (harness.runtime: docker) "
+                         "and customContainerConfig.image in a registry, e.g. "
                          "127.0.0.1:5000/fcbench/mobilenet-v2:latest")
 
     def remove() -> None:
@@ -71,26 +71,31 @@ def profile_endpoint(url: str, function: str | None, *, repeats: int, warmup: in
                      content_type: str, force: str | None = None, out: Path = Path("results"),
                      on_sample: Callable[[Sample], None] | None = None
                      ) -> tuple[Path, ProfileResult]:
-    """Profile a running endpoint from its response headers (`platform` = the unexplained rest).
+    """Profile a running endpoint. Where the harness API answers next to it (directly or
+    through a proxy) phases come from the harness timeline, as for a spec; elsewhere (FC, any
+    black-box URL) from the instance's headers, `platform` being the unexplained rest.
 
     With `function`, `url` is an FC 3.0-compatible base URL; otherwise requests go to `url`.
     """
-    base = url.rstrip("/")
-    invoke_url = f"{base}/2023-03-30/functions/{function}/invocations" if function else base
-    control = HarnessControl(base, function) if function else None
-    if force is None:
-        force = "reclaim" if control is not None and control.available() else "wait:360"
-    run_dir = new_run_dir(Path(out), f"coldstart-{function or 'url'}")
-    experiment = ColdStartProfile(
-        ProfileConfig(invoke_url=invoke_url, repeats=repeats, warmup=warmup, force=force,
-                      body=body, content_type=content_type),
-        control, on_sample=on_sample, use_timeline=False)
-    experiment.prepare()
-    result = experiment.process(experiment.run())
-    write_outputs(result, run_dir, title=f"Cold-start profile: {function or url} (headers only)",
+    from ..targets.url import UrlTarget
+
+    wait = float(force.split(":", 1)[1]) if force and force.startswith("wait:") else None
+    with UrlTarget(url, function=function, idle_wait_s=wait) as target:
+        if force is None:
+            force = "target" if target.cold_start_method is ColdStartMethod.RECLAIM \
+                else "wait:360"
+        run_dir = new_run_dir(Path(out), f"coldstart-{function or 'url'}")
+        experiment = ColdStartProfile(
+            target, ProfileConfig(repeats=repeats, warmup=warmup, force=force, body=body,
+                                  content_type=content_type),
+            on_sample=on_sample)
+        experiment.prepare()
+        result = experiment.process(experiment.run())
+    write_outputs(result, run_dir, title=f"Cold-start profile: {function or url} "
+                  f"({result.mode} phases)",
                   config={"experiment": experiment.name, "url": url, "function": function,
                           "repeats": repeats, "warmup": warmup, "force": force,
-                          "host": host_info()})
+                          "phases_from": result.mode, "host": host_info()})
     return run_dir, result
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,23 +133,20 @@ class ColdStartSweep:
         return self.service_ms
 
     def _measure_service_ms(self, n: int = 10) -> float:
-        from ..harness.server import HarnessConfig, HarnessThread
-        from .profile import _request
+        from ..harness.server import HarnessConfig
+        from ..targets.local import LocalTarget
 
         cfg = HarnessConfig(port=0, virtual_gpus=self.config.virtual_gpus,
                             runtime=self.config.runtime, log_dir=self.run_dir / "logs")
-        with HarnessThread([self.spec], cfg) as h:
-            url = f"{h.url}/2023-03-30/functions/{self.spec.name}/invocations"
-            samples = []
+        samples = []
+        with LocalTarget([self.spec], config=cfg, timeout=self.spec.timeout + 30) as target:
             for i in range(n + 1):
-                t0 = time.perf_counter()
-                status, _, body = _request("POST", url, self.body, self.content_type,
-                                           timeout=self.spec.timeout + 30)
-                if status >= 400:
-                    raise UsageError(f"the function answered {status} while measuring its "
-                                     f"service time: {body[:200].decode(errors='replace')}")
+                record = target.invoke(self.body, self.content_type)
+                if not record.ok:
+                    raise UsageError(f"the function answered {record.status or 'nothing'} while "
+                                     f"measuring its service time: {record.error}")
                 if i:  # the first was the cold start
-                    samples.append((time.perf_counter() - t0) * 1000.0)
+                    samples.append(record.latency_ms)
         return statistics.median(samples)
 
     # ---- run --------------------------------------------------------------------------------
@@ -182,7 +178,7 @@ class ColdStartSweep:
 
     def _run_level(self, level: float) -> SweepLevel:
         from ..load.runner import run_workload
-        from ..workload import load_workload
+        from ..load.workload import load_workload
 
         assert self.service_ms is not None
         spec_doc, concurrency, ic = self._level_spec(level)

@@ -1,6 +1,6 @@
 """Sending requests from the harness to instances over keep-alive HTTP/1.1 on loopback.
 
-Key names: `Forwarder`, `InstanceGone`. The hot path of every invocation, so it is lean: pooled
+Key names: `Forwarder` (raises `InstanceGone`, `InvokeTimeout`). The hot path of every invocation, so it is lean: pooled
 asyncio connections with the shared `fcbench.http1` framing (llhttp underneath) instead of a
 general-purpose client, which cost several hundred microseconds per request here. A connection
 goes back to the pool only after a complete final response; one that broke, stalled, sent a
@@ -14,11 +14,11 @@ from collections import defaultdict
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from ..errors import InvokeTimeout, TargetError
+from ..errors import InstanceGone, InvokeTimeout
 from ..http1 import HttpProtocolError, ResponseReader, end_to_end, request_head
 from .runtimes.base import InstanceHandle
 
-__all__ = ["Forwarder", "InstanceGone"]
+__all__ = ["Forwarder"]
 
 # Besides hop-by-hop headers: framing the proxy redoes itself, the caller's credentials, and
 # headers the gateway sets on its own answer.
@@ -26,10 +26,6 @@ _DROP_REQUEST = frozenset({"host", "content-length", "authorization"})
 _DROP_RESPONSE = frozenset({"content-length", "date", "server"})
 
 Response = tuple[int, dict[str, str], bytes]
-
-
-class InstanceGone(TargetError):
-    """The connection to the instance broke (it crashed or was stopped mid-request)."""
 
 
 class _Connection(asyncio.Protocol):

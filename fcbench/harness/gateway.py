@@ -24,15 +24,15 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from .. import __version__
-from ..errors import InvokeTimeout, SpecError, UsageError
+from ..errors import InstanceGone, InvokeTimeout, Rejected, SpecError, UsageError
+from ..protocol import (H_COLD, H_FC_INSTANCE_ID, H_FC_REQUEST_ID, H_QUEUE_MS, HARNESS_API,
+                        function_path)
 from ..spec import function_spec_from_dict
-from .forward import InstanceGone
-from .platform import Platform, Rejected
+from .platform import Platform
 
-__all__ = ["API_PREFIX", "MAX_SYNC_PAYLOAD_BYTES", "PLATFORM", "build_gateway", "fc_error",
+__all__ = ["MAX_SYNC_PAYLOAD_BYTES", "PLATFORM", "build_gateway", "fc_error",
            "normalize_trigger_path"]
 
-API_PREFIX = "/2023-03-30"
 #: FC's limit on a synchronous invocation's request body (EntityTooLarge beyond it).
 MAX_SYNC_PAYLOAD_BYTES = 32 * 1024 * 1024
 PLATFORM = web.AppKey("platform", Platform)
@@ -42,7 +42,7 @@ def fc_error(status: int, code: str, message: str, request_id: str,
              headers: dict[str, str] | None = None) -> web.Response:
     """An FC-shaped JSON error, which the FC SDK parses into `ClientException`/`ServerException`."""
     return web.json_response({"Code": code, "Message": message, "RequestId": request_id},
-                             status=status, headers={"x-fc-request-id": request_id,
+                             status=status, headers={H_FC_REQUEST_ID: request_id,
                                                      **(headers or {})})
 
 
@@ -122,8 +122,8 @@ async def _relay(request: web.Request, name: str, method: str, path: str) -> web
         _record(platform, name, rid, None, exc.status, False, t0, None, exc.code)
         return fc_error(exc.status, exc.code, str(exc), rid)
     queue_ms = (time.perf_counter() - t0) * 1000.0
-    extra = {"x-fc-request-id": rid, "x-fc-instance-id": admit.instance_id,
-             "x-fcbench-cold": "1" if admit.cold else "0", "x-fcbench-queue-ms": f"{queue_ms:.3f}"}
+    extra = {H_FC_REQUEST_ID: rid, H_FC_INSTANCE_ID: admit.instance_id,
+             H_COLD: "1" if admit.cold else "0", H_QUEUE_MS: f"{queue_ms:.3f}"}
     try:
         status, headers, data = await platform.forwarder.send(
             handle, method, path, body, request.headers, platform.specs[name].timeout)
@@ -232,7 +232,7 @@ async def _events(request: web.Request) -> web.Response:
     except ValueError:
         return fc_error(400, "InvalidArgument", "since must be an integer event number", "")
     events = [e for e in platform.recent_events if e["seq"] > since]
-    return web.json_response({"events": events, "last": platform._event_seq})
+    return web.json_response({"events": events, "last": platform.last_event_seq})
 
 
 async def _reclaim(request: web.Request) -> web.Response:
@@ -255,14 +255,14 @@ def build_gateway(platform: Platform) -> web.Application:
     app = web.Application(client_max_size=MAX_SYNC_PAYLOAD_BYTES, middlewares=[_fc_errors])
     app[PLATFORM] = platform
     r = app.router
-    r.add_post(API_PREFIX + "/functions/{name}/invocations", _invoke)
-    r.add_get(API_PREFIX + "/functions", _list_functions)
-    r.add_post(API_PREFIX + "/functions", _create_function)
-    r.add_get(API_PREFIX + "/functions/{name}", _get_function)
-    r.add_delete(API_PREFIX + "/functions/{name}", _delete_function)
+    r.add_post(function_path() + "/{name}/invocations", _invoke)
+    r.add_get(function_path(), _list_functions)
+    r.add_post(function_path(), _create_function)
+    r.add_get(function_path() + "/{name}", _get_function)
+    r.add_delete(function_path() + "/{name}", _delete_function)
     r.add_route("*", "/http/{name}/{path:.*}", _http_trigger)
-    r.add_get("/fcbench/v1/instances", _instances)
-    r.add_get("/fcbench/v1/events", _events)
-    r.add_post("/fcbench/v1/reclaim", _reclaim)
-    r.add_get("/fcbench/v1/health", _health)
+    r.add_get(HARNESS_API + "/instances", _instances)
+    r.add_get(HARNESS_API + "/events", _events)
+    r.add_post(HARNESS_API + "/reclaim", _reclaim)
+    r.add_get(HARNESS_API + "/health", _health)
     return app

@@ -1,6 +1,6 @@
 """The harness's control plane: drives the pure scheduler with a real clock and real runtimes.
 
-Key names: `Platform`, `Rejected`, `InstanceView`. It applies scheduler decisions (start, admit,
+Key names: `Platform`, `rejected`. It applies scheduler decisions (start, admit,
 reject, reclaim), runs the one start sequence shared by all runtimes (start → wait ready →
 initializer → record phases), watches instances for crashes and fires lifecycle events.
 """
@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import FcbenchError, InstanceStartError, UsageError
+from ..errors import FcbenchError, InstanceStartError, Rejected, Throttled, UsageError
 from ..events import Events
+from ..protocol import REJECT_CODES, function_path
 from ..spec import FunctionSpec
 from .forward import Forwarder
 from .gpus import Gpu, GpuPool
@@ -26,25 +27,16 @@ from .runtimes.base import InstanceHandle, Runtime, StartRequest, log_tail
 from .scheduler import (Admit, Decision, FunctionConfig, Instance, InstanceState, Reclaim, Reject,
                         RejectReason, Scheduler, StartInstance)
 
-__all__ = ["Platform", "Rejected"]
+__all__ = ["Platform", "rejected"]
 
 log = logging.getLogger(__name__)
 
 
-class Rejected(FcbenchError):
-    """The scheduler answered a request with `Reject`; `status` and `code` are FC-shaped."""
-
-    def __init__(self, reject: Reject, message: str) -> None:
-        self.reject = reject
-        if reject.throttled:
-            self.status, self.code = 429, "ResourceThrottled"
-        elif reject.reason is RejectReason.UNKNOWN_FUNCTION:
-            self.status, self.code = 404, "FunctionNotFound"
-        elif reject.reason is RejectReason.SHUTDOWN:
-            self.status, self.code = 503, "ServiceUnavailable"
-        else:
-            self.status, self.code = 502, "FunctionNotStarted"
-        super().__init__(message)
+def rejected(d: Reject, message: str) -> Rejected:
+    """The error a `Reject` decision becomes: `Throttled` for a 429, else `Rejected`."""
+    status, code = REJECT_CODES[d.reason.value]
+    cls = Throttled if status == 429 else Rejected
+    return cls(message, reason=d.reason.value, status=status, code=code)
 
 
 @dataclass
@@ -137,7 +129,7 @@ class Platform:
         live = self._live.get(admit.instance_id)
         if live is None or live.handle is None:  # crashed between admit and now
             self.release(rid)
-            raise Rejected(Reject(rid, RejectReason.START_FAILED),
+            raise rejected(Reject(rid, RejectReason.START_FAILED),
                            f"instance {admit.instance_id} went away before the request was sent")
         return admit, live.handle
 
@@ -157,7 +149,7 @@ class Platform:
             elif isinstance(d, Reject):
                 fut = self._waiters.get(d.request_id)
                 if fut is not None and not fut.done():
-                    fut.set_exception(Rejected(d, self._reject_message(d)))
+                    fut.set_exception(rejected(d, self._reject_message(d)))
             elif isinstance(d, StartInstance):
                 live = _Live()
                 self._live[d.instance_id] = live
@@ -173,7 +165,7 @@ class Platform:
         if d.reason is RejectReason.QUEUE_TIMEOUT:
             return f"Reserved resource exhausted: the request {d.detail} without getting a slot."
         if d.reason is RejectReason.UNKNOWN_FUNCTION:
-            return "function not found; list functions with GET /2023-03-30/functions"
+            return f"function not found; list functions with GET {function_path()}"
         if d.reason is RejectReason.SHUTDOWN:
             return "the harness is shutting down"
         return f"the instance could not start: {d.detail}"
@@ -357,6 +349,11 @@ class Platform:
         for name in Events.__annotations__:
             hook = getattr(self.events, name)
             hook.add_listener(lambda _n=name, **kw: self._remember(_n, kw))
+
+    @property
+    def last_event_seq(self) -> int:
+        """The number of the newest event (0 before any)."""
+        return self._event_seq
 
     def _remember(self, name: str, payload: dict[str, Any]) -> None:
         self._event_seq += 1

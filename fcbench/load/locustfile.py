@@ -26,7 +26,8 @@ from locust import User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
 from fcbench.load.runner import CONFIG_ENV, LocustConfig, status_path
-from fcbench.report.records import InvocationRecord, RecordWriter
+from fcbench.protocol import InvocationRecord
+from fcbench.report.records import RecordWriter
 
 log = logging.getLogger("fcbench.locustfile")
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import UsageError
 
 if TYPE_CHECKING:
-    from ..workload import Workload
+    from .workload import Workload
 
 __all__ = ["CONFIG_ENV", "LocustConfig", "RunOptions", "RunResult", "locust_failure_reason",
            "run_workload", "status_path"]
@@ -160,7 +160,7 @@ def _target_dict(workload: Workload, harness_url: str | None) -> dict[str, Any]:
 def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: bool = False,
                  processes: int = 1, progress: bool = True,
                  options: RunOptions | None = None) -> RunResult:
-    """Run `workload` (a `fcbench.workload.Workload`) with Locust and write its results folder.
+    """Run `workload` (a `fcbench.load.workload.Workload`) with Locust and write its results folder.
 
     Returns the `RunResult`; an interrupted run (Ctrl-C, SIGTERM) still returns one, with
     `interrupted` set and the partial records merged and summarised.
@@ -556,12 +556,13 @@ def _write_run_yaml(run_dir: Path, workload: Any, opts: RunOptions, duration: fl
 
 
 def _fetch_instances(url: str) -> list[dict[str, Any]] | None:
-    import urllib.request
+    from ..errors import TargetError
+    from ..targets.harness_client import HarnessClient
 
     try:
-        with urllib.request.urlopen(f"{url}/fcbench/v1/instances?all=1", timeout=10) as resp:
-            return list(json.loads(resp.read())["instances"])
-    except Exception as exc:  # noqa: BLE001 - instances.csv is best effort
+        with HarnessClient(url, timeout=10) as client:
+            return client.instances(include_retired=True)
+    except (TargetError, ValueError, KeyError) as exc:  # instances.csv is best effort
         log.warning("could not read the harness's instances: %s", exc)
         return None
 

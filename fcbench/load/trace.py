@@ -12,6 +12,8 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import TraceFormatError
+
 __all__ = [
     "FIXED_COLUMNS",
     "TraceFormatError",
@@ -23,10 +25,6 @@ __all__ = [
 
 #: The columns before the per-minute counts, as the Azure dataset names them.
 FIXED_COLUMNS = ("HashOwner", "HashApp", "HashFunction", "Trigger")
-
-
-class TraceFormatError(ValueError):
-    """The CSV is not in the Azure per-minute format; the message names file:line."""
 
 
 @dataclass(frozen=True)

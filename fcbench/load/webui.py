@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -27,19 +26,21 @@ class _Instances:
     """Live instances from the harness (``GET /fcbench/v1/instances``), cached for a second."""
 
     def __init__(self, harness_url: str | None) -> None:
+        from ..targets.harness_client import HarnessClient
+
         self.url = harness_url
+        self._client = HarnessClient(harness_url, timeout=2) if harness_url else None
         self._at = 0.0
         self._value: dict[str, Any] | None = None
 
     def get(self) -> dict[str, Any] | None:
-        if not self.url:
+        if self._client is None:
             return None
         if time.monotonic() - self._at < _INSTANCES_TTL_S:
             return self._value
         self._at = time.monotonic()
         try:
-            with urllib.request.urlopen(f"{self.url}/fcbench/v1/instances", timeout=2) as resp:
-                items = json.loads(resp.read())["instances"]
+            items = self._client.instances()
         except Exception:  # noqa: BLE001 - the tab shows "unknown" instead
             self._value = None
             return None

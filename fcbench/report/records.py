@@ -1,7 +1,7 @@
-"""Per-request records: `InvocationRecord`, header parsing, a streaming CSV writer, part merging.
+"""Per-request records on disk: a streaming CSV writer, part merging, reading back.
 
-Key names: `InvocationRecord`, `COLUMNS` (the stable first columns of ``requests.csv``),
-`ALL_COLUMNS`, `parse_headers`, `RecordWriter`, `merge_parts`, `read_records`.
+Key names: `RecordWriter`, `merge_parts`, `read_records`. The record itself (`InvocationRecord`,
+its columns and header parsing) is the wire contract and lives in `fcbench.protocol`.
 """
 
 from __future__ import annotations
@@ -9,187 +9,12 @@ from __future__ import annotations
 import csv
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
-__all__ = [
-    "ALL_COLUMNS",
-    "COLUMNS",
-    "EXTRA_COLUMNS",
-    "InvocationRecord",
-    "RecordWriter",
-    "merge_parts",
-    "parse_headers",
-    "read_records",
-]
+from ..protocol import ALL_COLUMNS, InvocationRecord
 
-#: The stable first columns of requests.csv, in order (DESIGN.md "Results").
-COLUMNS = ("request_id", "intended_ts", "start_ts", "end_ts", "latency_ms", "status", "cold",
-           "instance_id", "queue_ms", "error")
-#: Columns that follow; new ones are only ever appended.
-EXTRA_COLUMNS = ("latency_from_intended_ms", "inference_ms", "first", "batch_size", "boot_ts",
-                 "import_ms", "model_load_ms", "ready_ts", "fc_request_id", "worker")
-ALL_COLUMNS = COLUMNS + EXTRA_COLUMNS
-
-_TS = ("intended_ts", "start_ts", "end_ts", "boot_ts", "ready_ts")
-_MS = ("latency_ms", "queue_ms", "latency_from_intended_ms", "inference_ms", "import_ms",
-       "model_load_ms")
-_INT = ("status", "batch_size", "worker")
-_BOOL = ("cold", "first")
-
-
-@dataclass(slots=True)
-class InvocationRecord:
-    """One request as the client saw it, plus what the platform and the instance told it.
-
-    Timestamps are epoch seconds; durations carry their unit in the name. ``status`` 0 means no
-    HTTP response (connection error, timeout). ``cold`` is None when the target did not say.
-    """
-
-    request_id: str = ""
-    intended_ts: float | None = None
-    start_ts: float = 0.0
-    end_ts: float = 0.0
-    latency_ms: float = 0.0
-    status: int = 0
-    cold: bool | None = None
-    instance_id: str = ""
-    queue_ms: float | None = None
-    error: str = ""
-    inference_ms: float | None = None
-    first: bool | None = None
-    batch_size: int | None = None
-    boot_ts: float | None = None
-    import_ms: float | None = None
-    model_load_ms: float | None = None
-    ready_ts: float | None = None
-    fc_request_id: str = ""
-    worker: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return 0 < self.status < 400
-
-    @property
-    def latency_from_intended_ms(self) -> float | None:
-        """End minus intended send time: latency corrected for coordinated omission."""
-        if self.intended_ts is None:
-            return None
-        return (self.end_ts - self.intended_ts) * 1000.0
-
-    def row(self) -> tuple[str, ...]:
-        """The record as `ALL_COLUMNS` strings (empty for unknown)."""
-        return (self.request_id, _ts(self.intended_ts), _ts(self.start_ts), _ts(self.end_ts),
-                _ms(self.latency_ms), str(self.status), _flag(self.cold), self.instance_id,
-                _ms(self.queue_ms), _one_line(self.error), _ms(self.latency_from_intended_ms),
-                _ms(self.inference_ms), _flag(self.first), _int(self.batch_size),
-                _ts(self.boot_ts), _ms(self.import_ms), _ms(self.model_load_ms),
-                _ts(self.ready_ts), self.fc_request_id, _int(self.worker))
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, str]) -> InvocationRecord:
-        """Read one CSV row (a `csv.DictReader` row) back; unknown columns are ignored."""
-        kwargs: dict[str, Any] = {}
-        for f in fields(cls):
-            text = row.get(f.name)
-            if text is None:
-                continue
-            if f.name in _TS or f.name in _MS:
-                kwargs[f.name] = float(text) if text != "" else None
-            elif f.name in _INT:
-                kwargs[f.name] = int(text) if text != "" else None
-            elif f.name in _BOOL:
-                kwargs[f.name] = None if text == "" else text in ("1", "true", "True")
-            else:
-                kwargs[f.name] = text
-        for name in ("start_ts", "end_ts", "latency_ms"):
-            if kwargs.get(name) is None:
-                kwargs[name] = 0.0
-        kwargs["status"] = kwargs.get("status") or 0
-        return cls(**kwargs)
-
-
-def _ts(x: float | None) -> str:
-    return "" if x is None else f"{x:.6f}"
-
-
-def _ms(x: float | None) -> str:
-    return "" if x is None else f"{x:.3f}"
-
-
-def _int(x: int | None) -> str:
-    return "" if x is None else str(x)
-
-
-def _flag(x: bool | None) -> str:
-    return "" if x is None else ("1" if x else "0")
-
-
-def _one_line(text: str) -> str:
-    return text.replace("\r", " ").replace("\n", " ")[:500] if text else ""
-
-
-def _float(text: str | None) -> float | None:
-    if text is None or text == "":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _ns_to_s(text: str | None) -> float | None:
-    value = _float(text)
-    return None if value is None else value / 1e9
-
-
-def _bool(text: str | None) -> bool | None:
-    if text is None or text == "":
-        return None
-    return text.strip().lower() in ("1", "true", "yes")
-
-
-def parse_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """Record fields from response headers (`x-fc-*`, `x-fcbench-*`), for any target that sends
-    them. Keys are `InvocationRecord` field names; absent headers give no key.
-
-    ``cold`` comes from ``x-fcbench-cold`` (the harness); where only the instance speaks (FC),
-    ``x-fcbench-first: 1`` is taken as cold, since the first request an instance serves is the one
-    that waited for it.
-    """
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    h = {k.lower(): v for k, v in items}
-    out: dict[str, Any] = {}
-    instance = h.get("x-fc-instance-id") or h.get("x-fcbench-instance-id")
-    if instance:
-        out["instance_id"] = instance
-    if h.get("x-fc-request-id"):
-        out["fc_request_id"] = h["x-fc-request-id"]
-    first = _bool(h.get("x-fcbench-first"))
-    if first is not None:
-        out["first"] = first
-    cold = _bool(h.get("x-fcbench-cold"))
-    if cold is None:
-        cold = first
-    if cold is not None:
-        out["cold"] = cold
-    for header, name in (("x-fcbench-queue-ms", "queue_ms"),
-                         ("x-fcbench-inference-ms", "inference_ms"),
-                         ("x-fcbench-import-ms", "import_ms"),
-                         ("x-fcbench-model-load-ms", "model_load_ms")):
-        value = _float(h.get(header))
-        if value is not None:
-            out[name] = value
-    for header, name in (("x-fcbench-boot-ts", "boot_ts"), ("x-fcbench-ready-ts", "ready_ts")):
-        value = _ns_to_s(h.get(header))
-        if value is not None:
-            out[name] = value
-    batch = _float(h.get("x-fcbench-batch-size"))
-    if batch is not None:
-        out["batch_size"] = int(batch)
-    return out
+__all__ = ["RecordWriter", "merge_parts", "read_records"]
 
 
 class RecordWriter:

@@ -22,6 +22,8 @@ from typing import Any
 from aiohttp import web
 
 from ..models import BadInput, Model, model_module
+from ..protocol import (H_BATCH_SIZE, H_BOOT_TS, H_FIRST, H_IMPORT_MS, H_INFERENCE_MS,
+                        H_INITIALIZE_MS, H_INSTANCE_ID, H_MODEL, H_MODEL_LOAD_MS, H_READY_TS)
 from .batching import BatchResult, Batcher
 
 __all__ = ["ServerState", "build_app", "main"]
@@ -66,18 +68,18 @@ class ServerState:
     def headers(self, *, first: bool, inference_ms: float | None = None,
                 batch_size: int | None = None) -> dict[str, str]:
         h = {
-            "x-fcbench-instance-id": self.instance_id,
-            "x-fcbench-boot-ts": str(self.boot_ns),
-            "x-fcbench-import-ms": f"{self.import_ms:.3f}",
-            "x-fcbench-model-load-ms": f"{self.model_load_ms:.3f}",
-            "x-fcbench-ready-ts": str(self.ready_ns),
-            "x-fcbench-first": "1" if first else "0",
-            "x-fcbench-model": self.model.name,
+            H_INSTANCE_ID: self.instance_id,
+            H_BOOT_TS: str(self.boot_ns),
+            H_IMPORT_MS: f"{self.import_ms:.3f}",
+            H_MODEL_LOAD_MS: f"{self.model_load_ms:.3f}",
+            H_READY_TS: str(self.ready_ns),
+            H_FIRST: "1" if first else "0",
+            H_MODEL: self.model.name,
         }
         if inference_ms is not None:
-            h["x-fcbench-inference-ms"] = f"{inference_ms:.3f}"
+            h[H_INFERENCE_MS] = f"{inference_ms:.3f}"
         if batch_size is not None:
-            h["x-fcbench-batch-size"] = str(batch_size)
+            h[H_BATCH_SIZE] = str(batch_size)
         return h
 
 
@@ -114,7 +116,7 @@ async def _initialize(request: web.Request) -> web.Response:
     await request.read()
     state.initialized_ms = (time.perf_counter() - t0) * 1000.0
     headers = state.headers(first=False)
-    headers["x-fcbench-initialize-ms"] = f"{state.initialized_ms:.3f}"
+    headers[H_INITIALIZE_MS] = f"{state.initialized_ms:.3f}"
     return web.Response(text="initialized", headers=headers)
 
 

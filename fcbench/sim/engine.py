@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..harness.gpus import GpuPool
+from ..protocol import REJECT_CODES
 from ..harness.scheduler import (Admit, Decision, FunctionConfig, Reclaim, Reject, Scheduler,
                                  StartInstance)
 
@@ -104,7 +105,7 @@ def simulate(arrivals: Iterable[float], config: FunctionConfig, *,
                 push(now + max(0.0, service_s()), "finish", d.request_id)
             elif isinstance(d, Reject):
                 req = requests[d.request_id]
-                req.end_ts, req.status = now, 429 if d.throttled else 502
+                req.end_ts, req.status = now, REJECT_CODES[d.reason.value][0]
             elif isinstance(d, Reclaim):
                 reclaims += 1
 

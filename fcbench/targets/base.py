@@ -1,6 +1,9 @@
 """The `Target` interface: something a request can be sent to, answering `InvocationRecord`s.
 
-Key names: `Target`, `TargetState`, `FakeTarget` (in-memory, for tests of callers).
+Key names: `Target`, `TargetState`, `ColdStartMethod`, `FakeTarget` (in-memory, for tests of
+callers). A target also says how it can force a cold start (`cold_start_method`, `force_cold()`)
+and whether the harness API stands behind it (`harness_client()`), so the cold-start experiments
+ask the target rather than holding a URL and a harness handle.
 """
 
 from __future__ import annotations
@@ -10,16 +13,29 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
-from ..report.records import InvocationRecord
+from ..protocol import InvocationRecord
 
-__all__ = ["FakeTarget", "Target", "TargetState"]
+if TYPE_CHECKING:
+    from .harness_client import HarnessClient
+
+__all__ = ["ColdStartMethod", "FakeTarget", "Target", "TargetState"]
 
 
 class TargetState(enum.Enum):
     OPEN = "open"
     CLOSED = "closed"
+
+
+class ColdStartMethod(str, enum.Enum):
+    """How a target makes the next request land on a new instance."""
+
+    RECLAIM = "reclaim"    # the harness API stops idle instances now
+    WAIT = "wait"          # sleep longer than the platform's idle timeout
+    UPDATE = "update"      # change the function so new instances start (FC)
+    NONE = "none"          # cannot: take what comes and check the headers
 
 
 class Target(ABC):
@@ -54,6 +70,23 @@ class Target(ABC):
     def _invoke(self, body: bytes, content_type: str, timeout: float | None) -> InvocationRecord:
         """Send the request; fill timings, status, error and the header-derived fields."""
 
+    @property
+    def cold_start_method(self) -> ColdStartMethod:
+        """How `force_cold()` works for this target (NONE: it cannot)."""
+        return ColdStartMethod.NONE
+
+    def force_cold(self) -> None:
+        """Make the next request start a new instance (returns when that is so).
+
+        Raises:
+            UsageError: this target cannot force a cold start.
+        """
+        raise UsageError(f"a {type(self).__name__} cannot force a cold start")
+
+    def harness_client(self) -> HarnessClient | None:
+        """The harness API behind this target, when there is one (instance timelines)."""
+        return None
+
     def close(self) -> None:
         """Release connections (and whatever the target started). Safe to call twice."""
         self.state = TargetState.CLOSED
@@ -79,7 +112,7 @@ class FakeTarget(Target):
         self.calls = 0
 
     def _invoke(self, body: bytes, content_type: str, timeout: float | None) -> InvocationRecord:
-        from ..report.records import parse_headers
+        from ..protocol import parse_headers
 
         self.calls += 1
         start = time.time()

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import UsageError
-from ..report.records import InvocationRecord, parse_headers
+from ..protocol import InvocationRecord, parse_headers
 from .base import Target
 
 __all__ = ["FcTarget"]
@@ -100,8 +100,7 @@ class FcTarget(Target):
         try:
             resp = self._client.invoke_function_with_options(self.function, request, headers,
                                                              runtime)
-            if resp.body is not None:
-                resp.body.read()
+            payload = resp.body.read() if resp.body is not None else b""
         except Exception as exc:  # noqa: BLE001 - translated into the record at the boundary
             ms = (time.perf_counter() - t0) * 1000.0
             return InvocationRecord(start_ts=start, end_ts=start + ms / 1000.0, latency_ms=ms,
@@ -110,7 +109,7 @@ class FcTarget(Target):
                                     fc_request_id=getattr(exc, "request_id", None) or "")
         ms = (time.perf_counter() - t0) * 1000.0
         return InvocationRecord(start_ts=start, end_ts=start + ms / 1000.0, latency_ms=ms,
-                                status=int(resp.status_code or 0),
+                                status=int(resp.status_code or 0), body=payload,
                                 **parse_headers(resp.headers or {}))
 
 

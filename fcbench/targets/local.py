@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
-from ..report.records import InvocationRecord
-from .base import Target
+from ..protocol import InvocationRecord
+from .base import ColdStartMethod, Target
+from .harness_client import HarnessClient
 from .url import DEFAULT_TIMEOUT_S, UrlTarget
 
 if TYPE_CHECKING:
@@ -53,15 +54,28 @@ class LocalTarget(Target):
         self.harness.__enter__()
         self.url = self.harness.url
         self._http = UrlTarget(self.url, function=function, path=path, timeout=timeout)
+        self._control = HarnessClient(self.url)
 
     def _invoke(self, body: bytes, content_type: str, timeout: float | None) -> InvocationRecord:
         return self._http._invoke(body, content_type, timeout)
+
+    @property
+    def cold_start_method(self) -> ColdStartMethod:
+        return ColdStartMethod.RECLAIM
+
+    def force_cold(self) -> None:
+        """Reclaim the function's idle instances through the harness API."""
+        self._control.reclaim(self.function)
+
+    def harness_client(self) -> HarnessClient:
+        return self._control
 
     def close(self) -> None:
         if self.state.value == "closed":
             return
         try:
             self._http.close()
+            self._control.close()
         finally:
             self.harness.close()
             super().close()

@@ -1,39 +1,26 @@
 """`UrlTarget`: a plain HTTP POST to a URL, or FC 3.0 InvokeFunction on a base URL.
 
-Key names: `UrlTarget`, `invoke_url`. HTTP/1.1 goes over a small keep-alive pool of plain
-sockets, framed by `fcbench.http1` with the harness forwarder's rules (1xx skipped, HEAD/204/304
-bodiless, a connection reused only after a complete response). Cooperative under gevent (Locust
-patches sockets), blocking elsewhere, so the same code serves the CLI, tests and the Locust
-subprocess. It costs a fraction of `http.client` per request, which is what lets one Locust process keep its schedule at high
-rates (benchmarks/dispatch_accuracy.py).
+Key names: `UrlTarget`, `invoke_url`. Requests go over `fcbench.httpclient`'s keep-alive pool
+with a request head built once per body size: cheap enough per request that one Locust process
+keeps its schedule at high rates (benchmarks/dispatch_accuracy.py).
 """
 
 from __future__ import annotations
 
-import json
 import socket
-import ssl
 import time
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from ..errors import UsageError
-from ..http1 import HttpProtocolError, ResponseReader, end_to_end
-from ..report.records import InvocationRecord, parse_headers
-from .base import Target
+from ..http1 import HttpProtocolError, end_to_end
+from ..httpclient import ConnectionPool, Stale
+from ..protocol import InvocationRecord, fc_error_code, invoke_path, parse_headers, trigger_path
+from .base import ColdStartMethod, Target
+from .harness_client import HarnessClient
 
-__all__ = ["FC_API_PREFIX", "UrlTarget", "invoke_url"]
+__all__ = ["UrlTarget", "invoke_url"]
 
-FC_API_PREFIX = "/2023-03-30"
 DEFAULT_TIMEOUT_S = 60.0
-_RECV = 65536
-
-
-class _Stale(Exception):
-    """A reused keep-alive connection was closed by the server before it answered."""
-
-
-class _ProtocolError(Exception):
-    """The server's bytes are not a valid HTTP/1.1 response."""
 
 
 def invoke_url(base: str, function: str | None = None, path: str | None = None) -> str:
@@ -46,104 +33,9 @@ def invoke_url(base: str, function: str | None = None, path: str | None = None) 
     base = base.rstrip("/") if function or path else base
     if not function:
         return base + ("/" + path.lstrip("/") if path else "")
-    fn = quote(function, safe="")
     if path is not None:
-        return f"{base}/http/{fn}/{path.lstrip('/')}"
-    return f"{base}{FC_API_PREFIX}/functions/{fn}/invocations"
-
-
-class _Conn:
-    """One keep-alive connection; one request at a time."""
-
-    __slots__ = ("sock", "used")
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.used = False
-
-    def exchange(self, method: str, data: bytes, timeout: float
-                 ) -> tuple[int, list[tuple[str, str]], bytes, bool]:
-        sock = self.sock
-        sock.settimeout(timeout)
-        reused, self.used = self.used, True
-        try:
-            sock.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            if reused:
-                raise _Stale from None
-            raise
-        resp = ResponseReader(method)
-        while True:
-            try:
-                chunk = sock.recv(_RECV)
-            except ConnectionResetError:
-                if reused and not resp.started:
-                    raise _Stale from None
-                raise
-            if not chunk:
-                if reused and not resp.started:
-                    raise _Stale
-                try:
-                    resp.eof()
-                except HttpProtocolError as exc:
-                    raise ConnectionResetError(str(exc)) from None
-                break
-            try:
-                if resp.feed(chunk):
-                    break
-            except HttpProtocolError as exc:
-                raise _ProtocolError(str(exc)) from None
-        return resp.status, resp.headers, resp.body, resp.keep_alive
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
-class _Pool:
-    """Idle keep-alive connections to one address; a new one is made when none is idle."""
-
-    def __init__(self, host: str, port: int, https: bool) -> None:
-        self.host, self.port, self.https = host, port, https
-        self._idle: list[_Conn] = []
-        self._addr: tuple[int, tuple] | None = None
-        self._ssl = ssl.create_default_context() if https else None
-
-    def _address(self) -> tuple[int, tuple]:
-        # Resolved once (a resolver call per connection is costly under gevent).
-        if self._addr is None:
-            family, _, _, _, addr = socket.getaddrinfo(self.host, self.port,
-                                                       type=socket.SOCK_STREAM)[0]
-            self._addr = (family, addr)
-        return self._addr
-
-    def get(self, timeout: float, *, fresh: bool = False) -> _Conn:
-        if not fresh:
-            try:
-                return self._idle.pop()
-            except IndexError:
-                pass
-        family, addr = self._address()
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(timeout)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.connect(addr)
-            if self._ssl is not None:
-                sock = self._ssl.wrap_socket(sock, server_hostname=self.host)
-        except BaseException:
-            sock.close()
-            raise
-        return _Conn(sock)
-
-    def put(self, conn: _Conn) -> None:
-        self._idle.append(conn)
-
-    def close(self) -> None:
-        while self._idle:
-            self._idle.pop().close()
+        return base + trigger_path(function, path)
+    return base + invoke_path(function)
 
 
 class UrlTarget(Target):
@@ -155,15 +47,19 @@ class UrlTarget(Target):
         path: with `function`, an HTTP-trigger path instead (harness ``/http/{fn}/{path}``).
         headers: extra request headers (e.g. ``x-fc-invocation-type``).
         timeout: default seconds to wait for a response.
+        idle_wait_s: how `force_cold()` waits out the platform's idle timeout when no harness
+            API answers next to the URL (None: such a target cannot force a cold start).
     """
 
     name = "url"
 
     def __init__(self, url: str, *, function: str | None = None, path: str | None = None,
                  headers: dict[str, str] | None = None, method: str = "POST",
-                 timeout: float = DEFAULT_TIMEOUT_S) -> None:
+                 timeout: float = DEFAULT_TIMEOUT_S, idle_wait_s: float | None = None) -> None:
         super().__init__()
         self.url = invoke_url(url, function, path)
+        self.function = function
+        self.idle_wait_s = idle_wait_s
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError(f"target URL {url!r} must start with http:// or https:// and name a "
@@ -171,7 +67,7 @@ class UrlTarget(Target):
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         https = parts.scheme == "https"
         port = parts.port or (443 if https else 80)
-        self._pool = _Pool(parts.hostname, port, https)
+        self._pool = ConnectionPool(parts.hostname, port, https)
         self.method = method
         self.headers = dict(headers or {})
         self.timeout = timeout
@@ -180,6 +76,39 @@ class UrlTarget(Target):
             self.headers.items(), drop=frozenset({"host", "content-length", "content-type"})))
         self._head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}"
         self._heads: dict[tuple[str, int], bytes] = {}
+        # where a harness API would answer: the base URL given, or the URL's origin
+        self._harness_base = url.rstrip("/") if function else f"{parts.scheme}://{parts.netloc}"
+        self._harness: HarnessClient | None = None
+        self._probed = False
+
+    def harness_client(self) -> HarnessClient | None:
+        """The harness API next to the URL, when one answers (probed once)."""
+        if not self._probed:
+            self._probed = True
+            client = HarnessClient(self._harness_base)
+            if client.available():
+                self._harness = client
+            else:
+                client.close()
+        return self._harness
+
+    @property
+    def cold_start_method(self) -> ColdStartMethod:
+        if self.harness_client() is not None:
+            return ColdStartMethod.RECLAIM
+        return ColdStartMethod.WAIT if self.idle_wait_s else ColdStartMethod.NONE
+
+    def force_cold(self) -> None:
+        """Reclaim through the harness API next to the URL, else wait `idle_wait_s`."""
+        method = self.cold_start_method
+        if method is ColdStartMethod.RECLAIM:
+            self.harness_client().reclaim(self.function)  # type: ignore[union-attr]
+        elif method is ColdStartMethod.WAIT:
+            time.sleep(float(self.idle_wait_s or 0))
+        else:
+            raise UsageError(f"{self.url} has no harness API next to it, so a cold start can only "
+                             "be forced by waiting longer than the platform's idle timeout; "
+                             "give an idle wait in seconds")
 
     def _invoke(self, body: bytes, content_type: str, timeout: float | None) -> InvocationRecord:
         timeout = self.timeout if timeout is None else timeout
@@ -195,49 +124,22 @@ class UrlTarget(Target):
         start = time.time()
         t0 = time.perf_counter()
         try:
-            status, resp_headers, payload = self._send(data, timeout)
+            status, resp_headers, payload = self._pool.exchange(self.method, data, timeout)
         except (TimeoutError, socket.timeout):
             return self._failed(start, t0, "timeout")
-        except (OSError, _ProtocolError, _Stale) as exc:
+        except (OSError, HttpProtocolError, Stale) as exc:
             return self._failed(start, t0, f"{type(exc).__name__}: {exc}")
         ms = (time.perf_counter() - t0) * 1000.0
         record = InvocationRecord(start_ts=start, end_ts=start + ms / 1000.0, latency_ms=ms,
-                                  status=status, **parse_headers(resp_headers))
+                                  status=status, body=payload, **parse_headers(resp_headers))
         if status >= 400:
-            record.error = _error_code(status, payload)
+            record.error = fc_error_code(status, payload)
         return record
-
-    def _send(self, data: bytes, timeout: float) -> tuple[int, list[tuple[str, str]], bytes]:
-        for attempt in (0, 1):
-            conn = self._pool.get(timeout, fresh=attempt > 0)
-            try:
-                status, headers, payload, keep = conn.exchange(self.method, data, timeout)
-            except _Stale:
-                conn.close()
-                if attempt == 0:
-                    continue
-                raise
-            except BaseException:
-                conn.close()
-                raise
-            if keep:
-                self._pool.put(conn)
-            else:
-                conn.close()
-            return status, headers, payload
-        raise AssertionError("unreachable")
 
     def warm_up(self, connections: int = 2) -> None:
         """Resolve the host and open a few idle keep-alive connections before the first request
         (a failure here is left for the requests to report)."""
-        try:
-            conns = [self._pool.get(min(self.timeout, 5.0), fresh=True)
-                     for _ in range(connections)]
-        except OSError:
-            return
-        for conn in conns:
-            conn.used = True  # idle like a used one: if the server drops it, send again
-            self._pool.put(conn)
+        self._pool.warm_up(connections, min(self.timeout, 5.0))
 
     @staticmethod
     def _failed(start: float, t0: float, error: str) -> InvocationRecord:
@@ -247,18 +149,6 @@ class UrlTarget(Target):
 
     def close(self) -> None:
         self._pool.close()
+        if self._harness is not None:
+            self._harness.close()
         super().close()
-
-
-def _error_code(status: int, payload: bytes) -> str:
-    """FC's error ``Code`` from a JSON error body (e.g. ResourceThrottled), else ``HTTP 503``."""
-    if payload[:1] == b"{":
-        try:
-            doc = json.loads(payload)
-        except ValueError:
-            doc = None
-        if isinstance(doc, dict):
-            code = doc.get("Code") or doc.get("code") or doc.get("error")
-            if isinstance(code, str) and code:
-                return code[:200]
-    return f"HTTP {status}"

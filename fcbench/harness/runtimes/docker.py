@@ -25,6 +25,7 @@ from ...errors import (GpuRuntimeMissing, InstanceStartError, RuntimeBackendErro
 from ...images import store
 from ...images.engine import connect, translated
 from ...images.store import RemovedImage, remove_image, restore_tags
+from ...protocol import H_BOOT_TS, H_IMPORT_MS, H_INSTANCE_ID, H_MODEL_LOAD_MS, H_READY_TS
 from .base import Capabilities, InstanceHandle, StartRequest, log_tail
 from .process import instance_environment
 
@@ -337,7 +338,7 @@ class DockerRuntime:
                     f"exited with code {code} before it was ready; its log is {handle.log_path}"
                     + (f"\n--- last lines ---\n{tail}" if tail else ""))
             headers = await _probe(self.host, port)
-            if headers is not None and headers.get("x-fcbench-instance-id",
+            if headers is not None and headers.get(H_INSTANCE_ID,
                                                    handle.instance_id) == handle.instance_id:
                 break
             if loop.time() >= deadline:
@@ -348,9 +349,9 @@ class DockerRuntime:
                     f"$FC_SERVER_PORT? Its log is {handle.log_path}")
             await asyncio.sleep(HEALTH_INTERVAL_S)
         handle.base_url = f"http://{self.host}:{port}"
-        handle.phases_ms["runtime_boot"] = _float(headers.get("x-fcbench-import-ms"))
-        handle.phases_ms["model_load"] = _float(headers.get("x-fcbench-model-load-ms"))
-        for key, header in (("boot_ns", "x-fcbench-boot-ts"), ("ready_ns", "x-fcbench-ready-ts")):
+        handle.phases_ms["runtime_boot"] = _float(headers.get(H_IMPORT_MS))
+        handle.phases_ms["model_load"] = _float(headers.get(H_MODEL_LOAD_MS))
+        for key, header in (("boot_ns", H_BOOT_TS), ("ready_ns", H_READY_TS)):
             if headers.get(header, "").isdigit():
                 handle.info[key] = int(headers[header])
 

@@ -16,11 +16,10 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
 from pydantic.alias_generators import to_camel
 
-from ._yaml import LocatedDoc, load_located, validate
-from .errors import SpecError
-from .load import plans
-from .load.trace import TraceFormatError
-from .spec import FunctionSpec, function_spec_from_doc, load_function_spec, masked_environment
+from .._yaml import LocatedDoc, load_located, validate
+from ..errors import SpecError, TraceFormatError
+from . import plans
+from ..spec import FunctionSpec, function_spec_from_doc, load_function_spec, masked_environment
 
 __all__ = [
     "DEFAULT_OUTPUT",
@@ -529,7 +528,7 @@ def _load_specs(doc: LocatedDoc, wl: Workload) -> None:
                    f"the target serves {len(specs)} functions ({', '.join(names)}); say which one "
                    "to invoke with target.function")
     if target.virtual_gpus:
-        from .harness.gpus import parse_virtual_gpus
+        from ..harness.gpus import parse_virtual_gpus
         try:
             parse_virtual_gpus(target.virtual_gpus)
         except ValueError as exc:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..coldstart.profile import ProfileResult
+    from .profile import ProfileResult
 
 __all__ = ["phase_table", "plot_phases", "write_phases_csv"]
 

@@ -1,0 +1,259 @@
+"""The wire contract in one place: header names, FC 3.0 API paths, the per-request record.
+
+Key names: `InvocationRecord` (one request as the client saw it), `parse_headers` (response
+headers -> record fields), `API_PREFIX` / `invoke_path` / `trigger_path` (FC 3.0 routes),
+`HARNESS_API` (the harness's own routes), the ``H_*`` header names, `REJECT_CODES` (why the
+platform refused -> HTTP status and FC error code) and `fc_error_code` (the ``Code`` of an FC error
+body). The gateway, the in-instance server, every target, the records, the cold-start experiments
+and the CLI import these; nothing else spells a header name or a route.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+from urllib.parse import quote
+
+__all__ = [
+    "ALL_COLUMNS", "API_PREFIX", "COLUMNS", "EXTRA_COLUMNS", "HARNESS_API", "InvocationRecord",
+    "REJECT_CODES", "fc_error_code", "function_path", "invoke_path", "parse_headers",
+    "trigger_path",
+    "H_BATCH_SIZE", "H_BOOT_TS", "H_COLD", "H_FC_INSTANCE_ID", "H_FC_REQUEST_ID", "H_FIRST",
+    "H_IMPORT_MS", "H_INFERENCE_MS", "H_INITIALIZE_MS", "H_INSTANCE_ID", "H_MODEL",
+    "H_MODEL_LOAD_MS", "H_QUEUE_MS", "H_READY_TS",
+]
+
+# ---- FC 3.0 API ---------------------------------------------------------------------------
+#: Every FC 3.0 route starts with the API version.
+API_PREFIX = "/2023-03-30"
+#: The harness's own state and control routes (not part of FC).
+HARNESS_API = "/fcbench/v1"
+
+
+def function_path(function: str | None = None) -> str:
+    """``/2023-03-30/functions`` or ``/2023-03-30/functions/{fn}`` (the name URL-quoted)."""
+    base = f"{API_PREFIX}/functions"
+    return base if function is None else f"{base}/{quote(function, safe='')}"
+
+
+def invoke_path(function: str) -> str:
+    """FC 3.0 InvokeFunction: ``/2023-03-30/functions/{fn}/invocations``."""
+    return function_path(function) + "/invocations"
+
+
+def trigger_path(function: str, path: str = "") -> str:
+    """The harness's HTTP-trigger route for `function`: ``/http/{fn}/{path}``."""
+    return f"/http/{quote(function, safe='')}/{path.lstrip('/')}"
+
+
+# ---- headers ------------------------------------------------------------------------------
+# The platform's (FC's, and the harness's like it):
+H_FC_REQUEST_ID = "x-fc-request-id"
+H_FC_INSTANCE_ID = "x-fc-instance-id"
+H_COLD = "x-fcbench-cold"            # 1: the request waited for an instance start (harness)
+H_QUEUE_MS = "x-fcbench-queue-ms"    # everything waited before the request reached an instance
+# The instance's own timeline (the in-instance server; readable on FC too):
+H_INSTANCE_ID = "x-fcbench-instance-id"
+H_BOOT_TS = "x-fcbench-boot-ts"              # epoch ns, first line of main
+H_IMPORT_MS = "x-fcbench-import-ms"
+H_MODEL_LOAD_MS = "x-fcbench-model-load-ms"
+H_READY_TS = "x-fcbench-ready-ts"            # epoch ns, listening
+H_FIRST = "x-fcbench-first"                  # 1 on the first request the instance served
+H_INFERENCE_MS = "x-fcbench-inference-ms"
+H_BATCH_SIZE = "x-fcbench-batch-size"
+H_MODEL = "x-fcbench-model"
+H_INITIALIZE_MS = "x-fcbench-initialize-ms"
+
+#: Why the platform refused a request (the scheduler's `RejectReason` values) -> HTTP status and
+#: FC error code; the gateway answers with these and the simulator records the same statuses.
+REJECT_CODES: dict[str, tuple[int, str]] = {
+    "queue_full": (429, "ResourceThrottled"),
+    "queue_timeout": (429, "ResourceThrottled"),
+    "start_failed": (502, "FunctionNotStarted"),
+    "unknown_function": (404, "FunctionNotFound"),
+    "shutdown": (503, "ServiceUnavailable"),
+}
+
+
+def fc_error_code(status: int, payload: bytes) -> str:
+    """FC's error ``Code`` from a JSON error body (e.g. ResourceThrottled), else ``HTTP 503``."""
+    if payload[:1] == b"{":
+        try:
+            doc = json.loads(payload)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict):
+            code = doc.get("Code") or doc.get("code") or doc.get("error")
+            if isinstance(code, str) and code:
+                return code[:200]
+    return f"HTTP {status}"
+
+
+# ---- the record ---------------------------------------------------------------------------
+#: The stable first columns of requests.csv, in order (DESIGN.md "Results").
+COLUMNS = ("request_id", "intended_ts", "start_ts", "end_ts", "latency_ms", "status", "cold",
+           "instance_id", "queue_ms", "error")
+#: Columns that follow; new ones are only ever appended.
+EXTRA_COLUMNS = ("latency_from_intended_ms", "inference_ms", "first", "batch_size", "boot_ts",
+                 "import_ms", "model_load_ms", "ready_ts", "fc_request_id", "worker")
+ALL_COLUMNS = COLUMNS + EXTRA_COLUMNS
+
+_TS = ("intended_ts", "start_ts", "end_ts", "boot_ts", "ready_ts")
+_MS = ("latency_ms", "queue_ms", "latency_from_intended_ms", "inference_ms", "import_ms",
+       "model_load_ms")
+_INT = ("status", "batch_size", "worker")
+_BOOL = ("cold", "first")
+
+
+@dataclass(slots=True)
+class InvocationRecord:
+    """One request as the client saw it, plus what the platform and the instance told it.
+
+    Timestamps are epoch seconds; durations carry their unit in the name. ``status`` 0 means no
+    HTTP response (connection error, timeout). ``cold`` is None when the target did not say.
+    """
+
+    request_id: str = ""
+    intended_ts: float | None = None
+    start_ts: float = 0.0
+    end_ts: float = 0.0
+    latency_ms: float = 0.0
+    status: int = 0
+    cold: bool | None = None
+    instance_id: str = ""
+    queue_ms: float | None = None
+    error: str = ""
+    inference_ms: float | None = None
+    first: bool | None = None
+    batch_size: int | None = None
+    boot_ts: float | None = None
+    import_ms: float | None = None
+    model_load_ms: float | None = None
+    ready_ts: float | None = None
+    fc_request_id: str = ""
+    worker: int | None = None
+    #: The response body, for callers that show it (`fcbench invoke`); never written to CSV.
+    body: bytes = b""
+
+    @property
+    def ok(self) -> bool:
+        return 0 < self.status < 400
+
+    @property
+    def latency_from_intended_ms(self) -> float | None:
+        """End minus intended send time: latency corrected for coordinated omission."""
+        if self.intended_ts is None:
+            return None
+        return (self.end_ts - self.intended_ts) * 1000.0
+
+    def row(self) -> tuple[str, ...]:
+        """The record as `ALL_COLUMNS` strings (empty for unknown)."""
+        return (self.request_id, _ts(self.intended_ts), _ts(self.start_ts), _ts(self.end_ts),
+                _ms(self.latency_ms), str(self.status), _flag(self.cold), self.instance_id,
+                _ms(self.queue_ms), _one_line(self.error), _ms(self.latency_from_intended_ms),
+                _ms(self.inference_ms), _flag(self.first), _int(self.batch_size),
+                _ts(self.boot_ts), _ms(self.import_ms), _ms(self.model_load_ms),
+                _ts(self.ready_ts), self.fc_request_id, _int(self.worker))
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, str]) -> InvocationRecord:
+        """Read one CSV row (a `csv.DictReader` row) back; unknown columns are ignored."""
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            text = None if f.name == "body" else row.get(f.name)
+            if text is None:
+                continue
+            if f.name in _TS or f.name in _MS:
+                kwargs[f.name] = float(text) if text != "" else None
+            elif f.name in _INT:
+                kwargs[f.name] = int(text) if text != "" else None
+            elif f.name in _BOOL:
+                kwargs[f.name] = None if text == "" else text in ("1", "true", "True")
+            else:
+                kwargs[f.name] = text
+        for name in ("start_ts", "end_ts", "latency_ms"):
+            if kwargs.get(name) is None:
+                kwargs[name] = 0.0
+        kwargs["status"] = kwargs.get("status") or 0
+        return cls(**kwargs)
+
+
+def _ts(x: float | None) -> str:
+    return "" if x is None else f"{x:.6f}"
+
+
+def _ms(x: float | None) -> str:
+    return "" if x is None else f"{x:.3f}"
+
+
+def _int(x: int | None) -> str:
+    return "" if x is None else str(x)
+
+
+def _flag(x: bool | None) -> str:
+    return "" if x is None else ("1" if x else "0")
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", " ").replace("\n", " ")[:500] if text else ""
+
+
+def _float(text: str | None) -> float | None:
+    if text is None or text == "":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _ns_to_s(text: str | None) -> float | None:
+    value = _float(text)
+    return None if value is None else value / 1e9
+
+
+def _bool(text: str | None) -> bool | None:
+    if text is None or text == "":
+        return None
+    return text.strip().lower() in ("1", "true", "yes")
+
+
+def parse_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """Record fields from response headers (`x-fc-*`, `x-fcbench-*`), for any target that sends
+    them. Keys are `InvocationRecord` field names; absent headers give no key.
+
+    ``cold`` comes from ``x-fcbench-cold`` (the harness); where only the instance speaks (FC),
+    ``x-fcbench-first: 1`` is taken as cold, since the first request an instance serves is the one
+    that waited for it.
+    """
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    h = {k.lower(): v for k, v in items}
+    out: dict[str, Any] = {}
+    instance = h.get(H_FC_INSTANCE_ID) or h.get(H_INSTANCE_ID)
+    if instance:
+        out["instance_id"] = instance
+    if h.get(H_FC_REQUEST_ID):
+        out["fc_request_id"] = h[H_FC_REQUEST_ID]
+    first = _bool(h.get(H_FIRST))
+    if first is not None:
+        out["first"] = first
+    cold = _bool(h.get(H_COLD))
+    if cold is None:
+        cold = first
+    if cold is not None:
+        out["cold"] = cold
+    for header, name in ((H_QUEUE_MS, "queue_ms"), (H_INFERENCE_MS, "inference_ms"),
+                         (H_IMPORT_MS, "import_ms"), (H_MODEL_LOAD_MS, "model_load_ms")):
+        value = _float(h.get(header))
+        if value is not None:
+            out[name] = value
+    for header, name in ((H_BOOT_TS, "boot_ts"), (H_READY_TS, "ready_ts")):
+        value = _ns_to_s(h.get(header))
+        if value is not None:
+            out[name] = value
+    batch = _float(h.get(H_BATCH_SIZE))
+    if batch is not None:
+        out["batch_size"] = int(batch)
+    return out

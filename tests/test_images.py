@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 # fixtures are imported by name so pytest finds them here
 from docker_fixtures import REGISTRY, baked_image, docker_client, mobilenet_image  # noqa: F401
 from docker_fixtures import registry  # noqa: F401
+from fcbench._net import free_port
 from fcbench.errors import RuntimeBackendError
 from fcbench.images.base import DEFAULT_BASE, build_base_image
 from fcbench.images.build import build_image, list_images
@@ -28,12 +28,6 @@ def test_wheelhouse_pins_the_host_versions_and_lists_older_glibc_tags():
     tags = args[1::2]
     assert tags[0] == "manylinux_2_36_x86_64" and "manylinux_2_28_x86_64" in tags
     assert "manylinux2014_x86_64" in tags and "manylinux_2_37_x86_64" not in tags
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_mobilenet_image_is_built_offline_and_follows_the_instance_contract(docker_client,
@@ -51,7 +45,7 @@ def test_mobilenet_image_is_built_offline_and_follows_the_instance_contract(dock
     assert len(attrs["RootFS"]["Layers"]) == 4
     assert attrs["Config"]["Cmd"] == ["python3", "-m", "fcbench.server"]
 
-    port = _free_port()
+    port = free_port()
     container = docker_client.containers.run(
         baked_image, detach=True, network_mode="host", labels={"fcbench.test": "contract"},
         environment={"FC_SERVER_PORT": str(port), "FCBENCH_HOST": "127.0.0.1"})

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import threading
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fcbench._net import free_port
 from fcbench.protocol import ALL_COLUMNS, COLUMNS
 from fcbench.report.rundir import new_run_dir
 from fcbench.load.workload import load_workload
@@ -260,9 +260,7 @@ def test_master_and_workers_split_one_plan(fcbench_proc, tmp_path):
         wl = tmp_path / "mw.yaml"
         wl.write_text(f"name: mw\ntarget: {{kind: url, url: '{h.url}', function: f}}\n"
                       "duration: 3\nseed: 5\nplan: {kind: poisson, rate: 25}\n")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = str(s.getsockname()[1])
+        port = str(free_port())
         master = fcbench_proc("run", str(wl), "--master", "--expect-workers", "2",
                               "--master-port", port, "--out", str(tmp_path / "m"),
                               "--no-progress")

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import tempfile
 import time
 import urllib.request
@@ -18,13 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from fcbench._net import free_port
+
 SCREENSHOT = Path(os.environ.get("FCBENCH_WEBUI_SCREENSHOT", "/tmp/webui.png"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get_json(url: str) -> dict:
@@ -55,7 +50,7 @@ def ui_run(tmp_path_factory):
     import yaml
 
     tmp = tmp_path_factory.mktemp("ui")
-    port = _free_port()
+    port = free_port()
     wl = tmp / "ui.yaml"
     wl.write_text(yaml.safe_dump({
         "name": "ui",

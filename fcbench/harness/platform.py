@@ -23,7 +23,7 @@ from ..protocol import REJECT_CODES, function_path
 from ..spec import FunctionSpec
 from .forward import Forwarder
 from .gpus import Gpu, GpuPool
-from .runtimes.base import InstanceHandle, Runtime, StartRequest, log_tail
+from .runtimes.base import InstanceHandle, Runtime, StartRequest
 from .scheduler import (Admit, Decision, FunctionConfig, Instance, InstanceState, Reclaim, Reject,
                         RejectReason, Scheduler, StartInstance)
 

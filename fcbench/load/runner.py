@@ -16,7 +16,6 @@ import pickle
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._net import free_port
 from ..errors import UsageError
 
 if TYPE_CHECKING:
@@ -284,12 +284,6 @@ def _start_harness(workload: Any, run_dir: Path) -> Any:
     return h
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _locust_command(cfg: LocustConfig, opts: RunOptions, run_dir: Path) -> list[str]:
     cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--exit-code-on-error", "0",
            "--stop-timeout", "0", "--loglevel", "INFO"]
@@ -308,7 +302,7 @@ def _locust_command(cfg: LocustConfig, opts: RunOptions, run_dir: Path) -> list[
         cmd += ["--master", "--master-bind-host", opts.master_bind_host, "--master-bind-port",
                 str(opts.master_port), "--expect-workers", str(opts.expect_workers)]
     elif opts.processes > 1:
-        port = _free_port()
+        port = free_port()
         cmd += ["--processes", str(opts.processes), "--master-bind-host", "127.0.0.1",
                 "--master-bind-port", str(port), "--master-port", str(port)]
     if opts.ui:

@@ -18,6 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from .._yaml import LocatedDoc, load_located, validate
 from ..errors import SpecError, TraceFormatError
+from ..secrets import looks_secret
 from . import plans
 from ..spec import FunctionSpec, function_spec_from_doc, load_function_spec, masked_environment
 
@@ -42,7 +43,6 @@ CREDENTIAL_ENV = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRE
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?", re.I)
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_CREDENTIAL_KEY = re.compile(r"access_?key|secret|security_?token|password|credential", re.I)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -419,7 +419,7 @@ def _reject_credentials(doc: LocatedDoc, node: Any, loc: tuple[Any, ...]) -> Non
         return  # function specs mask their own secret-looking environment values
     if isinstance(node, dict):
         for key, value in node.items():
-            if isinstance(key, str) and _CREDENTIAL_KEY.search(key):
+            if isinstance(key, str) and looks_secret(key):
                 raise _err(doc, loc + (key,),
                            "credentials never go in a workload file (they would end up in "
                            f"results); remove {key!r} and set {' and '.join(CREDENTIAL_ENV)} in "

@@ -10,16 +10,15 @@ import platform
 import re
 import sys
 import time
-from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ..secrets import mask_secrets
+
 __all__ = ["host_info", "mask_secrets", "new_run_dir"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_SECRET = re.compile(r"(SECRET|TOKEN|PASSWORD|PASSWD|ACCESS_?KEY|CREDENTIAL|AUTHORIZATION|"
-                     r"API_?KEY|PRIVATE)", re.I)
 
 
 def new_run_dir(parent: str | Path, name: str, *, now: float | None = None) -> Path:
@@ -62,13 +61,3 @@ def host_info() -> dict[str, Any]:
         "hostname": platform.node(),
         "cpus": os.cpu_count(),
     }
-
-
-def mask_secrets(value: Any) -> Any:
-    """A copy of a JSON-like value with secret-looking keys' values replaced by ``***``."""
-    if isinstance(value, Mapping):
-        return {k: ("***" if isinstance(k, str) and _SECRET.search(k) and v not in (None, "")
-                    else mask_secrets(v)) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [mask_secrets(v) for v in value]
-    return value

@@ -11,7 +11,6 @@ import asyncio
 import math
 import os
 import re
-import socket
 import threading
 import time
 import uuid
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..._net import free_port
 from ...errors import (GpuRuntimeMissing, InstanceStartError, RuntimeBackendError, UsageError)
 from ...images import store
 from ...images.engine import connect, translated
@@ -308,14 +308,11 @@ class DockerRuntime:
             return out
 
     def _free_port(self) -> int:
-        taken = set(self._ports.values())
-        for _ in range(50):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.bind((self.host, 0))
-                port = s.getsockname()[1]
-            if port not in taken:
-                return port
-        raise RuntimeBackendError("could not find a free loopback port for a container")
+        try:
+            return free_port(self.host, avoid=set(self._ports.values()))
+        except OSError as exc:
+            raise RuntimeBackendError(f"could not find a free loopback port for a container: "
+                                      f"{exc}") from exc
 
     async def _fill_pid(self, container: Container, handle: InstanceHandle) -> None:
         try:

@@ -271,10 +271,15 @@ def test_master_and_workers_split_one_plan(fcbench_proc, tmp_path):
             _, err = p.communicate(timeout=120)
             assert p.returncode == 0, err[-3000:]
     frames = [pd.read_csv(f) for f in (tmp_path / "w").glob("*/requests.csv")]
-    assert len(frames) == 2 and all(len(f) for f in frames)
-    df = pd.concat(frames)
+    assert len(frames) == 2 and all(len(f) for f in frames)  # each worker keeps its share
     offsets = plan_offsets(wl)
-    assert len(df) == len(offsets) == locust_request_count(only_run_dir(tmp_path / "m"))
+    # ...and the master holds the run's one result: every worker's rows, streamed to it
+    master_dir = only_run_dir(tmp_path / "m")
+    df = pd.read_csv(master_dir / "requests.csv")
+    assert len(df) == len(offsets) == sum(map(len, frames)) == locust_request_count(master_dir)
     assert not df["intended_ts"].duplicated().any() and sorted(df["worker"].unique()) == [0, 1]
+    assert sorted(df["request_id"]) == sorted(pd.concat(frames)["request_id"])
     intended = np.sort(df["intended_ts"].to_numpy())
     assert np.allclose(intended - intended[0], offsets - offsets[0], atol=2e-6)
+    summary = json.loads((master_dir / "summary.json").read_text())
+    assert summary["count"] == len(offsets)

@@ -3,12 +3,14 @@
 Loaded only by ``python -m locust -f <this file>`` in a subprocess (Locust monkey-patches with
 gevent). The runner passes a `LocustConfig` JSON path in ``FCBENCH_LOCUST_CONFIG``. Each Locust
 process that sends load runs one `Dispatch`: open loop = one dispatcher greenlet following an
-absolute-time schedule and spawning a greenlet per request; closed loop = N user greenlets with
+absolute-time schedule (`load.dispatch.OpenLoop`) and spawning a greenlet per request; closed
+loop = N user greenlets (`load.dispatch.ClosedLoop`) with
 think time. Records stream to ``requests.part-<worker>.csv``; counters to a small status file.
 """
 
 from __future__ import annotations
 
+import csv
 import gc
 import json
 import logging
@@ -25,15 +27,16 @@ from gevent.pool import Group
 from locust import User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
+from fcbench.load.dispatch import ClosedLoop, OpenLoop
 from fcbench.load.runner import CONFIG_ENV, LocustConfig, status_path
-from fcbench.protocol import InvocationRecord
+from fcbench.protocol import ALL_COLUMNS, InvocationRecord
 from fcbench.report.records import RecordWriter
 
 log = logging.getLogger("fcbench.locustfile")
 
-#: Greenlets the dispatcher may spawn back to back (behind schedule) before it yields once.
-_MAX_BURST = 64
 _STATUS_INTERVAL_S = 0.5
+#: Records a worker holds before it sends them to the master (also sent every status interval).
+_FORWARD_BATCH = 500
 _RECENT_COLD = 20
 _LOCUST_CSV_INTERVAL_S = 1.0  # locust.stats.CSV_STATS_INTERVAL_SEC
 
@@ -167,6 +170,10 @@ class Dispatch:
         self._spin_s = None if cfg.spin_ms is None else cfg.spin_ms / 1000.0
         self._greenlets: list[gevent.Greenlet] = []
         self._interrupted = False
+        self._loop: OpenLoop | None = None
+        # a worker of a remote master streams its rows there (bounded: sent in small batches)
+        self._forward: list[tuple[str, ...]] | None = \
+            [] if cfg.forward_records and isinstance(env.runner, WorkerRunner) else None
 
     def begin(self, index: int, count: int, start_ts: float, duration_s: float) -> None:
         """Send shard `index` of `count` of the plan, from `start_ts` (epoch s) on."""
@@ -209,25 +216,13 @@ class Dispatch:
             self.counters.expected = None
         timer = _precise_timer() if self.cfg.timer != "gevent" else None
         spin = self._spin_s if self._spin_s is not None else (0.0 if timer else 0.001)
-        start, spawn, behind = self.start_ts, self.group.spawn, 0
+        sleep_until = timer.sleep_until if timer is not None else \
+            (lambda ts: gevent.sleep(max(0.0, ts - time.time())))
+        self._loop = OpenLoop(plan.offsets(self.duration_s), self.start_ts, clock=time.time,
+                              sleep_until=sleep_until, pause=lambda: gevent.sleep(0),
+                              spawn=lambda due: self.group.spawn(self._one, due), spin_s=spin)
         try:
-            for offset in plan.offsets(self.duration_s):
-                due = start + offset
-                wait = due - time.time()
-                if wait > spin:
-                    if timer is not None:
-                        timer.sleep_until(due - spin)
-                    else:
-                        gevent.sleep(wait - spin)
-                    behind = 0
-                elif wait <= 0:
-                    behind += 1
-                    if behind >= _MAX_BURST:  # far behind: let responses in now and then
-                        gevent.sleep(0)
-                        behind = 0
-                while time.time() < due:  # a yielding busy-wait for the last `spin` seconds
-                    gevent.sleep(0)
-                spawn(self._one, due)
+            self._loop.run()
         finally:
             if timer is not None:
                 timer.close()
@@ -237,16 +232,12 @@ class Dispatch:
         wait = self.start_ts - time.time()
         if wait > 0:
             gevent.sleep(wait)
-        for u in range(int(self.plan.users)):
-            self.group.spawn(self._closed_user, self.plan.user_rng(u))
-
-    def _closed_user(self, rng: Any) -> None:
         end = self.start_ts + self.duration_s
-        while time.time() < end:
-            self._one(time.time())
-            think = float(self.plan.think_time(rng))
-            if think > 0:
-                gevent.sleep(min(think, max(0.0, end - time.time())))
+        for u in range(int(self.plan.users)):
+            rng = self.plan.user_rng(u)
+            user = ClosedLoop(end, think=lambda rng=rng: self.plan.think_time(rng),
+                              clock=time.time, sleep=gevent.sleep, send=self._one)
+            self.group.spawn(user.run)
 
     def _one(self, intended: float) -> None:
         self._seq += 1
@@ -269,6 +260,10 @@ class Dispatch:
         assert self.writer is not None
         self.writer.write(rec)
         self.counters.add(rec)
+        if self._forward is not None:
+            self._forward.append(rec.row())
+            if len(self._forward) >= _FORWARD_BATCH:
+                self._send_records()
         self.env.events.request.fire(
             request_type="POST", name=self.cfg.request_name, response_time=rec.latency_ms,
             response_length=0, exception=None if rec.ok else RuntimeError(
@@ -282,7 +277,13 @@ class Dispatch:
             gevent.sleep(_STATUS_INTERVAL_S)
             if self.writer is not None:
                 self.writer.maybe_flush()
+            self._send_records()
             self.publish()
+
+    def _send_records(self) -> None:
+        if self._forward:
+            rows, self._forward = self._forward, []
+            self.env.runner.send_message("fcbench_records", {"worker": self.index, "rows": rows})
 
     def publish(self) -> None:
         data = {"worker": self.index, **self.counters.as_dict()}
@@ -296,6 +297,7 @@ class Dispatch:
             return
         if self.writer is not None:
             self.writer.close()
+        self._send_records()  # before "done": the master has every row when it finishes
         self.target.close()
         self.counters.finished = True
         self.publish()
@@ -309,6 +311,8 @@ class Dispatch:
         if self.done.is_set() or not self.counters.started:
             return
         self._interrupted = True
+        if self._loop is not None:
+            self._loop.stop()
         if self._greenlets:
             self._greenlets[0].kill(block=True, timeout=2)
         self.group.kill(block=True, timeout=5)
@@ -339,6 +343,7 @@ class _State:
         self.assigned: dict[str, int] = {}  # master: worker client id -> shard index
         self.worker_status: dict[int, dict[str, Any]] = {}
         self.workers_done: set[int] = set()
+        self.worker_rows: dict[int, Any] = {}  # master: worker index -> (file, csv writer)
 
 
 STATE = _State()
@@ -375,6 +380,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     if isinstance(runner, MasterRunner):
         runner.register_message("fcbench_status", _on_worker_status)
         runner.register_message("fcbench_done", _on_worker_done)
+        runner.register_message("fcbench_records", _on_worker_records)
     elif isinstance(runner, WorkerRunner):
         runner.register_message("fcbench_assign", _on_assign)
     if environment.web_ui is not None:
@@ -451,6 +457,28 @@ def _on_worker_status(environment: Any, msg: Any, **_kw: Any) -> None:
     STATE.worker_status[int(msg.data["worker"])] = msg.data
 
 
+def _on_worker_records(environment: Any, msg: Any, **_kw: Any) -> None:
+    """A remote worker's rows: appended to this master's part file for that worker."""
+    index = int(msg.data["worker"])
+    entry = STATE.worker_rows.get(index)
+    if entry is None:
+        assert STATE.cfg is not None
+        f = open(Path(STATE.cfg.run_dir) / f"requests.part-{index}.csv", "w", newline="",
+                 encoding="utf-8")
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(ALL_COLUMNS)
+        entry = STATE.worker_rows[index] = (f, writer)
+    f, writer = entry
+    writer.writerows(msg.data["rows"])
+    f.flush()
+
+
+def _close_worker_rows() -> None:
+    for f, _ in STATE.worker_rows.values():
+        f.close()
+    STATE.worker_rows.clear()
+
+
 def _on_worker_done(environment: Any, msg: Any, **_kw: Any) -> None:
     STATE.worker_status[int(msg.data["worker"])] = msg.data
     STATE.workers_done.add(int(msg.data["worker"]))
@@ -480,6 +508,7 @@ def _finish(environment: Any, reason: str) -> None:
     cfg = STATE.cfg
     assert cfg is not None
     log.info("fcbench: %s", reason)
+    _close_worker_rows()
     write_status(Path(cfg.control_dir), "main", {**snapshot(), "finished": True,
                                                  "stopped_early": STATE.stopped_early})
     runner = environment.runner
@@ -514,6 +543,7 @@ def _on_quitting(environment: Any, **_kw: Any) -> None:
     STATE.quitting = True
     if STATE.dispatch is not None:
         STATE.dispatch.interrupt()
+    _close_worker_rows()
 
 
 class FcbenchUser(User):

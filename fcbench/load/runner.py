@@ -66,6 +66,9 @@ class LocustConfig:
     spin_ms: float | None = DEFAULT_SPIN_MS
     timer: str = DEFAULT_TIMER
     flush_interval_s: float = 0.25
+    #: A worker of a master on another machine (or in another folder): stream every record to
+    #: the master, which writes the run's one requests.csv.
+    forward_records: bool = False
 
     def write(self, path: Path) -> Path:
         path.write_text(json.dumps(asdict(self), indent=1))
@@ -203,7 +206,7 @@ def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: b
                 harness_url=harness.url if harness else None,
                 request_name=_request_name(workload), ui=opts.ui,
                 ui_linger_s=opts.ui_linger_s, start_delay_s=1.0 if _distributed(opts) else 0.3,
-                spin_ms=opts.spin_ms, timer=opts.timer)
+                spin_ms=opts.spin_ms, timer=opts.timer, forward_records=opts.worker)
             cfg.write(control / "config.json")
             code, interrupted = _run_locust(cfg, opts, run_dir, control, workload, stop)
         except BaseException:

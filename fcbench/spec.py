@@ -1,20 +1,23 @@
 """Function specs: FC 3.0 `CreateFunction` fields in YAML, validated into frozen objects.
 
-Key names: `FunctionSpec`, `HarnessOptions`, `load_function_spec`, `function_spec_from_dict`.
-Past this module no code indexes a raw spec dict.
+Key names: `FunctionSpec`, `HarnessOptions`, `SampleRequest`, `load_function_spec`,
+`function_spec_from_dict`. Past this module no code indexes a raw spec dict.
 """
 
 from __future__ import annotations
 
+import json
+import mimetypes
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from ._yaml import LocatedDoc, load_located, validate
+from ._yaml import LocatedDoc, _dotted, load_located, validate
 from .errors import SpecError
+from .secrets import MASK, looks_secret
 
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT_S",
@@ -23,6 +26,7 @@ __all__ = [
     "FunctionSpec",
     "GpuConfig",
     "HarnessOptions",
+    "SampleRequest",
     "function_spec_from_dict",
     "load_function_spec",
     "load_function_specs",
@@ -85,6 +89,56 @@ class QueueOptions(_Spec):
     timeout: float = Field(DEFAULT_QUEUE_TIMEOUT_S, gt=0, description="seconds")
 
 
+class SampleRequest(_Spec):
+    """`harness.sampleRequest`: a request the function answers, sent by `fcbench coldstart
+    profile` / `sweep` when no request body is given. Exactly one of `file` (a path relative to
+    the spec file), `json` (any JSON value) or `text`; `contentType` overrides the one guessed
+    (from the file name; ``application/json``; ``text/plain``)."""
+
+    file: str | None = None
+    json_value: Any = Field(None, alias="json")
+    text: str | None = None
+    content_type: str | None = None
+
+    @model_validator(mode="after")
+    def _one_body(self) -> SampleRequest:
+        given = [k for k, v in (("file", self.file), ("json", self.json_value),
+                                ("text", self.text)) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of file, json or text "
+                             f"(got {', '.join(given) if given else 'none'})")
+        if self.file is not None and not self.file.strip():
+            raise ValueError("file must name a file, e.g. ../images/sample.jpg")
+        return self
+
+    def body(self) -> tuple[bytes, str]:
+        """The request body and its content type.
+
+        Raises:
+            SpecError: the file cannot be read.
+        """
+        if self.file is not None:
+            path = Path(self.file)
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise SpecError(f"cannot read the sample request file {path} "
+                                f"({exc.strerror})", path="harness.sampleRequest.file") from None
+            guessed = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            return data, self.content_type or guessed
+        if self.text is not None:
+            return self.text.encode(), self.content_type or "text/plain; charset=utf-8"
+        return json.dumps(self.json_value).encode(), self.content_type or "application/json"
+
+    def describe(self) -> str:
+        """A short label, e.g. ``file /x/sample.jpg`` or ``json {"sleep_ms": 5}``."""
+        if self.file is not None:
+            return f"file {self.file}"
+        if self.text is not None:
+            return f"text {self.text[:60]!r}"
+        return f"json {json.dumps(self.json_value)[:60]}"
+
+
 class HarnessOptions(_Spec):
     """Harness-only keys (ignored by FC): how the local platform runs this function."""
 
@@ -95,6 +149,8 @@ class HarnessOptions(_Spec):
     start_timeout: float = Field(DEFAULT_START_TIMEOUT_S, gt=0, description="seconds")
     command: list[str] | None = Field(
         None, description="process runtime: argv to run instead of `python -m fcbench.server`")
+    sample_request: SampleRequest | None = Field(
+        None, description="the request `coldstart profile`/`sweep` send when given none")
 
 
 class FunctionSpec(_Spec):
@@ -144,7 +200,7 @@ class FunctionSpec(_Spec):
         return self.model_dump(by_alias=True, exclude_none=True, exclude={"harness"})
 
     def __repr__(self) -> str:
-        env = {k: ("***" if _looks_secret(k) else v) for k, v in self.environment_variables.items()}
+        env = {k: (MASK if looks_secret(k) else v) for k, v in self.environment_variables.items()}
         return (f"FunctionSpec(function_name={self.function_name!r}, "
                 f"instance_concurrency={self.instance_concurrency}, "
                 f"gpu_memory_mb={self.gpu_memory_mb}, environment_variables={env!r})")
@@ -158,16 +214,11 @@ def _env_str(value: Any) -> str:
     return str(value)
 
 
-_SECRET = re.compile(r"(SECRET|TOKEN|PASSWORD|ACCESS_?KEY|CREDENTIAL)", re.I)
-
-
-def _looks_secret(key: str) -> bool:
-    return bool(_SECRET.search(key))
 
 
 def masked_environment(spec: FunctionSpec) -> dict[str, str]:
     """The spec's environment with secret-looking values replaced by ``***`` (for results files)."""
-    return {k: ("***" if _looks_secret(k) else v) for k, v in spec.environment_variables.items()}
+    return {k: (MASK if looks_secret(k) else v) for k, v in spec.environment_variables.items()}
 
 
 def _build(data: Any) -> FunctionSpec:
@@ -182,7 +233,26 @@ def function_spec_from_doc(doc: LocatedDoc, *, prefix: tuple[Any, ...] = ()) -> 
         raise SpecError("a function spec must be a mapping with at least `functionName`",
                         file=doc.file, line=doc.line_of(prefix) if prefix else 1,
                         path=".".join(map(str, prefix)) or None)
-    return validate(doc, _build, prefix=prefix)
+    spec = validate(doc, _build, prefix=prefix)
+    return _resolve_sample_file(spec, doc, prefix)
+
+
+def _resolve_sample_file(spec: FunctionSpec, doc: LocatedDoc,
+                         prefix: tuple[Any, ...]) -> FunctionSpec:
+    """Make `harness.sampleRequest.file` absolute, relative to the file the spec came from
+    (a spec file, or the workload holding an inline spec), and check that it exists."""
+    sample = spec.harness.sample_request
+    if sample is None or sample.file is None or not Path(doc.file).is_file():
+        return spec
+    loc = (*prefix, "harness", "sampleRequest", "file")
+    path = (Path(doc.file).resolve().parent / Path(sample.file).expanduser()).resolve()
+    if not path.is_file():
+        raise SpecError(f"sample request file {sample.file!r} not found (looked for {path}); "
+                        "paths are relative to the folder of the file that holds the spec",
+                        file=doc.file, line=doc.line_of(loc), path=_dotted(loc))
+    sample = sample.model_copy(update={"file": str(path)})
+    return spec.model_copy(update={"harness": spec.harness.model_copy(
+        update={"sample_request": sample})})
 
 
 def load_function_spec(path: str | Path) -> FunctionSpec:

@@ -33,7 +33,7 @@ def test_doctor_without_a_daemon_says_how_to_start_it_and_exits_zero(tmp_path):
     assert status["python"] == "ok" and status["fcbench"] == "ok"
     assert status["docker"] == "missing" and status["images"] == "missing"
     assert f"unix://{tmp_path}/nothing.sock" in out
-    assert "systemctl start docker" in out and "dockerd" in out
+    assert "dockerd" in out
     for name in ("gpus", "registry", "chromium", "debootstrap"):
         assert name in status
 

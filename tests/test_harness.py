@@ -321,14 +321,6 @@ def test_bad_spec_yaml_gives_file_line_key_and_exit_2(tmp_path):
     assert res.returncode == 2 and "invalid YAML" in res.stderr and f"{bad}:" in res.stderr
 
 
-def test_gpu_spec_without_gpu_says_to_pass_virtual_gpus(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "fcbench", "harness", "serve",
-                          "workloads/functions/mobilenet-v2.yaml", "--port", "0"],
-                         capture_output=True, text=True, timeout=30)
-    assert res.returncode == 1 and "--virtual-gpus" in res.stderr
-    assert "Traceback" not in res.stderr
-
-
 @pytest.mark.parametrize("harness", [[sleep_spec(timeout=0.5)]], indirect=True)
 def test_function_timeout_answers_504_and_the_instance_keeps_serving(harness):
     status, _, body = invoke(harness.url, "sleep", {"sleep_ms": 3000})

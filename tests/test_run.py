@@ -237,7 +237,10 @@ def test_unreachable_url_target_records_errors(tmp_path, fcbench_run):
                   "plan: {kind: constant, rate: 5}\n"
                   f"output: {tmp_path / 'results'}\n")
     res = fcbench_run("run", str(wl), "--no-progress", timeout=90)
-    assert res.returncode == 0, res.stderr[-3000:]
+    # every request failed: the run says so and exits non-zero, and keeps what it recorded
+    assert res.returncode == 1, res.stderr[-3000:]
+    assert "all 5 requests failed" in res.stderr and "ConnectionRefused" in res.stderr
+    assert "could not write report.html" not in res.stderr
     run = only_run_dir(tmp_path / "results")
     df = pd.read_csv(run / "requests.csv", keep_default_na=False)
     assert len(df) == 5 and (df["status"] == 0).all()

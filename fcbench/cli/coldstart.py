@@ -2,13 +2,74 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+from .harness import REQUIRE_GPU_HELP, check_gpu_options, plan_gpus
 from .invoke import read_data
+from .run import first_failure
 
 __all__ = ["coldstart"]
+
+_DATA_HELP = ("Request body: a string or @FILE (default: the spec's harness.sampleRequest, else "
+              "an empty body).")
+
+
+def _spec_request(spec_path: str, data: str | None, virtual_gpus: str | None,
+                  require_gpu: bool) -> tuple[bytes, str]:
+    """Check the GPU options against SPEC (printing the virtual-GPU notice) and pick the request
+    body: --data, else the spec's sample request, else an empty body (said so)."""
+    from ..spec import load_function_spec
+
+    check_gpu_options(virtual_gpus, require_gpu)
+    spec = load_function_spec(spec_path)
+    plan_gpus([spec], virtual_gpus=virtual_gpus, require_gpu=require_gpu)
+    if data is not None:
+        return read_data(data)
+    sample = spec.harness.sample_request
+    if sample is None:
+        click.echo(f"note: no --data and {spec_path} has no harness.sampleRequest: sending an "
+                   "empty body", err=True)
+        return read_data(None)
+    body, ctype = sample.body()
+    click.echo(f"request: {spec_path} harness.sampleRequest ({sample.describe()}, "
+               f"{len(body)} bytes, {ctype})")
+    return body, ctype
+
+
+def _error_text(error: str) -> str:
+    """An FC-shaped (`Code`, `Message`) or instance (`error`) JSON error body as one line."""
+    try:
+        doc = json.loads(error)
+    except ValueError:
+        return error.strip()
+    if isinstance(doc, dict):
+        message = doc.get("Message") or doc.get("error") or doc.get("message")
+        code = doc.get("Code")
+        if message:
+            return f"{code}: {message}" if code else str(message)
+    return error.strip()
+
+
+def _no_sample_kept(result: Any, run_dir: Path) -> None:
+    """Exit 1 with the first failure when a profile kept no cold start."""
+    failed = next((s for s in result.samples if s.kind == "failed"), None)
+    counts = ", ".join(f"{v} {k}" for k, v in result.counts.items() if v)
+    if failed is not None:
+        status = f"HTTP {failed.status}" if failed.status else "no response"
+        first = f"{status}: {_error_text(failed.error)}" if failed.error else status
+        click.echo(f"error: no cold start was kept ({counts}); the first failure "
+                   f"(cold start {failed.index + 1}): {first}", err=True)
+    else:
+        click.echo(f"error: no cold start was kept ({counts}): no response was cold; force "
+                   "cold starts with --force reclaim (a harness) or --force wait:SECONDS "
+                   "(longer than the idle timeout)", err=True)
+    click.echo(f"partial results: {run_dir}", err=True)
+    sys.exit(1)
 
 
 @click.group()
@@ -24,7 +85,7 @@ def coldstart() -> None:
               help="Cold starts to run first and drop.")
 @click.option("--pull", is_flag=True, help="Remove the image before each cold start so the "
               "pull is real (docker runtime, image in a registry).")
-@click.option("--data", "-d", default=None, help="Request body: a string or @FILE.")
+@click.option("--data", "-d", default=None, help=_DATA_HELP)
 @click.option("--url", default=None, help="Profile a running endpoint instead of SPEC: an FC "
               "3.0-compatible base URL (with --function) or any URL to POST to.")
 @click.option("--function", "function_name", default=None, help="Function name (with --url).")
@@ -32,24 +93,31 @@ def coldstart() -> None:
               "wait:SECONDS (longer than the idle timeout), none. Default: reclaim for SPEC "
               "or a harness URL, else wait:360.")
 @click.option("--virtual-gpus", default=None, metavar="COUNTxSIZE",
-              help="Virtual GPUs for GPU specs when NVML finds none (e.g. 1x16GB).")
+              help="Place GPU specs on these virtual GPUs, e.g. 1x16GB (default: the GPUs "
+              "NVML finds; without any, virtual GPUs sized like the spec's gpuType).")
+@click.option("--require-gpu", is_flag=True, help=REQUIRE_GPU_HELP)
 @click.option("--runtime", type=click.Choice(["process", "docker"]), default=None)
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("results"), show_default=True, help="Parent folder of run folders.")
 def profile(spec: str | None, repeats: int, warmup: int, pull: bool, data: str | None,
             url: str | None, function_name: str | None, force: str | None,
-            virtual_gpus: str | None, runtime: str | None, out: Path) -> None:
+            virtual_gpus: str | None, require_gpu: bool, runtime: str | None,
+            out: Path) -> None:
     """Force cold starts of SPEC's function and split each into phases.
 
     Writes phases.csv, plots/phases.png and summary.json to a new run folder and prints a
     median/spread table. With --url, profiles a running endpoint from its response headers.
+    Exits 1, printing the first failure, when no cold start could be kept.
     """
     from ..coldstart.session import profile_endpoint, profile_spec
-    from ..report.phases import phase_table
+    from ..coldstart.outputs import phase_table
 
     if (spec is None) == (url is None):
         raise click.UsageError("give either SPEC.yaml or --url URL")
-    body, ctype = read_data(data)
+    if spec is not None:
+        body, ctype = _spec_request(spec, data, virtual_gpus, require_gpu)
+    else:
+        body, ctype = read_data(data)
 
     def progress(sample) -> None:  # noqa: ANN001
         extra = f"  ({sample.error[:80]})" if sample.error else ""
@@ -65,6 +133,8 @@ def profile(spec: str | None, repeats: int, warmup: int, pull: bool, data: str |
         run_dir, result = profile_endpoint(url, function_name, repeats=repeats, warmup=warmup,
                                            body=body, content_type=ctype, force=force, out=out,
                                            on_sample=progress)
+    if not result.kept:
+        _no_sample_kept(result, run_dir)
     click.echo(phase_table(result))
     click.echo(f"results: {run_dir}")
 
@@ -99,25 +169,29 @@ def _levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
 @click.option("--warmup", "warmup_s", type=float, default=None,
               help="Seconds at the start of each level left out of P(cold) (the ramp from "
               "zero). Default: a quarter of --duration.")
-@click.option("--data", "-d", default=None, help="Request body: a string or @FILE.")
+@click.option("--data", "-d", default=None, help=_DATA_HELP)
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--virtual-gpus", default=None, metavar="COUNTxSIZE")
+@click.option("--virtual-gpus", default=None, metavar="COUNTxSIZE",
+              help="Place GPU specs on these virtual GPUs, e.g. 1x16GB (default: the GPUs "
+              "NVML finds; without any, virtual GPUs sized like the spec's gpuType).")
+@click.option("--require-gpu", is_flag=True, help=REQUIRE_GPU_HELP)
 @click.option("--runtime", type=click.Choice(["process", "docker"]), default=None)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True)
 def sweep(spec: str, levels: tuple[float, ...], vary: str, load: float | None, duration: float,
           service_ms: float | None, mode: str, think_s: float, warmup_s: float | None,
           data: str | None, seed: int,
-          virtual_gpus: str | None, runtime: str | None, out: Path) -> None:
+          virtual_gpus: str | None, require_gpu: bool, runtime: str | None, out: Path) -> None:
     """Measure cold-start probability at each concurrency level and plot it.
 
     Writes sweep.csv (P(cold) with 95% Wilson intervals, p50/p99, instances per level),
     plots/p_cold.png and report.html; each level's own run folder is kept under levels/.
+    Exits 1, printing the first failure, when no level had a successful request.
     """
     from ..coldstart.session import sweep_spec
     from ..coldstart.sweep import SweepConfig
 
-    body, ctype = read_data(data)
+    body, ctype = _spec_request(spec, data, virtual_gpus, require_gpu)
     config = SweepConfig(levels=levels, vary=vary, load=load, duration_s=duration,  # type: ignore[arg-type]
                          service_ms=service_ms, mode=mode, think_s=think_s, seed=seed,  # type: ignore[arg-type]
                          warmup_s=warmup_s,
@@ -136,3 +210,30 @@ def sweep(spec: str, levels: tuple[float, ...], vary: str, load: float | None, d
                + ("falls" if summary["monotone_within_intervals"] else "does NOT fall")
                + " monotonically within the 95% intervals")
     click.echo(f"results: {run_dir}")
+    _fail_if_no_level_succeeded(run_dir, summary)
+
+
+def _level_ok(run_dir: Path, level: dict[str, Any]) -> int:
+    """Successful requests of one sweep level: its run's summary.json (every request, warm-up
+    included), else the steady-state counts."""
+    try:
+        doc = json.loads((run_dir / str(level.get("run_dir") or "") / "summary.json").read_text())
+        return int(doc["ok"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return int(level.get("requests") or 0) - int(level.get("errors") or 0)
+
+
+def _fail_if_no_level_succeeded(run_dir: Path, summary: dict[str, Any]) -> None:
+    levels = summary.get("levels") or []
+    if not levels or any(_level_ok(run_dir, lv) > 0 for lv in levels):
+        return
+    first = None
+    for lv in levels:
+        if lv.get("run_dir"):
+            first = first_failure(run_dir / str(lv["run_dir"]) / "requests.csv")
+            if first:
+                first = f"level {lv['level']:g}: {first}"
+                break
+    click.echo(f"error: no level had a successful request; the first failure: "
+               f"{first or 'no request was sent'}", err=True)
+    sys.exit(1)

@@ -1,14 +1,101 @@
-"""`fcbench harness ...`: run the local serverless GPU harness."""
+"""`fcbench harness ...`: run the local serverless GPU harness.
+
+Also the GPU plumbing the other commands that start a harness share: `gpu_options` (the
+``--virtual-gpus`` / ``--require-gpu`` pair), `plan_gpus` (resolve them, print the one-line notice
+when GPU specs go on default virtual GPUs) and `sample_data_option` (a spec's sample request as an
+`fcbench invoke --data` argument).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ..spec import load_function_specs
+from ..errors import GpuError, UsageError
+from ..spec import FunctionSpec, load_function_specs
 
-__all__ = ["harness"]
+__all__ = ["GPU_CHOICE_HINT", "REQUIRE_GPU_HELP", "check_gpu_options", "harness", "plan_gpus",
+           "sample_data_option"]
+
+#: What the one-line notice tells a user who wants other GPUs (the CLI's words, not the library's).
+GPU_CHOICE_HINT = "pass --virtual-gpus to choose, --require-gpu to refuse"
+
+
+def check_gpu_options(virtual_gpus: str | None, require_gpu: bool) -> None:
+    """Validate ``--virtual-gpus`` text and refuse it together with ``--require-gpu``."""
+    from ..harness.gpus import parse_virtual_gpus
+
+    if virtual_gpus and require_gpu:
+        raise click.UsageError("--virtual-gpus and --require-gpu contradict each other; give one "
+                               "(--require-gpu refuses to run GPU specs without a real GPU)")
+    if virtual_gpus:
+        try:
+            parse_virtual_gpus(virtual_gpus)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--virtual-gpus") from None
+
+
+def plan_gpus(specs: Sequence[FunctionSpec], *, virtual_gpus: str | None, require_gpu: bool,
+              choose_hint: str = GPU_CHOICE_HINT,
+              size_hint: str = "pass --virtual-gpus COUNTxSIZE (e.g. 1x48GB) to choose the "
+                               "virtual GPUs") -> dict[str, Any]:
+    """Resolve where `specs` will run as the harness will, print the one-line notice when GPU
+    specs go on default virtual GPUs (stderr), and turn refusals into CLI errors.
+
+    Returns the description (`HarnessConfig.resolve_gpus`), for the caller to record.
+    """
+    from ..harness.gpus import GpuPool
+    from ..harness.server import HarnessConfig
+
+    config = HarnessConfig(virtual_gpus=virtual_gpus, require_gpu=require_gpu)
+    try:
+        gpus, info = config.resolve_gpus(list(specs))
+        pool = GpuPool(gpus)
+        for spec in specs:
+            if gpus:  # (no GPU at all: the harness's own error says what to do)
+                pool.check_fits(spec.name, spec.gpu_memory_mb)
+    except UsageError:
+        names = [s.name for s in specs if s.gpu_memory_mb > 0]
+        raise UsageError(
+            f"{', '.join(names)} {'asks' if len(names) == 1 else 'ask'} for a GPU (gpuConfig) "
+            "and --require-gpu is set, but NVML finds no GPU on this machine. Run on a machine "
+            "with an NVIDIA GPU and its driver (`nvidia-smi` lists it), or drop --require-gpu to "
+            "place GPU specs on virtual GPUs sized like their gpuType (or choose them with "
+            "--virtual-gpus 1x16GB).") from None
+    except GpuError as exc:
+        raise GpuError(f"{exc} Or {size_hint}.") from None
+    if info.get("source") == "virtual-default":
+        click.echo(f"{info['description']}; {choose_hint}", err=True)
+    return info
+
+
+def sample_data_option(spec: FunctionSpec) -> str:
+    """`spec`'s sample request as a ``--data`` argument for `fcbench invoke` ('' when none)."""
+    sample = spec.harness.sample_request
+    if sample is None:
+        return ""
+    if sample.file is not None:
+        path = sample.file
+        try:
+            rel = os.path.relpath(path)
+            path = rel if not rel.startswith("..") else path
+        except ValueError:
+            pass
+        return f" --data {shlex.quote('@' + path)}"
+    if sample.text is not None:
+        return f" --data {shlex.quote(sample.text)}"
+    return f" --data {shlex.quote(json.dumps(sample.json_value))}"
+
+
+#: Help of ``--require-gpu``, shared by every command that starts a harness.
+REQUIRE_GPU_HELP = ("Refuse to start when a spec asks for a GPU and NVML finds none (default: "
+                     "place GPU specs on virtual GPUs sized like their gpuType).")
 
 
 @click.group()
@@ -25,33 +112,32 @@ def harness() -> None:
 @click.option("--runtime", type=click.Choice(["process", "docker"]), default=None,
               help="Run every function on this runtime (default: each spec's harness.runtime).")
 @click.option("--virtual-gpus", metavar="COUNTxSIZE", default=None,
-              help="Place GPU specs on virtual GPUs, e.g. 1x16GB or 2x24GB,1x48GB "
-                   "(default: the GPUs NVML finds).")
+              help="Place GPU specs on these virtual GPUs, e.g. 1x16GB or 2x24GB,1x48GB "
+                   "(default: the GPUs NVML finds; without any, virtual GPUs sized like each "
+                   "spec's gpuType).")
+@click.option("--require-gpu", is_flag=True, help=REQUIRE_GPU_HELP)
 @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where instance logs go (default: a new temporary folder).")
 def serve(specs: tuple[str, ...], host: str, port: int, runtime: str | None,
-          virtual_gpus: str | None, log_dir: Path | None) -> None:
+          virtual_gpus: str | None, require_gpu: bool, log_dir: Path | None) -> None:
     """Serve SPEC.yaml functions on FC 3.0 routes until Ctrl-C.
 
     Invoke with `fcbench invoke NAME` or POST /2023-03-30/functions/NAME/invocations.
     """
-    from ..harness.gpus import parse_virtual_gpus
     from ..harness.server import HarnessConfig, serve_forever
 
+    check_gpu_options(virtual_gpus, require_gpu)
     loaded = load_function_specs(list(specs))
-    if virtual_gpus:
-        try:
-            parse_virtual_gpus(virtual_gpus)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--virtual-gpus") from None
+    plan_gpus(loaded, virtual_gpus=virtual_gpus, require_gpu=require_gpu)
     config = HarnessConfig(host=host, port=port, runtime=runtime, virtual_gpus=virtual_gpus,
-                           log_dir=log_dir)
+                           log_dir=log_dir, require_gpu=require_gpu)
 
     def ready(h) -> None:  # noqa: ANN001
         names = ", ".join(s.name for s in loaded)
         click.echo(f"fcbench harness listening on {h.url} (functions: {names}; "
                    f"instance logs: {h.platform.log_dir})", err=False)
-        click.echo(f"  invoke: fcbench invoke {loaded[0].name} --endpoint {h.url}", err=False)
+        click.echo(f"  invoke: fcbench invoke {loaded[0].name} --endpoint {h.url}"
+                   f"{sample_data_option(loaded[0])}", err=False)
         click.echo("  Ctrl-C stops the harness and every instance it started.", err=False)
 
     serve_forever(loaded, config, on_ready=ready)

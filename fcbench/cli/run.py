@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+import csv
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-__all__ = ["run"]
+__all__ = ["first_failure", "run"]
+
+
+def first_failure(requests_csv: Path) -> str | None:
+    """The first failed request of a run (``HTTP 400: the body is not valid JSON...``), or None
+    when there is none (or no requests.csv)."""
+    try:
+        with open(requests_csv, newline="") as f:
+            for row in csv.DictReader(f):
+                try:
+                    status = int(float(row.get("status") or 0))
+                except ValueError:
+                    status = 0
+                if 0 < status < 400:
+                    continue
+                error = (row.get("error") or "").strip()
+                prefix = f"HTTP {status}" if status else "no response"
+                if not error or error == prefix:
+                    return prefix
+                return f"{prefix}: {error}"
+    except OSError:
+        return None
+    return None
+
+
+def all_failed(summary: dict[str, Any]) -> bool:
+    """True when a run sent requests and none succeeded."""
+    return int(summary.get("count") or 0) > 0 and int(summary.get("ok") or 0) == 0
 
 
 def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -47,13 +76,20 @@ def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: flo
     """Send WORKLOAD's requests with Locust and write results/<time>-<name>/.
 
     Exit code 130 when interrupted (Ctrl-C; the partial results are still written), 1 when
-    Locust itself failed.
+    Locust itself failed or every request failed (the first error is printed).
     """
     from ..load.runner import RunOptions, locust_failure_reason, run_workload
     from ..report.summary import summary_table
-    from ..workload import load_workload
+    from ..load.workload import load_workload
 
     wl = load_workload(workload)
+    if wl.target.kind == "local" and not worker:
+        from .harness import plan_gpus
+
+        plan_gpus(wl.function_specs, virtual_gpus=wl.target.virtual_gpus, require_gpu=False,
+                  choose_hint="set target.virtualGpus in the workload to choose",
+                  size_hint="set target.virtualGpus in the workload (e.g. 1x48GB) to choose the "
+                            "virtual GPUs")
     opts = RunOptions(out_dir=out_dir, ui=ui, autostart=autostart, web_port=web_port,
                       ui_linger_s=ui_linger, processes=processes, master=master,
                       expect_workers=expect_workers, worker=worker, master_host=master_host,
@@ -75,3 +111,8 @@ def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: flo
                    f"{result.run_dir / 'locust.log'}", err=True)
     if result.exit_code:
         sys.exit(result.exit_code)
+    if all_failed(result.summary):
+        first = first_failure(result.requests_csv) or "unknown error"
+        click.echo(f"error: all {result.summary.get('count')} requests failed; the first: "
+                   f"{first}", err=True)
+        sys.exit(1)

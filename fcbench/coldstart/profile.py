@@ -78,6 +78,16 @@ class Sample:
         return out
 
 
+def _failure_text(record: InvocationRecord) -> str:
+    """The error code and, from an FC-shaped body, its message (which names the log file)."""
+    text = record.error or f"HTTP {record.status}"
+    try:
+        message = json.loads(record.body).get("Message") if record.body[:1] == b"{" else None
+    except (ValueError, AttributeError):
+        message = None
+    return f"{text}: {message}" if isinstance(message, str) and message else text
+
+
 def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
 
@@ -185,7 +195,7 @@ class ColdStartProfile:
         e2e = record.latency_ms
         if not record.ok:
             return Sample(i, "failed", record.status, e2e, instance_id=record.instance_id,
-                          error=record.error or f"HTTP {record.status}")
+                          error=_failure_text(record))
         if not record.cold:
             return Sample(i, "not_cold", record.status, e2e, instance_id=record.instance_id)
         harness = self.target.harness_client() if self.use_timeline else None

@@ -38,6 +38,7 @@ def profile_spec(spec_path: str | Path, *, repeats: int, warmup: int, pull: bool
             before_cold=before, on_sample=on_sample)
         experiment.prepare()
         result = experiment.process(experiment.run())
+        gpus = target.harness.harness.gpu_info
     write_outputs(result, run_dir, title=f"Cold-start profile: {spec.name} "
                   f"({runtime or spec.harness.runtime} runtime)", config={
                       "experiment": experiment.name, "spec_file": str(spec_path),
@@ -46,7 +47,7 @@ def profile_spec(spec_path: str | Path, *, repeats: int, warmup: int, pull: bool
                       "harness": spec.harness.model_dump(by_alias=True),
                       "runtime": runtime or spec.harness.runtime, "repeats": repeats,
                       "warmup": warmup, "pull": pull, "force": force,
-                      "virtual_gpus": virtual_gpus, "host": host_info()})
+                      "virtual_gpus": virtual_gpus, "gpus": gpus, "host": host_info()})
     return run_dir, result
 
 

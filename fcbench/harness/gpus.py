@@ -1,17 +1,26 @@
 """GPUs the harness can place instances on: NVML inventory, virtual GPUs, memory-spec placement.
 
-Key names: `Gpu`, `GpuPool` (pure placement state), `discover_gpus`, `parse_virtual_gpus`.
+Key names: `Gpu`, `GpuPool` (pure placement state), `discover_gpus`, `parse_virtual_gpus`,
+`GPU_TYPES` (FC's card types), `default_virtual_gpus` (virtual cards sized like the specs' gpuType,
+for a machine where NVML finds no GPU), `format_virtual_gpus`, `describe_gpus`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from ..errors import GpuError
 
-__all__ = ["Gpu", "GpuPool", "discover_gpus", "parse_virtual_gpus"]
+if TYPE_CHECKING:
+    from ..spec import FunctionSpec
+
+__all__ = ["DEFAULT_GPU_TYPE", "GPU_TYPES", "Gpu", "GpuPool", "GpuType", "default_virtual_gpus",
+           "describe_gpus", "discover_gpus", "format_virtual_gpus", "parse_virtual_gpus"]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +63,8 @@ class GpuPool:
         if memory_mb > self.largest_mb:
             raise GpuError(
                 f"function {function!r} asks for gpuMemorySize {memory_mb} MB, more than the "
-                f"largest GPU ({self.largest_mb} MB); lower it or pass a larger --virtual-gpus.")
+                f"largest GPU ({self.largest_mb} MB); lower it or place it on larger virtual "
+                "GPUs.")
 
     def place(self, memory_mb: int) -> Gpu | None:
         """Reserve `memory_mb` on the fullest GPU it still fits on (packing), or return None."""
@@ -129,3 +139,107 @@ def discover_gpus() -> list[Gpu]:
             pynvml.nvmlShutdown()
         except Exception:  # noqa: BLE001
             pass
+
+
+# ------------------------------------------------------------------------------------------------
+# FC's GPU card types, and virtual cards sized like them
+
+
+@dataclass(frozen=True)
+class GpuType:
+    """One FC `gpuConfig.gpuType`: the card's memory and the class of GPU it is."""
+
+    name: str
+    total_mb: int
+    family: str  # e.g. "T4 class"
+
+
+#: FC 3.0 GPU types (Function Compute documentation, "GPU-accelerated instances").
+GPU_TYPES: dict[str, GpuType] = {t.name: t for t in (
+    GpuType("fc.gpu.tesla.1", 16 * 1024, "T4 class"),
+    GpuType("fc.gpu.ampere.1", 24 * 1024, "A10 class"),
+    GpuType("fc.gpu.ada.1", 48 * 1024, "Ada class"),
+)}
+#: What a spec without `gpuConfig.gpuType` is taken to ask for (FC's own default).
+DEFAULT_GPU_TYPE = "fc.gpu.tesla.1"
+
+
+def _size_text(total_mb: int) -> str:
+    return f"{total_mb // 1024}GB" if total_mb % 1024 == 0 else f"{total_mb}MB"
+
+
+def format_virtual_gpus(gpus: Iterable[Gpu]) -> str:
+    """The ``COUNTxSIZE`` text `parse_virtual_gpus` reads back, e.g. ``"1x16GB,2x24GB"``."""
+    runs: list[list[int]] = []  # [total_mb, count], consecutive equal sizes merged
+    for gpu in gpus:
+        if runs and runs[-1][0] == gpu.total_mb:
+            runs[-1][1] += 1
+        else:
+            runs.append([gpu.total_mb, 1])
+    return ",".join(f"{count}x{_size_text(mb)}" for mb, count in runs)
+
+
+def describe_gpus(gpus: Iterable[Gpu]) -> list[dict[str, Any]]:
+    """GPUs as plain values (for run.yaml and logs)."""
+    return [{"index": g.index, "name": g.name, "total_mb": g.total_mb, "virtual": g.virtual}
+            for g in gpus]
+
+
+def default_virtual_gpus(specs: Iterable[FunctionSpec]) -> tuple[list[Gpu], dict[str, Any]]:
+    """Virtual GPUs for `specs` on a machine without a GPU: cards sized like each spec's gpuType.
+
+    How many: per card type, enough cards that every GPU spec of that type can run its
+    `harness.maxInstances` instances at once (``ceil(maxInstances / instances per card)`` each,
+    summed over the specs of that type). On FC the number of instances is bounded by
+    `maxInstances`, not by a count of cards, so the virtual cards should not be the limit either.
+    A spec without gpuType is taken as `DEFAULT_GPU_TYPE` (16 GB, T4 class), as FC does.
+
+    Returns the cards (smallest first) and a plain description: ``virtual_gpus`` (COUNTxSIZE
+    text), ``types`` (card type -> cards), ``untyped`` (specs without gpuType) and
+    ``description`` (one sentence).
+
+    Raises:
+        GpuError: a spec names a gpuType fcbench does not know, or asks for more memory than a
+            card of its type has (FC would refuse it too).
+    """
+    cards: dict[str, int] = {}
+    untyped: list[str] = []
+    for spec in specs:
+        cfg = spec.gpu_config
+        if cfg is None or cfg.gpu_memory_size <= 0:
+            continue
+        type_name = cfg.gpu_type
+        if "gpu_type" not in cfg.model_fields_set:
+            untyped.append(spec.name)
+            type_name = DEFAULT_GPU_TYPE
+        card = GPU_TYPES.get(type_name)
+        if card is None:
+            known = ", ".join(GPU_TYPES)
+            raise GpuError(f"function {spec.name!r} asks for gpuType {type_name!r}, which fcbench "
+                           f"cannot size a virtual GPU for (known types: {known}); use one of "
+                           "those or name the virtual GPUs to place it on.")
+        if cfg.gpu_memory_size > card.total_mb:
+            taken = "" if "gpu_type" in cfg.model_fields_set else " (no gpuType: taken as that)"
+            raise GpuError(f"function {spec.name!r} asks for gpuMemorySize {cfg.gpu_memory_size} "
+                           f"MB, more than a {type_name} card has ({card.total_mb} MB, "
+                           f"{card.family}){taken}; lower gpuMemorySize or choose a larger "
+                           "gpuType.")
+        per_card = card.total_mb // cfg.gpu_memory_size
+        need = math.ceil(max(1, spec.harness.max_instances) / per_card)
+        cards[type_name] = cards.get(type_name, 0) + need
+    gpus: list[Gpu] = []
+    for type_name in sorted(cards, key=lambda t: GPU_TYPES[t].total_mb):
+        card = GPU_TYPES[type_name]
+        for _ in range(cards[type_name]):
+            gpus.append(Gpu(index=len(gpus), name=f"virtual-{card.total_mb}MB",
+                            total_mb=card.total_mb, virtual=True))
+    text = format_virtual_gpus(gpus)
+    kinds = "; ".join(f"{t}, {GPU_TYPES[t].family}" for t in sorted(
+        cards, key=lambda t: GPU_TYPES[t].total_mb))
+    description = f"no GPU found by NVML: placing GPU specs on virtual GPUs {text} ({kinds})"
+    if untyped:
+        description += (f"; {', '.join(untyped)} {'has' if len(untyped) == 1 else 'have'} no "
+                        f"gpuType, taken as {DEFAULT_GPU_TYPE} (16 GB, T4 class)")
+    info = {"virtual_gpus": text, "types": dict(cards), "untyped": untyped,
+            "description": description}
+    return gpus, info

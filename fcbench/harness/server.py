@@ -20,7 +20,8 @@ from aiohttp import web
 from ..errors import UsageError
 from ..spec import FunctionSpec
 from .gateway import build_gateway
-from .gpus import Gpu, discover_gpus, parse_virtual_gpus
+from .gpus import (Gpu, default_virtual_gpus, describe_gpus, discover_gpus,
+                   format_virtual_gpus, parse_virtual_gpus)
 from .platform import Platform
 from .runtimes.base import Runtime
 
@@ -31,19 +32,60 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class HarnessConfig:
-    """How to run the harness (not what it runs: that is the function specs)."""
+    """How to run the harness (not what it runs: that is the function specs).
+
+    GPUs (see `resolve_gpus`): `virtual_gpus` (``"1x16GB"``-style text) when given, else the
+    GPUs NVML finds, else virtual GPUs sized like the specs' gpuType; `require_gpu` refuses that
+    last fallback.
+    """
 
     host: str = "127.0.0.1"
     port: int = 9080
     runtime: str | None = None  # force every function onto this runtime
     virtual_gpus: str | None = None
     log_dir: Path | None = None
+    require_gpu: bool = False
 
-    def gpus(self) -> list[Gpu]:
-        """Virtual GPUs when asked for, else what NVML sees (possibly none)."""
+    def resolve_gpus(self, specs: Sequence[FunctionSpec] = ()) -> tuple[list[Gpu], dict[str, Any]]:
+        """The GPUs to place `specs` on, and a plain description of where they came from.
+
+        The description (for run.yaml and logs) has ``source``: ``virtual`` (asked for),
+        ``nvml`` (real GPUs), ``virtual-default`` (no GPU found by NVML: cards sized like the
+        specs' gpuType, see `default_virtual_gpus`) or ``none`` (no GPU and no GPU spec); ``gpus``
+        (index, name, total_mb, virtual) and, for virtual ones, ``virtual_gpus`` (COUNTxSIZE).
+        ``description`` is one sentence.
+
+        Raises:
+            UsageError: `require_gpu` is set, a spec asks for a GPU and NVML finds none.
+            GpuError: a spec cannot be sized onto a virtual card of its gpuType.
+        """
         if self.virtual_gpus:
-            return parse_virtual_gpus(self.virtual_gpus)
-        return discover_gpus()
+            gpus = parse_virtual_gpus(self.virtual_gpus)
+            text = format_virtual_gpus(gpus)
+            return gpus, {"source": "virtual", "virtual_gpus": text, "gpus": describe_gpus(gpus),
+                          "description": f"virtual GPUs {text}, as asked"}
+        found = discover_gpus()
+        if found:
+            names = "; ".join(f"#{g.index} {g.name} {g.total_mb} MB" for g in found)
+            return found, {"source": "nvml", "gpus": describe_gpus(found),
+                           "description": f"GPUs found by NVML: {names}"}
+        gpu_specs = [s for s in specs if s.gpu_memory_mb > 0]
+        if not gpu_specs:
+            return [], {"source": "none", "gpus": [],
+                        "description": "no GPU found by NVML and no GPU spec"}
+        if self.require_gpu:
+            names = ", ".join(s.name for s in gpu_specs)
+            raise UsageError(f"{names} {'asks' if len(gpu_specs) == 1 else 'ask'} for a GPU "
+                             "(gpuConfig) and real GPUs are required, but NVML finds no GPU on "
+                             "this machine; run on a machine with an NVIDIA GPU and driver, or "
+                             "allow virtual GPUs.")
+        gpus, info = default_virtual_gpus(gpu_specs)
+        return gpus, {"source": "virtual-default", "gpus": describe_gpus(gpus), **info}
+
+    def gpus(self, specs: Sequence[FunctionSpec] = ()) -> list[Gpu]:
+        """Virtual GPUs when asked for, else what NVML sees, else (for GPU `specs`) virtual GPUs
+        sized like their gpuType; see `resolve_gpus`."""
+        return self.resolve_gpus(specs)[0]
 
 
 def make_runtimes(names: set[str], host: str) -> dict[str, Runtime]:
@@ -72,14 +114,19 @@ class Harness:
     config: HarnessConfig = field(default_factory=HarnessConfig)
     platform: Platform | None = None
     url: str = ""
+    #: where the GPUs came from (`HarnessConfig.resolve_gpus`'s description), set by `start`
+    gpu_info: dict[str, Any] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
 
     async def start(self) -> str:
         cfg = self.config
         specs = [s.model_copy(update={"harness": s.harness.model_copy(
             update={"runtime": cfg.runtime})}) if cfg.runtime else s for s in self.specs]
+        gpus, self.gpu_info = cfg.resolve_gpus(specs)
+        if self.gpu_info["source"] == "virtual-default":
+            log.info("%s", self.gpu_info["description"])
         runtimes = make_runtimes({s.harness.runtime for s in specs} or {"process"}, cfg.host)
-        self.platform = Platform(runtimes, gpus=cfg.gpus(), log_dir=cfg.log_dir)
+        self.platform = Platform(runtimes, gpus=gpus, log_dir=cfg.log_dir)
         try:
             for spec in specs:
                 await self.platform.add_function(spec)

@@ -192,6 +192,7 @@ def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: b
     code: int | None = None
     harness = None
     instances: list[dict[str, Any]] | None = None
+    gpus: dict[str, Any] | None = None
     sampler = _start_gpu_sampler(run_dir)
     with _signals() as stop:
         try:
@@ -215,6 +216,7 @@ def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: b
         finally:
             stop.defer = True  # a second Ctrl-C must not cut the results short
             if harness is not None:
+                gpus = harness.harness.gpu_info
                 instances = _fetch_instances(harness.url)
                 with contextlib.suppress(Exception):
                     harness.close()
@@ -222,7 +224,7 @@ def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: b
                 with contextlib.suppress(Exception):
                     sampler.stop()
             summary = _finalize(run_dir, workload, duration, started, interrupted, code,
-                                instances, opts)
+                                instances, opts, gpus)
             shutil.rmtree(control, ignore_errors=True)
     return RunResult(run_dir=run_dir, summary=summary, interrupted=interrupted,
                      locust_exit_code=code)
@@ -600,7 +602,7 @@ def _start_gpu_sampler(run_dir: Path) -> Any:
 
 def _finalize(run_dir: Path, workload: Any, duration: float, started: float, interrupted: bool,
               code: int | None, instances: list[dict[str, Any]] | None,
-              opts: RunOptions) -> dict[str, Any]:
+              opts: RunOptions, gpus: dict[str, Any] | None = None) -> dict[str, Any]:
     from ..report.records import merge_parts
     from ..report.summary import load_requests, summarize, write_summary
 
@@ -627,7 +629,7 @@ def _finalize(run_dir: Path, workload: Any, duration: float, started: float, int
         log.warning("could not draw the plots: %s", exc)
     _write_run_yaml(run_dir, workload, opts, duration, started,
                     finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), interrupted=interrupted,
-                    requests=rows)
+                    requests=rows, **({"gpus": gpus} if gpus else {}))
     try:
         from ..report.html import write_report
         write_report(run_dir, title=f"fcbench run: {workload.name}"

@@ -43,9 +43,11 @@ def _summary_cards(summary: dict[str, Any]) -> list[tuple[str, str]]:
         if key in summary and not isinstance(summary[key], (dict, list)):
             cards.append((label, _fmt(summary[key])))
     p = summary.get("p_cold")
-    if isinstance(p, dict) and "value" in p:
+    if isinstance(p, dict) and p.get("value") is None:
+        cards.append(("P(cold)", "unknown (no request said)"))
+    elif isinstance(p, dict) and "value" in p:
         cards.append(("P(cold) [95% CI]",
-                      f"{p['value']:.3f} [{p.get('lo', 0):.3f}, {p.get('hi', 0):.3f}]"))
+                      f"{p['value']:.3f} [{p.get('lo') or 0:.3f}, {p.get('hi') or 0:.3f}]"))
     elif isinstance(p, (int, float)):
         cards.append(("P(cold)", f"{p:.3f}"))
     counts = summary.get("counts")

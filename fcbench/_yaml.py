@@ -1,6 +1,7 @@
 """YAML loading that remembers where each key was, so validation errors can name file:line.
 
-Key names: `LocatedDoc`, `load_located`, `validate`.
+Key names: `LocatedDoc`, `load_located`, `validate`, `decode_text` (bytes -> text, or an error
+naming file:line: every file the CLI reads goes through it).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import yaml
 
 from .errors import SpecError
 
-__all__ = ["LocatedDoc", "load_located", "validate"]
+__all__ = ["LocatedDoc", "decode_text", "load_located", "validate"]
 
 T = TypeVar("T")
 Loc = tuple[Any, ...]
@@ -62,11 +63,14 @@ def load_located(path: str | Path, *, text: str | None = None) -> LocatedDoc:
     file = str(path)
     if text is None:
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            raw = Path(path).read_bytes()
         except FileNotFoundError:
             raise SpecError("file not found", file=file) from None
+        except IsADirectoryError:
+            raise SpecError("is a folder, not a YAML file", file=file) from None
         except OSError as exc:
             raise SpecError(f"cannot read the file ({exc.strerror})", file=file) from None
+        text = decode_text(raw, file)
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -81,6 +85,21 @@ def load_located(path: str | Path, *, text: str | None = None) -> LocatedDoc:
     finally:
         loader.dispose()
     return LocatedDoc(data=data, file=file, lines=lines)
+
+
+def decode_text(raw: bytes, file: str) -> str:
+    """`raw` as UTF-8 text, or a `SpecError` naming the line of the first undecodable byte."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise SpecError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                        "is this the right file?", file=file, line=line) from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise SpecError("holds a NUL byte: this looks like a binary file, not YAML or CSV",
+                        file=file, line=line)
+    return text
 
 
 def _dotted(loc: Loc) -> str:

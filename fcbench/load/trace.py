@@ -11,6 +11,7 @@ import gzip
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import TraceFormatError
 
@@ -78,6 +79,17 @@ def read_function(path: str | Path, selector: str = "top") -> TraceRow:
     """
     how, want = parse_selector(selector)
     file = str(path)
+    try:
+        return _select(path, file, how, want)
+    except UnicodeDecodeError as exc:
+        raise TraceFormatError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                               "expected an Azure Functions per-minute CSV") from None
+    except csv.Error as exc:
+        raise TraceFormatError(f"{file}: not a CSV file ({exc}); expected an Azure Functions "
+                               "per-minute CSV") from None
+
+
+def _select(path: str | Path, file: str, how: str, want: Any) -> TraceRow:
     best: TraceRow | None = None
     best_total = -1
     rows = 0

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
 from pydantic.alias_generators import to_camel
 
 from .._yaml import LocatedDoc, load_located, validate
@@ -73,7 +73,28 @@ def parse_duration(value: Any) -> float:
     return total
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+#: No workload offers more than this (one Locust process sends ~8k req/s; this is many machines).
+MAX_RATE = 100_000.0
+#: Nor lasts longer (a year; simulate longer traces in pieces).
+MAX_DURATION_S = 366 * 86400.0
+MAX_USERS = 100_000
+
+
+def _sane_rate(value: float) -> float:
+    if value > MAX_RATE:
+        raise ValueError(f"{value:g} requests per second is more than fcbench can send (at most "
+                         f"{MAX_RATE:g}); lower it")
+    return value
+
+
+def _sane_duration(value: float) -> float:
+    if value > MAX_DURATION_S:
+        raise ValueError(f"{value:g} s is over a year (at most {MAX_DURATION_S:g} s); lower it")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_sane_duration)]
+Rate = Annotated[float, AfterValidator(_sane_rate)]
 
 
 class _Model(BaseModel):
@@ -96,7 +117,7 @@ class PoissonSpec(_PlanBase):
     """Poisson arrivals at `rate` per second."""
 
     kind: Literal["poisson"]
-    rate: float = Field(gt=0, description="requests per second")
+    rate: Rate = Field(gt=0, description="requests per second")
 
     def build(self, seed: int, base: Path) -> plans.Plan:
         return plans.poisson(self.rate, seed=seed)
@@ -106,7 +127,7 @@ class ConstantSpec(_PlanBase):
     """Evenly spaced arrivals at `rate` per second."""
 
     kind: Literal["constant"]
-    rate: float = Field(gt=0, description="requests per second")
+    rate: Rate = Field(gt=0, description="requests per second")
 
     def build(self, seed: int, base: Path) -> plans.Plan:
         return plans.constant(self.rate)
@@ -116,7 +137,7 @@ class UniformSpec(_PlanBase):
     """Inter-arrival times uniform on [0, 2/rate]."""
 
     kind: Literal["uniform"]
-    rate: float = Field(gt=0, description="requests per second")
+    rate: Rate = Field(gt=0, description="requests per second")
 
     def build(self, seed: int, base: Path) -> plans.Plan:
         return plans.uniform(self.rate, seed=seed)
@@ -126,10 +147,10 @@ class BurstSpec(_PlanBase):
     """`rateOn` for `onS` seconds, `rateOff` for `offS` seconds, repeated."""
 
     kind: Literal["burst"]
-    rate_on: float = Field(gt=0, description="requests per second while on")
+    rate_on: Rate = Field(gt=0, description="requests per second while on")
     on_s: Duration = Field(gt=0)
     off_s: Duration = Field(ge=0)
-    rate_off: float = Field(0.0, ge=0, description="requests per second while off")
+    rate_off: Rate = Field(0.0, ge=0, description="requests per second while off")
     process: Literal["poisson", "constant"] = "poisson"
 
     def build(self, seed: int, base: Path) -> plans.Plan:
@@ -141,7 +162,7 @@ class DiurnalSpec(_PlanBase):
     """A piecewise-linear rate curve over `period`, one rate per equal segment, repeated."""
 
     kind: Literal["diurnal"]
-    rates: list[Annotated[float, Field(ge=0)]] = Field(min_length=1)
+    rates: list[Annotated[Rate, Field(ge=0)]] = Field(min_length=1)
     period: Duration = Field(gt=0)
 
     @field_validator("rates")
@@ -161,7 +182,7 @@ class TraceSpec(_PlanBase):
     kind: Literal["trace"]
     file: str = Field(min_length=1, description="relative to the workload's folder")
     function: str = Field("top", description="HashFunction, index:N or top")
-    compression: float = Field(1.0, gt=0, description="60 = one trace minute per second")
+    compression: float = Field(1.0, gt=0, le=1e6, description="60 = one trace minute per second")
     start_minute: int = Field(0, ge=0)
 
     def build(self, seed: int, base: Path) -> plans.Plan:
@@ -174,7 +195,7 @@ class ClosedSpec(_PlanBase):
     """`users` users, each sending, awaiting the answer and thinking `thinkS` seconds."""
 
     kind: Literal["closed"]
-    users: int = Field(ge=1)
+    users: int = Field(ge=1, le=MAX_USERS)
     think: Literal["constant", "exponential"] = "constant"
     think_s: Duration = Field(1.0, ge=0)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..errors import UsageError
 
 __all__ = ["write_report"]
 
@@ -94,13 +95,18 @@ def _csv_table(path: Path, title: str, limit: int = 50) -> dict[str, Any] | None
     return {"title": title, "header": header, "rows": rows, "note": ""}
 
 
+#: Any of these makes a folder a run folder.
+RUN_FILES = ("run.yaml", "summary.json", "requests.csv", "phases.csv", "sweep.csv")
+
+
 def write_report(run_dir: str | Path, *, title: str | None = None) -> Path:
     """Write `run_dir/report.html` from what the folder holds; returns its path."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     run = Path(run_dir)
-    if not run.is_dir():
-        raise FileNotFoundError(f"{run} is not a run folder")
+    if not run.is_dir() or not any((run / name).is_file() for name in RUN_FILES):
+        raise UsageError(f"{run} is not a fcbench run folder: it holds none of "
+                         f"{', '.join(RUN_FILES)}")
     summary: dict[str, Any] = {}
     if (run / "summary.json").exists():
         summary = json.loads((run / "summary.json").read_text())

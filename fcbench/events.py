@@ -60,14 +60,12 @@ class Events:
     """A request completed. Keywords: `ts`, `function`, `request_id`, `instance_id`, `status`,
     `cold`, `latency_ms`, `queue_ms`, `error`."""
 
-    gpu_sample: EventHook
-    """A telemetry sample. Keywords: `ts`, `gpu_index`, `util_pct`, `memory_used_mb`."""
-
     run_start: EventHook
-    """A run began. Keywords: `ts`, `name`."""
+    """A run began (`fcbench run`). Keywords: `ts`, `name`, `run_dir`."""
 
     run_stop: EventHook
-    """A run ended. Keywords: `ts`, `name`."""
+    """A run ended and its results are written. Keywords: `ts`, `name`, `run_dir`, `summary`,
+    `interrupted`."""
 
     def __init__(self) -> None:
         for name in self.__annotations__:

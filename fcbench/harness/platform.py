@@ -194,7 +194,7 @@ class Platform:
         gpu = next((g for g in self.scheduler.gpus.gpus if g.index == d.gpu_index), None)
         log_path = self.log_dir / f"{d.instance_id}.log"
         t0 = time.perf_counter()
-        self._fire("instance_starting", function=d.function, instance_id=d.instance_id,
+        self.events.instance_starting.fire(ts=time.time(), function=d.function, instance_id=d.instance_id,
                    gpu_index=d.gpu_index)
         handle: InstanceHandle | None = None
         launch_ns = time.time_ns()
@@ -223,13 +223,13 @@ class Platform:
             if handle is not None:
                 await runtime.stop(handle)
             self._live.pop(d.instance_id, None)
-            self._fire("instance_failed", function=d.function, instance_id=d.instance_id,
+            self.events.instance_failed.fire(ts=time.time(), function=d.function, instance_id=d.instance_id,
                        error=message, log_path=str(log_path))
             log.warning("instance %s failed to start: %s", d.instance_id, message)
             self._apply(self.scheduler.instance_failed(time.monotonic(), d.instance_id, message))
             return
         handle.exited.add_done_callback(lambda _f, h=handle: self._on_exit(h))
-        self._fire("instance_ready", function=d.function, instance_id=d.instance_id,
+        self.events.instance_ready.fire(ts=time.time(), function=d.function, instance_id=d.instance_id,
                    phases=dict(handle.phases_ms))
         self._apply(self.scheduler.instance_ready(time.monotonic(), d.instance_id))
 
@@ -249,7 +249,7 @@ class Platform:
                    f"its log is {handle.log_path}")
         self._live.pop(handle.instance_id, None)
         self.forwarder.forget(handle.base_url)
-        self._fire("instance_failed", function=handle.function, instance_id=handle.instance_id,
+        self.events.instance_failed.fire(ts=time.time(), function=handle.function, instance_id=handle.instance_id,
                    error=message, log_path=str(handle.log_path))
         log.warning("%s", message)
         self._apply(self.scheduler.instance_failed(time.monotonic(), handle.instance_id, message))
@@ -258,7 +258,7 @@ class Platform:
         live = self._live.pop(instance_id, None)
         inst = next((i for i in reversed(self.scheduler.retired) if i.id == instance_id), None)
         if inst is not None:
-            self._fire("instance_reclaimed", function=inst.function, instance_id=instance_id,
+            self.events.instance_reclaimed.fire(ts=time.time(), function=inst.function, instance_id=instance_id,
                        reason=reason, usage=inst.usage.as_dict(time.monotonic()))
         if live is None:
             return
@@ -358,9 +358,6 @@ class Platform:
     def _remember(self, name: str, payload: dict[str, Any]) -> None:
         self._event_seq += 1
         self.recent_events.append({"seq": self._event_seq, "event": name, **payload})
-
-    def _fire(self, name: str, **payload: Any) -> None:
-        getattr(self.events, name).fire(ts=time.time(), **payload)
 
     def state_line(self) -> str:
         insts = self.scheduler.instances()

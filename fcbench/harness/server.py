@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import UsageError
+from ..events import Events
 from ..spec import FunctionSpec
 from .gateway import build_gateway
 from .gpus import (Gpu, default_virtual_gpus, describe_gpus, discover_gpus,
@@ -116,6 +117,8 @@ class Harness:
     url: str = ""
     #: where the GPUs came from (`HarnessConfig.resolve_gpus`'s description), set by `start`
     gpu_info: dict[str, Any] = field(default_factory=dict)
+    #: the hooks the platform fires (instance_*, request); a fresh `Events` when None
+    events: Events | None = None
     _runner: web.AppRunner | None = None
 
     async def start(self) -> str:
@@ -126,7 +129,7 @@ class Harness:
         if self.gpu_info["source"] == "virtual-default":
             log.info("%s", self.gpu_info["description"])
         runtimes = make_runtimes({s.harness.runtime for s in specs} or {"process"}, cfg.host)
-        self.platform = Platform(runtimes, gpus=gpus, log_dir=cfg.log_dir)
+        self.platform = Platform(runtimes, gpus=gpus, log_dir=cfg.log_dir, events=self.events)
         try:
             for spec in specs:
                 await self.platform.add_function(spec)
@@ -159,8 +162,9 @@ class HarnessThread:
     ...     print(h.url)
     """
 
-    def __init__(self, specs: Sequence[FunctionSpec], config: HarnessConfig | None = None) -> None:
-        self.harness = Harness(list(specs), config or HarnessConfig())
+    def __init__(self, specs: Sequence[FunctionSpec], config: HarnessConfig | None = None, *,
+                 events: Events | None = None) -> None:
+        self.harness = Harness(list(specs), config or HarnessConfig(), events=events)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fcbench-harness",
                                         daemon=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._net import free_port
+from ..events import Events
 from ..errors import UsageError
 
 if TYPE_CHECKING:
@@ -162,11 +163,12 @@ def _target_dict(workload: Workload, harness_url: str | None) -> dict[str, Any]:
 
 def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: bool = False,
                  processes: int = 1, progress: bool = True,
-                 options: RunOptions | None = None) -> RunResult:
+                 options: RunOptions | None = None, events: Events | None = None) -> RunResult:
     """Run `workload` (a `fcbench.load.workload.Workload`) with Locust and write its results folder.
 
     Returns the `RunResult`; an interrupted run (Ctrl-C, SIGTERM) still returns one, with
-    `interrupted` set and the partial records merged and summarised.
+    `interrupted` set and the partial records merged and summarised. `events` gets `run_start`
+    and `run_stop`, and a local harness's instance and request events.
 
     Raises:
         UsageError: options that do not fit together (e.g. a worker with a local target).
@@ -188,6 +190,8 @@ def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: b
     control = Path(tempfile.mkdtemp(prefix="fcbench-run-"))
     started = time.time()
     _write_run_yaml(run_dir, workload, opts, duration, started)
+    events = events or Events()
+    events.run_start.fire(ts=started, name=str(workload.name), run_dir=run_dir)
     interrupted = False
     code: int | None = None
     harness = None
@@ -197,7 +201,7 @@ def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: b
     with _signals() as stop:
         try:
             if _is_local(workload) and not opts.master:
-                harness = _start_harness(workload, run_dir)
+                harness = _start_harness(workload, run_dir, events)
             cfg = LocustConfig(
                 workload_pickle=str(_pickle(workload, control)), run_dir=str(run_dir),
                 control_dir=str(control), duration_s=duration,
@@ -226,6 +230,8 @@ def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: b
             summary = _finalize(run_dir, workload, duration, started, interrupted, code,
                                 instances, opts, gpus)
             shutil.rmtree(control, ignore_errors=True)
+            events.run_stop.fire(ts=time.time(), name=str(workload.name), run_dir=run_dir,
+                                 summary=summary, interrupted=interrupted)
     return RunResult(run_dir=run_dir, summary=summary, interrupted=interrupted,
                      locust_exit_code=code)
 
@@ -278,13 +284,13 @@ def _pickle(workload: Any, control: Path) -> Path:
     return path
 
 
-def _start_harness(workload: Any, run_dir: Path) -> Any:
+def _start_harness(workload: Any, run_dir: Path, events: Events) -> Any:
     from ..harness.server import HarnessConfig, HarnessThread
 
     t = workload.target
     config = HarnessConfig(port=0, runtime=t.runtime, virtual_gpus=t.virtual_gpus,
                            log_dir=run_dir / "logs")
-    h = HarnessThread(list(workload.function_specs), config)
+    h = HarnessThread(list(workload.function_specs), config, events=events)
     h.__enter__()
     return h
 

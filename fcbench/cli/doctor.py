@@ -14,7 +14,6 @@ import importlib.util
 import os
 import shutil
 import sys
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,10 +188,13 @@ def _gpus(state: dict[str, Any]) -> list[Check]:
 
 
 def _registry() -> list[Check]:
+    from ..http1 import HttpProtocolError
+    from ..httpclient import HttpClient
+
     try:
-        with urllib.request.urlopen(f"http://{REGISTRY}/v2/", timeout=2) as resp:
-            ok = resp.status == 200
-    except OSError as exc:
+        with HttpClient(f"http://{REGISTRY}", timeout=2) as client:
+            ok = client.request("GET", "/v2/").status == 200
+    except (OSError, HttpProtocolError) as exc:
         script = _ci_services_script()
         if script is not None and shutil.which("apt-get"):
             fix = (f"start one on loopback with {_as_root(f'bash {script}')} (Debian's "

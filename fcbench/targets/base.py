@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
-from ..protocol import InvocationRecord
+from ..protocol import H_COLD, InvocationRecord
 
 if TYPE_CHECKING:
     from .harness_client import HarnessClient
@@ -107,7 +107,7 @@ class FakeTarget(Target):
     def __init__(self, respond: Callable[[bytes], tuple[int, dict[str, str]]] | None = None,
                  delay_s: float = 0.0) -> None:
         super().__init__()
-        self._respond = respond or (lambda body: (200, {"x-fcbench-cold": "0"}))
+        self._respond = respond or (lambda body: (200, {H_COLD: "0"}))
         self._delay_s = delay_s
         self.calls = 0
 

@@ -78,7 +78,8 @@ def test_max_instances_then_queue_then_429():
     assert d[0].throttled
     s.instance_ready(1, inst)
     d = s.finish(2, "a")
-    assert d == [Admit("b", inst, cold=False, queued=True)]
+    # b arrived before the only instance was ready: it waited for that start (and then for a)
+    assert d == [Admit("b", inst, cold=True, queued=True)]
 
 
 def test_queue_timeout_rejects_and_next_deadline_points_at_it():
@@ -173,3 +174,21 @@ def test_virtual_gpu_parsing():
     assert [g.total_mb for g in gpus] == [24576, 24576, 16384]
     with pytest.raises(ValueError, match="COUNTxSIZE"):
         parse_virtual_gpus("lots")
+
+
+def test_a_cancelled_claim_frees_its_slot_for_the_queue_and_the_waiter_is_cold():
+    # one instance, one slot: a claims it while it starts, b queues; a's client gives up
+    s = make(max_instances=1, queue_size=5)
+    inst = s.arrive(0, "f", "a")[0].instance_id
+    assert s.arrive(0.1, "f", "b") == []
+    assert s.cancel(0.5, "a") == []  # b now holds the claim a gave up
+    d = s.instance_ready(4.9, inst)
+    assert d == [Admit("b", inst, cold=True)]  # it waited 4.8 s for that start: cold
+
+
+def test_a_queued_request_admitted_to_an_instance_ready_before_it_arrived_is_warm():
+    s = make(max_instances=1, queue_size=5)
+    inst = s.arrive(0, "f", "a")[0].instance_id
+    s.instance_ready(1, inst)
+    assert s.arrive(2, "f", "b") == []  # the one slot is busy: queued behind a warm instance
+    assert s.finish(3, "a") == [Admit("b", inst, cold=False, queued=True)]

@@ -29,7 +29,8 @@ def test_arrivals_within_idle_timeout_reuse_the_warm_instance():
     assert [r.cold for r in res.requests] == [True, False, False, False]
     assert res.instances_started == 1
     assert res.active_s == pytest.approx(4.0)
-    assert res.alive_s == pytest.approx(16.0 - 2.0 + 10.0)  # ready at 2, last finish 16, idle 10
+    # ready at 2; the run ends at its last answer (16), as a measured run does: no idle tail
+    assert res.alive_s == pytest.approx(16.0 - 2.0)
 
 
 def test_queue_full_throttles_like_the_harness():
@@ -56,3 +57,10 @@ def test_p_cold_falls_as_concurrency_rises():
                        startup_s=lambda: 0.5)
         p.append(res.p_cold)
     assert p[0] > p[1] > p[2]
+
+
+def test_at_equal_times_a_finish_goes_before_an_arrival_as_in_the_harness():
+    # 1.0 s service at 1.0 s spacing: each request finds the previous one just finished
+    res = simulate([0.0, 1.0, 2.0, 3.0], cfg(), service_s=lambda: 1.0, startup_s=lambda: 0.0)
+    assert res.instances_started == 1
+    assert [r.cold for r in res.requests] == [True, False, False, False]

@@ -223,7 +223,7 @@ class Scheduler:
         if fn is None:
             return [Reject(request_id, RejectReason.UNKNOWN_FUNCTION)]
         out: list[Decision] = []
-        if fn.queue or not self._place(now, fn, request_id, out, queued=False):
+        if fn.queue or not self._place(now, fn, request_id, out, queued=False, arrived_at=now):
             if len(fn.queue) >= fn.config.queue_size:
                 out.append(Reject(request_id, RejectReason.QUEUE_FULL,
                                   f"{len(fn.queue)} requests already queued"))
@@ -258,7 +258,7 @@ class Scheduler:
         if inst is not None and request_id in inst.claimed:
             inst.claimed.remove(request_id)
             del self._where[request_id]
-            return []
+            return self._drain(now)  # the freed claim is a slot a queued request can wait for
         return self.finish(now, request_id)
 
     def instance_ready(self, now: float, instance_id: str) -> list[Decision]:
@@ -348,13 +348,16 @@ class Scheduler:
 
     # ---- rules --------------------------------------------------------------------------
     def _place(self, now: float, fn: _Function, request_id: str, out: list[Decision], *,
-               queued: bool) -> bool:
+               queued: bool, arrived_at: float) -> bool:
         ready = [i for i in fn.instances.values()
                  if i.state is InstanceState.READY and i.free_slots > 0]
         if ready:
             # Pack onto the busiest instance so the others can idle out; ties: most recently used.
             best = max(ready, key=lambda i: (len(i.in_flight), i.last_used))
-            self._admit(now, best, request_id, cold=False, out=out, queued=queued)
+            # cold: it arrived before the instance that serves it was ready (it waited for that
+            # start, even if it waited in the queue rather than on a claim)
+            cold = best.ready_at is not None and best.ready_at > arrived_at
+            self._admit(now, best, request_id, cold=cold, out=out, queued=queued)
             return True
         starting = [i for i in fn.instances.values()
                     if i.state is InstanceState.STARTING and i.free_slots > 0]
@@ -405,7 +408,8 @@ class Scheduler:
         for fn in self._functions.values():
             while fn.queue:
                 head = fn.queue[0]
-                if not self._place(now, fn, head.request_id, out, queued=True):
+                if not self._place(now, fn, head.request_id, out, queued=True,
+                                   arrived_at=head.enqueued_at):
                     break
                 fn.queue.popleft()
         return out

@@ -104,7 +104,7 @@ def simulate(arrivals: Iterable[float], config: FunctionConfig, *,
                 req.start_ts, req.cold, req.instance_id = now, d.cold, d.instance_id
                 push(now + max(0.0, service_s()), "finish", d.request_id)
             elif isinstance(d, Reject):
-                req = requests[d.request_id]
+                req = requests.pop(d.request_id)
                 req.end_ts, req.status = now, REJECT_CODES[d.reason.value][0]
             elif isinstance(d, Reclaim):
                 reclaims += 1
@@ -120,7 +120,11 @@ def simulate(arrivals: Iterable[float], config: FunctionConfig, *,
     pending = next(it, None)
     n = 0
     while pending is not None or events:
-        if pending is not None and (not events or pending <= events[0].time):
+        if pending is None and not requests:
+            break  # every request answered: the run ends here, as a measured run does
+        # at equal times the platform goes first (finish, ready, reclaim), then the arrival,
+        # as in the harness, where a timer due at t fires before a request that arrives at t
+        if pending is not None and (not events or pending < events[0].time):
             now, pending_now = pending, pending
             pending = next(it, None)
             rid = f"r{n}"

@@ -50,4 +50,4 @@ def test_pull_without_docker_runtime_is_a_clear_error(tmp_path):
     res = subprocess.run([sys.executable, "-m", "fcbench", "coldstart", "profile", str(spec),
                           "--pull", "--out", str(tmp_path)], capture_output=True, text=True,
                          timeout=120)
-    assert res.returncode == 2 and "--pull needs the docker runtime" in res.stderr
+    assert res.returncode == 2 and "pull needs the docker runtime" in res.stderr

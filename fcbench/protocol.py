@@ -97,14 +97,15 @@ COLUMNS = ("request_id", "intended_ts", "start_ts", "end_ts", "latency_ms", "sta
            "instance_id", "queue_ms", "error")
 #: Columns that follow; new ones are only ever appended.
 EXTRA_COLUMNS = ("latency_from_intended_ms", "inference_ms", "first", "batch_size", "boot_ts",
-                 "import_ms", "model_load_ms", "ready_ts", "fc_request_id", "worker")
+                 "import_ms", "model_load_ms", "ready_ts", "fc_request_id", "worker",
+                 "platform_cold", "outcome")
 ALL_COLUMNS = COLUMNS + EXTRA_COLUMNS
 
 _TS = ("intended_ts", "start_ts", "end_ts", "boot_ts", "ready_ts")
 _MS = ("latency_ms", "queue_ms", "latency_from_intended_ms", "inference_ms", "import_ms",
        "model_load_ms")
 _INT = ("status", "batch_size", "worker")
-_BOOL = ("cold", "first")
+_BOOL = ("cold", "first", "platform_cold")
 
 
 @dataclass(slots=True)
@@ -134,12 +135,24 @@ class InvocationRecord:
     ready_ts: float | None = None
     fc_request_id: str = ""
     worker: int | None = None
+    #: What the platform itself said (the harness's ``x-fcbench-cold``); `cold` is the rule of
+    #: `fcbench.measures.is_cold`, which the target applies.
+    platform_cold: bool | None = None
     #: The response body, for callers that show it (`fcbench invoke`); never written to CSV.
     body: bytes = b""
 
     @property
     def ok(self) -> bool:
         return 0 < self.status < 400
+
+    @property
+    def outcome(self) -> str:
+        """warm, cold, throttled or failed (see `fcbench.measures`)."""
+        if self.status == 429:
+            return "throttled"
+        if not self.ok:
+            return "failed"
+        return "cold" if self.cold else "warm"
 
     @property
     def latency_from_intended_ms(self) -> float | None:
@@ -155,7 +168,8 @@ class InvocationRecord:
                 _ms(self.queue_ms), _one_line(self.error), _ms(self.latency_from_intended_ms),
                 _ms(self.inference_ms), _flag(self.first), _int(self.batch_size),
                 _ts(self.boot_ts), _ms(self.import_ms), _ms(self.model_load_ms),
-                _ts(self.ready_ts), self.fc_request_id, _int(self.worker))
+                _ts(self.ready_ts), self.fc_request_id, _int(self.worker),
+                _flag(self.platform_cold), self.outcome)
 
     @classmethod
     def from_row(cls, row: Mapping[str, str]) -> InvocationRecord:
@@ -224,9 +238,8 @@ def parse_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dic
     """Record fields from response headers (`x-fc-*`, `x-fcbench-*`), for any target that sends
     them. Keys are `InvocationRecord` field names; absent headers give no key.
 
-    ``cold`` comes from ``x-fcbench-cold`` (the harness); where only the instance speaks (FC),
-    ``x-fcbench-first: 1`` is taken as cold, since the first request an instance serves is the one
-    that waited for it.
+    ``platform_cold`` comes from ``x-fcbench-cold`` (the harness), ``first`` and ``ready_ts``
+    from the instance; the target then decides ``cold`` with `fcbench.measures.is_cold`.
     """
     items = headers.items() if isinstance(headers, Mapping) else headers
     h = {k.lower(): v for k, v in items}
@@ -239,11 +252,9 @@ def parse_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dic
     first = _bool(h.get(H_FIRST))
     if first is not None:
         out["first"] = first
-    cold = _bool(h.get(H_COLD))
-    if cold is None:
-        cold = first
-    if cold is not None:
-        out["cold"] = cold
+    platform_cold = _bool(h.get(H_COLD))
+    if platform_cold is not None:
+        out["platform_cold"] = platform_cold
     for header, name in ((H_QUEUE_MS, "queue_ms"), (H_INFERENCE_MS, "inference_ms"),
                          (H_IMPORT_MS, "import_ms"), (H_MODEL_LOAD_MS, "model_load_ms")):
         value = _float(h.get(header))

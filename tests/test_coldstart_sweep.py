@@ -17,7 +17,9 @@ from fcbench.coldstart.sweep import SweepLevel, monotone_within_intervals
 
 
 def _lv(level, p, lo, hi):
-    return SweepLevel(level, level, 1, None, 100, int(p * 100), p, lo, hi, None, None, None, 0)
+    # the cluster interval decides; a Wilson interval that would say otherwise is ignored
+    return SweepLevel(level, level, 1, None, 100, int(p * 100), p, p, p, None, None, None, 0,
+                      p_cold_cluster_lo=lo, p_cold_cluster_hi=hi)
 
 
 def test_monotone_within_intervals_allows_noise_but_not_a_real_rise():
@@ -44,12 +46,16 @@ def test_sweep_over_1_to_16_shows_p_cold_falling_within_intervals(tmp_path):
         assert int(r["requests"]) > 0 and int(r["errors"]) == 0
         lo, p, hi = float(r["p_cold_lo"]), float(r["p_cold"]), float(r["p_cold_hi"])
         assert 0 <= lo <= p <= hi <= 1
+        clo, chi = float(r["p_cold_cluster_lo"]), float(r["p_cold_cluster_hi"])
+        assert 0 <= clo <= p <= chi <= 1
         assert (run / r["run_dir"] / "requests.csv").exists()
     # rates follow Little's law from the measured service time (~1 s)
     assert float(rows[-1]["rate_rps"]) == pytest.approx(16 * float(rows[0]["rate_rps"]), rel=1e-3)
     levels = [SweepLevel(float(r["level"]), float(r["level"]), 1, None, int(r["requests"]),
                          int(r["cold"]), float(r["p_cold"]), float(r["p_cold_lo"]),
-                         float(r["p_cold_hi"]), None, None, None, 0) for r in rows]
+                         float(r["p_cold_hi"]), None, None, None, 0,
+                         p_cold_cluster_lo=float(r["p_cold_cluster_lo"]),
+                         p_cold_cluster_hi=float(r["p_cold_cluster_hi"])) for r in rows]
     assert monotone_within_intervals(levels)
     assert float(rows[-1]["p_cold"]) < float(rows[0]["p_cold"])  # and it really fell
     summary = json.loads((run / "summary.json").read_text())

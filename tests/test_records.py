@@ -37,17 +37,19 @@ def test_parse_headers_reads_platform_and_instance_fields():
                          "x-fcbench-ready-ts": "1700000001000000000",
                          "x-fcbench-import-ms": "80", "x-fcbench-model-load-ms": "300",
                          "x-fcbench-batch-size": "4", "content-type": "application/json"})
-    assert got == {"instance_id": "i-f-1", "fc_request_id": "r1", "cold": True, "first": True,
+    assert got == {"instance_id": "i-f-1", "fc_request_id": "r1", "platform_cold": True,
+                   "first": True,
                    "queue_ms": 812.5, "inference_ms": 12.25, "import_ms": 80.0,
                    "model_load_ms": 300.0, "boot_ts": 1700000000.5, "ready_ts": 1700000001.0,
                    "batch_size": 4}
 
 
-def test_parse_headers_falls_back_to_the_instance_view():
-    # FC itself sends no x-fcbench-cold: the instance's own "first request" stands in.
+def test_parse_headers_reads_what_the_instance_says_when_the_platform_is_silent():
+    # FC itself sends no x-fcbench-cold: the instance's own view is kept for the cold rule
     got = parse_headers([("x-fcbench-instance-id", "host-12-99"), ("x-fcbench-first", "0")])
-    assert got == {"instance_id": "host-12-99", "first": False, "cold": False}
-    assert parse_headers({"x-fcbench-cold": "0", "x-fcbench-first": "1"})["cold"] is False
+    assert got == {"instance_id": "host-12-99", "first": False}
+    assert parse_headers({"x-fcbench-cold": "0", "x-fcbench-first": "1"})["platform_cold"] \
+        is False
     assert parse_headers({}) == {}
     assert parse_headers({"x-fcbench-queue-ms": "n/a"}) == {}
 
@@ -137,8 +139,9 @@ def test_summary_of_zero_rows_and_its_plot(tmp_path):
     path = _write_csv(tmp_path / "requests.csv", [])
     s = summarize(path)
     assert s["count"] == 0 and s["errors"] == 0 and s["cold_starts"] == 0
-    assert s["p_cold"] == {"value": None, "lo": 0.0, "hi": 1.0, "cold": 0, "n": 0, "z": 1.96,
-                           "method": "wilson"}
+    assert {k: v for k, v in s["p_cold"].items() if k != "cluster"} == {
+        "value": None, "lo": 0.0, "hi": 1.0, "cold": 0, "n": 0, "z": 1.96, "method": "wilson"}
+    assert (s["p_cold"]["cluster"]["lo"], s["p_cold"]["cluster"]["hi"]) == (0.0, 1.0)
     assert s["latency_ms"]["p50"] is None and s["throughput_rps"] is None
     json.loads(write_summary(s, tmp_path / "summary.json").read_text())
     png = plot_latency(path, tmp_path / "plots" / "latency.png")
@@ -165,8 +168,11 @@ def test_summary_numbers_come_from_the_raw_records(tmp_path):
     lat = np.array([r.latency_ms for r in ok])
     assert s["latency_ms"]["p99"] == pytest.approx(np.percentile(lat, 99), abs=1e-3)
     k = sum(1 for r in ok if r.cold)
-    assert s["cold_starts"] == k and s["p_cold"]["n"] == len(ok)
-    assert (s["p_cold"]["lo"], s["p_cold"]["hi"]) == pytest.approx(wilson(k, len(ok)))
+    # P(cold) counts every request sent: the 429s and the failures stay in the denominator
+    assert s["cold_starts"] == k and s["p_cold"]["n"] == 400
+    assert s["p_cold"]["value"] == pytest.approx(k / 400)
+    assert (s["p_cold"]["lo"], s["p_cold"]["hi"]) == pytest.approx(wilson(k, 400))
+    assert s["p_cold"]["cluster"]["lo"] <= k / 400 <= s["p_cold"]["cluster"]["hi"]
     assert s["dispatch_lag_ms"]["p50"] == pytest.approx(1.0, abs=1e-3)
     assert s["instances_seen"] == 3
     assert percentiles([1, 2, 3, float("nan")])["count"] == 3

@@ -247,7 +247,9 @@ def test_unreachable_url_target_records_errors(tmp_path, fcbench_run):
     assert df["error"].str.contains("ConnectionRefused").all()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["errors"] == 5 and summary["errors_by_status"] == {"0": 5}
-    assert summary["latency_ms"]["p50"] is None and summary["p_cold"]["value"] is None
+    assert summary["latency_ms"]["p50"] is None and summary["p_cold"]["value"] == 0.0
+    assert summary["outcomes"]["failed"]["count"] == 5
+    assert summary["latency_from_intended_ms"]["censored"] == 5
     assert not (run / "instances.csv").exists()
     assert os.path.getsize(run / "plots" / "latency.png") > 0
 

@@ -198,7 +198,8 @@ def sweep(spec: str, levels: tuple[float, ...], vary: str, load: float | None, d
                          virtual_gpus=virtual_gpus, runtime=runtime)
 
     def progress(lv) -> None:  # noqa: ANN001
-        p = "-" if lv.p_cold is None else f"{lv.p_cold:.3f} [{lv.p_cold_lo:.3f}, {lv.p_cold_hi:.3f}]"
+        p = "-" if lv.p_cold is None else \
+            f"{lv.p_cold:.3f} [{lv.p_cold_cluster_lo:.3f}, {lv.p_cold_cluster_hi:.3f}]"
         click.echo(f"  level {lv.level:g}: {lv.requests} requests, {lv.cold} cold, P(cold) {p}, "
                    f"{lv.instances} instances, p99 {lv.p99_ms} ms")
 

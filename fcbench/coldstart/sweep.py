@@ -80,23 +80,26 @@ class SweepLevel:
     requests: int  # after the warm-up
     cold: int
     p_cold: float | None
-    p_cold_lo: float
+    p_cold_lo: float  # Wilson (independent requests)
     p_cold_hi: float
     p50_ms: float | None
     p99_ms: float | None
     instances: int | None
     errors: int
     run_dir: str = ""
+    #: the block-bootstrap interval (cold requests clustered by start): the one to trust
+    p_cold_cluster_lo: float = 0.0
+    p_cold_cluster_hi: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def monotone_within_intervals(levels: list[SweepLevel]) -> bool:
-    """True when P(cold) never rises significantly as levels go up: no level's 95% interval
-    lies wholly above the interval of a lower level."""
+    """True when P(cold) never rises significantly as levels go up: no level's 95% cluster
+    (block-bootstrap) interval lies wholly above the interval of a lower level."""
     for i, low in enumerate(levels):
         for high in levels[i + 1:]:
             if high.p_cold is not None and low.p_cold is not None \
-                    and high.p_cold_lo > low.p_cold_hi:
+                    and high.p_cold_cluster_lo > low.p_cold_cluster_hi:
                 return False
     return True
 
@@ -216,14 +219,16 @@ class ColdStartSweep:
             p_cold=pc.get("value"), p_cold_lo=float(pc.get("lo", 0.0)),
             p_cold_hi=float(pc.get("hi", 1.0)), p50_ms=lat.get("p50"), p99_ms=lat.get("p99"),
             instances=result.summary.get("instances_started"), errors=int(s.get("errors", 0)),
-            run_dir=str(result.run_dir.relative_to(self.run_dir)))
+            run_dir=str(result.run_dir.relative_to(self.run_dir)),
+            p_cold_cluster_lo=float((pc.get("cluster") or {}).get("lo", 0.0)),
+            p_cold_cluster_hi=float((pc.get("cluster") or {}).get("hi", 1.0)))
 
     # ---- process ----------------------------------------------------------------------------
     def process(self, levels: list[SweepLevel]) -> dict[str, Any]:
         """Write sweep.csv, plots/p_cold.png, summary.json; return the summary."""
         fields = ["level", "concurrency", "instance_concurrency", "rate_rps", "requests", "cold",
-                  "p_cold", "p_cold_lo", "p_cold_hi", "p50_ms", "p99_ms", "instances", "errors",
-                  "run_dir"]
+                  "p_cold", "p_cold_lo", "p_cold_hi", "p_cold_cluster_lo", "p_cold_cluster_hi",
+                  "p50_ms", "p99_ms", "instances", "errors", "run_dir"]
         with open(self.run_dir / "sweep.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
@@ -257,7 +262,8 @@ def _round(value: Any) -> Any:
 
 
 def plot_p_cold(levels: list[SweepLevel], path: Path, *, vary: str, title: str) -> Path:
-    """P(cold) vs level on a log x axis, with 95% Wilson interval bars."""
+    """P(cold) = cold / requests sent vs level on a log x axis, with 95% block-bootstrap
+    interval bars (clustered cold requests kept together)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -267,10 +273,10 @@ def plot_p_cold(levels: list[SweepLevel], path: Path, *, vary: str, title: str) 
     if pts:
         xs = [lv.level for lv in pts]
         ys = [lv.p_cold for lv in pts]
-        err = [[max(0.0, y - lv.p_cold_lo) for y, lv in zip(ys, pts)],
-               [max(0.0, lv.p_cold_hi - y) for y, lv in zip(ys, pts)]]
+        err = [[max(0.0, y - lv.p_cold_cluster_lo) for y, lv in zip(ys, pts)],
+               [max(0.0, lv.p_cold_cluster_hi - y) for y, lv in zip(ys, pts)]]
         ax.errorbar(xs, ys, yerr=err, fmt="o-", capsize=4, color="tab:blue",
-                    label="P(cold), 95% Wilson interval")
+                    label="P(cold) = cold / requests sent, 95% block-bootstrap interval")
         for lv in pts:
             ax.annotate(f"{lv.cold}/{lv.requests}", (lv.level, lv.p_cold), fontsize=7,
                         textcoords="offset points", xytext=(4, 6))

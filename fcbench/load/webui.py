@@ -54,7 +54,8 @@ class _Instances:
 
 def cold_start_data(snapshot: dict[str, Any], instances: dict[str, Any] | None) -> dict[str, Any]:
     """The tab's numbers: cold count, P(cold) with its 95% Wilson interval, live instances."""
-    k, n = int(snapshot.get("cold") or 0), int(snapshot.get("cold_known") or 0)
+    # P(cold) = cold / every request that ended (fcbench.measures): 429s and failures included
+    k, n = int(snapshot.get("cold") or 0), int(snapshot.get("done") or 0)
     lo, hi = wilson(k, n)
     return {"cold": k, "requests": int(snapshot.get("done") or 0), "cold_known": n,
             "p_cold": (k / n) if n else None, "p_cold_lo": lo, "p_cold_hi": hi,

@@ -1,5 +1,5 @@
 """Results: per-request records, run folders, summaries, plots and the HTML report.
 
-Modules: `records` (InvocationRecord, RecordWriter), `rundir`, `stats`, `summary`, `plots`,
-`phases`, `html`. Nothing heavy is imported here.
+Modules: `records` (RecordWriter, merge_parts), `rundir`, `stats`, `summary`, `plots`,
+`html`. Nothing heavy is imported here.
 """

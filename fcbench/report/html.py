@@ -51,6 +51,11 @@ def _summary_cards(summary: dict[str, Any]) -> list[tuple[str, str]]:
                       f"{p['value']:.3f} [{p.get('lo') or 0:.3f}, {p.get('hi') or 0:.3f}]"))
     elif isinstance(p, (int, float)):
         cards.append(("P(cold)", f"{p:.3f}"))
+    for kind, block in (summary.get("outcomes") or {}).items():
+        if isinstance(block, dict) and block.get("count") is not None:
+            share = block.get("share")
+            cards.append((kind, f"{block['count']}" + (f" ({share:.1%})" if share is not None
+                                                       else "")))
     counts = summary.get("counts")
     if isinstance(counts, dict):
         cards += [(f"samples: {k}", _fmt(v)) for k, v in counts.items()]
@@ -59,15 +64,18 @@ def _summary_cards(summary: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _latency_table(summary: dict[str, Any]) -> dict[str, Any] | None:
     rows = []
-    for key, label in (("latency_ms", "service latency"),
-                       ("latency_from_intended_ms", "latency from intended send time")):
+    for key, label in (("latency_ms", "service latency (answered requests)"),
+                       ("latency_from_intended_ms", "from intended send time (all requests)")):
         stats = summary.get(key)
         if isinstance(stats, dict):
             rows.append([label] + [_fmt(stats.get(q)) for q in ("p50", "p90", "p99", "max")])
     if not rows:
         return None
+    censored = (summary.get("latency_from_intended_ms") or {}).get("censored")
+    note = (f"{censored} request(s) got no answer: they enter at the time the client gave up, "
+            "so those values are lower bounds") if censored else ""
     return {"title": "Latency (ms, from raw records)", "header": ["", "p50", "p90", "p99", "max"],
-            "rows": rows, "note": ""}
+            "rows": rows, "note": note}
 
 
 def _phase_table(summary: dict[str, Any]) -> dict[str, Any] | None:

@@ -11,7 +11,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .stats import percentiles, wilson
+from ..measures import latency_from_intended, outcome_shares, outcomes, p_cold
+from .stats import percentiles
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,14 +54,21 @@ def _clean(value: Any) -> Any:
 
 def summarize(records: str | Path | pd.DataFrame, *, instances_csv: str | Path | None = None,
               z: float = 1.96) -> dict[str, Any]:
-    """Counts, errors by status, latency percentiles, P(cold) with a Wilson interval, throughput.
+    """Counts, outcomes (warm / cold / throttled / failed), P(cold) over all requests with
+    Wilson and block-bootstrap intervals, latency (service over successes; from intended over
+    all, failures censored), throughput. Definitions: `fcbench.measures`.
 
-    `records` is a requests.csv path or a DataFrame from `load_requests`. Works on 0 rows.
+    `records` is a requests.csv path or a DataFrame (measured or simulated, same columns).
+    Works on 0 rows.
     """
     import numpy as np
 
     df = load_requests(records) if isinstance(records, (str, Path)) else records
     n = int(len(df))
+
+    def col(name: str) -> Any:
+        return df[name].to_numpy() if n and name in df else np.full(n, np.nan)
+
     status = df["status"].to_numpy() if n else np.zeros(0, dtype=int)
     ok_mask = (status > 0) & (status < 400)
     ok = int(ok_mask.sum())
@@ -73,20 +81,15 @@ def summarize(records: str | Path | pd.DataFrame, *, instances_csv: str | Path |
         if "error" in bad:
             kinds = bad["error"].fillna("").replace("", "unknown").value_counts().head(20)
             by_error = {str(k): int(v) for k, v in kinds.items()}
-    okdf = df[ok_mask]
-    lat = okdf["latency_ms"].to_numpy() if n else np.zeros(0)
-    if "latency_from_intended_ms" in df and n:
-        lfi = okdf["latency_from_intended_ms"].to_numpy()
-    else:
-        lfi = np.zeros(0)
-    lag = ((df["start_ts"] - df["intended_ts"]) * 1000.0).to_numpy() \
-        if n and "intended_ts" in df else np.zeros(0)
-    cold_col = df["cold"].to_numpy() if n and "cold" in df else np.zeros(0)
-    known = ~np.isnan(cold_col)
-    cold_n = int(known.sum())
-    cold_k = int((cold_col[known] > 0.5).sum())
-    lo, hi = wilson(cold_k, cold_n, z)
-    cold_ok = okdf["cold"].to_numpy() if n and "cold" in okdf else np.zeros(0)
+    # every figure below is defined once, in fcbench.measures
+    order = np.argsort(col("intended_ts") if "intended_ts" in df and n and
+                       not np.isnan(col("intended_ts")).all() else col("start_ts"), kind="stable")
+    kinds = outcomes(status, col("cold"))
+    lat = col("latency_ms")[ok_mask] if n else np.zeros(0)
+    lag = (col("start_ts") - col("intended_ts")) * 1000.0
+    pc = p_cold(kinds[order], col("instance_id")[order] if "instance_id" in df else None,
+                z=z)
+    cold_k = pc["cold"]
     first = float(np.nanmin(df["start_ts"])) if n else None
     last = float(np.nanmax(df["end_ts"])) if n else None
     span = (last - first) if first is not None and last is not None else 0.0
@@ -99,13 +102,14 @@ def summarize(records: str | Path | pd.DataFrame, *, instances_csv: str | Path |
         "errors": errors,
         "errors_by_status": by_status,
         "errors_by_kind": by_error,
+        "outcomes": outcome_shares(kinds),
         "cold_starts": cold_k,
-        "p_cold": {"value": (cold_k / cold_n) if cold_n else None, "lo": lo, "hi": hi,
-                   "cold": cold_k, "n": cold_n, "z": z, "method": "wilson"},
+        "p_cold": pc,
         "latency_ms": percentiles(lat),
-        "latency_from_intended_ms": percentiles(lfi),
-        "latency_ms_cold": percentiles(lat[cold_ok > 0.5]) if cold_ok.size else percentiles([]),
-        "latency_ms_warm": percentiles(lat[cold_ok < 0.5]) if cold_ok.size else percentiles([]),
+        "latency_from_intended_ms": latency_from_intended(col("intended_ts"), col("end_ts"),
+                                                          status),
+        "latency_ms_cold": percentiles(col("latency_ms")[kinds == "cold"]),
+        "latency_ms_warm": percentiles(col("latency_ms")[kinds == "warm"]),
         "dispatch_lag_ms": percentiles(lag),
         "first_ts": first,
         "last_ts": last,
@@ -144,16 +148,22 @@ def summary_table(summary: dict[str, Any]) -> list[tuple[str, str]]:
                f"max {block['max']:.1f}"
 
     p = summary.get("p_cold") or {}
+    cl = p.get("cluster") or {}
     pc = "–" if p.get("value") is None else \
-        f"{p['value']:.3f} [{p['lo']:.3f}, {p['hi']:.3f}] ({p['cold']}/{p['n']})"
+        f"{p['value']:.3f} ({p['cold']}/{p['n']} sent); Wilson [{p['lo']:.3f}, {p['hi']:.3f}]" + \
+        (f", clustered [{cl['lo']:.3f}, {cl['hi']:.3f}]" if cl else "")
+    shares = summary.get("outcomes") or {}
+    mix = " · ".join(f"{k} {v['count']}" for k, v in shares.items()) if shares else "–"
+    lfi = summary.get("latency_from_intended_ms") or {}
     errs = ", ".join(f"{k}: {v}" for k, v in (summary.get("errors_by_status") or {}).items())
     rows = [
         ("requests", f"{summary.get('count', 0)} ({summary.get('ok', 0)} ok)"),
         ("errors", f"{summary.get('errors', 0)}" + (f" ({errs})" if errs else "")),
-        ("cold starts", str(summary.get("cold_starts", 0))),
+        ("outcomes", mix),
         ("P(cold) [95% CI]", pc),
-        ("latency ms", ms(summary.get("latency_ms"))),
-        ("from intended ms", ms(summary.get("latency_from_intended_ms"))),
+        ("service ms (ok)", ms(summary.get("latency_ms"))),
+        ("from intended ms", ms(lfi) + (f" ({lfi['censored']} censored: lower bounds)"
+                                        if lfi.get("censored") else "")),
         ("throughput", "–" if summary.get("throughput_rps") is None
          else f"{summary['throughput_rps']:.2f} req/s"),
         ("instances started", str(summary.get("instances_started", 0))),

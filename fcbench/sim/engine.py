@@ -12,10 +12,17 @@ import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from typing import TYPE_CHECKING
+
+import numpy as np
+
 from ..harness.gpus import GpuPool
 from ..protocol import REJECT_CODES
 from ..harness.scheduler import (Admit, Decision, FunctionConfig, Reclaim, Reject, Scheduler,
                                  StartInstance)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["SimRequest", "SimResult", "simulate"]
 
@@ -58,7 +65,33 @@ class SimResult:
 
     @property
     def p_cold(self) -> float:
+        """Cold requests / all requests sent (`fcbench.measures`)."""
         return self.cold / len(self.requests) if self.requests else 0.0
+
+    def to_frame(self, *, origin_ts: float = 0.0) -> pd.DataFrame:
+        """The requests as a requests.csv frame (same columns as a measured run), so
+        `fcbench.report.summary.summarize` reads a simulation exactly as a measurement.
+        Times are `origin_ts` + simulated seconds; a request is sent at its intended time."""
+        import pandas as pd
+
+        from ..protocol import ALL_COLUMNS
+
+        rows = []
+        for r in self.requests:
+            end = r.end_ts if r.end_ts is not None else r.intended_ts
+            rows.append({
+                "request_id": r.request_id, "intended_ts": origin_ts + r.intended_ts,
+                "start_ts": origin_ts + r.intended_ts, "end_ts": origin_ts + end,
+                "latency_ms": (end - r.intended_ts) * 1000.0, "status": r.status,
+                "cold": float(r.cold) if 0 < r.status < 400 else np.nan,
+                "instance_id": r.instance_id or None,
+                "queue_ms": (r.start_ts - r.intended_ts) * 1000.0
+                if r.start_ts is not None else np.nan,
+                "error": "" if 0 < r.status < 400 else f"HTTP {r.status}",
+                "latency_from_intended_ms": (end - r.intended_ts) * 1000.0,
+                "platform_cold": float(r.cold) if 0 < r.status < 400 else np.nan,
+            })
+        return pd.DataFrame(rows, columns=[c for c in ALL_COLUMNS if c != "outcome"])
 
 
 @dataclass(order=True)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
+from ..measures import is_cold
 from ..protocol import H_COLD, InvocationRecord
 
 if TYPE_CHECKING:
@@ -62,6 +63,9 @@ class Target(ABC):
         if self.state is TargetState.CLOSED:
             raise UsageError(f"this {type(self).__name__} is closed; create a new one")
         record = self._invoke(body, content_type, timeout)
+        if record.cold is None:
+            record.cold = is_cold(start_ts=record.start_ts, ready_ts=record.ready_ts,
+                                  platform_cold=record.platform_cold, first=record.first)
         record.intended_ts = intended_ts
         record.request_id = request_id or uuid.uuid4().hex
         return record

@@ -1,0 +1,120 @@
+"""The one definition of every per-request figure fcbench reports, used by every command.
+
+Key names: `is_cold`, `outcomes`, `OUTCOMES`, `p_cold`, `latency_from_intended`,
+`block_bootstrap`. The run summary, the sweep, the simulator and the HTML report all call these,
+so a measured and a simulated run can only disagree by behaviour, never by formula.
+
+* **cold**: a request is cold when it was sent before the instance that served it was ready
+  (``start_ts < ready_ts``, host clocks; on FC an NTP-synced client is good to milliseconds
+  against seconds of start). Where the instance does not say when it was ready, the platform's
+  own flag (the harness's ``x-fcbench-cold``, the simulator's admission) decides; failing that,
+  the instance's "first request" flag.
+* **outcome**: every request sent ends as exactly one of ``warm``, ``cold`` (answered, < 400),
+  ``throttled`` (429) or ``failed`` (any other status, or no response); the shares add up to 1.
+* **P(cold)** = cold / all requests sent (not / answered), with a Wilson interval (assumes
+  independent requests) and a seeded block-bootstrap interval (one start makes several requests
+  cold and bursts cluster them: use this one for claims about trends).
+* **latency from intended** = end − intended send time, over *all* requests sent: a request with
+  no answer counts as the time until the client gave up (a lower bound; the count is reported as
+  ``censored``), so overload shows in the tail instead of vanishing from it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .report.stats import percentiles, wilson
+
+__all__ = ["OUTCOMES", "block_bootstrap", "is_cold", "latency_from_intended", "outcomes",
+           "p_cold"]
+
+OUTCOMES = ("warm", "cold", "throttled", "failed")
+THROTTLED_STATUS = 429
+
+
+def is_cold(*, start_ts: float | None, ready_ts: float | None, platform_cold: bool | None,
+            first: bool | None) -> bool | None:
+    """The cold rule (module docstring); None when nothing tells."""
+    if start_ts is not None and ready_ts is not None and start_ts > 0:
+        return start_ts < ready_ts
+    if platform_cold is not None:
+        return platform_cold
+    return first
+
+
+def outcomes(status: Any, cold: Any) -> np.ndarray:
+    """Each request's outcome (an array of `OUTCOMES` strings) from status and cold columns."""
+    status = np.asarray(status, dtype=float)
+    cold = np.asarray(cold, dtype=float)
+    ok = (status > 0) & (status < 400)
+    out = np.full(status.shape, "failed", dtype=object)
+    out[status == THROTTLED_STATUS] = "throttled"
+    out[ok] = np.where(cold[ok] > 0.5, "cold", "warm")
+    return out
+
+
+def outcome_shares(kinds: np.ndarray) -> dict[str, dict[str, float | int | None]]:
+    """``{outcome: {"count", "share"}}`` over all requests; the shares add up to 1."""
+    n = int(kinds.size)
+    return {k: {"count": int((kinds == k).sum()),
+                "share": (float((kinds == k).sum()) / n) if n else None} for k in OUTCOMES}
+
+
+def block_bootstrap(cold: np.ndarray, *, block: int, resamples: int = 1000, seed: int = 0,
+                    z: float = 1.96) -> tuple[float, float]:
+    """A 95 % (for z = 1.96) interval for the share of True in `cold` (in send order), from
+    resampling contiguous blocks of `block` requests, so clustered cold requests stay together."""
+    n = int(cold.size)
+    if n == 0:
+        return 0.0, 1.0
+    block = max(1, min(int(block), n))
+    nblocks = math.ceil(n / block)
+    padded = np.zeros(nblocks * block)
+    padded[:n] = cold
+    counts = np.zeros(nblocks * block)
+    counts[:n] = 1
+    k_b = padded.reshape(nblocks, block).sum(axis=1)
+    n_b = counts.reshape(nblocks, block).sum(axis=1)
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, nblocks, size=(resamples, nblocks))
+    shares = k_b[pick].sum(axis=1) / n_b[pick].sum(axis=1)
+    tail = (1.0 - math.erf(z / math.sqrt(2.0))) / 2.0 * 100.0
+    lo, hi = np.percentile(shares, [tail, 100.0 - tail])
+    return float(lo), float(hi)
+
+
+def p_cold(cold_kinds: np.ndarray, instance_ids: Any = None, *, z: float = 1.96,
+           seed: int = 0) -> dict[str, Any]:
+    """P(cold) over all requests sent (`cold_kinds`: outcomes in send order), with both
+    intervals. The bootstrap block is the largest number of cold requests one instance start
+    made (at least ⌈n^(1/3)⌉), so no cluster is split more than once."""
+    n = int(cold_kinds.size)
+    cold = cold_kinds == "cold"
+    k = int(cold.sum())
+    lo, hi = wilson(k, n, z)
+    block = max(1, math.ceil(n ** (1.0 / 3.0))) if n else 1
+    if instance_ids is not None and k:
+        ids = np.asarray(instance_ids, dtype=object)[cold]
+        _, per_start = np.unique(ids.astype(str), return_counts=True)
+        block = max(block, int(per_start.max()))
+    blo, bhi = block_bootstrap(cold, block=block, seed=seed, z=z)
+    return {"value": (k / n) if n else None, "cold": k, "n": n, "lo": lo, "hi": hi,
+            "z": z, "method": "wilson",
+            "cluster": {"lo": blo, "hi": bhi, "block": block, "method": "block-bootstrap",
+                        "resamples": 1000, "seed": seed}}
+
+
+def latency_from_intended(intended_ts: Any, end_ts: Any, status: Any) -> dict[str, Any]:
+    """Percentiles of end − intended (ms) over every request with an intended time; requests with
+    no response (status 0) enter at their give-up time and are counted as `censored`."""
+    intended = np.asarray(intended_ts, dtype=float)
+    end = np.asarray(end_ts, dtype=float)
+    status = np.asarray(status, dtype=float)
+    have = ~np.isnan(intended) & ~np.isnan(end)
+    values = (end[have] - intended[have]) * 1000.0
+    block = percentiles(values)
+    block["censored"] = int((status[have] == 0).sum())
+    return block

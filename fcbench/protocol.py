@@ -21,6 +21,7 @@ __all__ = [
     "REJECT_CODES", "fc_error_code", "function_path", "invoke_path", "parse_headers",
     "trigger_path",
     "H_BATCH_SIZE", "H_BOOT_TS", "H_COLD", "H_FC_INSTANCE_ID", "H_FC_REQUEST_ID", "H_FIRST",
+    "H_FORWARD_MS", "H_GATEWAY_TS",
     "H_IMPORT_MS", "H_INFERENCE_MS", "H_INITIALIZE_MS", "H_INSTANCE_ID", "H_MODEL",
     "H_MODEL_LOAD_MS", "H_QUEUE_MS", "H_READY_TS",
 ]
@@ -54,6 +55,8 @@ H_FC_REQUEST_ID = "x-fc-request-id"
 H_FC_INSTANCE_ID = "x-fc-instance-id"
 H_COLD = "x-fcbench-cold"            # 1: the request waited for an instance start (harness)
 H_QUEUE_MS = "x-fcbench-queue-ms"    # everything waited before the request reached an instance
+H_GATEWAY_TS = "x-fcbench-gateway-ts"  # epoch ns the gateway received the request
+H_FORWARD_MS = "x-fcbench-forward-ms"  # gateway -> instance -> gateway, as the gateway timed it
 # The instance's own timeline (the in-instance server; readable on FC too):
 H_INSTANCE_ID = "x-fcbench-instance-id"
 H_BOOT_TS = "x-fcbench-boot-ts"              # epoch ns, first line of main
@@ -98,12 +101,12 @@ COLUMNS = ("request_id", "intended_ts", "start_ts", "end_ts", "latency_ms", "sta
 #: Columns that follow; new ones are only ever appended.
 EXTRA_COLUMNS = ("latency_from_intended_ms", "inference_ms", "first", "batch_size", "boot_ts",
                  "import_ms", "model_load_ms", "ready_ts", "fc_request_id", "worker",
-                 "platform_cold", "outcome")
+                 "platform_cold", "outcome", "gateway_ts", "forward_ms")
 ALL_COLUMNS = COLUMNS + EXTRA_COLUMNS
 
-_TS = ("intended_ts", "start_ts", "end_ts", "boot_ts", "ready_ts")
+_TS = ("intended_ts", "start_ts", "end_ts", "boot_ts", "ready_ts", "gateway_ts")
 _MS = ("latency_ms", "queue_ms", "latency_from_intended_ms", "inference_ms", "import_ms",
-       "model_load_ms")
+       "model_load_ms", "forward_ms")
 _INT = ("status", "batch_size", "worker")
 _BOOL = ("cold", "first", "platform_cold")
 
@@ -138,6 +141,8 @@ class InvocationRecord:
     #: What the platform itself said (the harness's ``x-fcbench-cold``); `cold` is the rule of
     #: `fcbench.measures.is_cold`, which the target applies.
     platform_cold: bool | None = None
+    gateway_ts: float | None = None
+    forward_ms: float | None = None
     #: The response body, for callers that show it (`fcbench invoke`); never written to CSV.
     body: bytes = b""
 
@@ -169,7 +174,8 @@ class InvocationRecord:
                 _ms(self.inference_ms), _flag(self.first), _int(self.batch_size),
                 _ts(self.boot_ts), _ms(self.import_ms), _ms(self.model_load_ms),
                 _ts(self.ready_ts), self.fc_request_id, _int(self.worker),
-                _flag(self.platform_cold), self.outcome)
+                _flag(self.platform_cold), self.outcome, _ts(self.gateway_ts),
+                _ms(self.forward_ms))
 
     @classmethod
     def from_row(cls, row: Mapping[str, str]) -> InvocationRecord:
@@ -256,11 +262,13 @@ def parse_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dic
     if platform_cold is not None:
         out["platform_cold"] = platform_cold
     for header, name in ((H_QUEUE_MS, "queue_ms"), (H_INFERENCE_MS, "inference_ms"),
-                         (H_IMPORT_MS, "import_ms"), (H_MODEL_LOAD_MS, "model_load_ms")):
+                         (H_IMPORT_MS, "import_ms"), (H_MODEL_LOAD_MS, "model_load_ms"),
+                         (H_FORWARD_MS, "forward_ms")):
         value = _float(h.get(header))
         if value is not None:
             out[name] = value
-    for header, name in ((H_BOOT_TS, "boot_ts"), (H_READY_TS, "ready_ts")):
+    for header, name in ((H_BOOT_TS, "boot_ts"), (H_READY_TS, "ready_ts"),
+                         (H_GATEWAY_TS, "gateway_ts")):
         value = _ns_to_s(h.get(header))
         if value is not None:
             out[name] = value

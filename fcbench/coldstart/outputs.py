@@ -34,9 +34,9 @@ def plot_phases(result: ProfileResult, path: Path, title: str = "") -> Path:
 
     kept = result.kept
     names = [n for n in result.phase_names
-             if any(abs(s.phases.get(n, 0.0)) > 0.05 for s in kept)] or result.phase_names
+             if any(abs(s.phases.get(n) or 0.0) > 0.05 for s in kept)] or result.phase_names
     labels = [f"#{s.index}" for s in kept] + ["median"]
-    columns = [[s.phases.get(n, 0.0) for n in names] for s in kept]
+    columns = [[s.phases.get(n) or 0.0 for n in names] for s in kept]
     columns.append([result.stats.get(n, {}).get("median", 0.0) for n in names])
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(labels) + 3), 4.5))
     bottoms = [0.0] * len(labels)
@@ -63,6 +63,8 @@ def phase_table(result: ProfileResult) -> str:
     for name in [*result.phase_names, "e2e", "warm", "cold_penalty"]:
         st = result.stats.get(name)
         if st is None:
+            if name in result.phase_names and result.kept:
+                lines.append(f"{name:<18}{'unknown':>11}  (no source measured it)")
             continue
         lines.append(f"{name:<18}{st['median']:>11.1f}{st['p25']:>10.1f}–{st['p75']:<9.1f}"
                      f"{st['min']:>11.1f}–{st['max']:<10.1f}")

@@ -1,68 +1,101 @@
 """Splitting one cold request's end-to-end latency into phases (pure functions, no I/O).
 
-Key names: `PHASES`, `split_with_harness`, `split_with_headers`.
+Key names: `PHASES`, `HEADER_PHASES`, `split_with_harness`, `split_with_headers`.
+
+Each harness phase comes from its own source, so they do not telescope: the harness's own
+timestamps (gateway received, runtime asked to start, readiness detected), the runtime's calls
+(image pull, container create/start, process spawn), the instance's headers (boot, imports, model
+load, listening, inference) and the gateway's timing of the forward. `unattributed` = client e2e
+minus their sum: the client <-> gateway legs and anything else nobody measures, so a delay there
+(a slow proxy) shows up in it. A phase whose source is absent is NaN ("unknown"), never 0; a
+negative phase means the clocks or the order of events disagree and is reported, not clamped.
 Timeline points are epoch nanoseconds from one host clock (containers share it).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from ..protocol import InvocationRecord
 
-__all__ = ["HEADER_PHASES", "PHASES", "split_with_harness", "split_with_headers"]
+__all__ = ["HEADER_PHASES", "PHASES", "clock_errors", "split_with_harness",
+           "split_with_headers"]
 
-#: Phases of a cold start on the harness, in order (ms). `unattributed` = e2e − the others.
-PHASES = ["schedule", "image_pull", "container_create", "container_start", "runtime_boot",
-          "model_load", "ready", "initializer", "first_inference", "unattributed"]
+#: Phases of a cold start on the harness, in order (ms), each with its source:
+#: schedule (gateway received -> start asked, harness), image_pull / container_create /
+#: container_start (docker runtime calls), spawn (process runtime call), process_start (runtime
+#: done -> the instance's first line), runtime_boot (imports, instance), model_load (instance),
+#: ready (model loaded -> harness saw it listening: bind + signal), initializer (harness),
+#: first_inference (instance's own inference time), transit (the gateway's forward round trip
+#: beyond inference), unattributed (e2e minus all of them).
+PHASES = ["schedule", "image_pull", "container_create", "container_start", "spawn",
+          "process_start", "runtime_boot", "model_load", "ready", "initializer",
+          "first_inference", "transit", "unattributed"]
 
 #: Phases when only the instance's headers are known (a plain URL, FC): `platform` is the rest.
 HEADER_PHASES = ["runtime_boot", "model_load", "first_inference", "platform"]
 
+_NAN = float("nan")
+_RUNTIME_CALLS = ("image_pull", "container_create", "container_start", "spawn")
+
 
 def _ms(value: float | None) -> float:
-    return 0.0 if value is None else float(value)
+    return _NAN if value is None else float(value)
+
+
+def _span_ms(later_ns: Any, earlier_ns: Any) -> float:
+    if later_ns is None or earlier_ns is None:
+        return _NAN
+    return (int(later_ns) - int(earlier_ns)) / 1e6
 
 
 def split_with_harness(*, record: InvocationRecord, instance: Mapping[str, Any]
                        ) -> dict[str, float]:
-    """Phases of a cold request served by the harness.
+    """Phases of a cold request served by the harness (see `PHASES`); NaN where a source is
+    missing.
 
     Args:
-        record: the request as the client saw it (send/end times, the instance's headers).
+        record: the request as the client saw it (times, the instance's and gateway's headers).
         instance: the instance as the harness API lists it (``phases_ms``, ``timeline_ns``).
     """
-    ms = 1e-6
-    send_ns, end_ns = int(record.start_ts * 1e9), int(record.end_ts * 1e9)
-    tl = instance.get("timeline_ns", {})
-    runtime = instance.get("phases_ms", {})
-    launch = tl.get("launch_ns", send_ns)
-    boot = int(record.boot_ts * 1e9) if record.boot_ts is not None else launch
-    import_ms = _ms(record.import_ms)
-    model_ms = _ms(record.model_load_ms)
-    detected = tl.get("ready_detected_ns", boot)
-    admitted = tl.get("admitted_ns", detected)
-    out = {
-        "schedule": (launch - send_ns) * ms,
-        "image_pull": float(runtime.get("image_pull", 0.0)),
-        "container_create": float(runtime.get("container_create", 0.0)),
-        "container_start": float(runtime.get("container_start", 0.0)),
-    }
-    # process start -> imports done: what the runtime spent beyond pull/create/start, plus the
-    # in-instance import time
-    launched = (boot - launch) * ms - out["image_pull"] - out["container_create"] \
-        - out["container_start"]
-    out["runtime_boot"] = max(0.0, launched) + import_ms
-    out["model_load"] = model_ms
-    # model loaded -> the harness knows the instance listens (bind + readiness signal)
-    out["ready"] = (detected - boot) * ms - import_ms - model_ms
-    out["initializer"] = float(runtime.get("initializer", 0.0))
-    out["first_inference"] = (end_ns - admitted) * ms
-    e2e = (end_ns - send_ns) * ms
-    out["unattributed"] = e2e - sum(out.values())
+    tl = instance.get("timeline_ns", {}) or {}
+    runtime = instance.get("phases_ms", {}) or {}
+    launch = tl.get("launch_ns")
+    gateway = int(record.gateway_ts * 1e9) if record.gateway_ts is not None else None
+    boot = int(record.boot_ts * 1e9) if record.boot_ts is not None else None
+    listening = int(record.ready_ts * 1e9) if record.ready_ts is not None else None
+    out: dict[str, float] = {"schedule": _span_ms(launch, gateway)}
+    calls = 0.0
+    for name in _RUNTIME_CALLS:
+        value = runtime.get(name)
+        out[name] = _NAN if value is None else float(value)
+        calls += 0.0 if value is None else float(value)
+    started = _span_ms(boot, launch)
+    out["process_start"] = started - calls if not math.isnan(started) else _NAN
+    out["runtime_boot"] = _ms(record.import_ms)
+    out["model_load"] = _ms(record.model_load_ms)
+    loaded = None if boot is None or record.import_ms is None or record.model_load_ms is None \
+        else boot + int((record.import_ms + record.model_load_ms) * 1e6)
+    out["ready"] = _span_ms(tl.get("ready_detected_ns"), loaded if loaded is not None
+                            else listening)
+    out["initializer"] = float(runtime.get("initializer", 0.0))  # 0: the spec has none
+    out["first_inference"] = _ms(record.inference_ms)
+    out["transit"] = (record.forward_ms - record.inference_ms) \
+        if record.forward_ms is not None and record.inference_ms is not None else _NAN
+    e2e = record.latency_ms
+    known = [v for v in out.values() if not math.isnan(v)]
+    out["unattributed"] = e2e - sum(known)
     out["e2e"] = e2e
     return out
+
+
+def clock_errors(phases: Mapping[str, float]) -> list[str]:
+    """Names of phases that came out negative: their clocks or event order disagree."""
+    return [name for name, value in phases.items()
+            if name not in ("unattributed", "e2e", "platform") and not math.isnan(value)
+            and value < -0.5]
 
 
 def split_with_headers(*, record: InvocationRecord) -> dict[str, float]:

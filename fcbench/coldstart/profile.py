@@ -8,6 +8,7 @@ failed samples are kept as counted categories, and warm-up samples are dropped e
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import Any
 from ..errors import UsageError
 from ..protocol import InvocationRecord
 from ..targets.base import ColdStartMethod, Target
-from .phases import HEADER_PHASES, PHASES, split_with_harness, split_with_headers
+from .phases import HEADER_PHASES, PHASES, clock_errors, split_with_harness, split_with_headers
 
 __all__ = ["ColdStartProfile", "ProfileConfig", "ProfileResult", "Sample", "write_outputs"]
 
@@ -60,7 +61,7 @@ class Sample:
     e2e_ms: float
     warm_ms: float | None = None
     instance_id: str = ""
-    phases: dict[str, float] = field(default_factory=dict)
+    phases: dict[str, float | None] = field(default_factory=dict)  # None: not measured
     error: str = ""
     pull_bytes: int | None = None
     pull_mb_s: float | None = None
@@ -108,8 +109,8 @@ class ProfileResult:
 
     def unattributed_pct(self) -> float | None:
         """Median share of e2e that no phase explains (harness mode only)."""
-        shares = [abs(s.phases.get("unattributed", 0.0)) / s.e2e_ms * 100.0
-                  for s in self.kept if s.e2e_ms > 0 and "unattributed" in s.phases]
+        shares = [abs(s.phases["unattributed"] or 0.0) / s.e2e_ms * 100.0
+                  for s in self.kept if s.e2e_ms > 0 and s.phases.get("unattributed") is not None]
         return statistics.median(shares) if shares else None
 
     def summary(self) -> dict[str, Any]:
@@ -205,11 +206,15 @@ class ColdStartProfile:
         else:
             phases = split_with_headers(record=record)
         phases.pop("e2e", None)
+        wrong = clock_errors(phases)
         warm = self._send()
         info = (inst or {}).get("runtime_info", {})
         return Sample(i, "ok", record.status, e2e, warm_ms=warm.latency_ms if warm.ok else None,
-                      instance_id=record.instance_id, phases=phases,
-                      pull_bytes=info.get("pull_bytes"), pull_mb_s=info.get("pull_mb_s"))
+                      instance_id=record.instance_id,
+                      phases={k: (None if math.isnan(v) else v) for k, v in phases.items()},
+                      pull_bytes=info.get("pull_bytes"), pull_mb_s=info.get("pull_mb_s"),
+                      error=("clock/ordering error: negative " + ", ".join(wrong)) if wrong
+                      else "")
 
     def process(self, samples: list[Sample]) -> ProfileResult:
         """Counts per category and median / quartiles / min / max per phase of kept samples."""
@@ -226,8 +231,8 @@ class ColdStartProfile:
                 values = [s.warm_ms for s in kept if s.warm_ms is not None]
             elif name == "cold_penalty":
                 values = [s.e2e_ms - s.warm_ms for s in kept if s.warm_ms is not None]
-            else:
-                values = [s.phases.get(name, 0.0) for s in kept]
+            else:  # a phase nobody measured stays out ("unknown"), it is not a zero
+                values = [s.phases[name] for s in kept if s.phases.get(name) is not None]
             if values:
                 q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
                 stats[name] = {"median": statistics.median(values), "p25": q[0], "p75": q[2],

@@ -25,8 +25,8 @@ from aiohttp import web
 
 from .. import __version__
 from ..errors import InstanceGone, InvokeTimeout, Rejected, SpecError, UsageError
-from ..protocol import (H_COLD, H_FC_INSTANCE_ID, H_FC_REQUEST_ID, H_QUEUE_MS, HARNESS_API,
-                        function_path)
+from ..protocol import (H_COLD, H_FC_INSTANCE_ID, H_FC_REQUEST_ID, H_FORWARD_MS, H_GATEWAY_TS,
+                        H_QUEUE_MS, HARNESS_API, function_path)
 from ..spec import function_spec_from_dict
 from .platform import Platform
 
@@ -108,6 +108,7 @@ def _platform(request: web.Request) -> Platform:
 async def _relay(request: web.Request, name: str, method: str, path: str) -> web.Response:
     platform = _platform(request)
     t0 = time.perf_counter()
+    received_ns = time.time_ns()
     rid = uuid.uuid4().hex
     length = request.content_length
     if length is not None and length > MAX_SYNC_PAYLOAD_BYTES:
@@ -123,7 +124,9 @@ async def _relay(request: web.Request, name: str, method: str, path: str) -> web
         return fc_error(exc.status, exc.code, str(exc), rid)
     queue_ms = (time.perf_counter() - t0) * 1000.0
     extra = {H_FC_REQUEST_ID: rid, H_FC_INSTANCE_ID: admit.instance_id,
-             H_COLD: "1" if admit.cold else "0", H_QUEUE_MS: f"{queue_ms:.3f}"}
+             H_COLD: "1" if admit.cold else "0", H_QUEUE_MS: f"{queue_ms:.3f}",
+             H_GATEWAY_TS: str(received_ns)}
+    t_forward = time.perf_counter()
     try:
         status, headers, data = await platform.forwarder.send(
             handle, method, path, body, request.headers, platform.specs[name].timeout)
@@ -137,6 +140,7 @@ async def _relay(request: web.Request, name: str, method: str, path: str) -> web
     finally:
         platform.release(rid)
     headers.update(extra)
+    headers[H_FORWARD_MS] = f"{(time.perf_counter() - t_forward) * 1000.0:.3f}"
     _record(platform, name, rid, admit.instance_id, status, admit.cold, t0, queue_ms, None)
     return web.Response(status=status, body=data, headers=headers)
 

@@ -48,6 +48,10 @@ def test_sweep_over_1_to_16_shows_p_cold_falling_within_intervals(tmp_path):
         assert 0 <= lo <= p <= hi <= 1
         clo, chi = float(r["p_cold_cluster_lo"]), float(r["p_cold_cluster_hi"])
         assert 0 <= clo <= p <= chi <= 1
+        # 14 s levels with idleTimeout 2: steady (>= 3 idle timeouts); the ramp from zero is
+        # in the from-zero figure, which is never below the steady one by much
+        assert r["steady"] == "True" and float(r["level_s"]) == 14
+        assert float(r["p_cold_from_zero"]) >= float(r["p_cold"]) - 0.05
         assert (run / r["run_dir"] / "requests.csv").exists()
     # rates follow Little's law from the measured service time (~1 s)
     assert float(rows[-1]["rate_rps"]) == pytest.approx(16 * float(rows[0]["rate_rps"]), rel=1e-3)
@@ -61,6 +65,18 @@ def test_sweep_over_1_to_16_shows_p_cold_falling_within_intervals(tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["monotone_within_intervals"] is True
     assert 950 <= summary["service_ms"] <= 1300
-    assert summary["warmup_s"] == 4
+    assert summary["warmup_s"] == 4 and summary["steady"] is True
+    assert "each level runs 14 s" in res.stdout
     assert (run / "plots" / "p_cold.png").stat().st_size > 5000
     assert "sweep.csv" in (run / "report.html").read_text()
+
+
+def test_sweep_timing_extends_short_levels_or_says_they_are_not_steady():
+    from fcbench.coldstart.sweep import SweepConfig
+
+    t = SweepConfig(levels=(1,), duration_s=10).timing(idle_timeout_s=5)
+    assert (t.level_s, t.warmup_s, t.steady) == (15, 5, True) and "15 s" in t.note
+    t = SweepConfig(levels=(1,), duration_s=10, steady_multiple=0).timing(idle_timeout_s=5)
+    assert t.level_s == 10 and not t.steady and "ramp from zero" in t.note
+    t = SweepConfig(levels=(1,), duration_s=60, warmup_s=3).timing(idle_timeout_s=5)
+    assert (t.level_s, t.warmup_s, t.steady) == (60, 3, True)

@@ -109,7 +109,7 @@ def test_sweep_whose_every_level_fails_prints_the_error_and_exits_1(tmp_path, fc
     spec = tmp_path / "s.yaml"
     spec.write_text(SLEEP)
     res = fcbench_run("coldstart", "sweep", str(spec), "--concurrency", "1", "--duration", "2",
-                      "--service-ms", "200", "--data", "{not json", "--out", str(tmp_path / "res"),
+                      "--steady-multiple", "0", "--service-ms", "200", "--data", "{not json", "--out", str(tmp_path / "res"),
                       timeout=90)
     assert res.returncode == 1, res.stdout + res.stderr
     assert "error: no level had a successful request" in res.stderr

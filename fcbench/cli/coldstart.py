@@ -167,8 +167,11 @@ def _levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
 @click.option("--think", "think_s", type=float, default=1.0, show_default=True,
               help="Closed mode: seconds each user waits between requests.")
 @click.option("--warmup", "warmup_s", type=float, default=None,
-              help="Seconds at the start of each level left out of P(cold) (the ramp from "
-              "zero). Default: a quarter of --duration.")
+              help="Seconds from each level's start left out of the steady-state P(cold) (the "
+              "ramp from zero). Default: one idleTimeout, at most half the level.")
+@click.option("--steady-multiple", type=click.FloatRange(min=0), default=3.0,
+              show_default=True, help="Each level lasts at least this many idleTimeouts "
+              "(longer than --duration if need be); 0 keeps --duration as given.")
 @click.option("--data", "-d", default=None, help=_DATA_HELP)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--virtual-gpus", default=None, metavar="COUNTxSIZE",
@@ -180,7 +183,7 @@ def _levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
               show_default=True)
 def sweep(spec: str, levels: tuple[float, ...], vary: str, load: float | None, duration: float,
           service_ms: float | None, mode: str, think_s: float, warmup_s: float | None,
-          data: str | None, seed: int,
+          steady_multiple: float, data: str | None, seed: int,
           virtual_gpus: str | None, require_gpu: bool, runtime: str | None, out: Path) -> None:
     """Measure cold-start probability at each concurrency level and plot it.
 
@@ -194,17 +197,21 @@ def sweep(spec: str, levels: tuple[float, ...], vary: str, load: float | None, d
     body, ctype = _spec_request(spec, data, virtual_gpus, require_gpu)
     config = SweepConfig(levels=levels, vary=vary, load=load, duration_s=duration,  # type: ignore[arg-type]
                          service_ms=service_ms, mode=mode, think_s=think_s, seed=seed,  # type: ignore[arg-type]
-                         warmup_s=warmup_s,
+                         warmup_s=warmup_s, steady_multiple=steady_multiple,
                          virtual_gpus=virtual_gpus, runtime=runtime)
 
     def progress(lv) -> None:  # noqa: ANN001
         p = "-" if lv.p_cold is None else \
             f"{lv.p_cold:.3f} [{lv.p_cold_cluster_lo:.3f}, {lv.p_cold_cluster_hi:.3f}]"
-        click.echo(f"  level {lv.level:g}: {lv.requests} requests, {lv.cold} cold, P(cold) {p}, "
-                   f"{lv.instances} instances, p99 {lv.p99_ms} ms")
+        zero = "-" if lv.p_cold_from_zero is None else f"{lv.p_cold_from_zero:.3f}"
+        click.echo(f"  level {lv.level:g}: {lv.requests} requests, {lv.cold} cold, steady "
+                   f"P(cold) {p} (from zero {zero}), {lv.instances} instances, "
+                   f"p99 {lv.p99_ms} ms")
 
-    click.echo(f"sweeping {vary} over {', '.join(f'{x:g}' for x in levels)} "
-               f"({duration:g} s each)")
+    from ..spec import load_function_spec
+
+    timing = config.timing(load_function_spec(spec).harness.idle_timeout)
+    click.echo(f"sweeping {vary} over {', '.join(f'{x:g}' for x in levels)}: {timing.note}")
     run_dir, summary = sweep_spec(spec, config, body=body, content_type=ctype, out=out,
                                   on_level=progress)
     click.echo(f"service time {summary['service_ms']:.1f} ms; P(cold) "

@@ -120,7 +120,10 @@ def sweep_spec(spec_path: str | Path, config: Any, *, body: bytes, content_type:
         "function": {**spec.to_fc(), "environmentVariables": masked_environment(spec)},
         "harness": spec.harness.model_dump(by_alias=True),
         "levels": list(config.levels), "vary": config.vary, "mode": config.mode,
-        "duration_s": config.duration_s, "warmup_s": config.warmup, "service_ms": service_ms,
+        "duration_s": experiment.timing.level_s, "duration_s_asked": config.duration_s,
+        "warmup_s": experiment.timing.warmup_s, "steady_multiple": config.steady_multiple,
+        "steady": experiment.timing.steady, "timing": experiment.timing.note,
+        "service_ms": service_ms,
         "service_ms_measured": config.service_ms is None, "think_s": config.think_s,
         "seed": config.seed, "host": host_info()}, sort_keys=False))
     summary = experiment.process(experiment.run())

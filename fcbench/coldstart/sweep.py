@@ -37,9 +37,12 @@ class SweepConfig:
         service_ms: the function's service time; measured on a warm instance when None.
         mode: ``open`` (Poisson, rate = level / service time: Little's law) or ``closed``
             (level users, each waiting `think_s` between requests).
-        warmup_s: seconds at the start of each level whose requests are left out of P(cold)
-            (the ramp from zero instances; default a quarter of `duration_s`), so the figure
-            shows the steady state, as FC's stress test does.
+        warmup_s: seconds from the start of each level's plan whose requests are left out of
+            the steady-state P(cold) (the ramp from zero instances; default one idle timeout,
+            at most half the level), so the figure shows the steady state, as FC's stress test
+            does. The "from zero" P(cold) over the whole level is reported beside it.
+        steady_multiple: each level lasts at least this many idle timeouts (default 3), so
+            instances are reclaimed and started again within it; 0 keeps `duration_s` as given.
     """
 
     levels: tuple[float, ...]
@@ -53,6 +56,7 @@ class SweepConfig:
     seed: int = 1
     virtual_gpus: str | None = None
     runtime: str | None = None
+    steady_multiple: float = 3.0
 
     def __post_init__(self) -> None:
         if not self.levels or any(level <= 0 for level in self.levels):
@@ -64,9 +68,33 @@ class SweepConfig:
         if self.warmup_s is not None and not 0 <= self.warmup_s < self.duration_s:
             raise UsageError("--warmup must be at least 0 and shorter than --duration")
 
-    @property
-    def warmup(self) -> float:
-        return self.duration_s / 4 if self.warmup_s is None else self.warmup_s
+    def timing(self, idle_timeout_s: float) -> SweepTiming:
+        """How long each level runs and what its steady state leaves out, for this idle timeout."""
+        needed = self.steady_multiple * idle_timeout_s
+        level_s = max(self.duration_s, needed)
+        warmup = min(idle_timeout_s, level_s / 2) if self.warmup_s is None else self.warmup_s
+        steady = level_s >= needed and needed > 0
+        if level_s > self.duration_s:
+            note = (f"each level runs {level_s:g} s ({self.steady_multiple:g} × idleTimeout "
+                    f"{idle_timeout_s:g} s, for a steady state) instead of {self.duration_s:g} s")
+        elif not steady:
+            note = (f"levels of {level_s:g} s are shorter than {self.steady_multiple:g} × "
+                    f"idleTimeout ({idle_timeout_s:g} s): P(cold) mostly measures the ramp from "
+                    "zero, not a steady state")
+        else:
+            note = f"each level runs {level_s:g} s (≥ {self.steady_multiple:g} × idleTimeout)"
+        return SweepTiming(level_s, warmup, steady, note + f"; steady P(cold) leaves out the "
+                           f"first {warmup:g} s from the plan's start")
+
+
+@dataclass(frozen=True)
+class SweepTiming:
+    """A sweep's level length and warm-up for one function, and the sentence that says so."""
+
+    level_s: float
+    warmup_s: float
+    steady: bool
+    note: str
 
 
 @dataclass
@@ -90,6 +118,12 @@ class SweepLevel:
     #: the block-bootstrap interval (cold requests clustered by start): the one to trust
     p_cold_cluster_lo: float = 0.0
     p_cold_cluster_hi: float = 1.0
+    #: over the whole level, ramp from zero included, with its cluster interval
+    p_cold_from_zero: float | None = None
+    p_cold_from_zero_lo: float = 0.0
+    p_cold_from_zero_hi: float = 1.0
+    level_s: float = 0.0
+    steady: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -127,6 +161,7 @@ class ColdStartSweep:
         self.content_type = content_type
         self.on_level = on_level
         self.service_ms: float | None = config.service_ms
+        self.timing = config.timing(spec.harness.idle_timeout)
 
     # ---- prepare --------------------------------------------------------------------------
     def prepare(self) -> float:
@@ -202,16 +237,18 @@ class ColdStartSweep:
             "name": f"level-{level:g}", "target": target,
             "request": {"body": "@request.body", "contentType": self.content_type,
                         "timeout": self.spec.timeout + 30},
-            "duration": self.config.duration_s, "seed": self.config.seed, "plan": plan,
+            "duration": self.timing.level_s, "seed": self.config.seed, "plan": plan,
         }
         path = self.run_dir / f"level-{level:g}.yaml"
         path.write_text(yaml.safe_dump(workload_doc, sort_keys=False))
-        result = run_workload(load_workload(path), out_dir=self.run_dir / "levels",
-                              progress=False)
+        workload = load_workload(path)
+        result = run_workload(workload, out_dir=self.run_dir / "levels", progress=False)
         if result.interrupted:
             raise KeyboardInterrupt
-        s = _steady_state(result.requests_csv, self.config.warmup)
+        first = next(iter(workload.plan_obj().offsets(self.timing.level_s)), 0.0)
+        s, whole = _steady_state(result.requests_csv, self.timing.warmup_s, first_offset=first)
         pc = s.get("p_cold") or {}
+        zero = whole.get("p_cold") or {}
         lat = s.get("latency_ms") or {}
         return SweepLevel(
             level=level, concurrency=concurrency, instance_concurrency=ic, rate_rps=rate,
@@ -221,14 +258,19 @@ class ColdStartSweep:
             instances=result.summary.get("instances_started"), errors=int(s.get("errors", 0)),
             run_dir=str(result.run_dir.relative_to(self.run_dir)),
             p_cold_cluster_lo=float((pc.get("cluster") or {}).get("lo", 0.0)),
-            p_cold_cluster_hi=float((pc.get("cluster") or {}).get("hi", 1.0)))
+            p_cold_cluster_hi=float((pc.get("cluster") or {}).get("hi", 1.0)),
+            p_cold_from_zero=zero.get("value"),
+            p_cold_from_zero_lo=float((zero.get("cluster") or {}).get("lo", 0.0)),
+            p_cold_from_zero_hi=float((zero.get("cluster") or {}).get("hi", 1.0)),
+            level_s=self.timing.level_s, steady=self.timing.steady)
 
     # ---- process ----------------------------------------------------------------------------
     def process(self, levels: list[SweepLevel]) -> dict[str, Any]:
         """Write sweep.csv, plots/p_cold.png, summary.json; return the summary."""
         fields = ["level", "concurrency", "instance_concurrency", "rate_rps", "requests", "cold",
                   "p_cold", "p_cold_lo", "p_cold_hi", "p_cold_cluster_lo", "p_cold_cluster_hi",
-                  "p50_ms", "p99_ms", "instances", "errors", "run_dir"]
+                  "p_cold_from_zero", "p_cold_from_zero_lo", "p_cold_from_zero_hi", "level_s",
+                  "steady", "p50_ms", "p99_ms", "instances", "errors", "run_dir"]
         with open(self.run_dir / "sweep.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
@@ -239,7 +281,8 @@ class ColdStartSweep:
                     title=f"Cold-start probability: {self.spec.name}")
         summary = {"experiment": self.name, "function": self.spec.name,
                    "vary": self.config.vary, "mode": self.config.mode,
-                   "warmup_s": self.config.warmup,
+                   "warmup_s": self.timing.warmup_s, "level_s": self.timing.level_s,
+                   "steady": self.timing.steady, "timing": self.timing.note,
                    "service_ms": self.service_ms,
                    "monotone_within_intervals": monotone_within_intervals(levels),
                    "levels": [{k: _round(getattr(lv, k)) for k in fields} for lv in levels]}
@@ -247,14 +290,18 @@ class ColdStartSweep:
         return summary
 
 
-def _steady_state(requests_csv: Path, warmup_s: float) -> dict[str, Any]:
-    """Summary of the requests intended after the first `warmup_s` seconds of a level."""
+def _steady_state(requests_csv: Path, warmup_s: float, *, first_offset: float = 0.0
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Summaries of a level: of the requests intended `warmup_s` or more after the plan's start
+    (the first arrival minus its offset), and of the whole level from zero."""
     from ..report.summary import load_requests, summarize
 
     df = load_requests(requests_csv)
+    whole = summarize(df)
     if len(df) and warmup_s > 0:
-        df = df[df["intended_ts"] >= df["intended_ts"].min() + warmup_s]
-    return summarize(df)
+        start = df["intended_ts"].min() - first_offset
+        df = df[df["intended_ts"] >= start + warmup_s]
+    return summarize(df), whole
 
 
 def _round(value: Any) -> Any:

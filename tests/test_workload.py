@@ -285,3 +285,18 @@ def test_workload_is_frozen(tmp_path: Path) -> None:
     with pytest.raises(Exception):
         wl.duration = 5  # type: ignore[misc]
     assert isinstance(wl, Workload)
+
+
+def test_a_workload_built_in_memory_is_checked_like_a_file(tmp_path):
+    from fcbench.errors import SpecError
+
+    (tmp_path / "body.json").write_text('{"sleep_ms": 5}')
+    doc = {"name": "mem", "target": {"kind": "url", "url": "http://127.0.0.1:9"},
+           "request": {"body": "@body.json"}, "duration": 5,
+           "plan": {"kind": "poisson", "rate": 2}}
+    wl = Workload.from_dict(doc, base_dir=tmp_path)
+    assert wl.request_body()[0] == b'{"sleep_ms": 5}'  # @file resolved against base_dir
+    assert wl.plan_obj().expected_count(5) == 10
+    with pytest.raises(SpecError, match=r"<bad>:1: plan.rate"):
+        Workload.from_dict({**doc, "plan": {"kind": "poisson", "rate": -1}}, base_dir=tmp_path,
+                           name="bad")

@@ -246,17 +246,16 @@ def write_outputs(result: ProfileResult, run_dir: Any, *, title: str,
     """`phases.csv`, `plots/phases.png`, `summary.json`, `run.yaml` and `report.html`."""
     from pathlib import Path
 
-    import yaml
-
     from ..report.html import write_report
+    from ..report.rundir import RunFolder
     from .outputs import plot_phases, write_phases_csv
 
     run_dir = Path(run_dir)
+    folder = RunFolder(run_dir)
     (run_dir / "plots").mkdir(exist_ok=True)
     write_phases_csv(result, run_dir / "phases.csv")
     if result.kept:
         plot_phases(result, run_dir / "plots" / "phases.png", title=title)
-    (run_dir / "summary.json").write_text(json.dumps(result.summary(), indent=2))
-    (run_dir / "run.yaml").write_text(yaml.safe_dump({"title": title, **config},
-                                                     sort_keys=False))
+    folder.write_summary(result.summary())
+    folder.write_run_yaml({"title": title, **config})
     write_report(run_dir)

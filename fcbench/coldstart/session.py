@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..report.rundir import host_info, new_run_dir
+from ..report.rundir import RunFolder, host_info, new_run_dir
 from ..spec import load_function_spec, masked_environment
 from ..targets.base import ColdStartMethod
 from .profile import ColdStartProfile, ProfileConfig, ProfileResult, Sample, write_outputs
@@ -104,7 +104,6 @@ def sweep_spec(spec_path: str | Path, config: Any, *, body: bytes, content_type:
                out: Path = Path("results"),
                on_level: Callable[[Any], None] | None = None) -> tuple[Path, dict[str, Any]]:
     """Run a cold-start probability sweep of one spec; returns the run folder and summary."""
-    import yaml
 
     from ..report.html import write_report
     from .sweep import ColdStartSweep
@@ -114,7 +113,7 @@ def sweep_spec(spec_path: str | Path, config: Any, *, body: bytes, content_type:
     experiment = ColdStartSweep(spec, config, run_dir, body=body, content_type=content_type,
                                 on_level=on_level)
     service_ms = experiment.prepare()
-    (run_dir / "run.yaml").write_text(yaml.safe_dump({
+    RunFolder(run_dir).write_run_yaml({
         "title": f"Cold-start probability vs {config.vary}: {spec.name}",
         "experiment": experiment.name, "spec_file": str(spec_path),
         "function": {**spec.to_fc(), "environmentVariables": masked_environment(spec)},
@@ -125,7 +124,7 @@ def sweep_spec(spec_path: str | Path, config: Any, *, body: bytes, content_type:
         "steady": experiment.timing.steady, "timing": experiment.timing.note,
         "service_ms": service_ms,
         "service_ms_measured": config.service_ms is None, "think_s": config.think_s,
-        "seed": config.seed, "host": host_info()}, sort_keys=False))
+        "seed": config.seed})
     summary = experiment.process(experiment.run())
     write_report(run_dir)
     return run_dir, summary

@@ -8,14 +8,12 @@ harness); its run folder is kept under the sweep's `levels/`.
 from __future__ import annotations
 
 import csv
-import json
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 
 from ..errors import UsageError
 from ..spec import FunctionSpec
@@ -216,7 +214,7 @@ class ColdStartSweep:
 
     def _run_level(self, level: float) -> SweepLevel:
         from ..load.runner import run_workload
-        from ..load.workload import load_workload
+        from ..load.workload import Workload
 
         assert self.service_ms is not None
         spec_doc, concurrency, ic = self._level_spec(level)
@@ -239,9 +237,8 @@ class ColdStartSweep:
                         "timeout": self.spec.timeout + 30},
             "duration": self.timing.level_s, "seed": self.config.seed, "plan": plan,
         }
-        path = self.run_dir / f"level-{level:g}.yaml"
-        path.write_text(yaml.safe_dump(workload_doc, sort_keys=False))
-        workload = load_workload(path)
+        workload = Workload.from_dict(workload_doc, base_dir=self.run_dir,
+                                      name=f"level-{level:g}")
         result = run_workload(workload, out_dir=self.run_dir / "levels", progress=False)
         if result.interrupted:
             raise KeyboardInterrupt
@@ -286,7 +283,9 @@ class ColdStartSweep:
                    "service_ms": self.service_ms,
                    "monotone_within_intervals": monotone_within_intervals(levels),
                    "levels": [{k: _round(getattr(lv, k)) for k in fields} for lv in levels]}
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        from ..report.rundir import RunFolder
+
+        RunFolder(self.run_dir).write_summary(summary)
         return summary
 
 

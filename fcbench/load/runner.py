@@ -532,9 +532,7 @@ class _Progress:
 
 def _write_run_yaml(run_dir: Path, workload: Any, opts: RunOptions, duration: float,
                     started: float, **extra: Any) -> None:
-    import yaml
-
-    from ..report.rundir import host_info, mask_secrets
+    from ..report.rundir import RunFolder
 
     try:
         config = workload.to_run_yaml()
@@ -551,13 +549,10 @@ def _write_run_yaml(run_dir: Path, workload: Any, opts: RunOptions, duration: fl
                     "worker": opts.worker, "master_host": opts.master_host,
                     "expect_workers": opts.expect_workers if opts.master else None,
                     "spin_ms": opts.spin_ms, "timer": opts.timer},
-        "workload": mask_secrets(config),
-        "host": host_info(),
+        "workload": config,
         **extra,
     }
-    tmp = run_dir / "run.yaml.tmp"
-    tmp.write_text(yaml.safe_dump(mask_secrets(doc), sort_keys=False, allow_unicode=True))
-    tmp.replace(run_dir / "run.yaml")
+    RunFolder(run_dir).write_run_yaml(doc)
 
 
 def _fetch_instances(url: str) -> list[dict[str, Any]] | None:
@@ -570,30 +565,6 @@ def _fetch_instances(url: str) -> list[dict[str, Any]] | None:
     except (TargetError, ValueError, KeyError) as exc:  # instances.csv is best effort
         log.warning("could not read the harness's instances: %s", exc)
         return None
-
-
-def _write_instances(run_dir: Path, instances: list[dict[str, Any]]) -> Path:
-    import csv
-
-    rows = []
-    for inst in instances:
-        row: dict[str, Any] = {}
-        for key, value in inst.items():
-            if isinstance(value, dict):
-                for sub, v in value.items():
-                    row[f"{key}.{sub}"] = v
-            else:
-                row[key] = value
-        rows.append(row)
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    path = run_dir / "instances.csv"
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns or ["instance_id"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def _start_gpu_sampler(run_dir: Path) -> Any:
@@ -610,20 +581,21 @@ def _finalize(run_dir: Path, workload: Any, duration: float, started: float, int
               code: int | None, instances: list[dict[str, Any]] | None,
               opts: RunOptions, gpus: dict[str, Any] | None = None) -> dict[str, Any]:
     from ..report.records import merge_parts
-    from ..report.summary import load_requests, summarize, write_summary
+    from ..report.rundir import RunFolder
+    from ..report.summary import load_requests, summarize
 
     parts = sorted(run_dir.glob("requests.part-*.csv"))
     rows = merge_parts(parts, run_dir / "requests.csv")
     for p in parts:
         p.unlink()
     if instances is not None:
-        _write_instances(run_dir, instances)
+        RunFolder(run_dir).write_instances(instances)
     df = load_requests(run_dir / "requests.csv")
     summary = summarize(df, instances_csv=run_dir / "instances.csv"
                         if instances is not None else None)
     summary.update({"name": str(workload.name), "planned_duration_s": duration,
                     "interrupted": interrupted, "locust_exit_code": code})
-    write_summary(summary, run_dir / "summary.json")
+    RunFolder(run_dir).write_summary(summary)
     try:
         from ..report.plots import plot_latency
         plot_latency(df, run_dir / "plots" / "latency.png",

@@ -33,6 +33,7 @@ __all__ = [
     "Workload",
     "load_workload",
     "parse_duration",
+    "workload_from_dict",
 ]
 
 DEFAULT_OUTPUT = "results"
@@ -277,6 +278,12 @@ class Workload(_Model):
     _source: Path | None = PrivateAttr(None)
     _plan: plans.Plan | None = PrivateAttr(None)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, base_dir: str | Path,
+                  name: str = "workload") -> Workload:
+        """See `workload_from_dict`."""
+        return workload_from_dict(data, base_dir=base_dir, name=name)
+
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
@@ -407,7 +414,22 @@ def load_workload(path: str | Path) -> Workload:
             own problems name that file).
     """
     source = Path(path)
-    doc = load_located(source)
+    return _load(load_located(source), source)
+
+
+def workload_from_dict(data: dict[str, Any], *, base_dir: str | Path,
+                       name: str = "workload") -> Workload:
+    """A workload built in memory (a sweep level, a test), checked exactly as a file would be;
+    relative paths (function specs, ``@body`` files, traces) resolve against `base_dir`.
+
+    Raises:
+        SpecError: the first problem, located as ``<name>: key``.
+    """
+    doc = LocatedDoc(data=data, file=f"<{name}>", lines={})
+    return _load(doc, Path(base_dir) / f"{name}.yaml")
+
+
+def _load(doc: LocatedDoc, source: Path) -> Workload:
     if not isinstance(doc.data, dict):
         raise SpecError("a workload must be a YAML mapping with target, duration and plan",
                         file=doc.file, line=1)

@@ -300,3 +300,28 @@ def test_a_workload_built_in_memory_is_checked_like_a_file(tmp_path):
     with pytest.raises(SpecError, match=r"<bad>:1: plan.rate"):
         Workload.from_dict({**doc, "plan": {"kind": "poisson", "rate": -1}}, base_dir=tmp_path,
                            name="bad")
+
+
+def test_compressed_time_compresses_the_harness_timeouts_unless_pinned(tmp_path):
+    (tmp_path / "fn.yaml").write_text("functionName: f\nenvironmentVariables: {FCBENCH_MODEL: sleep}\n"
+                                      "harness: {idleTimeout: 300, queue: {timeout: 60}}\n")
+    trace = tmp_path / "t.csv"
+    trace.write_text("HashOwner,HashApp,HashFunction,Trigger," + ",".join(map(str, range(1, 4)))
+                     + "\no,a,f1,http,5,0,7\n")
+    doc = {"name": "tr", "target": {"kind": "local", "functions": ["fn.yaml"]}, "duration": 3,
+           "plan": {"kind": "trace", "file": "t.csv", "compression": 60}}
+    wl = Workload.from_dict(doc, base_dir=tmp_path)
+    [spec], time = wl.scaled_specs()
+    assert time["scale"] == 60
+    assert spec.harness.idle_timeout == 5.0 and spec.harness.queue.timeout == 1.0
+    assert time["scaled"]["f"]["idleTimeout"] == [300, 5.0]
+    assert "60× faster" in wl.describe_load() and "idleTimeout 300 → 5 s" in wl.describe_load()
+    assert wl.to_run_yaml()["time"]["scale"] == 60
+    pinned = Workload.from_dict({**doc, "target": {**doc["target"], "pinTimeouts": True}},
+                                base_dir=tmp_path)
+    [spec], time = pinned.scaled_specs()
+    assert spec.harness.idle_timeout == 300 and time["timeouts"] == "pinned"
+    plain = Workload.from_dict({**doc, "plan": {"kind": "poisson", "rate": 4}, "timeScale": 10},
+                               base_dir=tmp_path)
+    assert plain.scaled_specs()[0][0].harness.idle_timeout == 30.0
+    assert "offered load 4 req/s" in plain.describe_load()

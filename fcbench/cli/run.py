@@ -98,6 +98,7 @@ def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: flo
     if ui:
         click.echo(f"web UI: http://127.0.0.1:{web_port}/" +
                    ("" if autostart else "  (press Start to begin the run)"), err=True)
+    click.echo(f"{wl.name}: {wl.describe_load()}", err=True)
     result = run_workload(wl, options=opts)
     width = max(len(k) for k, _ in summary_table(result.summary))
     for label, value in summary_table(result.summary):

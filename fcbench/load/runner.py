@@ -290,7 +290,8 @@ def _start_harness(workload: Any, run_dir: Path, events: Events) -> Any:
     t = workload.target
     config = HarnessConfig(port=0, runtime=t.runtime, virtual_gpus=t.virtual_gpus,
                            log_dir=run_dir / "logs")
-    h = HarnessThread(list(workload.function_specs), config, events=events)
+    specs, _ = workload.scaled_specs()  # compressed time compresses idle and queue timeouts too
+    h = HarnessThread(list(specs), config, events=events)
     h.__enter__()
     return h
 

@@ -232,6 +232,8 @@ class TargetConfig(_Model):
     region: str | None = Field(None, description="fc: region id, e.g. cn-hangzhou")
     endpoint: str | None = Field(None, description="fc: endpoint (default from region)")
     qualifier: str | None = Field(None, description="fc: version or alias")
+    pin_timeouts: bool = Field(False, description="local: keep idleTimeout and queue timeout as "
+                               "written even when the workload's time is compressed")
 
     _specs: tuple[FunctionSpec, ...] = PrivateAttr(())
 
@@ -271,6 +273,9 @@ class Workload(_Model):
     request: RequestConfig = RequestConfig()
     duration: Duration = Field(gt=0, description="seconds")
     seed: int = 0
+    time_scale: float | None = Field(None, gt=0, le=1e6, description=(
+        "how many times faster than real time the workload runs (default: a trace plan's "
+        "compression, else 1); a local harness's idleTimeout and queue timeout are divided by it"))
     plan: PlanSpec
     output: str = Field(DEFAULT_OUTPUT, min_length=1,
                         description="parent folder of run folders, relative to the current dir")
@@ -311,6 +316,54 @@ class Workload(_Model):
     def function_specs(self) -> tuple[FunctionSpec, ...]:
         """The function specs a local target serves (empty for url and fc targets)."""
         return self.target.function_specs
+
+    @property
+    def time_scale_factor(self) -> float:
+        """`timeScale`, else a trace plan's compression, else 1."""
+        if self.time_scale is not None:
+            return float(self.time_scale)
+        return float(getattr(self.plan, "compression", 1.0))
+
+    def scaled_specs(self) -> tuple[tuple[FunctionSpec, ...], dict[str, Any]]:
+        """The local target's specs with idleTimeout and queue timeout divided by the time scale
+        (unless `target.pinTimeouts`), and what was scaled, for run.yaml and the run header.
+
+        Start-up and service times cannot be compressed: they stay real, so a compressed run
+        still sees real cold starts against shortened idle periods."""
+        scale = self.time_scale_factor
+        specs = self.function_specs
+        if scale == 1.0 or not specs or self.target.pin_timeouts:
+            why = "pinned" if scale != 1.0 and specs else None
+            return specs, {"scale": scale, "scaled": {}, **({"timeouts": why} if why else {})}
+        out, scaled = [], {}
+        for spec in specs:
+            h = spec.harness
+            queue = h.queue.model_copy(update={"timeout": h.queue.timeout / scale})
+            new = h.model_copy(update={"idle_timeout": h.idle_timeout / scale, "queue": queue})
+            out.append(spec.model_copy(update={"harness": new}))
+            scaled[spec.name] = {"idleTimeout": [h.idle_timeout, new.idle_timeout],
+                                 "queue.timeout": [h.queue.timeout, queue.timeout]}
+        return tuple(out), {"scale": scale, "scaled": scaled}
+
+    def describe_load(self) -> str:
+        """One line for the run header: offered load, and what time compression changed."""
+        rate = None
+        try:
+            plan = self.plan_obj()
+            if plan.open_loop:
+                rate = plan.expected_count(self.duration) / self.duration
+        except Exception:  # noqa: BLE001 - only a description
+            rate = None
+        text = f"offered load {rate:.3g} req/s" if rate is not None else "closed loop"
+        _, time = self.scaled_specs()
+        if time["scale"] != 1.0:
+            text += f"; time runs {time['scale']:g}× faster than real"
+            for name, keys in time["scaled"].items():
+                parts = ", ".join(f"{k} {a:g} → {b:g} s" for k, (a, b) in keys.items())
+                text += f"; {name}: {parts}"
+            if time.get("timeouts") == "pinned":
+                text += "; idle and queue timeouts pinned as written"
+        return text
 
     @property
     def function_name(self) -> str | None:
@@ -393,6 +446,8 @@ class Workload(_Model):
             "seed": self.seed,
             "plan": plan,
             "output": self.output,
+            "time": self.scaled_specs()[1],
+            "load": self.describe_load(),
         }
 
 

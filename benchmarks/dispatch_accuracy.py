@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fcbench._net import free_port
 from fcbench.load.runner import RunOptions, run_workload
 from fcbench.load.workload import load_workload
 
@@ -90,8 +91,21 @@ def one_rate(port: int, rate: float, duration: float, variant: dict, work: Path,
     """))
     wl = load_workload(wl_file)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = run_workload(wl, options=RunOptions(out_dir=work / "results", progress=False,
-                                                 **variant))
+    workers = []
+    if variant.get("master"):  # a master here and its workers as separate `fcbench run`s
+        port_m = free_port()
+        variant = {**variant, "master_port": port_m}
+        workers = [subprocess.Popen(
+            [sys.executable, "-m", "fcbench", "run", str(wl_file), "--worker", "--master-host",
+             "127.0.0.1", "--master-port", str(port_m), "--out", str(work / "w"),
+             "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(int(variant["expect_workers"]))]
+    try:
+        result = run_workload(wl, options=RunOptions(out_dir=work / "results", progress=False,
+                                                     **variant))
+    finally:
+        for w in workers:
+            w.wait(120)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     df = pd.read_csv(result.requests_csv, usecols=["intended_ts", "start_ts", "status"])
@@ -108,6 +122,8 @@ def one_rate(port: int, rate: float, duration: float, variant: dict, work: Path,
 VARIANTS = {
     "default": {},  # gevent timers + 1 ms yielding busy-wait (RunOptions defaults)
     "baseline": {"timer": "auto", "spin_ms": 0.0},
+    "processes2": {"processes": 2},  # Locust's master + 2 local worker processes
+    "master2": {"master": True, "expect_workers": 2},  # fcbench master + 2 `--worker` runs
 }
 
 
@@ -119,11 +135,14 @@ def main() -> None:
     ap.add_argument("--no-baseline", action="store_true", help="skip the baseline runs")
     ap.add_argument("--repeats", type=int, default=3, help="runs per point; the median is kept")
     ap.add_argument("--nice", type=int, default=0, help="niceness change (negative: root)")
+    ap.add_argument("--scaling", action="store_true", help="also run --processes 2 and a master "
+                    "with 2 worker processes at each rate (rows then come from all of them)")
     args = ap.parse_args()
     if args.nice:
         os.nice(args.nice)
     rates = [float(r) for r in args.rates.split(",")]
-    names = ["default"] + ([] if args.no_baseline else ["baseline"])
+    names = ["default"] + ([] if args.no_baseline else ["baseline"]) + \
+        (["processes2", "master2"] if args.scaling else [])
     server, port = start_server()
     runs: dict[str, dict[float, list[dict[str, float]]]] = {
         n: {r: [] for r in rates} for n in names}
@@ -162,6 +181,15 @@ def main() -> None:
           f"{held if held is not None else 'none'} req/s (target: >= 1000)")
     if "baseline" in names:
         print("ratio = baseline p99 / default p99 (> 1: the default dispatcher is tighter)")
+    for name in ("processes2", "master2"):
+        if name not in names:
+            continue
+        ok = [rate for rate in rates if results[name][rate]["p99"] <= 2.0
+              and results[name][rate]["rows"] == results[name][rate]["expected"]
+              and results[name][rate]["errors"] == 0]
+        print(f"{name}: " + "  ".join(f"{rate:g}/s p99 {results[name][rate]['p99']:.3f} ms"
+                                      for rate in rates)
+              + f"; highest rate held with p99 <= 2 ms: {max(ok) if ok else 'none'} req/s")
 
 
 if __name__ == "__main__":

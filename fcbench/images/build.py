@@ -1,7 +1,7 @@
 """Building, pushing and listing the sample images (`fcbench images build|list`).
 
 Key names: `RECIPES`, `Recipe`, `build_image`, `push_image`, `list_images`, `host_model_path`.
-A build prepares a context (Dockerfile from ``images/<name>/``, a wheelhouse, the fcbench package,
+A build prepares a context (the one template ``images/Dockerfile``, built with ``SAMPLE=<name>``, a wheelhouse, the fcbench package,
 the model or nothing when it is mounted) and runs ``docker build`` through the SDK; no network is
 needed past the wheelhouse, which is cached.
 """
@@ -38,7 +38,7 @@ _EPOCH = 1_577_836_800  # 2020-01-01: the mtime of every file copied into a buil
 class Recipe:
     """What goes into one sample image."""
 
-    name: str  # the model name (FCBENCH_MODEL) and the images/<name>/ folder
+    name: str  # the model name (FCBENCH_MODEL; the template's SAMPLE build argument)
     requirements: tuple[str, ...]  # bare names are pinned to the host's installed version
     model_path: str  # where the model file or directory lives inside the image
     pip_args: tuple[str, ...] = ()
@@ -98,14 +98,14 @@ def default_tag(name: str, bake: bool = True) -> str:
     return f"fcbench/{name}:{'latest' if bake else 'mount'}"
 
 
-def dockerfile_dir(name: str) -> Path:
-    """``images/<name>/`` of the source tree (or ``$FCBENCH_IMAGES_DIR/<name>``)."""
+def dockerfile_dir() -> Path:
+    """The folder holding the one sample-image template ``Dockerfile``: ``images/`` of the
+    source tree (or ``$FCBENCH_IMAGES_DIR``)."""
     root = os.environ.get("FCBENCH_IMAGES_DIR")
-    base = Path(root) if root else Path(__file__).resolve().parents[2] / "images"
-    folder = base / name
+    folder = Path(root) if root else Path(__file__).resolve().parents[2] / "images"
     if not (folder / "Dockerfile").is_file():
         raise UsageError(f"no Dockerfile at {folder}; run from an fcbench source checkout or "
-                         "set FCBENCH_IMAGES_DIR to the folder holding images/<name>/Dockerfile")
+                         "set FCBENCH_IMAGES_DIR to the folder holding the sample Dockerfile")
     return folder
 
 
@@ -158,7 +158,7 @@ def prepare_context(r: Recipe, dest: Path, *, bake: bool, python_version: str = 
     import fcbench
 
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(dockerfile_dir(r.name) / "Dockerfile", dest / "Dockerfile")
+    shutil.copy2(dockerfile_dir() / "Dockerfile", dest / "Dockerfile")
     model = host_model_path(r.name) if bake else None  # fail before any download
     wheels = wheelhouse(pinned(r.requirements), python_version=python_version,
                         extra_args=(*r.pip_args, *pip_args))
@@ -213,7 +213,7 @@ def build_image(client: docker.DockerClient, name: str, *, base: str | None = No
     with tempfile.TemporaryDirectory(prefix=f"fcbench-ctx-{name}-") as tmp:
         ctx = prepare_context(r, Path(tmp), bake=bake, python_version=python_version,
                               pip_args=pip_args)
-        args = {"BASE": base, "MODEL_MODE": "baked" if bake else "mount",
+        args = {"BASE": base, "SAMPLE": r.name, "MODEL_MODE": "baked" if bake else "mount",
                 "MODEL_PATH": r.model_path}
         image_id = _run_build(client, ctx, tag, args, log_path, progress, nocache)
     with translated(f"inspect the image {tag}"):

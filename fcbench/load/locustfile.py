@@ -28,7 +28,7 @@ from locust import User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
 from fcbench.load.dispatch import ClosedLoop, OpenLoop
-from fcbench.load.runner import CONFIG_ENV, LocustConfig, status_path
+from fcbench.load.config import CONFIG_ENV, LocustConfig, status_path
 from fcbench.protocol import ALL_COLUMNS, InvocationRecord
 from fcbench.report.records import RecordWriter
 

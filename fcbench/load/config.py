@@ -1,0 +1,137 @@
+"""What the runner tells each Locust process, and how a run is asked for and reported.
+
+Key names: `LocustConfig` (JSON in ``FCBENCH_LOCUST_CONFIG``: the parent/child protocol),
+`RunOptions`, `RunResult`, `status_path`, `CONFIG_ENV`, `LOCUSTFILE`. Light on imports: the
+locustfile reads it inside every Locust process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger("fcbench.load.runner")
+
+CONFIG_ENV = "FCBENCH_LOCUST_CONFIG"
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+DEFAULT_WEB_PORT = 8089
+DEFAULT_MASTER_PORT = 5557
+#: Yielding busy-wait before each intended send time on gevent's (~1 ms coarse) timers. Measured
+#: by benchmarks/dispatch_accuracy.py: 1 ms of spin on gevent timers held p99 lag <= 1.04 ms up
+#: to 1500 req/s, tighter than a Linux timerfd without spin (an idle vCPU wakes late).
+DEFAULT_SPIN_MS: float | None = 1.0
+#: "gevent" timers (default) or "auto" (a Linux timerfd where available).
+DEFAULT_TIMER = "gevent"
+EXIT_INTERRUPTED = 130
+
+
+@dataclass
+class LocustConfig:
+    """Everything the locustfile needs, written by the runner as JSON."""
+
+    workload_pickle: str
+    run_dir: str
+    control_dir: str
+    duration_s: float
+    target: dict[str, Any]
+    timeout_s: float = 60.0
+    harness_url: str | None = None
+    request_name: str = "invoke"
+    ui: bool = False
+    ui_linger_s: float = 30.0
+    start_delay_s: float = 0.3
+    spin_ms: float | None = DEFAULT_SPIN_MS
+    timer: str = DEFAULT_TIMER
+    flush_interval_s: float = 0.25
+    #: A worker of a master on another machine (or in another folder): stream every record to
+    #: the master, which writes the run's one requests.csv.
+    forward_records: bool = False
+
+    def write(self, path: Path) -> Path:
+        path.write_text(json.dumps(asdict(self), indent=1))
+        return path
+
+    @classmethod
+    def read(cls, path: str | Path) -> LocustConfig:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def status_path(control_dir: Path, name: str) -> Path:
+    """Where a Locust process publishes its counters (``main`` = the whole run)."""
+    return control_dir / f"status-{name}.json"
+
+
+@dataclass
+class RunOptions:
+    """How to run (not what: that is the workload).
+
+    Args:
+        out_dir: parent of the run folder (default: the workload's `output`, else ``results``).
+        ui: serve Locust's web UI (127.0.0.1:`web_port`) with the "Cold starts" tab.
+        autostart: with `ui`, start at once instead of waiting for the Start button.
+        processes: Locust processes on this machine (K > 1: a master and K workers).
+        master / expect_workers / master_port / master_bind_host: be the master of workers on
+            other machines (bind to an address they reach: the default is loopback only).
+        worker / master_host: be a worker of a master elsewhere (url or fc targets only).
+        duration_s: override the workload's duration.
+        progress: show a live progress line.
+        spin_ms / timer: dispatcher tuning (``timer="gevent"`` turns the precise Linux timerfd
+            off); for benchmarks/dispatch_accuracy.py.
+    """
+
+    out_dir: Path | None = None
+    ui: bool = False
+    autostart: bool = False
+    web_port: int = DEFAULT_WEB_PORT
+    ui_linger_s: float = 30.0
+    processes: int = 1
+    master: bool = False
+    expect_workers: int = 1
+    worker: bool = False
+    master_host: str | None = None
+    master_port: int = DEFAULT_MASTER_PORT
+    master_bind_host: str = "127.0.0.1"
+    duration_s: float | None = None
+    progress: bool = True
+    spin_ms: float | None = DEFAULT_SPIN_MS
+    timer: str = DEFAULT_TIMER
+    locust_args: list[str] = field(default_factory=list)
+
+    @property
+    def distributed(self) -> bool:
+        """Several Locust processes (locally or across machines) share the plan."""
+        return self.processes > 1 or self.master or self.worker
+
+
+@dataclass
+class RunResult:
+    """A finished (or interrupted) run: its folder, summary and exit code."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+    interrupted: bool = False
+    locust_exit_code: int | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Locust itself failed (e.g. its web port was taken); its log is in the run folder."""
+        return not self.interrupted and self.locust_exit_code not in (0, None)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_INTERRUPTED if self.interrupted else (1 if self.failed else 0)
+
+    @property
+    def requests_csv(self) -> Path:
+        return self.run_dir / "requests.csv"
+
+
+# -- workload access ----------------------------------------------------------------------------

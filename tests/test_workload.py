@@ -325,3 +325,14 @@ def test_compressed_time_compresses_the_harness_timeouts_unless_pinned(tmp_path)
                                base_dir=tmp_path)
     assert plain.scaled_specs()[0][0].harness.idle_timeout == 30.0
     assert "offered load 4 req/s" in plain.describe_load()
+
+
+def test_one_registry_of_plan_and_target_kinds():
+    from fcbench.load import plans
+    from fcbench.load.workload import PLAN_KINDS, PLAN_MODELS, TARGET_MODELS
+
+    runtime_kinds = {cls.kind for cls in vars(plans).values()
+                     if isinstance(cls, type) and issubclass(cls, plans.Plan)
+                     and cls is not plans.Plan}
+    assert set(PLAN_KINDS) == set(PLAN_MODELS) == runtime_kinds  # each kind, once, both sides
+    assert set(TARGET_MODELS) == {"local", "url", "fc"}

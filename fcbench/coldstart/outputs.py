@@ -64,7 +64,8 @@ def phase_table(result: ProfileResult) -> str:
         st = result.stats.get(name)
         if st is None:
             if name in result.phase_names and result.kept:
-                lines.append(f"{name:<18}{'unknown':>11}  (no source measured it)")
+                lines.append(f"{name:<18}{'unknown':>11}  (not measured: no such step on this "
+                             "runtime, or nothing reported it)")
             continue
         lines.append(f"{name:<18}{st['median']:>11.1f}{st['p25']:>10.1f}–{st['p75']:<9.1f}"
                      f"{st['min']:>11.1f}–{st['max']:<10.1f}")

@@ -154,7 +154,7 @@ def _is_local(workload: Workload) -> bool:
 
 
 def _request_name(workload: Workload) -> str:
-    return workload.function_name or (workload.target.path or "invoke")
+    return workload.function_name or (getattr(workload.target, "path", None) or "invoke")
 
 
 def _pickle(workload: Any, control: Path) -> Path:

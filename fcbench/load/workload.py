@@ -10,7 +10,7 @@ import json
 import mimetypes
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
@@ -26,6 +26,8 @@ __all__ = [
     "DEFAULT_OUTPUT",
     "DEFAULT_REQUEST_TIMEOUT_S",
     "PLAN_KINDS",
+    "PLAN_MODELS",
+    "TARGET_MODELS",
     "TARGET_KINDS",
     "PlanSpec",
     "RequestConfig",
@@ -39,7 +41,6 @@ __all__ = [
 DEFAULT_OUTPUT = "results"
 DEFAULT_REQUEST_TIMEOUT_S = 120.0
 TARGET_KINDS = ("local", "url", "fc")
-PLAN_KINDS = ("poisson", "constant", "uniform", "burst", "diurnal", "trace", "closed")
 CREDENTIAL_ENV = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?", re.I)
@@ -204,43 +205,75 @@ class ClosedSpec(_PlanBase):
         return plans.closed(self.users, think=self.think, think_s=self.think_s, seed=seed)
 
 
-PlanSpec = Annotated[
-    Union[PoissonSpec, ConstantSpec, UniformSpec, BurstSpec, DiurnalSpec, TraceSpec, ClosedSpec],
-    Field(discriminator="kind"),
-]
-_PLAN_MODELS: dict[str, type[_PlanBase]] = {
-    "poisson": PoissonSpec, "constant": ConstantSpec, "uniform": UniformSpec,
-    "burst": BurstSpec, "diurnal": DiurnalSpec, "trace": TraceSpec, "closed": ClosedSpec,
-}
+#: plan kind -> its validated model (each builds its `fcbench.load.plans` plan): the one list
+#: the loader, the errors, the union below and the docs read.
+PLAN_MODELS: dict[str, type[_PlanBase]] = {
+    get_args(m.model_fields["kind"].annotation)[0]: m
+    for m in (PoissonSpec, ConstantSpec, UniformSpec, BurstSpec, DiurnalSpec, TraceSpec,
+              ClosedSpec)}
+PLAN_KINDS = tuple(PLAN_MODELS)
+PlanSpec = Annotated[Union[tuple(PLAN_MODELS.values())], Field(discriminator="kind")]
 
 
 # --------------------------------------------------------------------------------------------
 # Target and request
 
 
-class TargetConfig(_Model):
-    """Where requests go: the local harness, any URL, or FC (credentials from the environment)."""
-
-    kind: Literal["local", "url", "fc"] = "local"
-    functions: list[Union[str, dict[str, Any]]] = Field(
-        [], description="local: spec files (relative to the workload) or inline specs")
-    virtual_gpus: str | None = Field(None, description="local: e.g. 1x16GB")
-    runtime: Literal["process", "docker"] | None = Field(None, description="local: override")
-    url: str | None = Field(None, description="url: base URL or full URL")
+class _TargetBase(_Model):
     function: str | None = Field(None, description="function to invoke (default: the only one)")
+
+    @property
+    def function_specs(self) -> tuple[FunctionSpec, ...]:
+        """The loaded function specs of a local target (empty for url and fc targets)."""
+        return ()
+
+
+class LocalTargetConfig(_TargetBase):
+    """A local harness started for the run, serving the given function specs."""
+
+    kind: Literal["local"] = "local"
+    functions: list[Union[str, dict[str, Any]]] = Field(
+        [], description="spec files (relative to the workload) or inline specs")
+    virtual_gpus: str | None = Field(None, description="e.g. 1x16GB")
+    runtime: Literal["process", "docker"] | None = Field(None, description="override")
     path: str | None = Field(None, description="HTTP-trigger path instead of InvokeFunction")
-    region: str | None = Field(None, description="fc: region id, e.g. cn-hangzhou")
-    endpoint: str | None = Field(None, description="fc: endpoint (default from region)")
-    qualifier: str | None = Field(None, description="fc: version or alias")
-    pin_timeouts: bool = Field(False, description="local: keep idleTimeout and queue timeout as "
+    pin_timeouts: bool = Field(False, description="keep idleTimeout and queue timeout as "
                                "written even when the workload's time is compressed")
 
     _specs: tuple[FunctionSpec, ...] = PrivateAttr(())
 
     @property
     def function_specs(self) -> tuple[FunctionSpec, ...]:
-        """The loaded function specs of a local target (empty for url and fc targets)."""
         return self._specs
+
+
+class UrlTargetConfig(_TargetBase):
+    """Any URL: a running harness, an HTTP trigger, any endpoint."""
+
+    kind: Literal["url"]
+    url: str | None = Field(None, description="base URL (with function) or full URL")
+    path: str | None = Field(None, description="HTTP-trigger path instead of InvokeFunction")
+
+
+class FcTargetConfig(_TargetBase):
+    """Function Compute through its SDK (credentials from the environment)."""
+
+    kind: Literal["fc"]
+    region: str | None = Field(None, description="region id, e.g. cn-hangzhou")
+    endpoint: str | None = Field(None, description="endpoint (default from region)")
+    qualifier: str | None = Field(None, description="version or alias")
+
+
+#: target kind -> its model: the one list the loader, the errors and the docs read.
+TARGET_MODELS: dict[str, type[_TargetBase]] = {
+    "local": LocalTargetConfig, "url": UrlTargetConfig, "fc": FcTargetConfig}
+TargetConfig = Annotated[Union[LocalTargetConfig, UrlTargetConfig, FcTargetConfig],
+                         Field(discriminator="kind")]
+
+
+def _target_keys(kind: str) -> set[str]:
+    model = TARGET_MODELS[kind]
+    return {f.alias or name for name, f in model.model_fields.items()}
 
 
 class RequestConfig(_Model):
@@ -250,13 +283,6 @@ class RequestConfig(_Model):
         None, description="@file (relative to the workload), a string, or JSON")
     content_type: str | None = None
     timeout: Duration = Field(DEFAULT_REQUEST_TIMEOUT_S, gt=0)
-
-
-_ONLY_FOR = {
-    "functions": "local", "virtualGpus": "local", "runtime": "local",
-    "url": "url",
-    "region": "fc", "endpoint": "fc", "qualifier": "fc",
-}
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,7 +358,7 @@ class Workload(_Model):
         still sees real cold starts against shortened idle periods."""
         scale = self.time_scale_factor
         specs = self.function_specs
-        if scale == 1.0 or not specs or self.target.pin_timeouts:
+        if scale == 1.0 or not specs or getattr(self.target, "pin_timeouts", False):
             why = "pinned" if scale != 1.0 and specs else None
             return specs, {"scale": scale, "scaled": {}, **({"timeouts": why} if why else {})}
         out, scaled = [], {}
@@ -490,9 +516,18 @@ def _load(doc: LocatedDoc, source: Path) -> Workload:
                         file=doc.file, line=1)
     _reject_credentials(doc, doc.data, ())
     _reject_unknown_keys(doc, doc.data, Workload, ())
-    for key, model in (("target", TargetConfig), ("request", RequestConfig)):
-        _reject_unknown_keys(doc, doc.data.get(key), model, (key,))
+    raw_target = doc.data.get("target")
+    if isinstance(raw_target, dict):
+        kind = raw_target.get("kind", "local")
+        if not isinstance(kind, str) or kind not in TARGET_MODELS:
+            raise _err(doc, ("target", "kind"), f"unknown target kind {kind!r}; use one of "
+                                                f"{', '.join(map(repr, TARGET_MODELS))}")
+        _reject_foreign_target_keys(doc, raw_target, kind)
+        _reject_unknown_keys(doc, raw_target, TARGET_MODELS[kind], ("target",))
+    _reject_unknown_keys(doc, doc.data.get("request"), RequestConfig, ("request",))
     data = dict(doc.data)
+    if isinstance(raw_target, dict):
+        data["target"] = {"kind": "local", **raw_target}  # a target without kind is local
     data.setdefault("name", source.stem)
     if "plan" in data:
         data["plan"] = _validate_plan(doc, data["plan"])
@@ -550,7 +585,7 @@ def _validate_plan(doc: LocatedDoc, raw: Any) -> _PlanBase:
         raise _err(doc, ("plan",), f"plan must be a mapping with a kind ({kinds})")
     if "kind" not in raw:
         raise _err(doc, ("plan",), f"plan needs a kind; use one of {kinds}")
-    model = _PLAN_MODELS.get(raw["kind"]) if isinstance(raw["kind"], str) else None
+    model = PLAN_MODELS.get(raw["kind"]) if isinstance(raw["kind"], str) else None
     if model is None:
         raise _err(doc, ("plan", "kind"), f"unknown plan kind {raw['kind']!r}; use one of {kinds}")
     _reject_unknown_keys(doc, raw, model, ("plan",), f"a {raw['kind']} plan")
@@ -558,14 +593,21 @@ def _validate_plan(doc: LocatedDoc, raw: Any) -> _PlanBase:
     return validate(sub, model.model_validate, prefix=("plan",))
 
 
+def _reject_foreign_target_keys(doc: LocatedDoc, raw: dict[str, Any], kind: str) -> None:
+    """A key that belongs to another kind of target says which, instead of "unknown key"."""
+    mine = _target_keys(kind)
+    for key in raw:
+        if key in mine:
+            continue
+        owners = [k for k in TARGET_MODELS if key in _target_keys(k)]
+        if owners:
+            raise _err(doc, ("target", key),
+                       f"{key} applies only to target kind {' or '.join(map(repr, owners))}, "
+                       f"not {kind!r}; remove it or change target.kind")
+
+
 def _check_target(doc: LocatedDoc, wl: Workload) -> None:
     target, kind = wl.target, wl.target.kind
-    given = target.model_dump(by_alias=True, exclude_unset=True)
-    for key, only in _ONLY_FOR.items():
-        if key in given and only != kind:
-            raise _err(doc, ("target", key),
-                       f"{key} applies only to target kind {only!r}, not {kind!r}; remove it or "
-                       f"change target.kind")
     if kind == "local":
         _load_specs(doc, wl)
     elif kind == "url":

@@ -70,7 +70,12 @@ def request_head(method: str, target: str, host: str, headers: Iterable[tuple[st
             raise ValueError(f"header {key!r} holds a line break")
         lines.append(f"{key}: {value}\r\n")
     lines.append("\r\n")
-    return "".join(lines).encode("latin-1")
+    try:
+        return "".join(lines).encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"a header holds {exc.object[exc.start:exc.end]!r}, which HTTP/1.1 "
+                         "headers cannot carry (Latin-1 only; percent- or RFC 8187-encode it)"
+                         ) from None
 
 
 class ResponseReader:

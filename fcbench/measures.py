@@ -65,22 +65,22 @@ def outcome_shares(kinds: np.ndarray) -> dict[str, dict[str, float | int | None]
 
 def block_bootstrap(cold: np.ndarray, *, block: int, resamples: int = 1000, seed: int = 0,
                     z: float = 1.96) -> tuple[float, float]:
-    """A 95 % (for z = 1.96) interval for the share of True in `cold` (in send order), from
-    resampling contiguous blocks of `block` requests, so clustered cold requests stay together."""
+    """A 95 % (for z = 1.96) interval for the share of True in `cold` (in send order), from the
+    circular block bootstrap: resampling blocks of `block` consecutive requests (wrapping at the
+    end), so clustered cold requests stay together. Fewer than two blocks' worth of requests
+    cannot be resampled: the interval is then (0, 1), "unknown"."""
     n = int(cold.size)
-    if n == 0:
+    block = max(1, int(block))
+    if n == 0 or n < 2 * block:
         return 0.0, 1.0
-    block = max(1, min(int(block), n))
+    values = np.asarray(cold, dtype=float)
+    wrapped = np.concatenate([values, values[:block - 1]]) if block > 1 else values
+    sums = np.concatenate([[0.0], np.cumsum(wrapped)])
+    block_sums = sums[block:block + n] - sums[:n]  # the block that starts at each request
     nblocks = math.ceil(n / block)
-    padded = np.zeros(nblocks * block)
-    padded[:n] = cold
-    counts = np.zeros(nblocks * block)
-    counts[:n] = 1
-    k_b = padded.reshape(nblocks, block).sum(axis=1)
-    n_b = counts.reshape(nblocks, block).sum(axis=1)
     rng = np.random.default_rng(seed)
-    pick = rng.integers(0, nblocks, size=(resamples, nblocks))
-    shares = k_b[pick].sum(axis=1) / n_b[pick].sum(axis=1)
+    starts = rng.integers(0, n, size=(resamples, nblocks))
+    shares = block_sums[starts].sum(axis=1) / (nblocks * block)
     tail = (1.0 - math.erf(z / math.sqrt(2.0))) / 2.0 * 100.0
     lo, hi = np.percentile(shares, [tail, 100.0 - tail])
     return float(lo), float(hi)

@@ -80,3 +80,18 @@ def test_sweep_timing_extends_short_levels_or_says_they_are_not_steady():
     assert t.level_s == 10 and not t.steady and "ramp from zero" in t.note
     t = SweepConfig(levels=(1,), duration_s=60, warmup_s=3).timing(idle_timeout_s=5)
     assert (t.level_s, t.warmup_s, t.steady) == (60, 3, True)
+
+
+def test_a_closed_loop_sweep_runs(tmp_path):
+    spec = tmp_path / "c.yaml"
+    spec.write_text("functionName: c\nenvironmentVariables:\n  FCBENCH_MODEL: sleep\n"
+                    "  FCBENCH_SLEEP_MS: '50'\nharness:\n  idleTimeout: 1\n")
+    res = subprocess.run(
+        [sys.executable, "-m", "fcbench", "coldstart", "sweep", str(spec), "--mode", "closed",
+         "--concurrency", "1,2", "--duration", "3", "--think", "0.2", "--service-ms", "50",
+         "--out", str(tmp_path / "res")], capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stdout + res.stderr
+    run = next((tmp_path / "res").iterdir())
+    rows = list(csv.DictReader(open(run / "sweep.csv")))
+    assert [float(r["level"]) for r in rows] == [1, 2] and all(int(r["requests"]) > 0
+                                                              for r in rows)

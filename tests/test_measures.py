@@ -119,3 +119,11 @@ def test_on_a_harness_run_the_ready_ts_rule_equals_the_harness_flag(sleep_worklo
     assert answered["cold"].sum() >= 4 and (answered["cold"] == 0).sum() >= 4
     # and the rule itself: sent before the serving instance was ready
     assert ((answered["start_ts"] < answered["ready_ts"]) == (answered["cold"] == 1)).all()
+
+
+def test_block_bootstrap_needs_two_blocks_and_wraps_around():
+    few = np.array([True] * 8 + [False])
+    assert block_bootstrap(few, block=8) == (0.0, 1.0)  # one cluster cannot be resampled
+    many = np.tile(np.array([True] * 8 + [False] * 32), 25)  # 25 clusters of 8 in 1000
+    lo, hi = block_bootstrap(many, block=8, seed=1)
+    assert lo < 0.2 < hi and hi - lo < 0.2

@@ -407,3 +407,15 @@ def test_the_url_target_client_follows_the_same_rules(harness):
     with UrlTarget(inst["url"] + "/partial-close") as target:
         record = target.invoke(b"{}", timeout=5)
     assert record.status == 0 and "middle of its response" in record.error
+
+
+def test_a_header_http_cannot_carry_is_an_fc_400_and_nothing_leaks(harness):
+    head = ("POST /http/rude/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n"
+            "X-Name: ").encode() + "函数".encode("utf-8") + b"\r\n\r\n{}"
+    status, _, body = _raw(harness.url, head)
+    assert status == 400 and json.loads(body)["Code"] == "InvalidArgument"
+    live = _settle(harness.url)
+    assert all(i["in_flight"] == 0 for i in live)
+    status, _, body = _raw(harness.url, _head("POST", "/http/rude/echo", {"Content-Length": "12"})
+                           + b'{"id": "ok"}')
+    assert status == 200 and json.loads(body)["id"] == "ok"

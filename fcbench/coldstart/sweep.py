@@ -75,6 +75,9 @@ class SweepConfig:
         if level_s > self.duration_s:
             note = (f"each level runs {level_s:g} s ({self.steady_multiple:g} × idleTimeout "
                     f"{idle_timeout_s:g} s, for a steady state) instead of {self.duration_s:g} s")
+        elif needed <= 0:
+            note = (f"each level runs {level_s:g} s as asked (no steady-state check: "
+                    "steady multiple or idleTimeout is 0)")
         elif not steady:
             note = (f"levels of {level_s:g} s are shorter than {self.steady_multiple:g} × "
                     f"idleTimeout ({idle_timeout_s:g} s): P(cold) mostly measures the ramp from "
@@ -242,7 +245,9 @@ class ColdStartSweep:
         result = run_workload(workload, out_dir=self.run_dir / "levels", progress=False)
         if result.interrupted:
             raise KeyboardInterrupt
-        first = next(iter(workload.plan_obj().offsets(self.timing.level_s)), 0.0)
+        plan_obj = workload.plan_obj()
+        first = next(iter(plan_obj.offsets(self.timing.level_s)), 0.0) \
+            if plan_obj.open_loop else 0.0  # closed-loop users start at the plan's start
         s, whole = _steady_state(result.requests_csv, self.timing.warmup_s, first_offset=first)
         pc = s.get("p_cold") or {}
         zero = whole.get("p_cold") or {}

@@ -124,13 +124,15 @@ class Forwarder:
             InvokeTimeout: no complete response within `timeout` seconds.
             InstanceGone: the connection broke before a complete response.
         """
+        # built first: a header that cannot go on the wire is the caller's error (ValueError),
+        # and no pooled connection is taken for it
+        head = request_head(method, path, urlsplit(handle.base_url).netloc,
+                            end_to_end(headers.items(), drop=_DROP_REQUEST), len(body))
         try:
             conn = await self._connect(handle.base_url)
         except OSError as exc:
             raise InstanceGone(f"cannot connect to instance {handle.instance_id}: "
                                f"{exc.strerror or exc}") from exc
-        head = request_head(method, path, urlsplit(handle.base_url).netloc,
-                            end_to_end(headers.items(), drop=_DROP_REQUEST), len(body))
         fut = conn.send(method, head, body)
         message = (f"instance {handle.instance_id} did not answer within {timeout:g} s "
                    "(the function's timeout)")

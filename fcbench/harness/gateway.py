@@ -133,6 +133,10 @@ async def _relay(request: web.Request, name: str, method: str, path: str) -> web
     except InvokeTimeout as exc:
         _record(platform, name, rid, admit.instance_id, 504, admit.cold, t0, queue_ms, "timeout")
         return fc_error(504, "FunctionTimeout", str(exc), rid, extra)
+    except ValueError as exc:  # the request cannot be put on the wire as it is
+        _record(platform, name, rid, admit.instance_id, 400, admit.cold, t0, queue_ms,
+                "InvalidArgument")
+        return fc_error(400, "InvalidArgument", str(exc), rid, extra)
     except InstanceGone as exc:
         message = await _crash_message(handle, str(exc))
         _record(platform, name, rid, admit.instance_id, 502, admit.cold, t0, queue_ms, "crash")

@@ -132,9 +132,9 @@ class Counters:
             self.errors += 1
         if rec.cold is not None:
             self.cold_known += 1
-            if rec.cold:
-                self.cold += 1
-                self.recent_cold_ms.append(round(rec.latency_ms, 1))
+        if rec.outcome == "cold":  # fcbench.measures: answered, and cold (a 504 is "failed")
+            self.cold += 1
+            self.recent_cold_ms.append(round(rec.latency_ms, 1))
 
     def as_dict(self) -> dict[str, Any]:
         return {"sent": self.sent, "done": self.done, "errors": self.errors, "cold": self.cold,
@@ -463,10 +463,13 @@ def _on_worker_records(environment: Any, msg: Any, **_kw: Any) -> None:
     entry = STATE.worker_rows.get(index)
     if entry is None:
         assert STATE.cfg is not None
-        f = open(Path(STATE.cfg.run_dir) / f"requests.part-{index}.csv", "w", newline="",
-                 encoding="utf-8")
+        path = Path(STATE.cfg.run_dir) / f"requests.part-{index}.csv"
+        new = not path.exists()
+        # append: rows that come late (after the run was closed) must not wipe earlier ones
+        f = open(path, "a", newline="", encoding="utf-8")
         writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(ALL_COLUMNS)
+        if new:
+            writer.writerow(ALL_COLUMNS)
         entry = STATE.worker_rows[index] = (f, writer)
     f, writer = entry
     writer.writerows(msg.data["rows"])

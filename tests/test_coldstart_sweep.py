@@ -76,8 +76,10 @@ def test_sweep_timing_extends_short_levels_or_says_they_are_not_steady():
 
     t = SweepConfig(levels=(1,), duration_s=10).timing(idle_timeout_s=5)
     assert (t.level_s, t.warmup_s, t.steady) == (15, 5, True) and "15 s" in t.note
+    t = SweepConfig(levels=(1,), duration_s=4, steady_multiple=0).timing(idle_timeout_s=5)
+    assert t.level_s == 4 and not t.steady and "ramp from zero" in t.note  # < one idle timeout
     t = SweepConfig(levels=(1,), duration_s=10, steady_multiple=0).timing(idle_timeout_s=5)
-    assert t.level_s == 10 and not t.steady and "ramp from zero" in t.note
+    assert t.level_s == 10 and t.steady
     t = SweepConfig(levels=(1,), duration_s=60, warmup_s=3).timing(idle_timeout_s=5)
     assert (t.level_s, t.warmup_s, t.steady) == (60, 3, True)
 

@@ -67,23 +67,26 @@ class SweepConfig:
             raise UsageError("--warmup must be at least 0 and shorter than --duration")
 
     def timing(self, idle_timeout_s: float) -> SweepTiming:
-        """How long each level runs and what its steady state leaves out, for this idle timeout."""
+        """How long each level runs and what its steady state leaves out, for this idle timeout.
+
+        Levels are extended to `steady_multiple` idle timeouts; with the multiple at 0 they keep
+        `duration_s`, and one shorter than a single idle timeout is flagged as not steady."""
         needed = self.steady_multiple * idle_timeout_s
         level_s = max(self.duration_s, needed)
         warmup = min(idle_timeout_s, level_s / 2) if self.warmup_s is None else self.warmup_s
-        steady = level_s >= needed and needed > 0
-        if level_s > self.duration_s:
+        floor = needed if self.steady_multiple > 0 else idle_timeout_s
+        steady = idle_timeout_s > 0 and level_s >= floor
+        if idle_timeout_s <= 0:
+            note = f"each level runs {level_s:g} s (idleTimeout 0: no steady-state check)"
+        elif level_s > self.duration_s:
             note = (f"each level runs {level_s:g} s ({self.steady_multiple:g} × idleTimeout "
                     f"{idle_timeout_s:g} s, for a steady state) instead of {self.duration_s:g} s")
-        elif needed <= 0:
-            note = (f"each level runs {level_s:g} s as asked (no steady-state check: "
-                    "steady multiple or idleTimeout is 0)")
         elif not steady:
-            note = (f"levels of {level_s:g} s are shorter than {self.steady_multiple:g} × "
-                    f"idleTimeout ({idle_timeout_s:g} s): P(cold) mostly measures the ramp from "
-                    "zero, not a steady state")
+            note = (f"levels of {level_s:g} s are shorter than "
+                    f"{max(self.steady_multiple, 1):g} × idleTimeout ({idle_timeout_s:g} s): "
+                    "P(cold) mostly measures the ramp from zero, not a steady state")
         else:
-            note = f"each level runs {level_s:g} s (≥ {self.steady_multiple:g} × idleTimeout)"
+            note = f"each level runs {level_s:g} s (≥ {floor:g} s of idleTimeouts)"
         return SweepTiming(level_s, warmup, steady, note + f"; steady P(cold) leaves out the "
                            f"first {warmup:g} s from the plan's start")
 

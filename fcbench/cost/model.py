@@ -1,0 +1,176 @@
+"""What a day of traffic costs on FC, against a GPU server that runs 24 h.
+
+Key names: `DailyUsage` (what a day holds: invocations, billed seconds, the instance's shape),
+`usage_from_calls` (calls a day × seconds each), `usage_from_run` (a run folder's metering, scaled
+to a day), `daily_cost`, `compare`, `Comparison`. Every figure is in one table's currency; costs
+are never negative.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UsageError
+from .tables import CuTable, GbSecondTable
+
+__all__ = ["Comparison", "DailyUsage", "compare", "daily_cost", "usage_from_calls",
+           "usage_from_run"]
+
+DAY_S = 86400.0
+MONTH_DAYS = 30.0  # CU tiers are monthly: a day is priced as 1/30 of a month of such days
+
+
+@dataclass(frozen=True)
+class DailyUsage:
+    """One day of an FC function's usage.
+
+    Args:
+        invocations: requests a day.
+        active_s: instance-seconds with at least one request in flight.
+        idle_s: instance-seconds alive with nothing in flight (billed only where the table, or
+            provisioned instances, say so).
+        gpu_gb: the GPU memory spec (gpuMemorySize / 1024).
+        vcpu / memory_gb / disk_gb: the instance's other resources (CU tables bill them).
+        gpu_family: ``tesla`` or ``ada`` (CU tables price GPU families differently).
+    """
+
+    invocations: float
+    active_s: float
+    idle_s: float = 0.0
+    gpu_gb: float = 0.0
+    vcpu: float = 0.0
+    memory_gb: float = 0.0
+    disk_gb: float = 0.0
+    gpu_family: str = "tesla"
+
+    @property
+    def utilisation(self) -> float:
+        """Share of the day an instance was busy (active seconds / 86400)."""
+        return self.active_s / DAY_S
+
+
+def usage_from_calls(calls_per_day: float, duration_s: float, gpu_gb: float, *,
+                     vcpu: float = 0.0, memory_gb: float = 0.0, disk_gb: float = 0.0,
+                     gpu_family: str = "tesla") -> DailyUsage:
+    """`calls_per_day` requests of `duration_s` seconds each, one at a time (the doc's model)."""
+    if calls_per_day < 0 or duration_s < 0 or gpu_gb < 0:
+        raise UsageError("calls per day, duration and GPU memory must not be negative")
+    return DailyUsage(invocations=calls_per_day, active_s=calls_per_day * duration_s,
+                      gpu_gb=gpu_gb, vcpu=vcpu, memory_gb=memory_gb, disk_gb=disk_gb,
+                      gpu_family=gpu_family)
+
+
+def usage_from_run(run_dir: str | Path) -> tuple[DailyUsage, float]:
+    """A run folder's metering (``instances.csv``: active/idle seconds and the GPU spec per
+    instance; ``summary.json``: requests and span) scaled to a day; returns it and the scale.
+
+    Raises:
+        UsageError: the folder has no instances.csv (only harness runs meter instances).
+    """
+    run = Path(run_dir)
+    inst_csv, summary_json = run / "instances.csv", run / "summary.json"
+    if not inst_csv.is_file() or not summary_json.is_file():
+        raise UsageError(f"{run} has no instances.csv and summary.json: only a run against the "
+                         "local harness (or a simulated one) meters its instances")
+    with open(inst_csv, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    summary = json.loads(summary_json.read_text())
+    span = float(summary.get("duration_s") or 0.0)
+    if span <= 0 or not rows:
+        raise UsageError(f"{run} metered no instance time; nothing to price")
+    scale = DAY_S / span
+    gb = max((float(r.get("gpu_memory_mb") or 0) for r in rows), default=0.0) / 1024.0
+    active = sum(float(r.get("active_s") or 0) for r in rows)
+    idle = sum(float(r.get("idle_s") or 0) for r in rows)
+    return DailyUsage(invocations=float(summary.get("count") or 0) * scale,
+                      active_s=active * scale, idle_s=idle * scale, gpu_gb=gb), scale
+
+
+def _tiered(cu: float, table: CuTable) -> float:
+    left, cost, floor = cu, 0.0, 0.0
+    for tier in table.tiers:
+        top = math.inf if tier.up_to is None else tier.up_to
+        take = max(0.0, min(left, top - floor))
+        cost += take * tier.price
+        left -= take
+        floor = top
+        if left <= 0:
+            break
+    return cost
+
+
+def daily_cost(table: GbSecondTable | CuTable, usage: DailyUsage) -> dict[str, float]:
+    """The day's FC bill in `table`'s currency, with its parts (``total`` first)."""
+    billed_idle = usage.idle_s if table.bill_idle else 0.0
+    if isinstance(table, GbSecondTable):
+        gpu = usage.gpu_gb * (usage.active_s + billed_idle) * table.gpu_gb_s
+        return {"total": gpu, "gpu": gpu}
+    rates = table.cu
+    try:
+        gpu_rate = rates.gpu[usage.gpu_family]
+    except KeyError:
+        raise UsageError(f"the table {table.name!r} prices GPU families "
+                         f"{', '.join(rates.gpu)}, not {usage.gpu_family!r}") from None
+    parts_cu = {
+        "vcpu": usage.vcpu * (usage.active_s * rates.vcpu_active_s
+                              + billed_idle * rates.vcpu_idle_s),
+        "memory": usage.memory_gb * (usage.active_s + billed_idle) * rates.memory_gb_s,
+        "disk": usage.disk_gb * (usage.active_s + billed_idle) * rates.disk_gb_s,
+        "gpu": usage.gpu_gb * (usage.active_s * gpu_rate.active_gb_s
+                               + billed_idle * gpu_rate.idle_gb_s),
+        "invocations": usage.invocations / 10_000.0 * rates.per10k_invocations,
+    }
+    cu_day = sum(parts_cu.values())
+    total = _tiered(cu_day * MONTH_DAYS, table) / MONTH_DAYS
+    share = total / cu_day if cu_day > 0 else 0.0  # the day's average price per CU
+    return {"total": total, "cu": cu_day, **{k: v * share for k, v in parts_cu.items()}}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """FC against a GPU server for one day (all in `currency`)."""
+
+    currency: str
+    fc_per_day: float
+    server_per_day: float | None
+    utilisation: float
+    saving: float | None  # 1 - fc/server
+    break_even_utilisation: float | None  # None: FC is cheaper at any utilisation
+
+    def lines(self) -> list[tuple[str, str]]:
+        """(label, value) for a terminal table."""
+        c = self.currency
+        out = [("FC per day", f"{self.fc_per_day:.2f} {c}"),
+               ("time utilisation", f"{self.utilisation:.2%}")]
+        if self.server_per_day is not None:
+            out.append(("GPU server per day (24 h)", f"{self.server_per_day:.2f} {c}"))
+            out.append(("saving", f"{self.saving:.1%}" if self.saving is not None else "–"))
+            out.append(("break-even utilisation",
+                        "never (FC is cheaper even when busy all day)"
+                        if self.break_even_utilisation is None
+                        else f"{self.break_even_utilisation:.1%}"))
+        return out
+
+
+def compare(table: GbSecondTable | CuTable, usage: DailyUsage, *,
+            server_per_hour: float | None = None) -> Comparison:
+    """The day's FC bill against a server at `server_per_hour` (default: the table's)."""
+    fc = daily_cost(table, usage)["total"]
+    hourly = table.server_per_hour if server_per_hour is None else server_per_hour
+    server = None if hourly is None else hourly * 24.0
+    saving = None if not server else 1.0 - fc / server
+    break_even = None
+    if server and usage.active_s > 0:
+        # FC's bill grows with busy time; where it meets the server's flat day
+        full = daily_cost(table, DailyUsage(**{**usage.__dict__, "active_s": DAY_S,
+                                               "invocations": usage.invocations * DAY_S
+                                               / usage.active_s}))["total"]
+        u = server / full if full > 0 else math.inf
+        break_even = u if u <= 1.0 else None
+    return Comparison(currency=table.currency, fc_per_day=fc, server_per_day=server,
+                      utilisation=usage.utilisation, saving=saving,
+                      break_even_utilisation=break_even)

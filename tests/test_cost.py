@@ -1,0 +1,109 @@
+"""`fcbench cost`: FC's documented examples to the cent, the CU regime by hand, a run folder's
+metering against a hand sum of its instances.csv, and bad tables as located errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fcbench.cost.model import DailyUsage, compare, daily_cost, usage_from_calls, usage_from_run
+from fcbench.cost.tables import load_table
+from fcbench.errors import SpecError
+
+
+@pytest.fixture(scope="module")
+def simple():
+    return load_table("fc-doc-simple")
+
+
+@pytest.mark.parametrize("calls, fc, utilisation, saving", [
+    # the documentation rounds these to 4.1 % / 95 % and 57 % / 55 %; the arithmetic gives:
+    (3600, 10.08, 0.0417, 0.970),
+    (50000, 140.00, 0.5787, 0.583),
+])
+def test_the_documentations_examples(simple, calls, fc, utilisation, saving):
+    result = compare(simple, usage_from_calls(calls, 1.0, 4.0))
+    assert result.server_per_day == pytest.approx(336.00, abs=0.005)
+    assert result.fc_per_day == pytest.approx(fc, abs=0.005)
+    assert result.utilisation == pytest.approx(utilisation, abs=0.001)
+    assert result.saving == pytest.approx(saving, abs=0.001)
+
+
+def test_break_even_utilisation(simple):
+    assert compare(simple, usage_from_calls(3600, 1, 4)).break_even_utilisation is None  # never
+    assert compare(simple, usage_from_calls(3600, 1, 16)).break_even_utilisation == \
+        pytest.approx(0.347, abs=0.001)
+
+
+def test_the_cu_table_by_hand():
+    table = load_table("fc3-cu-2024-08")
+    usage = DailyUsage(invocations=20000, active_s=20000 * 2.0, gpu_gb=8, vcpu=2, memory_gb=8,
+                       disk_gb=0.5, gpu_family="ada")
+    parts = daily_cost(table, usage)
+    cu = 40000 * (2 * 1.0 + 8 * 0.15 + 0.5 * 0.05 + 8 * 1.5) + 20000 / 10000 * 75
+    assert parts["cu"] == pytest.approx(cu)
+    assert parts["total"] == pytest.approx(cu * 0.000020)  # 30 such days stay under 100 M CU
+    assert sum(v for k, v in parts.items() if k not in ("total", "cu")) == \
+        pytest.approx(parts["total"])
+    # a month over the first tier is priced in tiers
+    heavy = DailyUsage(invocations=0, active_s=86400, gpu_gb=48, gpu_family="tesla")
+    month_cu = 86400 * 48 * 2.1 * 30
+    expect = (100e6 * 0.000020 + (min(month_cu, 500e6) - 100e6) * 0.000017
+              + max(0, month_cu - 500e6) * 0.000014) / 30
+    assert daily_cost(table, heavy)["total"] == pytest.approx(expect)
+    # idle seconds are billed only where the table says so
+    idle = DailyUsage(invocations=0, active_s=0, idle_s=1000, gpu_gb=4)
+    assert daily_cost(table, idle)["total"] == 0.0
+    billed = table.model_copy(update={"bill_idle": True})
+    assert daily_cost(billed, idle)["cu"] == pytest.approx(1000 * 4 * 0.5)
+
+
+def test_a_run_folders_cost_is_the_hand_sum_of_its_instances(tmp_path, simple):
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [{"instance_id": "i1", "gpu_memory_mb": 4096, "active_s": 12.5, "idle_s": 30.0},
+            {"instance_id": "i2", "gpu_memory_mb": 4096, "active_s": 7.5, "idle_s": 10.0}]
+    with open(run / "instances.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (run / "summary.json").write_text(json.dumps({"count": 40, "duration_s": 60.0}))
+    usage, scale = usage_from_run(run)
+    assert scale == pytest.approx(1440.0)
+    run_cost = daily_cost(simple, usage)["total"] / scale
+    assert run_cost == pytest.approx(4 * (12.5 + 7.5) * 0.0007)  # GB × active s × price
+    res = subprocess.run([sys.executable, "-m", "fcbench", "cost", str(run)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert f"{run_cost * scale:.2f} CNY" in res.stdout and "check your console" in res.stdout
+
+
+def test_the_command_prints_both_regimes_separately():
+    res = subprocess.run([sys.executable, "-m", "fcbench", "cost", "--calls-per-day", "3600",
+                          "--duration", "1", "--gpu-mem", "4", "--table", "fc-doc-simple",
+                          "--table", "fc3-cu-2024-08", "--server-price", "2USD"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert "10.08 CNY" in out and "336.00 CNY" in out and "97.0%" in out
+    assert "30,267 CU" in out and "48.00 USD" in out  # the USD server price went to USD only
+
+
+def test_bad_tables_are_located_errors(tmp_path):
+    bad = tmp_path / "t.yaml"
+    bad.write_text("name: t\nregime: gb-s\ncurrency: CNY\nsource: me\ndate: x\ngpuGbS: -1\n")
+    with pytest.raises(SpecError, match=r"t\.yaml:6: gpuGbS"):
+        load_table(bad)
+    bad.write_text("name: t\nregime: flat\ncurrency: CNY\n")
+    with pytest.raises(SpecError, match=r"t\.yaml"):
+        load_table(bad)
+    res = subprocess.run([sys.executable, "-m", "fcbench", "cost", "--calls-per-day", "1",
+                          "--duration", "1", "--gpu-mem", "4", "--table", str(bad)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "t.yaml" in res.stderr and "Traceback" not in res.stderr
+    with pytest.raises(SpecError, match="no price table"):
+        load_table("nope")

@@ -15,6 +15,7 @@ from .images import images
 from .invoke import invoke
 from .report import report
 from .run import run
+from .simulate import simulate
 
 __all__ = ["main"]
 
@@ -27,3 +28,4 @@ main.add_command(images)
 main.add_command(invoke)
 main.add_command(report)
 main.add_command(run)
+main.add_command(simulate)

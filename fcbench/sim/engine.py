@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -54,6 +54,8 @@ class SimResult:
     alive_s: float
     gpu_gb_s: float = 0.0
     reclaims: int = 0
+    #: every instance as instances.csv lists them (times in simulated seconds)
+    instances: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def cold(self) -> int:
@@ -182,7 +184,12 @@ def simulate(arrivals: Iterable[float], config: FunctionConfig, *,
     end = max((r.end_ts or 0.0 for r in order), default=0.0)
     apply(end, sched.shutdown(end))
     insts = sched.retired
+    rows = [{"instance_id": i.id, "function": i.function, "slots": i.slots,
+             "served": i.served, "gpu_memory_mb": i.gpu_memory_mb, "created_ts": i.created_at,
+             "ready_ts": i.ready_at, "stopped_ts": i.usage.stopped, **i.usage.as_dict(end)}
+            for i in insts]
     return SimResult(requests=order, instances_started=started,
                      active_s=sum(i.usage.active_s(end) for i in insts),
                      alive_s=sum(i.usage.alive_s(end) for i in insts),
-                     gpu_gb_s=sum(i.usage.gpu_gb_s(end) for i in insts), reclaims=reclaims)
+                     gpu_gb_s=sum(i.usage.gpu_gb_s(end) for i in insts), reclaims=reclaims,
+                     instances=rows)

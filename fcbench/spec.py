@@ -145,12 +145,21 @@ class HarnessOptions(_Spec):
     runtime: Literal["process", "docker"] = "process"
     idle_timeout: float = Field(DEFAULT_IDLE_TIMEOUT_S, gt=0, description="seconds")
     max_instances: int = Field(DEFAULT_MAX_INSTANCES, ge=1)
+    min_instances: int = Field(0, ge=0, description="provisioned instances: started at once "
+                               "and never reclaimed (FC's provision config defaultTarget)")
     queue: QueueOptions = QueueOptions()
     start_timeout: float = Field(DEFAULT_START_TIMEOUT_S, gt=0, description="seconds")
     command: list[str] | None = Field(
         None, description="process runtime: argv to run instead of `python -m fcbench.server`")
     sample_request: SampleRequest | None = Field(
         None, description="the request `coldstart profile`/`sweep` send when given none")
+
+    @model_validator(mode="after")
+    def _min_within_max(self) -> HarnessOptions:
+        if self.min_instances > self.max_instances:
+            raise ValueError(f"minInstances {self.min_instances} is more than maxInstances "
+                             f"{self.max_instances}; lower it or raise maxInstances")
+        return self
 
 
 class FunctionSpec(_Spec):

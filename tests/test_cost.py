@@ -107,3 +107,12 @@ def test_bad_tables_are_located_errors(tmp_path):
     assert res.returncode == 2 and "t.yaml" in res.stderr and "Traceback" not in res.stderr
     with pytest.raises(SpecError, match="no price table"):
         load_table("nope")
+
+
+def test_provisioned_idle_seconds_are_billed_on_demand_ones_are_not(simple):
+    usage = DailyUsage(invocations=10, active_s=100, idle_s=1000, provisioned_idle_s=500,
+                       gpu_gb=4)
+    assert daily_cost(simple, usage)["total"] == pytest.approx(4 * (100 + 500) * 0.0007)
+    cu = load_table("fc3-cu-2024-08")
+    assert daily_cost(cu, usage)["cu"] == pytest.approx(4 * (100 * 2.1 + 500 * 0.5)
+                                                        + 10 / 10000 * 75)

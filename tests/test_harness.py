@@ -346,3 +346,24 @@ def test_fcbench_invoke_shows_cold_then_warm_and_the_body(tmp_path, harness):
     gone = cli("sleep", "--endpoint", "http://127.0.0.1:9")
     assert gone.returncode == 1 and "Is the harness running?" in gone.stderr
     assert "Traceback" not in gone.stderr
+
+
+def test_provisioned_instances_keep_sparse_requests_warm(tmp_path):
+    from fcbench.spec import function_spec_from_dict
+
+    spec = function_spec_from_dict({
+        "functionName": "prov", "environmentVariables": {"FCBENCH_MODEL": "sleep",
+                                                         "FCBENCH_STARTUP_MS": "200"},
+        "harness": {"runtime": "process", "idleTimeout": 0.3, "minInstances": 2}})
+    with HarnessThread([spec], HarnessConfig(port=0, log_dir=tmp_path / "logs")) as h:
+        deadline = time.monotonic() + 20
+        while sum(i["state"] == "ready" for i in instances(h.url)) < 2:
+            assert time.monotonic() < deadline, instances(h.url)
+            time.sleep(0.05)
+        for _ in range(3):  # sparse: each after the idle timeout has long passed
+            time.sleep(0.6)
+            status, headers, _ = invoke(h.url, "prov", {"sleep_ms": 5})
+            assert status == 200 and headers["x-fcbench-cold"] == "0"
+        live = instances(h.url)
+        assert len(live) == 2 and all(i["provisioned"] for i in live)
+        assert sum(i["idle_s"] for i in live) > 2.0  # metered idle while kept

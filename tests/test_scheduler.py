@@ -192,3 +192,20 @@ def test_a_queued_request_admitted_to_an_instance_ready_before_it_arrived_is_war
     s.instance_ready(1, inst)
     assert s.arrive(2, "f", "b") == []  # the one slot is busy: queued behind a warm instance
     assert s.finish(3, "a") == [Admit("b", inst, cold=False, queued=True)]
+
+
+def test_provisioned_instances_start_at_once_and_are_never_reclaimed():
+    from fcbench.harness.scheduler import FunctionConfig, Scheduler, StartInstance
+
+    s = Scheduler()
+    starts = s.add_function(FunctionConfig(name="p", min_instances=2, idle_timeout=1.0), now=0.0)
+    assert [type(d) for d in starts] == [StartInstance, StartInstance]
+    for d in starts:
+        s.instance_ready(1.0, d.instance_id)
+    [admit] = s.arrive(2.0, "p", "a")  # a warm slot at once
+    assert isinstance(admit, Admit) and not admit.cold
+    assert admit.instance_id in {d.instance_id for d in starts}
+    s.finish(2.5, "a")
+    assert s.tick(100.0) == [] and s.next_deadline() is None  # idle for ages: kept
+    assert s.reclaim_idle(100.0, "p") == []  # a forced reclaim leaves them too
+    assert len(s.instances("p")) == 2 and all(i.provisioned for i in s.instances("p"))

@@ -64,3 +64,11 @@ def test_at_equal_times_a_finish_goes_before_an_arrival_as_in_the_harness():
     res = simulate([0.0, 1.0, 2.0, 3.0], cfg(), service_s=lambda: 1.0, startup_s=lambda: 0.0)
     assert res.instances_started == 1
     assert [r.cold for r in res.requests] == [True, False, False, False]
+
+
+def test_provisioned_instances_make_sparse_traffic_warm_and_meter_their_idle_time():
+    res = simulate([10, 40, 70], cfg(min_instances=2, idle_timeout=5.0), service_s=lambda: 1.0,
+                   startup_s=lambda: 2.0)
+    assert [r.cold for r in res.requests] == [False, False, False]
+    assert res.instances_started == 2
+    assert all(row["idle_s"] > 60 for row in res.instances)  # kept idle the whole run

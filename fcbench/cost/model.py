@@ -31,8 +31,10 @@ class DailyUsage:
     Args:
         invocations: requests a day.
         active_s: instance-seconds with at least one request in flight.
-        idle_s: instance-seconds alive with nothing in flight (billed only where the table, or
-            provisioned instances, say so).
+        idle_s: on-demand instance-seconds alive with nothing in flight (billed where the table
+            says so).
+        provisioned_idle_s: idle seconds of provisioned instances: always billed (at the
+            table's idle rates; a GB·s table has none, so its GPU price).
         gpu_gb: the GPU memory spec (gpuMemorySize / 1024).
         vcpu / memory_gb / disk_gb: the instance's other resources (CU tables bill them).
         gpu_family: ``tesla`` or ``ada`` (CU tables price GPU families differently).
@@ -41,6 +43,7 @@ class DailyUsage:
     invocations: float
     active_s: float
     idle_s: float = 0.0
+    provisioned_idle_s: float = 0.0
     gpu_gb: float = 0.0
     vcpu: float = 0.0
     memory_gb: float = 0.0
@@ -85,9 +88,14 @@ def usage_from_run(run_dir: str | Path) -> tuple[DailyUsage, float]:
     scale = DAY_S / span
     gb = max((float(r.get("gpu_memory_mb") or 0) for r in rows), default=0.0) / 1024.0
     active = sum(float(r.get("active_s") or 0) for r in rows)
-    idle = sum(float(r.get("idle_s") or 0) for r in rows)
+
+    def idle(provisioned: bool) -> float:
+        return sum(float(r.get("idle_s") or 0) for r in rows
+                   if (str(r.get("provisioned", "")).lower() == "true") == provisioned)
+
     return DailyUsage(invocations=float(summary.get("count") or 0) * scale,
-                      active_s=active * scale, idle_s=idle * scale, gpu_gb=gb), scale
+                      active_s=active * scale, idle_s=idle(False) * scale,
+                      provisioned_idle_s=idle(True) * scale, gpu_gb=gb), scale
 
 
 def _tiered(cu: float, table: CuTable) -> float:
@@ -105,7 +113,7 @@ def _tiered(cu: float, table: CuTable) -> float:
 
 def daily_cost(table: GbSecondTable | CuTable, usage: DailyUsage) -> dict[str, float]:
     """The day's FC bill in `table`'s currency, with its parts (``total`` first)."""
-    billed_idle = usage.idle_s if table.bill_idle else 0.0
+    billed_idle = (usage.idle_s if table.bill_idle else 0.0) + usage.provisioned_idle_s
     if isinstance(table, GbSecondTable):
         gpu = usage.gpu_gb * (usage.active_s + billed_idle) * table.gpu_gb_s
         return {"total": gpu, "gpu": gpu}

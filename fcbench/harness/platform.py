@@ -83,7 +83,7 @@ class Platform:
         runtime = self._runtime_for(spec)
         if spec.gpu_memory_mb and not runtime.capabilities.gpus:
             raise UsageError(f"runtime {runtime.name!r} cannot run GPU specs")
-        self.scheduler.add_function(FunctionConfig.from_spec(spec))
+        starts = self.scheduler.add_function(FunctionConfig.from_spec(spec), time.monotonic())
         self.specs[spec.name] = spec
         try:
             await runtime.prepare(spec)
@@ -91,6 +91,7 @@ class Platform:
             self.scheduler.remove_function(time.monotonic(), spec.name)
             del self.specs[spec.name]
             raise
+        self._apply(starts)  # provisioned instances start now (the runtime is prepared)
 
     async def remove_function(self, name: str) -> None:
         self._apply(self.scheduler.remove_function(time.monotonic(), name))
@@ -323,7 +324,7 @@ class Platform:
         return {
             "instance_id": inst.id, "function": inst.function, "state": inst.state.value,
             "slots": inst.slots, "in_flight": len(inst.in_flight), "waiting": len(inst.claimed),
-            "served": inst.served, "gpu_index": inst.gpu_index,
+            "served": inst.served, "provisioned": inst.provisioned, "gpu_index": inst.gpu_index,
             "gpu_memory_mb": inst.gpu_memory_mb,
             "created_ts": self.wall(inst.created_at), "ready_ts": self.wall(inst.ready_at),
             "stopped_ts": self.wall(inst.usage.stopped),

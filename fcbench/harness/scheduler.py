@@ -54,6 +54,8 @@ class FunctionConfig:
     idle_timeout: float = 300.0
     gpu_memory_mb: int = 0
     memory_mb: int = 0
+    #: provisioned instances (FC's provision config): started at once, never reclaimed
+    min_instances: int = 0
 
     @classmethod
     def from_spec(cls, spec: FunctionSpec) -> FunctionConfig:
@@ -61,7 +63,8 @@ class FunctionConfig:
         return cls(name=spec.name, concurrency=spec.instance_concurrency,
                    max_instances=h.max_instances, queue_size=h.queue.size,
                    queue_timeout=h.queue.timeout, idle_timeout=h.idle_timeout,
-                   gpu_memory_mb=spec.gpu_memory_mb, memory_mb=spec.memory_size or 0)
+                   gpu_memory_mb=spec.gpu_memory_mb, memory_mb=spec.memory_size or 0,
+                   min_instances=h.min_instances)
 
 
 class InstanceState(str, enum.Enum):
@@ -96,6 +99,7 @@ class Instance:
     idle_since: float | None = None
     served: int = 0
     usage: Usage = field(default_factory=Usage)
+    provisioned: bool = False  # kept started: never reclaimed for idling
 
     @property
     def free_slots(self) -> int:
@@ -177,12 +181,21 @@ class Scheduler:
         self.retired: list[Instance] = []
 
     # ---- functions ----------------------------------------------------------------------
-    def add_function(self, config: FunctionConfig) -> None:
-        """Register a function. Raises `GpuError` if its GPU spec can never be placed."""
+    def add_function(self, config: FunctionConfig, now: float = 0.0) -> list[Decision]:
+        """Register a function and start its provisioned instances (`min_instances`).
+
+        Raises `GpuError` if its GPU spec can never be placed."""
         self.gpus.check_fits(config.name, config.gpu_memory_mb)
         if config.name in self._functions:
             raise ValueError(f"function {config.name!r} is already registered")
-        self._functions[config.name] = _Function(config)
+        fn = self._functions[config.name] = _Function(config)
+        out: list[Decision] = []
+        for _ in range(min(config.min_instances, config.max_instances)):
+            inst = self._start(now, fn, out)
+            if inst is None:  # GPU memory ran out: start what fits
+                break
+            inst.provisioned = True
+        return out
 
     def remove_function(self, now: float, name: str) -> list[Decision]:
         """Unregister a function: reject its queue and reclaim its instances."""
@@ -306,7 +319,7 @@ class Scheduler:
                                   f"waited {fn.config.queue_timeout:g} s in the queue"))
             for inst in list(fn.instances.values()):
                 if (inst.state is InstanceState.READY and not inst.in_flight
-                        and inst.idle_since is not None
+                        and not inst.provisioned and inst.idle_since is not None
                         and now >= inst.idle_since + fn.config.idle_timeout):
                     out.extend(self._drop(now, inst, reason="idle"))
         if any(isinstance(d, Reclaim) for d in out):
@@ -317,7 +330,7 @@ class Scheduler:
         """Reclaim every ready instance with nothing in flight now (forcing the next start cold)."""
         out: list[Decision] = []
         for inst in self.instances(function):
-            if inst.state is InstanceState.READY and not inst.in_flight:
+            if inst.state is InstanceState.READY and not inst.in_flight and not inst.provisioned:
                 out.extend(self._drop(now, inst, reason="forced"))
         return out
 
@@ -342,7 +355,7 @@ class Scheduler:
                 times.append(fn.queue[0].enqueued_at + fn.config.queue_timeout)
             for inst in fn.instances.values():
                 if inst.state is InstanceState.READY and not inst.in_flight \
-                        and inst.idle_since is not None:
+                        and not inst.provisioned and inst.idle_since is not None:
                     times.append(inst.idle_since + fn.config.idle_timeout)
         return min(times, default=None)
 

@@ -116,7 +116,7 @@ def simulate(arrivals: Iterable[float], config: FunctionConfig, *,
         gpus: GPU pool for GPU-memory specs.
     """
     sched = Scheduler(gpus if gpus is not None else GpuPool())
-    sched.add_function(config)
+    provisioned = sched.add_function(config, 0.0)
     events: list[_Event] = []
     seq = itertools.count()
     requests: dict[str, SimRequest] = {}
@@ -151,6 +151,8 @@ def simulate(arrivals: Iterable[float], config: FunctionConfig, *,
             armed = deadline
             push(deadline, "tick")
 
+    apply(0.0, provisioned)  # provisioned instances start with the run
+    rearm()
     it = iter(arrivals)
     pending = next(it, None)
     n = 0
@@ -185,7 +187,8 @@ def simulate(arrivals: Iterable[float], config: FunctionConfig, *,
     apply(end, sched.shutdown(end))
     insts = sched.retired
     rows = [{"instance_id": i.id, "function": i.function, "slots": i.slots,
-             "served": i.served, "gpu_memory_mb": i.gpu_memory_mb, "created_ts": i.created_at,
+             "served": i.served, "provisioned": i.provisioned,
+             "gpu_memory_mb": i.gpu_memory_mb, "created_ts": i.created_at,
              "ready_ts": i.ready_at, "stopped_ts": i.usage.stopped, **i.usage.as_dict(end)}
             for i in insts]
     return SimResult(requests=order, instances_started=started,

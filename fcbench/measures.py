@@ -28,8 +28,8 @@ import numpy as np
 
 from .report.stats import percentiles, wilson
 
-__all__ = ["OUTCOMES", "block_bootstrap", "is_cold", "latency_from_intended", "outcomes",
-           "p_cold"]
+__all__ = ["OUTCOMES", "block_bootstrap", "is_cold", "latency_from_intended", "outcome",
+           "outcomes", "p_cold"]
 
 OUTCOMES = ("warm", "cold", "throttled", "failed")
 THROTTLED_STATUS = 429
@@ -45,15 +45,27 @@ def is_cold(*, start_ts: float | None, ready_ts: float | None, platform_cold: bo
     return first
 
 
+def outcome(status: float, cold: Any) -> str:
+    """One request's outcome (module docstring): `status` its HTTP status (0: no response),
+    `cold` truthy when it was cold (None/NaN: unknown, taken as not cold)."""
+    if status == THROTTLED_STATUS:
+        return "throttled"
+    if not 0 < status < 400:
+        return "failed"
+    return "cold" if cold is not None and cold == cold and cold > 0.5 else "warm"
+
+
+_outcomes = np.frompyfunc(outcome, 2, 1)
+
+
 def outcomes(status: Any, cold: Any) -> np.ndarray:
-    """Each request's outcome (an array of `OUTCOMES` strings) from status and cold columns."""
+    """`outcome` of every request (an array of `OUTCOMES` strings) from status and cold columns."""
     status = np.asarray(status, dtype=float)
     cold = np.asarray(cold, dtype=float)
-    ok = (status > 0) & (status < 400)
-    out = np.full(status.shape, "failed", dtype=object)
-    out[status == THROTTLED_STATUS] = "throttled"
-    out[ok] = np.where(cold[ok] > 0.5, "cold", "warm")
-    return out
+    if status.size == 0:
+        return np.zeros(0, dtype=object)
+    with np.errstate(invalid="ignore"):  # NaN (unknown) compares as False, as intended
+        return np.asarray(_outcomes(status, cold), dtype=object)
 
 
 def outcome_shares(kinds: np.ndarray) -> dict[str, dict[str, float | int | None]]:

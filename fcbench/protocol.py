@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 __all__ = [
     "ALL_COLUMNS", "API_PREFIX", "COLUMNS", "EXTRA_COLUMNS", "HARNESS_API", "InvocationRecord",
-    "REJECT_CODES", "fc_error_code", "function_path", "invoke_path", "parse_headers",
+    "REJECT_CODES", "fc_error_code", "fc_error_message", "function_path", "invoke_path", "parse_headers",
     "trigger_path",
     "H_BATCH_SIZE", "H_BOOT_TS", "H_COLD", "H_FC_INSTANCE_ID", "H_FC_REQUEST_ID", "H_FIRST",
     "H_FORWARD_MS", "H_GATEWAY_TS",
@@ -80,18 +80,27 @@ REJECT_CODES: dict[str, tuple[int, str]] = {
 }
 
 
+def _fc_error_doc(payload: bytes) -> dict[str, Any]:
+    if payload[:1] != b"{":
+        return {}
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
 def fc_error_code(status: int, payload: bytes) -> str:
     """FC's error ``Code`` from a JSON error body (e.g. ResourceThrottled), else ``HTTP 503``."""
-    if payload[:1] == b"{":
-        try:
-            doc = json.loads(payload)
-        except ValueError:
-            doc = None
-        if isinstance(doc, dict):
-            code = doc.get("Code") or doc.get("code") or doc.get("error")
-            if isinstance(code, str) and code:
-                return code[:200]
-    return f"HTTP {status}"
+    doc = _fc_error_doc(payload)
+    code = doc.get("Code") or doc.get("code") or doc.get("error")
+    return code[:200] if isinstance(code, str) and code else f"HTTP {status}"
+
+
+def fc_error_message(payload: bytes) -> str | None:
+    """FC's error ``Message`` from a JSON error body (it names the log file), else None."""
+    message = _fc_error_doc(payload).get("Message")
+    return message if isinstance(message, str) and message else None
 
 
 # ---- the record ---------------------------------------------------------------------------
@@ -152,12 +161,10 @@ class InvocationRecord:
 
     @property
     def outcome(self) -> str:
-        """warm, cold, throttled or failed (see `fcbench.measures`)."""
-        if self.status == 429:
-            return "throttled"
-        if not self.ok:
-            return "failed"
-        return "cold" if self.cold else "warm"
+        """warm, cold, throttled or failed (`fcbench.measures.outcome`)."""
+        from .measures import outcome  # the definition; loaded once by any target
+
+        return outcome(self.status, 1.0 if self.cold else 0.0)
 
     @property
     def latency_from_intended_ms(self) -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -66,16 +67,15 @@ def cost(run_dir: Path | None, calls_per_day: float | None, duration_s: float | 
             raise click.UsageError("give RUN_DIR or --calls-per-day/--duration, not both")
         usage, scale = usage_from_run(run_dir)
         if gpu_gb is not None:
-            usage = type(usage)(**{**usage.__dict__, "gpu_gb": gpu_gb})
+            usage = replace(usage, gpu_gb=gpu_gb)
         click.echo(f"from {run_dir}: metering scaled ×{scale:.1f} to a day "
                    f"({usage.invocations:.0f} calls, {usage.active_s:.0f} busy instance-s)")
     else:
         if calls_per_day is None or duration_s is None or gpu_gb is None:
             raise click.UsageError("give --calls-per-day, --duration and --gpu-mem (or RUN_DIR)")
         usage = usage_from_calls(calls_per_day, duration_s, gpu_gb)
-    usage = type(usage)(**{**usage.__dict__, "vcpu": vcpu or usage.vcpu,
-                           "memory_gb": memory_gb or usage.memory_gb,
-                           "disk_gb": disk_gb or usage.disk_gb, "gpu_family": gpu_family})
+    usage = replace(usage, vcpu=vcpu or usage.vcpu, memory_gb=memory_gb or usage.memory_gb,
+                    disk_gb=disk_gb or usage.disk_gb, gpu_family=gpu_family)
     for name in tables:
         table = load_table(name)
         price = server_prices.get(table.currency.upper(), server_prices.get(""))

@@ -7,7 +7,6 @@ failed samples are kept as counted categories, and warm-up samples are dropped e
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import time
@@ -16,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import UsageError
-from ..protocol import InvocationRecord
+from ..protocol import InvocationRecord, fc_error_message
 from ..targets.base import ColdStartMethod, Target
 from .phases import HEADER_PHASES, PHASES, clock_errors, split_with_harness, split_with_headers
 
@@ -82,11 +81,8 @@ class Sample:
 def _failure_text(record: InvocationRecord) -> str:
     """The error code and, from an FC-shaped body, its message (which names the log file)."""
     text = record.error or f"HTTP {record.status}"
-    try:
-        message = json.loads(record.body).get("Message") if record.body[:1] == b"{" else None
-    except (ValueError, AttributeError):
-        message = None
-    return f"{text}: {message}" if isinstance(message, str) and message else text
+    message = fc_error_message(record.body)
+    return f"{text}: {message}" if message else text
 
 
 def _r(x: float | None) -> float | None:

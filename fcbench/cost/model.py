@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import UsageError
@@ -174,9 +174,8 @@ def compare(table: GbSecondTable | CuTable, usage: DailyUsage, *,
     break_even = None
     if server and usage.active_s > 0:
         # FC's bill grows with busy time; where it meets the server's flat day
-        full = daily_cost(table, DailyUsage(**{**usage.__dict__, "active_s": DAY_S,
-                                               "invocations": usage.invocations * DAY_S
-                                               / usage.active_s}))["total"]
+        full = daily_cost(table, replace(usage, active_s=DAY_S, invocations=usage.invocations
+                                         * DAY_S / usage.active_s))["total"]
         u = server / full if full > 0 else math.inf
         break_even = u if u <= 1.0 else None
     return Comparison(currency=table.currency, fc_per_day=fc, server_per_day=server,

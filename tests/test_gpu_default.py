@@ -61,7 +61,7 @@ def _drain(lines: queue.Queue) -> list[str]:
 
 def test_cards_are_sized_by_gpu_type_and_enough_for_max_instances():
     specs = [sleep_spec("t4", gpuConfig={"gpuMemorySize": 4096}, max_instances=4),
-             sleep_spec("ada", gpuConfig={"gpuMemorySize": 20000, "gpuType": "fc.gpu.ada.1"},
+             sleep_spec("ada", gpuConfig={"gpuMemorySize": 20480, "gpuType": "fc.gpu.ada.1"},
                         max_instances=3),
              sleep_spec("a10", gpuConfig={"gpuMemorySize": 8192, "gpuType": "fc.gpu.ampere.1"},
                         max_instances=7),
@@ -78,7 +78,7 @@ def test_cards_are_sized_by_gpu_type_and_enough_for_max_instances():
 
 def test_a_spec_larger_than_its_card_or_of_an_unknown_type_is_refused():
     with pytest.raises(GpuError, match="more than a fc.gpu.tesla.1 card has"):
-        default_virtual_gpus([sleep_spec(gpuConfig={"gpuMemorySize": 20000})])
+        default_virtual_gpus([sleep_spec(gpuConfig={"gpuMemorySize": 20480})])
     with pytest.raises(GpuError, match="fc.gpu.ampere.1"):
         default_virtual_gpus([sleep_spec(gpuConfig={"gpuMemorySize": 1024,
                                                     "gpuType": "fc.gpu.volta.9"})])

@@ -184,7 +184,7 @@ def test_management_routes_create_get_list_delete(harness):
     status, _, bad = http("POST", base, {"functionName": "x", "instanceConcurency": 2})
     assert status == 400 and "instanceConcurency" in json.loads(bad)["Message"]
     names = [f["functionName"] for f in json.loads(http("GET", base)[2])["functions"]]
-    assert names == ["sleep", "extra"]
+    assert names == ["extra", "sleep"]  # FC lists by name
     assert json.loads(http("GET", f"{base}/extra")[2])["instanceConcurrency"] == 2
     assert invoke(harness.url, "extra")[0] == 200
     assert http("DELETE", f"{base}/extra")[0] == 204

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ._base import FcbenchGroup, main_group
 from .coldstart import coldstart
 from .cost import cost
+from .deploy import deploy
 from .doctor import doctor
 from .harness import harness
 from .images import images
@@ -22,6 +23,7 @@ __all__ = ["main"]
 main: FcbenchGroup = main_group
 main.add_command(coldstart)
 main.add_command(cost)
+main.add_command(deploy)
 main.add_command(doctor)
 main.add_command(harness)
 main.add_command(images)

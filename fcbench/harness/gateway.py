@@ -3,8 +3,9 @@
 Key names: `build_gateway`, `fc_error`. Routes (all under 127.0.0.1 by default):
 
 * ``POST /2023-03-30/functions/{name}/invocations`` — InvokeFunction (raw bytes both ways)
-* ``ANY  /http/{name}/{path}`` — HTTP-trigger style pass-through to the instance
-* ``POST|GET /2023-03-30/functions``, ``GET|DELETE /2023-03-30/functions/{name}`` — management
+* ``ANY  /http/{name}[/{path}]`` — the function's HTTP trigger URL (its methods and authType
+  are enforced when it has a trigger; without one, an open pass-through to the instance)
+* FC 3.0 management (functions, triggers, provision config, instances) — `fcbench.harness.fcapi`
 * ``GET /fcbench/v1/instances``, ``GET /fcbench/v1/events?since=N``,
   ``POST /fcbench/v1/reclaim?function=NAME`` — harness state and control
 
@@ -24,10 +25,10 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from .. import __version__
-from ..errors import InstanceGone, InvokeTimeout, Rejected, SpecError, UsageError
+from ..errors import InstanceGone, InvokeTimeout, Rejected
 from ..protocol import (H_COLD, H_FC_INSTANCE_ID, H_FC_REQUEST_ID, H_FORWARD_MS, H_GATEWAY_TS,
                         H_QUEUE_MS, HARNESS_API, function_path)
-from ..spec import function_spec_from_dict
+from .fcapi import PLATFORM, add_fc_routes, fc_error, trigger_guard
 from .platform import Platform
 
 __all__ = ["MAX_SYNC_PAYLOAD_BYTES", "PLATFORM", "build_gateway", "fc_error",
@@ -35,15 +36,6 @@ __all__ = ["MAX_SYNC_PAYLOAD_BYTES", "PLATFORM", "build_gateway", "fc_error",
 
 #: FC's limit on a synchronous invocation's request body (EntityTooLarge beyond it).
 MAX_SYNC_PAYLOAD_BYTES = 32 * 1024 * 1024
-PLATFORM = web.AppKey("platform", Platform)
-
-
-def fc_error(status: int, code: str, message: str, request_id: str,
-             headers: dict[str, str] | None = None) -> web.Response:
-    """An FC-shaped JSON error, which the FC SDK parses into `ClientException`/`ServerException`."""
-    return web.json_response({"Code": code, "Message": message, "RequestId": request_id},
-                             status=status, headers={H_FC_REQUEST_ID: request_id,
-                                                     **(headers or {})})
 
 
 _STATUS_CODES = {400: "InvalidArgument", 404: "NotFound", 405: "MethodNotAllowed",
@@ -179,52 +171,11 @@ async def _http_trigger(request: web.Request) -> web.Response:
                         uuid.uuid4().hex)
     if request.query_string:
         path += "?" + request.query_string
-    return await _relay(request, request.match_info["name"], request.method, path)
-
-
-def _function_json(platform: Platform, name: str) -> dict[str, Any]:
-    spec = platform.specs[name]
-    return {**spec.to_fc(), "harness": spec.harness.model_dump(by_alias=True)}
-
-
-async def _list_functions(request: web.Request) -> web.Response:
-    platform = _platform(request)
-    return web.json_response({"functions": [_function_json(platform, n) for n in platform.specs]})
-
-
-async def _get_function(request: web.Request) -> web.Response:
-    platform, name = _platform(request), request.match_info["name"]
-    if name not in platform.specs:
-        return fc_error(404, "FunctionNotFound", f"function {name!r} does not exist", "")
-    return web.json_response(_function_json(platform, name))
-
-
-async def _create_function(request: web.Request) -> web.Response:
-    platform = _platform(request)
-    try:
-        doc = await request.json()
-        spec = function_spec_from_dict(doc, source="CreateFunction body")
-    except ValueError:
-        return fc_error(400, "InvalidArgument", "the body must be a JSON object", "")
-    except SpecError as exc:
-        return fc_error(400, "InvalidArgument", str(exc), "")
-    if spec.name in platform.specs:
-        return fc_error(409, "FunctionAlreadyExists", f"function {spec.name!r} already exists", "")
-    try:
-        await platform.add_function(spec)
-    except (UsageError, ValueError) as exc:
-        return fc_error(400, "InvalidArgument", str(exc), "")
-    except Exception as exc:  # noqa: BLE001 - GpuError and friends, as FC would
-        return fc_error(400, "InvalidArgument", str(exc), "")
-    return web.json_response(_function_json(platform, spec.name))
-
-
-async def _delete_function(request: web.Request) -> web.Response:
-    platform, name = _platform(request), request.match_info["name"]
-    if name not in platform.specs:
-        return fc_error(404, "FunctionNotFound", f"function {name!r} does not exist", "")
-    await platform.remove_function(name)
-    return web.Response(status=204)
+    name = request.match_info["name"]
+    refused = trigger_guard(request, _platform(request), name)
+    if refused is not None:
+        return refused
+    return await _relay(request, name, request.method, path)
 
 
 async def _instances(request: web.Request) -> web.Response:
@@ -238,7 +189,8 @@ async def _events(request: web.Request) -> web.Response:
     try:
         since = int(request.query.get("since", "0"))
     except ValueError:
-        return fc_error(400, "InvalidArgument", "since must be an integer event number", "")
+        return fc_error(400, "InvalidArgument", "since must be an integer event number",
+                        uuid.uuid4().hex)
     events = [e for e in platform.recent_events if e["seq"] > since]
     return web.json_response({"events": events, "last": platform.last_event_seq})
 
@@ -247,7 +199,8 @@ async def _reclaim(request: web.Request) -> web.Response:
     platform = _platform(request)
     name = request.query.get("function")
     if name is not None and name not in platform.specs:
-        return fc_error(404, "FunctionNotFound", f"function {name!r} does not exist", "")
+        return fc_error(404, "FunctionNotFound", f"function {name!r} does not exist",
+                        uuid.uuid4().hex)
     count = await platform.reclaim_idle(name)
     return web.json_response({"reclaimed": count})
 
@@ -264,10 +217,8 @@ def build_gateway(platform: Platform) -> web.Application:
     app[PLATFORM] = platform
     r = app.router
     r.add_post(function_path() + "/{name}/invocations", _invoke)
-    r.add_get(function_path(), _list_functions)
-    r.add_post(function_path(), _create_function)
-    r.add_get(function_path() + "/{name}", _get_function)
-    r.add_delete(function_path() + "/{name}", _delete_function)
+    add_fc_routes(r)
+    r.add_route("*", "/http/{name}", _http_trigger)
     r.add_route("*", "/http/{name}/{path:.*}", _http_trigger)
     r.add_get(HARNESS_API + "/instances", _instances)
     r.add_get(HARNESS_API + "/events", _events)

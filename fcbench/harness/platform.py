@@ -1,8 +1,10 @@
 """The harness's control plane: drives the pure scheduler with a real clock and real runtimes.
 
-Key names: `Platform`, `rejected`. It applies scheduler decisions (start, admit,
-reject, reclaim), runs the one start sequence shared by all runtimes (start → wait ready →
-initializer → record phases), watches instances for crashes and fires lifecycle events.
+Key names: `Platform`, `rejected`, `FunctionMeta`, `Trigger`. It applies scheduler decisions
+(start, admit, reject, reclaim), runs the one start sequence shared by all runtimes (start → wait
+ready → health check → initializer → record phases) and the one stop sequence (let in-flight
+requests of an updated instance finish → preStop → stop), watches instances for crashes, fires
+lifecycle events, and keeps what FC's management API reports (ids, times, triggers, provision).
 """
 
 from __future__ import annotations
@@ -13,21 +15,23 @@ import tempfile
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import FcbenchError, InstanceStartError, Rejected, Throttled, UsageError
+from ..errors import (FcbenchError, InstanceGone, InstanceStartError, InvokeTimeout, Rejected,
+                      Throttled, UsageError)
 from ..events import Events
 from ..protocol import REJECT_CODES, function_path
-from ..spec import FunctionSpec
+from ..spec import FunctionSpec, ProvisionSpec, TriggerSpec, updated_spec
 from .forward import Forwarder
 from .gpus import Gpu, GpuPool
-from .runtimes.base import InstanceHandle, Runtime, StartRequest
+from .runtimes.base import InstanceHandle, Runtime, StartRequest, wait_healthy
 from .scheduler import (Admit, Decision, FunctionConfig, Instance, InstanceState, Reclaim, Reject,
                         RejectReason, Scheduler, StartInstance)
 
-__all__ = ["Platform", "rejected"]
+__all__ = ["FunctionMeta", "Platform", "Trigger", "rejected"]
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +45,34 @@ def rejected(d: Reject, message: str) -> Rejected:
 
 @dataclass
 class _Live:
+    spec: FunctionSpec | None = None  # the config it was started with (updates change specs)
     handle: InstanceHandle | None = None
     task: asyncio.Task[None] | None = None
     start_error: str = ""
+    #: requests still in flight on it after an update reclaimed it; set when they are done
+    draining: set[str] = field(default_factory=set)
+    drained: asyncio.Event | None = None
+
+
+@dataclass
+class Trigger:
+    """One HTTP trigger of a function (FC allows one per function and qualifier)."""
+
+    spec: TriggerSpec
+    trigger_id: str
+    created: float  # epoch seconds
+    modified: float
+
+
+@dataclass
+class FunctionMeta:
+    """What FC's API says about a function besides its spec."""
+
+    function_id: str
+    created: float  # epoch seconds
+    modified: float
+    triggers: dict[str, Trigger] = field(default_factory=dict)
+    provision: ProvisionSpec | None = None
 
 
 class Platform:
@@ -63,7 +92,9 @@ class Platform:
         self.scheduler = Scheduler(GpuPool(list(gpus or [])))
         self.specs: dict[str, FunctionSpec] = {}
         self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="fcbench-logs-"))
+        self.meta: dict[str, FunctionMeta] = {}
         self._live: dict[str, _Live] = {}
+        self._draining: dict[str, _Live] = {}  # instance id -> reclaimed, still serving
         self._handles: dict[str, InstanceHandle] = {}  # every instance ever started, for views
         self._waiters: dict[str, asyncio.Future[Admit]] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -91,11 +122,68 @@ class Platform:
             self.scheduler.remove_function(time.monotonic(), spec.name)
             del self.specs[spec.name]
             raise
+        now = time.time()
+        self.meta[spec.name] = FunctionMeta(uuid.uuid4().hex, now, now)
         self._apply(starts)  # provisioned instances start now (the runtime is prepared)
+
+    async def update_function(self, spec: FunctionSpec) -> None:
+        """FC's UpdateFunction: `spec` replaces the function's; every next request lands on a
+        new instance (old ones finish what they have in flight, then stop).
+
+        Raises:
+            UsageError: the runtime cannot run it. GpuError: it can never be placed.
+        """
+        self._check_open()
+        runtime = self._runtime_for(spec)
+        if spec.gpu_memory_mb and not runtime.capabilities.gpus:
+            raise UsageError(f"runtime {runtime.name!r} cannot run GPU specs")
+        await runtime.prepare(spec)
+        decisions = self.scheduler.update_function(time.monotonic(),
+                                                   FunctionConfig.from_spec(spec))
+        self.specs[spec.name] = spec
+        self.meta[spec.name].modified = time.time()
+        self._apply(decisions)
+
+    def set_provision(self, name: str, provision: ProvisionSpec | None) -> None:
+        """PutProvisionConfig (None: DeleteProvisionConfig): `defaultTarget` becomes the
+        function's `harness.minInstances`; instances are kept, more started or unmarked.
+
+        Raises:
+            SpecError: the target is more than `harness.maxInstances`.
+        """
+        spec = updated_spec(self.specs[name], {"harness": {
+            "minInstances": provision.default_target if provision else 0}},
+            source="PutProvisionConfig body")
+        decisions = self.scheduler.update_function(
+            time.monotonic(), FunctionConfig.from_spec(spec), restart=False)
+        self.specs[name] = spec
+        self.meta[name].provision = provision
+        self._apply(decisions)
+
+    def provisioned_ready(self, name: str) -> int:
+        """How many provisioned instances of `name` are ready (FC's provision `current`)."""
+        return sum(i.provisioned and i.state is InstanceState.READY
+                   for i in self.scheduler.instances(name))
+
+    def put_trigger(self, name: str, trigger: TriggerSpec) -> Trigger:
+        """Add an HTTP trigger to function `name` (the caller checked it is new)."""
+        now = time.time()
+        out = Trigger(trigger, uuid.uuid4().hex, now, now)
+        self.meta[name].triggers[trigger.trigger_name] = out
+        return out
+
+    def delete_trigger(self, name: str, trigger_name: str) -> None:
+        self.meta[name].triggers.pop(trigger_name, None)
+
+    def http_trigger(self, name: str) -> Trigger | None:
+        """The HTTP trigger that guards ``/http/{name}/``, if the function has one."""
+        meta = self.meta.get(name)
+        return next(iter(meta.triggers.values()), None) if meta else None
 
     async def remove_function(self, name: str) -> None:
         self._apply(self.scheduler.remove_function(time.monotonic(), name))
         self.specs.pop(name, None)
+        self.meta.pop(name, None)
         await self._drain_stops()
 
     def _runtime_for(self, spec: FunctionSpec) -> Runtime:
@@ -127,7 +215,7 @@ class Platform:
             raise
         finally:
             self._waiters.pop(rid, None)
-        live = self._live.get(admit.instance_id)
+        live = self._live.get(admit.instance_id) or self._draining.get(admit.instance_id)
         if live is None or live.handle is None:  # crashed between admit and now
             self.release(rid)
             raise rejected(Reject(rid, RejectReason.START_FAILED),
@@ -136,6 +224,11 @@ class Platform:
 
     def release(self, request_id: str) -> None:
         """A request admitted by `acquire` has finished."""
+        if self._draining:
+            for live in self._draining.values():
+                live.draining.discard(request_id)
+                if not live.draining and live.drained is not None:
+                    live.drained.set()
         self._apply(self.scheduler.finish(time.monotonic(), request_id))
 
     # ---- decisions ----------------------------------------------------------------------
@@ -152,7 +245,7 @@ class Platform:
                 if fut is not None and not fut.done():
                     fut.set_exception(rejected(d, self._reject_message(d)))
             elif isinstance(d, StartInstance):
-                live = _Live()
+                live = _Live(spec=self.specs[d.function])
                 self._live[d.instance_id] = live
                 live.task = asyncio.ensure_future(self._start(d, live))
             elif isinstance(d, Reclaim):
@@ -190,7 +283,7 @@ class Platform:
 
     # ---- instance lifecycle -------------------------------------------------------------
     async def _start(self, d: StartInstance, live: _Live) -> None:
-        spec = self.specs[d.function]
+        spec = live.spec or self.specs[d.function]
         runtime = self._runtime_for(spec)
         gpu = next((g for g in self.scheduler.gpus.gpus if g.index == d.gpu_index), None)
         log_path = self.log_dir / f"{d.instance_id}.log"
@@ -205,6 +298,9 @@ class Platform:
             self._handles[d.instance_id] = handle
             handle.info["launch_ns"] = launch_ns
             await runtime.wait_ready(handle, spec.harness.start_timeout)
+            health = spec.custom_container_config.health_check_config
+            if health is not None:  # FC's probe decides readiness, not just a listening port
+                await wait_healthy(handle, health, self._probe(handle), since=t0)
             handle.info["ready_detected_ns"] = time.time_ns()
             handle.phases_ms["ready"] = (time.perf_counter() - t0) * 1000.0
             init = spec.instance_lifecycle_config.initializer
@@ -233,6 +329,13 @@ class Platform:
         self.events.instance_ready.fire(ts=time.time(), function=d.function, instance_id=d.instance_id,
                    phases=dict(handle.phases_ms))
         self._apply(self.scheduler.instance_ready(time.monotonic(), d.instance_id))
+
+    def _probe(self, handle: InstanceHandle) -> Callable[[str, float], Awaitable[int]]:
+        """``GET path`` on the instance -> status, for the health check."""
+        async def get(path: str, timeout: float) -> int:
+            status, _, _ = await self.forwarder.send(handle, "GET", path, b"", {}, timeout)
+            return status
+        return get
 
     async def _initialize(self, handle: InstanceHandle, timeout: float) -> None:
         status, _, body = await self.forwarder.send(handle, "POST", "/initialize", b"", {},
@@ -263,11 +366,24 @@ class Platform:
                        reason=reason, usage=inst.usage.as_dict(time.monotonic()))
         if live is None:
             return
+        if reason == "updated" and inst is not None and inst.in_flight:
+            # FC lets an old instance finish what it serves; nothing new reaches it
+            live.draining = set(inst.in_flight)
+            live.drained = asyncio.Event()
+            self._draining[instance_id] = live
         task = asyncio.ensure_future(self._stop(live))
         self._stops.add(task)
         task.add_done_callback(self._stops.discard)
 
     async def _stop(self, live: _Live) -> None:
+        spec = live.spec
+        if live.drained is not None and live.draining:
+            try:
+                await asyncio.wait_for(live.drained.wait(), spec.timeout if spec else 60.0)
+            except asyncio.TimeoutError:
+                pass
+        if live.handle is not None:
+            self._draining.pop(live.handle.instance_id, None)
         if live.task is not None and not live.task.done():
             live.task.cancel()
             try:
@@ -275,10 +391,27 @@ class Platform:
             except (asyncio.CancelledError, Exception):  # noqa: BLE001
                 pass
         if live.handle is not None:
-            spec = self.specs.get(live.handle.function)
             runtime = self._runtime_for(spec) if spec else next(iter(self.runtimes.values()))
+            hook = spec.instance_lifecycle_config.pre_stop if spec else None
+            if hook is not None and "admitted_ns" in live.handle.info:
+                await self._pre_stop(live.handle, hook.timeout)
             self.forwarder.forget(live.handle.base_url)
             await runtime.stop(live.handle)
+
+    async def _pre_stop(self, handle: InstanceHandle, timeout: float) -> None:
+        """FC's preStop hook for a custom container: ``GET /pre-stop`` within `timeout` s."""
+        if handle.exited.done():
+            return
+        t0 = time.perf_counter()
+        try:
+            status, _, _ = await self.forwarder.send(handle, "GET", "/pre-stop", b"", {},
+                                                     timeout)
+            handle.info["pre_stop_status"] = status
+        except InvokeTimeout:
+            handle.info["pre_stop_status"] = "timeout"
+        except (InstanceGone, OSError, ValueError) as exc:
+            handle.info["pre_stop_status"] = f"failed: {exc}"
+        handle.phases_ms["pre_stop"] = (time.perf_counter() - t0) * 1000.0
 
     async def _drain_stops(self) -> None:
         while self._stops:
@@ -303,6 +436,9 @@ class Platform:
         for live in list(self._live.values()):
             self._stops.add(asyncio.ensure_future(self._stop(live)))
         self._live.clear()
+        for live in self._draining.values():  # their requests were answered by shutdown
+            if live.drained is not None:
+                live.drained.set()
         await self._drain_stops()
         for runtime in self.runtimes.values():
             await runtime.close()

@@ -12,15 +12,23 @@ Rules (docs/scheduler.md):
   queue timeout is a `Reject` (429);
 * an instance with nothing in flight for `idle_timeout` is reclaimed;
 * a request is cold when it waited for an instance start.
+
+Every rule is decided in O(log n) per event: each function keeps heaps of its ready instances
+with free slots (ordered by the choice rule), of starting instances with unclaimed slots and of
+idle deadlines; entries go stale rather than being removed (an instance's `_ver` moves on), and
+stale ones are dropped when they reach the top. The module is plain typed Python, so it can be
+compiled with mypyc unchanged (docs/cost.md, "Simulator accuracy"); it works the same uncompiled.
 """
 
 from __future__ import annotations
 
 import enum
+import heapq
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Union
+from heapq import heappop, heappush
+from typing import TYPE_CHECKING, Final, Union
 
 from .gpus import GpuPool
 from .meter import Usage
@@ -100,20 +108,47 @@ class Instance:
     served: int = 0
     usage: Usage = field(default_factory=Usage)
     provisioned: bool = False  # kept started: never reclaimed for idling
+    # creation order (ties in the choice rules go to the oldest) and the version of the index
+    # entries (bumped on every change of in_flight, last_used or state: older entries are stale)
+    _seq: int = field(default=0, repr=False, compare=False)
+    _ver: int = field(default=0, repr=False, compare=False)
 
     @property
     def free_slots(self) -> int:
         return self.slots - len(self.in_flight) - len(self.claimed)
 
 
-@dataclass(frozen=True)
 class Admit:
-    """Send `request_id` to `instance_id` now. `cold` when it waited for that instance to start."""
+    """Send `request_id` to `instance_id` now. `cold` when it waited for that instance to start.
 
-    request_id: str
-    instance_id: str
-    cold: bool
-    queued: bool = False
+    The one decision made per request, so a plain class with the frozen dataclass's equality,
+    hash and repr: a frozen dataclass's generated `__init__` alone costs ~0.5 µs, a fifth of the
+    simulator's whole budget per request. Its fields are `Final` (read-only to type checkers)."""
+
+    __slots__ = ("request_id", "instance_id", "cold", "queued")
+    __match_args__ = ("request_id", "instance_id", "cold", "queued")
+
+    def __init__(self, request_id: str, instance_id: str, cold: bool,
+                 queued: bool = False) -> None:
+        self.request_id: Final = request_id
+        self.instance_id: Final = instance_id
+        self.cold: Final = cold
+        self.queued: Final = queued
+
+    def _key(self) -> tuple[str, str, bool, bool]:
+        return (self.request_id, self.instance_id, self.cold, self.queued)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Admit):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"Admit(request_id={self.request_id!r}, instance_id={self.instance_id!r}, "
+                f"cold={self.cold!r}, queued={self.queued!r})")
 
 
 @dataclass(frozen=True)
@@ -151,10 +186,29 @@ class Reclaim:
 Decision = Union[Admit, StartInstance, Reject, Reclaim]
 
 
+def _creation_order(inst: Instance) -> int:
+    return inst._seq
+
+
+# module constants: a lookup of an enum member through its class is the slow part of a check
+_READY = InstanceState.READY
+_STARTING = InstanceState.STARTING
+
+
 @dataclass
 class _Waiting:
     request_id: str
     enqueued_at: float
+
+
+#: ready instances with a free slot: (-in_flight, -last_used, _seq, _ver, instance), so the top
+#: is the busiest, then the most recently used, then the oldest
+_ReadyEntry = tuple[int, float, int, int, Instance]
+#: starting instances that had unclaimed slots: (created_at, _seq, instance)
+_StartingEntry = tuple[float, int, Instance]
+#: idle instances: (idle_since, _seq, _ver, instance); the deadline adds the config's idle_timeout
+#: (read when it is due, so a new config applies at once)
+_IdleEntry = tuple[float, int, int, Instance]
 
 
 @dataclass
@@ -162,6 +216,12 @@ class _Function:
     config: FunctionConfig
     instances: dict[str, Instance] = field(default_factory=dict)
     queue: deque[_Waiting] = field(default_factory=deque)
+    ready: list[_ReadyEntry] = field(default_factory=list)        # heap
+    starting: list[_StartingEntry] = field(default_factory=list)  # heap
+    #: sorted by idle_since: instances go idle at `now`, which only moves on (see `_idle_push`)
+    idle: deque[_IdleEntry] = field(default_factory=deque)
+    #: idle entries of provisioned instances, set aside (kept if `provisioned` is cleared)
+    parked: dict[str, _IdleEntry] = field(default_factory=dict)
 
 
 class Scheduler:
@@ -176,6 +236,7 @@ class Scheduler:
         self.gpus = gpus if gpus is not None else GpuPool()
         self._functions: dict[str, _Function] = {}
         self._where: dict[str, str] = {}  # request id -> instance id (admitted or claimed)
+        self._by_id: dict[str, Instance] = {}  # live instances (starting or ready)
         self._ids = itertools.count(1)
         self._prefix = id_prefix
         self.retired: list[Instance] = []
@@ -221,10 +282,8 @@ class Scheduler:
         return [i for f in fns for i in f.instances.values()]
 
     def instance(self, instance_id: str) -> Instance | None:
-        for fn in self._functions.values():
-            if instance_id in fn.instances:
-                return fn.instances[instance_id]
-        return None
+        """A live instance by id, or None."""
+        return self._by_id.get(instance_id)
 
     def queue_length(self, function: str) -> int:
         return len(self._functions[function].queue)
@@ -249,37 +308,45 @@ class Scheduler:
         inst_id = self._where.pop(request_id, None)
         if inst_id is None:
             return []
-        inst = self.instance(inst_id)
+        inst = self._by_id.get(inst_id)
         if inst is None or request_id not in inst.in_flight:
             return []
         inst.in_flight.discard(request_id)
         inst.last_used = now
+        fn = self._functions[inst.function]
         if not inst.in_flight:
             inst.idle_since = now
             inst.usage.idle(now)
+            self._index(fn, inst, idle=True)
+        else:
+            self._index(fn, inst, idle=False)
         return self._drain(now)
 
     def cancel(self, now: float, request_id: str) -> list[Decision]:
         """The client gave up: drop the request from the queue or from a starting instance's
         claims, or finish it if it was already admitted."""
-        for fn in self._functions.values():
-            for w in fn.queue:
-                if w.request_id == request_id:
-                    fn.queue.remove(w)
-                    return []
+        if request_id not in self._where:  # admitted or claimed requests are never queued
+            for fn in self._functions.values():
+                for w in fn.queue:
+                    if w.request_id == request_id:
+                        fn.queue.remove(w)
+                        return []
         inst = self.instance(self._where.get(request_id, ""))
         if inst is not None and request_id in inst.claimed:
             inst.claimed.remove(request_id)
             del self._where[request_id]
+            if inst.state is _STARTING:
+                heappush(self._functions[inst.function].starting,
+                               (inst.created_at, inst._seq, inst))
             return self._drain(now)  # the freed claim is a slot a queued request can wait for
         return self.finish(now, request_id)
 
     def instance_ready(self, now: float, instance_id: str) -> list[Decision]:
         """A started instance passed its health check (and initializer)."""
-        inst = self.instance(instance_id)
-        if inst is None or inst.state is not InstanceState.STARTING:
+        inst = self._by_id.get(instance_id)
+        if inst is None or inst.state is not _STARTING:
             return []
-        inst.state = InstanceState.READY
+        inst.state = _READY
         inst.ready_at = now
         inst.last_used = now
         inst.usage.start(now)
@@ -289,6 +356,7 @@ class Scheduler:
             self._admit(now, inst, request_id, cold=True, out=out)
         if not inst.in_flight:
             inst.idle_since = now
+        self._index(self._functions[inst.function], inst, idle=not inst.in_flight)
         out.extend(self._drain(now))
         return out
 
@@ -317,11 +385,17 @@ class Scheduler:
                 w = fn.queue.popleft()
                 out.append(Reject(w.request_id, RejectReason.QUEUE_TIMEOUT,
                                   f"waited {fn.config.queue_timeout:g} s in the queue"))
-            for inst in list(fn.instances.values()):
-                if (inst.state is InstanceState.READY and not inst.in_flight
-                        and not inst.provisioned and inst.idle_since is not None
-                        and now >= inst.idle_since + fn.config.idle_timeout):
-                    out.extend(self._drop(now, inst, reason="idle"))
+            due: list[Instance] = []
+            timeout = fn.config.idle_timeout
+            while True:
+                entry = self._idle_top(fn)
+                if entry is None or now < entry[0] + timeout:
+                    break
+                fn.idle.popleft()
+                due.append(entry[3])
+            due.sort(key=_creation_order)  # the order a scan of fn.instances reclaims in
+            for inst in due:
+                out.extend(self._drop(now, inst, reason="idle"))
         if any(isinstance(d, Reclaim) for d in out):
             out.extend(self._drain(now))
         return out
@@ -330,7 +404,7 @@ class Scheduler:
         """Reclaim every ready instance with nothing in flight now (forcing the next start cold)."""
         out: list[Decision] = []
         for inst in self.instances(function):
-            if inst.state is InstanceState.READY and not inst.in_flight and not inst.provisioned:
+            if inst.state is _READY and not inst.in_flight and not inst.provisioned:
                 out.extend(self._drop(now, inst, reason="forced"))
         return out
 
@@ -349,35 +423,49 @@ class Scheduler:
 
     def next_deadline(self) -> float | None:
         """The earliest time at which `tick` would decide something, or None."""
-        times: list[float] = []
+        best: float | None = None
         for fn in self._functions.values():
             if fn.queue:
-                times.append(fn.queue[0].enqueued_at + fn.config.queue_timeout)
-            for inst in fn.instances.values():
-                if inst.state is InstanceState.READY and not inst.in_flight \
-                        and not inst.provisioned and inst.idle_since is not None:
-                    times.append(inst.idle_since + fn.config.idle_timeout)
-        return min(times, default=None)
+                t = fn.queue[0].enqueued_at + fn.config.queue_timeout
+                if best is None or t < best:
+                    best = t
+            entry = self._idle_top(fn)
+            if entry is not None:
+                t = entry[0] + fn.config.idle_timeout
+                if best is None or t < best:
+                    best = t
+        return best
 
     # ---- rules --------------------------------------------------------------------------
     def _place(self, now: float, fn: _Function, request_id: str, out: list[Decision], *,
                queued: bool, arrived_at: float) -> bool:
-        ready = [i for i in fn.instances.values()
-                 if i.state is InstanceState.READY and i.free_slots > 0]
-        if ready:
-            # Pack onto the busiest instance so the others can idle out; ties: most recently used.
-            best = max(ready, key=lambda i: (len(i.in_flight), i.last_used))
+        # Pack onto the busiest ready instance so the others can idle out; ties: most recently
+        # used, then the oldest (fn.ready's order; stale entries are dropped on the way).
+        ready = fn.ready
+        while ready:
+            entry = ready[0]
+            best = entry[4]
+            heappop(ready)
+            if entry[3] != best._ver or best.state is not _READY \
+                    or best.free_slots <= 0:
+                continue
             # cold: it arrived before the instance that serves it was ready (it waited for that
             # start, even if it waited in the queue rather than on a claim)
             cold = best.ready_at is not None and best.ready_at > arrived_at
             self._admit(now, best, request_id, cold=cold, out=out, queued=queued)
+            self._index(fn, best, idle=False)
             return True
-        starting = [i for i in fn.instances.values()
-                    if i.state is InstanceState.STARTING and i.free_slots > 0]
-        if starting:
-            inst = min(starting, key=lambda i: i.created_at)
-            inst.claimed.append(request_id)
-            self._where[request_id] = inst.id
+        # else join the oldest starting instance with an unclaimed slot
+        starting = fn.starting
+        while starting:
+            oldest = starting[0][2]
+            if oldest.state is not _STARTING or oldest.free_slots <= 0:
+                heappop(starting)
+                continue
+            oldest.claimed.append(request_id)
+            self._where[request_id] = oldest.id
+            if oldest.free_slots <= 0:
+                heappop(starting)
             return True
         inst = self._start(now, fn, out)
         if inst is None:
@@ -396,11 +484,15 @@ class Scheduler:
             if gpu is None:
                 return None
             gpu_index = gpu.index
-        inst_id = f"{self._prefix}-{cfg.name}-{next(self._ids)}"
+        seq = next(self._ids)
+        inst_id = f"{self._prefix}-{cfg.name}-{seq}"
         inst = Instance(id=inst_id, function=cfg.name, slots=cfg.concurrency, created_at=now,
                         gpu_index=gpu_index, gpu_memory_mb=cfg.gpu_memory_mb,
-                        usage=Usage(gpu_memory_mb=cfg.gpu_memory_mb, memory_mb=cfg.memory_mb))
+                        usage=Usage(gpu_memory_mb=cfg.gpu_memory_mb, memory_mb=cfg.memory_mb),
+                        _seq=seq)
         fn.instances[inst_id] = inst
+        self._by_id[inst_id] = inst
+        heappush(fn.starting, (now, seq, inst))
         out.append(StartInstance(inst_id, cfg.name, gpu_index, cfg.gpu_memory_mb))
         return inst
 
@@ -412,8 +504,64 @@ class Scheduler:
         inst.idle_since = None
         inst.last_used = now
         inst.served += 1
+        inst._ver += 1  # the caller re-indexes it (`_index`)
         self._where[request_id] = inst.id
-        out.append(Admit(request_id, inst.id, cold=cold, queued=queued))
+        out.append(Admit(request_id, inst.id, cold, queued))
+
+    def _index(self, fn: _Function, inst: Instance, *, idle: bool) -> None:
+        """Re-index `inst` after a change: a new version, in `fn.ready` if it has a free slot,
+        in `fn.idle` if `idle` (it just went idle: `idle_since` is set)."""
+        inst._ver += 1
+        ver = inst._ver
+        n_inst = len(fn.instances)
+        if inst.state is _READY and inst.free_slots > 0:
+            ready = fn.ready
+            heappush(ready, (-len(inst.in_flight), -inst.last_used, inst._seq, ver, inst))
+            if len(ready) > 4 * n_inst + 64:  # stale entries pile up below busy tops: compact
+                fn.ready = [e for e in ready if e[3] == e[4]._ver]
+                heapq.heapify(fn.ready)
+        if idle and inst.idle_since is not None:
+            self._idle_push(fn, (inst.idle_since, inst._seq, ver, inst))
+            if len(fn.idle) > 4 * n_inst + 64:
+                fn.idle = deque(e for e in fn.idle if self._idle_valid(e))
+
+    @staticmethod
+    def _idle_push(fn: _Function, entry: _IdleEntry) -> None:
+        idle = fn.idle
+        if idle and entry[0] < idle[-1][0]:  # a clock that went back (or a parked entry)
+            items = sorted([*idle, entry])
+            idle.clear()
+            idle.extend(items)
+        else:
+            idle.append(entry)
+
+    @staticmethod
+    def _idle_valid(entry: _IdleEntry) -> bool:
+        inst = entry[3]
+        return (entry[2] == inst._ver and inst.state is _READY
+                and not inst.in_flight and inst.idle_since == entry[0])
+
+    def _idle_top(self, fn: _Function) -> _IdleEntry | None:
+        """The idle instance of `fn` that is due first (not provisioned), or None; drops stale
+        entries and sets provisioned instances' aside (taken back if `provisioned` is cleared)."""
+        idle = fn.idle
+        if fn.parked:
+            for key, entry in list(fn.parked.items()):
+                if not self._idle_valid(entry):
+                    del fn.parked[key]
+                elif not entry[3].provisioned:
+                    del fn.parked[key]
+                    self._idle_push(fn, entry)
+        while idle:
+            entry = idle[0]
+            if not self._idle_valid(entry):
+                idle.popleft()
+            elif entry[3].provisioned:
+                idle.popleft()
+                fn.parked[entry[3].id] = entry
+            else:
+                return entry
+        return None
 
     def _drain(self, now: float) -> list[Decision]:
         """Give freed capacity to queued requests, oldest first, function by function."""
@@ -433,10 +581,68 @@ class Scheduler:
 
     def _remove(self, now: float, inst: Instance) -> None:
         inst.state = InstanceState.GONE
+        inst._ver += 1  # its index entries are stale now
         inst.usage.stop(now)
         fn = self._functions.get(inst.function)
         if fn is not None:
             fn.instances.pop(inst.id, None)
+        self._by_id.pop(inst.id, None)
         if inst.gpu_index is not None:
             self.gpus.release(inst.gpu_index, inst.gpu_memory_mb)
         self.retired.append(inst)
+
+    def update_function(self, now: float, config: FunctionConfig, *,
+                        restart: bool = True) -> list[Decision]:
+        """Replace a function's config (FC's UpdateFunction, or PutProvisionConfig).
+
+        With `restart` (UpdateFunction: a new config means new instances) every instance of the
+        old config is reclaimed now (`Reclaim` reason ``"updated"``) and takes no new request:
+        an idle one is stopped at once; a busy one keeps what it has in flight, which the
+        platform lets finish before it stops it (its metering ends now); requests waiting for
+        an old instance to start are placed again under the new config. Then `min_instances`
+        provisioned instances start. Without `restart` only the config and the provisioned
+        count change: more are started (existing instances are marked provisioned only where
+        `max_instances` or GPU memory leave no room), extra ones are unmarked and idle out.
+
+        Raises:
+            GpuError: the new GPU spec can never be placed (nothing is changed then).
+            KeyError: no such function.
+        """
+        self.gpus.check_fits(config.name, config.gpu_memory_mb)
+        fn = self._functions[config.name]
+        fn.config = config
+        out: list[Decision] = []
+        want = min(config.min_instances, config.max_instances)
+        if restart:
+            waiting: list[str] = []
+            for inst in list(self.instances(config.name)):
+                waiting.extend(inst.claimed)
+                out.extend(self._drop(now, inst, reason="updated"))
+            for request_id in waiting:  # forget the old claim, then place it afresh
+                out.extend(self.cancel(now, request_id))
+            for _ in range(want):
+                inst = self._start(now, fn, out)
+                if inst is None:
+                    break
+                inst.provisioned = True
+            for request_id in waiting:
+                out.extend(self.arrive(now, config.name, request_id))
+        else:
+            live = self.instances(config.name)
+            kept = sorted((i for i in live if i.provisioned), key=lambda i: i.created_at)
+            for inst in kept[want:]:
+                inst.provisioned = False  # an ordinary instance again: it may idle out
+            missing = want - min(len(kept), want)
+            while missing > 0:
+                inst = self._start(now, fn, out)
+                if inst is None:
+                    break
+                inst.provisioned = True
+                missing -= 1
+            if missing > 0:  # no room to start more: keep the most recently used ones
+                spare = sorted((i for i in live if not i.provisioned),
+                               key=lambda i: i.last_used, reverse=True)
+                for inst in spare[:missing]:
+                    inst.provisioned = True
+        out.extend(self._drain(now))
+        return out

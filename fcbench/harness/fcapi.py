@@ -1,0 +1,315 @@
+"""FC 3.0's management API on the harness, in FC's JSON shapes, for the real SDK to drive.
+
+Key names: `add_fc_routes`, `fc_error`, `trigger_guard`, `PLATFORM`. Routes (prefix
+``/2023-03-30``): CreateFunction / ListFunctions ``POST|GET /functions``, GetFunction /
+UpdateFunction / DeleteFunction ``GET|PUT|DELETE /functions/{fn}``, CreateTrigger / ListTriggers
+``POST|GET /functions/{fn}/triggers``, GetTrigger / DeleteTrigger ``GET|DELETE
+/functions/{fn}/triggers/{t}``, Put/Get/DeleteProvisionConfig ``PUT|GET|DELETE
+/functions/{fn}/provision-config``, ListInstances ``GET /functions/{fn}/instances``.
+Signatures are accepted without being checked. Bodies are validated by `fcbench.spec` and state
+changes are `Platform`'s; this module only shapes HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from ..errors import FcbenchError, SpecError
+from ..protocol import H_FC_REQUEST_ID, function_path, trigger_path
+from ..spec import (function_spec_from_dict, provision_from_dict, trigger_from_dict,
+                    updated_spec)
+from .platform import Platform, Trigger
+from .runtimes.process import HARNESS_REGION
+from .scheduler import InstanceState
+
+__all__ = ["ACCOUNT_ID", "PLATFORM", "add_fc_routes", "fc_error", "trigger_guard"]
+
+log = logging.getLogger(__name__)
+
+PLATFORM = web.AppKey("platform", Platform)
+#: the account id in the ARNs the harness reports (FC puts the caller's account there)
+ACCOUNT_ID = "local"
+_LIST_LIMIT = 20  # FC's default page size for ListFunctions / ListTriggers
+_MAX_LIMIT = 100
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def fc_error(status: int, code: str, message: str, request_id: str,
+             headers: dict[str, str] | None = None) -> web.Response:
+    """An FC-shaped JSON error, which the FC SDK parses into `ClientException`/`ServerException`."""
+    return web.json_response({"Code": code, "Message": message, "RequestId": request_id},
+                             status=status, headers={H_FC_REQUEST_ID: request_id,
+                                                     **(headers or {})})
+
+
+class _Fail(Exception):
+    """An FC error answer raised from deep in a handler (404 function, bad body...)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+def _route(handler: Callable[[web.Request, Platform, str], Awaitable[web.Response]]) -> Handler:
+    """Give `handler` the platform and a request id; turn `_Fail`/`SpecError` into FC errors and
+    stamp ``x-fc-request-id`` on every answer."""
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        rid = uuid.uuid4().hex
+        try:
+            response = await handler(request, request.app[PLATFORM], rid)
+        except _Fail as exc:
+            return fc_error(exc.status, exc.code, str(exc), rid)
+        except SpecError as exc:
+            where = f"{exc.path}: " if exc.path else ""
+            return fc_error(400, "InvalidArgument", where + exc.message, rid)
+        except (FcbenchError, ValueError) as exc:  # GpuError, UsageError: it cannot run here
+            return fc_error(400, "InvalidArgument", str(exc), rid)
+        except Exception as exc:  # noqa: BLE001 - the SDK can only parse FC's JSON errors
+            log.exception("%s %s failed", request.method, request.path)
+            return fc_error(500, "InternalError", f"{type(exc).__name__}: {exc}", rid)
+        response.headers[H_FC_REQUEST_ID] = rid
+        return response
+    return wrapped
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _arn(name: str) -> str:
+    return f"acs:fc:{HARNESS_REGION}:{ACCOUNT_ID}:functions/{name}"
+
+
+def _name(request: web.Request, platform: Platform) -> str:
+    name = request.match_info["name"]
+    if name not in platform.specs:
+        raise _Fail(404, "FunctionNotFound", f"function {name!r} does not exist; list functions "
+                    f"with GET {function_path()}")
+    return name
+
+
+async def _body(request: web.Request) -> Any:
+    try:
+        return await request.json() if await request.read() else {}
+    except ValueError:
+        raise _Fail(400, "InvalidArgument", "the body must be JSON") from None
+
+
+def _page(request: web.Request, names: list[str]) -> tuple[list[str], str | None]:
+    """FC's paging: `prefix`, `nextToken` (the first name of the page), `limit`."""
+    q = request.query
+    try:
+        limit = min(_MAX_LIMIT, max(1, int(q.get("limit") or _LIST_LIMIT)))
+    except ValueError:
+        raise _Fail(400, "InvalidArgument", "limit must be a whole number (1-100)") from None
+    prefix, start = q.get("prefix", ""), q.get("nextToken", "")
+    chosen = [n for n in sorted(names) if n.startswith(prefix) and n >= start]
+    return chosen[:limit], (chosen[limit] if len(chosen) > limit else None)
+
+
+# ---- functions -----------------------------------------------------------------------------
+def function_json(platform: Platform, name: str) -> dict[str, Any]:
+    """FC's `Function` for `name` (plus the harness's own `harness` section)."""
+    spec, meta = platform.specs[name], platform.meta[name]
+    return {**spec.to_fc(), "functionArn": _arn(name), "functionId": meta.function_id,
+            "createdTime": _iso(meta.created), "lastModifiedTime": _iso(meta.modified),
+            "state": "Active", "lastUpdateStatus": "Successful",
+            "harness": spec.harness.model_dump(by_alias=True, exclude_none=True)}
+
+
+async def _create_function(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    body = await _body(request)
+    spec = function_spec_from_dict(body, source="CreateFunction body")
+    if spec.name in platform.specs:
+        raise _Fail(409, "FunctionAlreadyExists", f"function {spec.name!r} already exists; "
+                    "update it with PUT " + function_path(spec.name))
+    await platform.add_function(spec)
+    return web.json_response(function_json(platform, spec.name))
+
+
+async def _list_functions(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    names, token = _page(request, list(platform.specs))
+    doc: dict[str, Any] = {"functions": [function_json(platform, n) for n in names]}
+    if token:
+        doc["nextToken"] = token
+    return web.json_response(doc)
+
+
+async def _get_function(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    return web.json_response(function_json(platform, _name(request, platform)))
+
+
+async def _update_function(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    name = _name(request, platform)
+    spec = updated_spec(platform.specs[name], await _body(request))
+    await platform.update_function(spec)
+    return web.json_response(function_json(platform, name))
+
+
+async def _delete_function(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    await platform.remove_function(_name(request, platform))
+    return web.Response(status=204)
+
+
+# ---- triggers ------------------------------------------------------------------------------
+def _trigger_json(request: web.Request, name: str, trigger: Trigger) -> dict[str, Any]:
+    spec = trigger.spec
+    url = f"{request.scheme}://{request.host}{trigger_path(name).rstrip('/')}"
+    return {"triggerName": spec.trigger_name, "triggerId": trigger.trigger_id,
+            "triggerType": spec.trigger_type, "triggerConfig": spec.config_json(),
+            "description": spec.description, "qualifier": spec.qualifier,
+            "invocationRole": spec.invocation_role, "sourceArn": spec.source_arn,
+            "targetArn": _arn(name), "status": "Ready",
+            "createdTime": _iso(trigger.created), "lastModifiedTime": _iso(trigger.modified),
+            "httpTrigger": {"urlInternet": url, "urlIntranet": url}}
+
+
+def _trigger(request: web.Request, platform: Platform, name: str) -> Trigger:
+    tname = request.match_info["trigger"]
+    trigger = platform.meta[name].triggers.get(tname)
+    if trigger is None:
+        raise _Fail(404, "TriggerNotFound", f"function {name!r} has no trigger {tname!r}")
+    return trigger
+
+
+async def _create_trigger(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    name = _name(request, platform)
+    spec = trigger_from_dict(await _body(request))
+    existing = platform.meta[name].triggers
+    if spec.trigger_name in existing:
+        raise _Fail(409, "TriggerAlreadyExists",
+                    f"function {name!r} already has a trigger {spec.trigger_name!r}")
+    if existing:  # FC: one HTTP trigger per function (and version or alias)
+        raise _Fail(400, "InvalidArgument", f"function {name!r} already has the HTTP trigger "
+                    f"{next(iter(existing))!r}; a function has at most one")
+    return web.json_response(_trigger_json(request, name, platform.put_trigger(name, spec)))
+
+
+async def _list_triggers(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    name = _name(request, platform)
+    triggers = platform.meta[name].triggers
+    names, token = _page(request, list(triggers))
+    doc: dict[str, Any] = {"triggers": [_trigger_json(request, name, triggers[t])
+                                        for t in names]}
+    if token:
+        doc["nextToken"] = token
+    return web.json_response(doc)
+
+
+async def _get_trigger(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    name = _name(request, platform)
+    return web.json_response(_trigger_json(request, name, _trigger(request, platform, name)))
+
+
+async def _delete_trigger(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    name = _name(request, platform)
+    platform.delete_trigger(name, _trigger(request, platform, name).spec.trigger_name)
+    return web.Response(status=204)
+
+
+def trigger_guard(request: web.Request, platform: Platform, name: str) -> web.Response | None:
+    """FC's checks on a request to a function's HTTP trigger URL: its `methods` (405) and
+    `authType: function` (401 without an ``Authorization`` header, 403 with an empty one; the
+    signature itself is not checked). None when the request may pass; a function without an
+    HTTP trigger is open (the harness's own pass-through)."""
+    trigger = platform.http_trigger(name)
+    if trigger is None:
+        return None
+    cfg, rid = trigger.spec.trigger_config, uuid.uuid4().hex
+    if request.method not in cfg.methods:
+        allowed = ", ".join(cfg.methods)
+        return fc_error(405, "MethodNotAllowed", f"the HTTP trigger "
+                        f"{trigger.spec.trigger_name!r} of {name!r} takes {allowed}, not "
+                        f"{request.method}", rid, {"Allow": allowed})
+    if cfg.auth_type == "function":
+        auth = request.headers.get("Authorization")
+        if auth is None:
+            return fc_error(401, "Unauthorized", "Authorization header is expected but "
+                            f"missing: the HTTP trigger of {name!r} has authType function",
+                            rid)
+        if not auth.strip():
+            return fc_error(403, "AccessDenied", "the Authorization header is empty", rid)
+    return None
+
+
+# ---- provision config and instances --------------------------------------------------------
+def _provision_json(platform: Platform, name: str) -> dict[str, Any]:
+    meta, target = platform.meta[name], platform.specs[name].harness.min_instances
+    p = meta.provision
+    extra = p.model_dump(by_alias=True, exclude_none=True, exclude={"default_target"}) if p \
+        else {}
+    return {**extra, "functionArn": _arn(name), "defaultTarget": target, "target": target,
+            "current": platform.provisioned_ready(name), "currentError": ""}
+
+
+async def _put_provision(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    name = _name(request, platform)
+    platform.set_provision(name, provision_from_dict(await _body(request)))
+    return web.json_response(_provision_json(platform, name))
+
+
+async def _get_provision(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    name = _name(request, platform)
+    if platform.meta[name].provision is None and not platform.specs[name].harness.min_instances:
+        raise _Fail(404, "ProvisionConfigNotFound",
+                    f"function {name!r} has no provision config; PUT one at "
+                    f"{function_path(name)}/provision-config")
+    return web.json_response(_provision_json(platform, name))
+
+
+async def _delete_provision(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    platform.set_provision(_name(request, platform), None)
+    return web.Response(status=204)
+
+
+async def _list_instances(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    name = _name(request, platform)
+    wanted = _id_filter(request.query.get("instanceIds"))
+    out = []
+    for inst in platform.scheduler.instances(name):
+        if wanted and inst.id not in wanted:
+            continue
+        created = platform.wall(inst.created_at) or 0.0
+        out.append({"instanceId": inst.id, "versionId": "0", "qualifier": "LATEST",
+                    "status": "Running" if inst.state is InstanceState.READY else "Starting",
+                    "createdTimeMs": int(created * 1000),
+                    "resourceType": "Provisioned" if inst.provisioned else "OnDemand"})
+    return web.json_response({"instances": out, "requestId": rid})
+
+
+def _id_filter(raw: str | None) -> set[str]:
+    """`instanceIds` as the SDK sends it (a JSON list in one query value) or comma-separated."""
+    if not raw:
+        return set()
+    try:
+        ids = json.loads(raw)
+    except ValueError:
+        ids = raw.split(",")
+    return {str(i) for i in (ids if isinstance(ids, list) else [ids])}
+
+
+def add_fc_routes(router: web.UrlDispatcher) -> None:
+    """Register the management routes (InvokeFunction stays with the gateway)."""
+    fn = function_path() + "/{name}"
+    r = router
+    r.add_post(function_path(), _route(_create_function))
+    r.add_get(function_path(), _route(_list_functions))
+    r.add_get(fn, _route(_get_function))
+    r.add_put(fn, _route(_update_function))
+    r.add_delete(fn, _route(_delete_function))
+    r.add_post(fn + "/triggers", _route(_create_trigger))
+    r.add_get(fn + "/triggers", _route(_list_triggers))
+    r.add_get(fn + "/triggers/{trigger}", _route(_get_trigger))
+    r.add_delete(fn + "/triggers/{trigger}", _route(_delete_trigger))
+    r.add_put(fn + "/provision-config", _route(_put_provision))
+    r.add_get(fn + "/provision-config", _route(_get_provision))
+    r.add_delete(fn + "/provision-config", _route(_delete_provision))
+    r.add_get(fn + "/instances", _route(_list_instances))

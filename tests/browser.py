@@ -42,3 +42,25 @@ def screenshot(url: str, out: Path, size: str = "1200,1800") -> Path:
 
 def dump_dom(url: str) -> str:
     return run_chromium("--dump-dom", "--virtual-time-budget=2000", url).stdout
+
+
+_PROBE = ("<script>addEventListener('load', () => { const out = document.createElement('pre');"
+          " out.id = 'fcbench-probe'; out.textContent = JSON.stringify([...document.images]"
+          ".map(i => [i.alt, i.naturalWidth])); document.body.appendChild(out); });</script>")
+
+
+def image_widths(page: Path, tmp: Path) -> dict[str, int]:
+    """`naturalWidth` of every image of `page` by its alt text, as Chromium decoded them (0: it
+    did not load). The page is copied into `tmp` with a probe script; the original is left
+    alone."""
+    import html
+    import json
+    import re
+
+    probe = tmp / f"{page.stem}.probe.html"
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", _PROBE + "</body>"),
+                     encoding="utf-8")
+    dom = dump_dom(probe.as_uri())
+    found = re.search(r'<pre id="fcbench-probe">(.*?)</pre>', dom, re.S)
+    assert found, "the probe did not run: " + dom[-500:]
+    return dict(json.loads(html.unescape(found.group(1))))

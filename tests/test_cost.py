@@ -116,3 +116,25 @@ def test_provisioned_idle_seconds_are_billed_on_demand_ones_are_not(simple):
     cu = load_table("fc3-cu-2024-08")
     assert daily_cost(cu, usage)["cu"] == pytest.approx(4 * (100 * 2.1 + 500 * 0.5)
                                                         + 10 / 10000 * 75)
+
+
+def test_cost_plot_from_the_command_marks_compares_break_even(fcbench_run, tmp_path):
+    """`fcbench cost ... --plot`: one PNG per table; the break-even it marks for 16 GB is the
+    documentation's ~34.7 % utilisation, the same number the terminal table prints."""
+    from PIL import Image
+
+    out = tmp_path / "cost.png"
+    res = fcbench_run("cost", "--calls-per-day", "3600", "--duration", "1", "--gpu-mem", "16",
+                      "--plot", str(out), "--table", "fc-doc-simple", "--table",
+                      "fc3-cu-2024-08", "--server-price", "2.1USD", timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "break-even utilisation     34.7%" in res.stdout
+    simple_png = tmp_path / "cost-fc-doc-simple.png"
+    assert simple_png.is_file() and (tmp_path / "cost-fc3-cu-2024-08.png").is_file()
+    marks = json.loads(Image.open(simple_png).text["fcbench"])["break_even"]
+    [m16] = [m for m in marks if m["gpu_gb"] == 16]
+    want = compare(load_table("fc-doc-simple"), usage_from_calls(3600, 1, 16))
+    # calls a day at 1 s each over 86400 s is the utilisation
+    assert m16["calls"] / 86400 == pytest.approx(want.break_even_utilisation, rel=1e-6)
+    assert m16["calls"] / 86400 == pytest.approx(0.347, abs=0.001)
+    assert m16["cost"] == pytest.approx(336.0)

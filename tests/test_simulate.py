@@ -49,3 +49,25 @@ def test_simulate_refuses_a_closed_loop_plan(sleep_workload, fcbench_run, tmp_pa
     res = fcbench_run("simulate", str(path), "--out", str(tmp_path / "sim"), timeout=60)
     assert res.returncode == 2 and "open-loop" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "sim").exists()
+
+
+def test_a_real_day_simulates_in_seconds_and_is_priced_in_both_tables(fcbench_run, tmp_path):
+    """workloads/diurnal-day.yaml: the diurnal curve over a real 24 h (about 100 000 requests)
+    with FC's 300 s idle reclaim; the simulated folder's bill in both shipped price tables."""
+    from pathlib import Path
+
+    day = Path(__file__).parent.parent / "workloads" / "diurnal-day.yaml"
+    res = fcbench_run("simulate", str(day), "--service-ms", "exp:20", "--startup-ms", "8000",
+                      "--out", str(tmp_path / "sim"), timeout=300)
+    assert res.returncode == 0, res.stderr
+    [run] = list((tmp_path / "sim").iterdir())
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["count"] > 50_000 and summary["simulation_s"] < 30
+    assert summary["duration_s"] == pytest.approx(86400, rel=0.01)
+    cost = fcbench_run("cost", str(run), "--table", "fc-doc-simple", "--table", "fc3-cu-2024-08",
+                       "--server-price", "2USD", timeout=60)
+    assert cost.returncode == 0, cost.stderr
+    assert "fc-doc-simple" in cost.stdout and "fc3-cu-2024-08" in cost.stdout
+    assert "CNY" in cost.stdout and "USD" in cost.stdout
+    # about a day already: the metering is scaled by ~1, not extrapolated
+    assert "scaled ×1.0" in cost.stdout

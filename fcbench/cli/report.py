@@ -1,4 +1,5 @@
-"""`fcbench report RUN_DIR`: rebuild a run folder's HTML report."""
+"""`fcbench report RUN_DIR`: rebuild a run folder's HTML report; `fcbench report --compare
+RUN_A RUN_B [...]`: the runs side by side."""
 
 from __future__ import annotations
 
@@ -10,9 +11,33 @@ __all__ = ["report"]
 
 
 @click.command()
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def report(run_dir: Path) -> None:
-    """Rebuild RUN_DIR/report.html from the files in the run folder."""
-    from ..report.html import write_report
+@click.argument("run_dirs", nargs=-1, required=True, metavar="RUN_DIR...",
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--compare", is_flag=True,
+              help="Put two or more run folders side by side (the first is the baseline): "
+              "a terminal table, compare.csv, config-diff.csv and compare.html in a new folder.")
+@click.option("--table", default="fc-doc-simple", show_default=True,
+              help="With --compare: the price table for cost per day and per 1000 requests "
+              "(a shipped name or a YAML file).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="With --compare: the folder the comparison's own folder is made in "
+              "[default: results].")
+def report(run_dirs: tuple[Path, ...], compare: bool, table: str, out: Path | None) -> None:
+    """Rebuild RUN_DIR/report.html from the files in the run folder, or compare run folders
+    (measured, simulated, coldstart, FC) with --compare."""
+    if not compare:
+        if len(run_dirs) != 1:
+            raise click.UsageError("give one RUN_DIR, or --compare RUN_A RUN_B [...]")
+        from ..report.html import write_report
 
-    click.echo(f"report: {write_report(run_dir)}")
+        click.echo(f"report: {write_report(run_dirs[0])}")
+        return
+    if len(run_dirs) < 2:
+        raise click.UsageError("--compare needs two or more run folders")
+    from ..report.compare import compare_runs, terminal_table, write_comparison
+
+    comparison = compare_runs(run_dirs, table=table)
+    folder = write_comparison(comparison, out or Path("results"))
+    for line in terminal_table(comparison):
+        click.echo(line)
+    click.echo(f"comparison: {folder / 'compare.html'}")

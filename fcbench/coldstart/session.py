@@ -1,6 +1,7 @@
 """Running a cold-start profile end to end: run folder, target set-up, experiment, outputs.
 
-Key names: `profile_spec` (start a local harness for a spec), `profile_endpoint` (a running URL).
+Key names: `profile_spec` (start a local harness for a spec), `profile_endpoint` (a running URL),
+`profile_target` (any open target, e.g. FC through the SDK).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ..spec import load_function_spec, masked_environment
 from ..targets.base import ColdStartMethod
 from .profile import ColdStartProfile, ProfileConfig, ProfileResult, Sample, write_outputs
 
-__all__ = ["profile_endpoint", "profile_spec", "sweep_spec"]
+__all__ = ["profile_endpoint", "profile_spec", "profile_target", "sweep_spec"]
 
 
 def profile_spec(spec_path: str | Path, *, repeats: int, warmup: int, pull: bool, body: bytes,
@@ -102,8 +103,11 @@ def profile_endpoint(url: str, function: str | None, *, repeats: int, warmup: in
 
 def sweep_spec(spec_path: str | Path, config: Any, *, body: bytes, content_type: str,
                out: Path = Path("results"),
-               on_level: Callable[[Any], None] | None = None) -> tuple[Path, dict[str, Any]]:
-    """Run a cold-start probability sweep of one spec; returns the run folder and summary."""
+               on_level: Callable[[Any], None] | None = None,
+               predict: bool = False) -> tuple[Path, dict[str, Any]]:
+    """Run a cold-start probability sweep of one spec; returns the run folder and summary.
+    With `predict`, the simulator, calibrated on the measured levels, runs the same levels and
+    its curve is laid over the measured one (predicted.csv, ``predicted`` in the summary)."""
 
     from ..report.html import write_report
     from .sweep import ColdStartSweep
@@ -125,6 +129,41 @@ def sweep_spec(spec_path: str | Path, config: Any, *, body: bytes, content_type:
         "service_ms": service_ms,
         "service_ms_measured": config.service_ms is None, "think_s": config.think_s,
         "seed": config.seed})
-    summary = experiment.process(experiment.run())
+    levels = experiment.run()
+    predicted = None
+    if predict:
+        from .predict import predict_sweep
+
+        predicted, _ = predict_sweep(run_dir, levels, spec, config, service_ms=service_ms,
+                                     seed=config.seed)
+    summary = experiment.process(levels, predicted=predicted)
     write_report(run_dir)
     return run_dir, summary
+
+
+def profile_target(target: Any, label: str, *, repeats: int, warmup: int, body: bytes,
+                   content_type: str, force: str = "target", out: Path = Path("results"),
+                   describe: dict[str, Any] | None = None,
+                   on_sample: Callable[[Sample], None] | None = None
+                   ) -> tuple[Path, ProfileResult]:
+    """Profile an open `Target` (FC through the SDK: `force` ``target`` updates the function
+    before each cold start); phases from the instance's headers unless the target lends a
+    harness timeline. `describe` (the target, never credentials) goes into run.yaml.
+
+    Raises:
+        UsageError: the target cannot force cold starts the way `force` asks (before any
+            folder is made).
+    """
+    experiment = ColdStartProfile(
+        target, ProfileConfig(repeats=repeats, warmup=warmup, force=force, body=body,
+                              content_type=content_type, timeout=getattr(target, "timeout", 600)),
+        on_sample=on_sample)
+    experiment.prepare()
+    run_dir = new_run_dir(Path(out), f"coldstart-{label}")
+    result = experiment.process(experiment.run())
+    write_outputs(result, run_dir, title=f"Cold-start profile: {label} ({result.mode} phases)",
+                  config={"experiment": experiment.name, "target": describe or {},
+                          "repeats": repeats, "warmup": warmup, "force": force,
+                          "cold_start_method": target.cold_start_method.value,
+                          "phases_from": result.mode, "host": host_info()})
+    return run_dir, result

@@ -18,7 +18,15 @@ from typing import Any, Literal
 from ..errors import UsageError
 from ..spec import FunctionSpec
 
-__all__ = ["ColdStartSweep", "SweepConfig", "SweepLevel", "monotone_within_intervals"]
+__all__ = ["SWEEP_FIELDS", "VARY_LABELS", "ColdStartSweep", "SweepConfig", "SweepLevel",
+           "monotone_within_intervals", "plot_p_cold", "read_sweep_csv",
+           "steady_state", "write_sweep_csv"]
+
+
+#: what a sweep's levels set, as the x axis and messages name it
+VARY_LABELS = {"concurrency": "concurrency (mean requests in flight)",
+               "instance-concurrency": "instanceConcurrency", "idle-timeout": "idleTimeout (s)",
+               "min-instances": "minInstances"}
 
 
 @dataclass(frozen=True)
@@ -26,10 +34,10 @@ class SweepConfig:
     """How to sweep.
 
     Args:
-        levels: concurrency levels (mean requests in flight), or instanceConcurrency values
-            with ``vary="instance-concurrency"``.
+        levels: concurrency levels (mean requests in flight), or the values of what `vary`
+            names: instanceConcurrency, idleTimeout (s) or minInstances.
         vary: what the levels set.
-        load: with ``vary="instance-concurrency"``, the mean requests in flight (default: the
+        load: when the levels are not concurrency, the mean requests in flight (default: the
             largest level).
         duration_s: seconds of load per level.
         service_ms: the function's service time; measured on a warm instance when None.
@@ -44,7 +52,8 @@ class SweepConfig:
     """
 
     levels: tuple[float, ...]
-    vary: Literal["concurrency", "instance-concurrency"] = "concurrency"
+    vary: Literal["concurrency", "instance-concurrency", "idle-timeout", "min-instances"] = \
+        "concurrency"
     load: float | None = None
     duration_s: float = 60.0
     service_ms: float | None = None
@@ -57,10 +66,14 @@ class SweepConfig:
     steady_multiple: float = 3.0
 
     def __post_init__(self) -> None:
-        if not self.levels or any(level <= 0 for level in self.levels):
-            raise UsageError("--concurrency needs one or more positive levels, e.g. 1,2,4,8,16")
-        if self.vary == "instance-concurrency" and any(int(x) != x for x in self.levels):
-            raise UsageError("instanceConcurrency levels must be whole numbers")
+        floor_ok = (lambda x: x >= 0) if self.vary == "min-instances" else (lambda x: x > 0)
+        if not self.levels or not all(floor_ok(level) for level in self.levels):
+            raise UsageError(f"{VARY_LABELS[self.vary]} needs one or more "
+                             f"{'non-negative' if self.vary == 'min-instances' else 'positive'}"
+                             " levels, e.g. 1,2,4,8,16")
+        if self.vary in ("instance-concurrency", "min-instances") \
+                and any(int(x) != x for x in self.levels):
+            raise UsageError(f"{VARY_LABELS[self.vary]} levels must be whole numbers")
         if self.duration_s <= 0:
             raise UsageError("--duration must be positive")
         if self.warmup_s is not None and not 0 <= self.warmup_s < self.duration_s:
@@ -166,6 +179,8 @@ class ColdStartSweep:
         self.on_level = on_level
         self.service_ms: float | None = config.service_ms
         self.timing = config.timing(spec.harness.idle_timeout)
+        #: an arrival plan (workload YAML form) that levels other than concurrency keep
+        self.plan_doc: dict[str, Any] | None = None
 
     # ---- prepare --------------------------------------------------------------------------
     def prepare(self) -> float:
@@ -208,26 +223,40 @@ class ColdStartSweep:
 
     def _level_spec(self, level: float) -> tuple[dict[str, Any], float, int]:
         cfg = self.config
+        harness = self.spec.harness.model_dump(by_alias=True, exclude_none=True)
+        ic = self.spec.instance_concurrency
+        concurrency = cfg.load if cfg.load is not None else max(cfg.levels)
         if cfg.vary == "instance-concurrency":
             ic = int(level)
-            concurrency = cfg.load if cfg.load is not None else max(cfg.levels)
+        elif cfg.vary == "idle-timeout":
+            harness["idleTimeout"] = level
+        elif cfg.vary == "min-instances":
+            harness["minInstances"] = int(level)
         else:
-            ic = self.spec.instance_concurrency
             concurrency = level
-        doc = {**self.spec.to_fc(), "instanceConcurrency": ic,
-               "harness": self.spec.harness.model_dump(by_alias=True, exclude_none=True)}
+        doc = {**self.spec.to_fc(), "instanceConcurrency": ic, "harness": harness}
         return doc, concurrency, ic
 
-    def _run_level(self, level: float) -> SweepLevel:
-        from ..load.runner import run_workload
+    def level_timing(self, level: float) -> SweepTiming:
+        """The level's length and warm-up: its own idle timeout's when that is what varies."""
+        if self.config.vary == "idle-timeout":
+            return self.config.timing(level)
+        return self.timing
+
+    def level_workload(self, level: float) -> tuple[Any, float, int, float | None]:
+        """The workload one level runs (a local target serving the level's spec), its mean
+        requests in flight, instanceConcurrency and Poisson rate (None for closed loop)."""
         from ..load.workload import Workload
 
         assert self.service_ms is not None
         spec_doc, concurrency, ic = self._level_spec(level)
         service_s = max(self.service_ms, 0.1) / 1000.0
-        if self.config.mode == "open":
+        if self.plan_doc is not None and self.config.vary != "concurrency":
+            rate = None  # the caller's own arrivals, with the level's setting
+            plan: dict[str, Any] = dict(self.plan_doc)
+        elif self.config.mode == "open":
             rate = concurrency / service_s
-            plan: dict[str, Any] = {"kind": "poisson", "rate": round(rate, 6)}
+            plan = {"kind": "poisson", "rate": round(rate, 6)}
         else:
             rate = None
             plan = {"kind": "closed", "users": max(1, round(concurrency)), "think": "constant",
@@ -241,17 +270,33 @@ class ColdStartSweep:
             "name": f"level-{level:g}", "target": target,
             "request": {"body": "@request.body", "contentType": self.content_type,
                         "timeout": self.spec.timeout + 30},
-            "duration": self.timing.level_s, "seed": self.config.seed, "plan": plan,
+            "duration": self.level_timing(level).level_s, "seed": self.config.seed,
+            "plan": plan,
         }
         workload = Workload.from_dict(workload_doc, base_dir=self.run_dir,
                                       name=f"level-{level:g}")
+        return workload, concurrency, ic, rate
+
+    def execute(self, workload: Any) -> tuple[Path, dict[str, Any], list[Any]]:
+        """Run one level's workload into a folder under ``levels/``; returns it, its summary and
+        the requests frames to summarise (one per replication; here one, a real `fcbench run`
+        against a fresh local harness)."""
+        from ..load.runner import run_workload
+        from ..report.summary import load_requests
+
         result = run_workload(workload, out_dir=self.run_dir / "levels", progress=False)
         if result.interrupted:
             raise KeyboardInterrupt
+        return result.run_dir, result.summary, [load_requests(result.requests_csv)]
+
+    def _run_level(self, level: float) -> SweepLevel:
+        workload, concurrency, ic, rate = self.level_workload(level)
+        run_dir, run_summary, frames = self.execute(workload)
+        timing = self.level_timing(level)
         plan_obj = workload.plan_obj()
-        first = next(iter(plan_obj.offsets(self.timing.level_s)), 0.0) \
+        first = next(iter(plan_obj.offsets(timing.level_s)), 0.0) \
             if plan_obj.open_loop else 0.0  # closed-loop users start at the plan's start
-        s, whole = _steady_state(result.requests_csv, self.timing.warmup_s, first_offset=first)
+        s, whole = steady_state(frames, timing.warmup_s, first_offset=first)
         pc = s.get("p_cold") or {}
         zero = whole.get("p_cold") or {}
         lat = s.get("latency_ms") or {}
@@ -260,30 +305,28 @@ class ColdStartSweep:
             requests=int(s.get("count", 0)), cold=int(s.get("cold_starts", 0)),
             p_cold=pc.get("value"), p_cold_lo=float(pc.get("lo", 0.0)),
             p_cold_hi=float(pc.get("hi", 1.0)), p50_ms=lat.get("p50"), p99_ms=lat.get("p99"),
-            instances=result.summary.get("instances_started"), errors=int(s.get("errors", 0)),
-            run_dir=str(result.run_dir.relative_to(self.run_dir)),
+            instances=run_summary.get("instances_started"), errors=int(s.get("errors", 0)),
+            run_dir=str(Path(run_dir).relative_to(self.run_dir)),
             p_cold_cluster_lo=float((pc.get("cluster") or {}).get("lo", 0.0)),
             p_cold_cluster_hi=float((pc.get("cluster") or {}).get("hi", 1.0)),
             p_cold_from_zero=zero.get("value"),
             p_cold_from_zero_lo=float((zero.get("cluster") or {}).get("lo", 0.0)),
             p_cold_from_zero_hi=float((zero.get("cluster") or {}).get("hi", 1.0)),
-            level_s=self.timing.level_s, steady=self.timing.steady)
+            level_s=timing.level_s, steady=timing.steady)
 
     # ---- process ----------------------------------------------------------------------------
-    def process(self, levels: list[SweepLevel]) -> dict[str, Any]:
-        """Write sweep.csv, plots/p_cold.png, summary.json; return the summary."""
-        fields = ["level", "concurrency", "instance_concurrency", "rate_rps", "requests", "cold",
-                  "p_cold", "p_cold_lo", "p_cold_hi", "p_cold_cluster_lo", "p_cold_cluster_hi",
-                  "p_cold_from_zero", "p_cold_from_zero_lo", "p_cold_from_zero_hi", "level_s",
-                  "steady", "p50_ms", "p99_ms", "instances", "errors", "run_dir"]
-        with open(self.run_dir / "sweep.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
-            writer.writeheader()
-            for lv in levels:
-                writer.writerow({k: _round(getattr(lv, k)) for k in fields})
+    def process(self, levels: list[SweepLevel], *,
+                predicted: list[SweepLevel] | None = None) -> dict[str, Any]:
+        """Write sweep.csv, plots/p_cold.png (with the simulator's `predicted` curve when given,
+        whose levels go to predicted.csv), summary.json; return the summary."""
+        fields = SWEEP_FIELDS
+        write_sweep_csv(levels, self.run_dir / "sweep.csv")
+        if predicted is not None:
+            write_sweep_csv(predicted, self.run_dir / "predicted.csv")
         (self.run_dir / "plots").mkdir(exist_ok=True)
         plot_p_cold(levels, self.run_dir / "plots" / "p_cold.png", vary=self.config.vary,
-                    title=f"Cold-start probability: {self.spec.name}")
+                    title=f"Cold-start probability: {self.spec.name}", predicted=predicted,
+                    predicted_label="simulator, calibrated on these runs")
         summary = {"experiment": self.name, "function": self.spec.name,
                    "vary": self.config.vary, "mode": self.config.mode,
                    "warmup_s": self.timing.warmup_s, "level_s": self.timing.level_s,
@@ -291,58 +334,130 @@ class ColdStartSweep:
                    "service_ms": self.service_ms,
                    "monotone_within_intervals": monotone_within_intervals(levels),
                    "levels": [{k: _round(getattr(lv, k)) for k in fields} for lv in levels]}
+        if predicted is not None:
+            summary["predicted"] = [{k: _round(getattr(lv, k)) for k in fields}
+                                    for lv in predicted]
         from ..report.rundir import RunFolder
 
         RunFolder(self.run_dir).write_summary(summary)
         return summary
 
 
-def _steady_state(requests_csv: Path, warmup_s: float, *, first_offset: float = 0.0
-                  ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Summaries of a level: of the requests intended `warmup_s` or more after the plan's start
-    (the first arrival minus its offset), and of the whole level from zero."""
-    from ..report.summary import load_requests, summarize
+#: sweep.csv's columns, measured and predicted alike
+SWEEP_FIELDS = ["level", "concurrency", "instance_concurrency", "rate_rps", "requests", "cold",
+                "p_cold", "p_cold_lo", "p_cold_hi", "p_cold_cluster_lo", "p_cold_cluster_hi",
+                "p_cold_from_zero", "p_cold_from_zero_lo", "p_cold_from_zero_hi", "level_s",
+                "steady", "p50_ms", "p99_ms", "instances", "errors", "run_dir"]
 
-    df = load_requests(requests_csv)
-    whole = summarize(df)
-    if len(df) and warmup_s > 0:
-        start = df["intended_ts"].min() - first_offset
-        df = df[df["intended_ts"] >= start + warmup_s]
-    return summarize(df), whole
+
+def write_sweep_csv(levels: list[SweepLevel], path: Path) -> Path:
+    """One row per level, `SWEEP_FIELDS` columns."""
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=SWEEP_FIELDS)
+        writer.writeheader()
+        for lv in levels:
+            writer.writerow({k: _round(getattr(lv, k)) for k in SWEEP_FIELDS})
+    return path
+
+
+def read_sweep_csv(path: Path) -> list[SweepLevel]:
+    """The levels of a sweep.csv (as `write_sweep_csv` wrote them)."""
+    def num(text: str) -> float | None:
+        return float(text) if text not in ("", "None", "nan") else None
+
+    out = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            out.append(SweepLevel(
+                level=float(row["level"]), concurrency=float(row["concurrency"]),
+                instance_concurrency=int(float(row["instance_concurrency"])),
+                rate_rps=num(row["rate_rps"]), requests=int(float(row["requests"])),
+                cold=int(float(row["cold"])), p_cold=num(row["p_cold"]),
+                p_cold_lo=float(row["p_cold_lo"]), p_cold_hi=float(row["p_cold_hi"]),
+                p50_ms=num(row["p50_ms"]), p99_ms=num(row["p99_ms"]),
+                instances=int(float(row["instances"])) if num(row["instances"]) is not None
+                else None, errors=int(float(row["errors"])), run_dir=row["run_dir"],
+                p_cold_cluster_lo=float(row["p_cold_cluster_lo"]),
+                p_cold_cluster_hi=float(row["p_cold_cluster_hi"]),
+                p_cold_from_zero=num(row["p_cold_from_zero"]),
+                p_cold_from_zero_lo=float(row["p_cold_from_zero_lo"]),
+                p_cold_from_zero_hi=float(row["p_cold_from_zero_hi"]),
+                level_s=float(row["level_s"]), steady=row["steady"] == "True"))
+    return out
+
+
+def steady_state(frames: list[Any], warmup_s: float, *, first_offset: float = 0.0
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Summaries of a level: of the requests intended `warmup_s` or more after the plan's start
+    (the first arrival minus its offset), and of the whole level from zero. Several frames are
+    replications of the level: each is cut at its own start, then they are summarised together
+    (in order, so the block bootstrap keeps each one's clusters)."""
+    import pandas as pd
+
+    from ..report.summary import summarize
+
+    steady = []
+    for df in frames:
+        if len(df) and warmup_s > 0:
+            start = df["intended_ts"].min() - first_offset
+            df = df[df["intended_ts"] >= start + warmup_s]
+        steady.append(df)
+    both = [pd.concat(f, ignore_index=True) if len(f) > 1 else f[0] for f in (steady, frames)]
+    return summarize(both[0]), summarize(both[1])
 
 
 def _round(value: Any) -> Any:
     return round(value, 6) if isinstance(value, float) else value
 
 
-def plot_p_cold(levels: list[SweepLevel], path: Path, *, vary: str, title: str) -> Path:
-    """P(cold) = cold / requests sent vs level on a log x axis, with 95% block-bootstrap
-    interval bars (clustered cold requests kept together)."""
+def plot_p_cold(levels: list[SweepLevel], path: Path, *, vary: str, title: str,
+                predicted: list[SweepLevel] | None = None,
+                predicted_label: str = "simulator") -> Path:
+    """P(cold) = cold / requests sent vs level, with 95% block-bootstrap interval bars
+    (clustered cold requests kept together); the simulator's curve with its interval band when
+    `predicted` is given; for concurrency sweeps a 1/c reference through the first level."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pts = [lv for lv in levels if lv.p_cold is not None]
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    log_x = vary != "min-instances" and all(lv.level > 0 for lv in levels + (predicted or []))
+    xs_all: list[float] = []
+    pts = [lv for lv in levels if lv.p_cold is not None]
     if pts:
         xs = [lv.level for lv in pts]
         ys = [lv.p_cold for lv in pts]
+        xs_all += xs
         err = [[max(0.0, y - lv.p_cold_cluster_lo) for y, lv in zip(ys, pts)],
                [max(0.0, lv.p_cold_cluster_hi - y) for y, lv in zip(ys, pts)]]
         ax.errorbar(xs, ys, yerr=err, fmt="o-", capsize=4, color="tab:blue",
-                    label="P(cold) = cold / requests sent, 95% block-bootstrap interval")
+                    label="measured P(cold) = cold / requests sent, 95% block-bootstrap")
         for lv in pts:
             ax.annotate(f"{lv.cold}/{lv.requests}", (lv.level, lv.p_cold), fontsize=7,
                         textcoords="offset points", xytext=(4, 6))
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(xs, [f"{x:g}" for x in xs])
+        if vary == "concurrency" and ys[0] and len(xs) > 1:
+            ref = [ys[0] * xs[0] / x for x in xs]
+            ax.plot(xs, ref, ":", color="0.4", label=f"∝ 1/c through c = {xs[0]:g}")
+    sim = [lv for lv in predicted or [] if lv.p_cold is not None]
+    if sim:
+        sx = [lv.level for lv in sim]
+        xs_all += sx
+        ax.fill_between(sx, [lv.p_cold_cluster_lo for lv in sim],
+                        [lv.p_cold_cluster_hi for lv in sim], color="tab:orange", alpha=0.2,
+                        label=f"{predicted_label}: 95% block-bootstrap")
+        ax.plot(sx, [lv.p_cold for lv in sim], "s--", color="tab:orange",
+                label=f"{predicted_label} P(cold)")
+    if xs_all:
+        ticks = sorted(set(xs_all))
+        if log_x:
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(ticks, [f"{x:g}" for x in ticks])
     ax.set_ylim(bottom=0)
-    ax.set_xlabel("instanceConcurrency" if vary == "instance-concurrency"
-                  else "concurrency (mean requests in flight)")
+    ax.set_xlabel(VARY_LABELS.get(vary, vary))
     ax.set_ylabel("cold-start probability")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -13,12 +13,13 @@ import json
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from ..errors import UsageError
 from .tables import CuTable, GbSecondTable
 
-__all__ = ["Comparison", "DailyUsage", "compare", "daily_cost", "usage_from_calls",
-           "usage_from_run"]
+__all__ = ["Comparison", "DailyUsage", "compare", "daily_cost", "per_thousand_requests",
+           "usage_from_calls", "usage_from_instances", "usage_from_run", "with_spec_shape"]
 
 DAY_S = 86400.0
 MONTH_DAYS = 30.0  # CU tiers are monthly: a day is priced as 1/30 of a month of such days
@@ -69,7 +70,8 @@ def usage_from_calls(calls_per_day: float, duration_s: float, gpu_gb: float, *,
 
 def usage_from_run(run_dir: str | Path) -> tuple[DailyUsage, float]:
     """A run folder's metering (``instances.csv``: active/idle seconds and the GPU spec per
-    instance; ``summary.json``: requests and span) scaled to a day; returns it and the scale.
+    instance; ``summary.json``: requests and span) scaled to a day, with the instance shape its
+    ``run.yaml`` recorded (vCPU, memory, disk, GPU family); returns it and the scale.
 
     Raises:
         UsageError: the folder has no instances.csv (only harness runs meter instances).
@@ -85,7 +87,36 @@ def usage_from_run(run_dir: str | Path) -> tuple[DailyUsage, float]:
     span = float(summary.get("duration_s") or 0.0)
     if span <= 0 or not rows:
         raise UsageError(f"{run} metered no instance time; nothing to price")
-    scale = DAY_S / span
+    usage, scale = usage_from_instances(rows, requests=float(summary.get("count") or 0),
+                                        span_s=span)
+    recorded = _recorded_spec(run / "run.yaml")
+    return (usage if recorded is None else _with_shape(usage, **recorded)), scale
+
+
+def _recorded_spec(path: Path) -> dict[str, Any] | None:
+    """The instance shape of the function a run.yaml recorded (its first local function)."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        spec = doc["workload"]["target"]["functionSpecs"][0]
+    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError):
+        return None
+    gpu = spec.get("gpuConfig") or {}
+    return {"cpu": spec.get("cpu"), "memory_mb": spec.get("memorySize"),
+            "disk_mb": spec.get("diskSize"), "gpu_type": gpu.get("gpuType"),
+            "gpu_memory_mb": gpu.get("gpuMemorySize")}
+
+
+def usage_from_instances(rows: list[dict], *, requests: float,
+                         span_s: float) -> tuple[DailyUsage, float]:
+    """Metered instances (rows as instances.csv has them: ``active_s``, ``idle_s``,
+    ``provisioned``, ``gpu_memory_mb``) of a span with `requests` requests, scaled to a day;
+    returns the usage and the scale. The one reading of metering, for run folders and
+    in-memory simulations alike."""
+    if span_s <= 0:
+        raise UsageError("a metered span must be longer than 0 s")
+    scale = DAY_S / span_s
     gb = max((float(r.get("gpu_memory_mb") or 0) for r in rows), default=0.0) / 1024.0
     active = sum(float(r.get("active_s") or 0) for r in rows)
 
@@ -93,9 +124,33 @@ def usage_from_run(run_dir: str | Path) -> tuple[DailyUsage, float]:
         return sum(float(r.get("idle_s") or 0) for r in rows
                    if (str(r.get("provisioned", "")).lower() == "true") == provisioned)
 
-    return DailyUsage(invocations=float(summary.get("count") or 0) * scale,
-                      active_s=active * scale, idle_s=idle(False) * scale,
-                      provisioned_idle_s=idle(True) * scale, gpu_gb=gb), scale
+    return DailyUsage(invocations=requests * scale, active_s=active * scale,
+                      idle_s=idle(False) * scale, provisioned_idle_s=idle(True) * scale,
+                      gpu_gb=gb), scale
+
+
+def with_spec_shape(usage: DailyUsage, spec: Any) -> DailyUsage:
+    """`usage` with the instance shape of a `FunctionSpec` (see `_with_shape`)."""
+    gpu = getattr(spec, "gpu_config", None)
+    return _with_shape(usage, cpu=spec.cpu, memory_mb=spec.memory_size, disk_mb=spec.disk_size,
+                       gpu_type=gpu.gpu_type if gpu is not None else None,
+                       gpu_memory_mb=spec.gpu_memory_mb)
+
+
+def _with_shape(usage: DailyUsage, *, cpu: float | None, memory_mb: float | None,
+                disk_mb: float | None, gpu_type: str | None,
+                gpu_memory_mb: float | None) -> DailyUsage:
+    """The instance's shape, which CU tables bill: vCPU, memory and disk GB, the GPU family of
+    its gpuType (ada or tesla), and its GPU memory where the metering had none."""
+    return replace(usage, vcpu=float(cpu or 0.0), memory_gb=float(memory_mb or 0) / 1024.0,
+                   disk_gb=float(disk_mb or 0) / 1024.0,
+                   gpu_family="ada" if gpu_type and "ada" in gpu_type else "tesla",
+                   gpu_gb=usage.gpu_gb or float(gpu_memory_mb or 0) / 1024.0)
+
+
+def per_thousand_requests(daily_total: float, invocations: float) -> float | None:
+    """A day's bill per 1000 requests of that day (None without requests)."""
+    return daily_total / invocations * 1000.0 if invocations > 0 else None
 
 
 def _tiered(cu: float, table: CuTable) -> float:
@@ -173,11 +228,18 @@ def compare(table: GbSecondTable | CuTable, usage: DailyUsage, *,
     saving = None if not server else 1.0 - fc / server
     break_even = None
     if server and usage.active_s > 0:
-        # FC's bill grows with busy time; where it meets the server's flat day
-        full = daily_cost(table, replace(usage, active_s=DAY_S, invocations=usage.invocations
-                                         * DAY_S / usage.active_s))["total"]
-        u = server / full if full > 0 else math.inf
-        break_even = u if u <= 1.0 else None
+        # FC's bill grows with busy time (calls in proportion); where it meets the server's flat
+        # day. Not a straight line on tiered CU prices, so found by bisection on the bill itself.
+        def bill(u: float) -> float:
+            return daily_cost(table, replace(usage, active_s=u * DAY_S, invocations=usage
+                                             .invocations * u * DAY_S / usage.active_s))["total"]
+
+        if bill(1.0) >= server:
+            lo, hi = 0.0, 1.0
+            for _ in range(60):
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if bill(mid) < server else (lo, mid)
+            break_even = hi
     return Comparison(currency=table.currency, fc_per_day=fc, server_per_day=server,
                       utilisation=usage.utilisation, saving=saving,
                       break_even_utilisation=break_even)

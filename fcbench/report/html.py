@@ -2,6 +2,10 @@
 
 Key names: `write_report`. It reads only what is in the folder (run.yaml, summary.json, the CSVs,
 plots/*.png), so any experiment's folder gets a report; images are embedded, CSVs linked beside it.
+It draws the serverless picture into plots/ first (`_draw_sections`): the instance timeline,
+requests and instances in flight, the cold/warm latency CDF, the cost section with its plot,
+and, for a cold-start profile, the phase waterfall. A plot that fails is named in the report
+instead of losing it.
 """
 
 from __future__ import annotations
@@ -9,7 +13,9 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +23,8 @@ from .. import __version__
 from ..errors import UsageError
 
 __all__ = ["write_report"]
+
+log = logging.getLogger(__name__)
 
 
 def _fmt(value: Any) -> str:
@@ -103,6 +111,95 @@ def _csv_table(path: Path, title: str, limit: int = 50) -> dict[str, Any] | None
     return {"title": title, "header": header, "rows": rows, "note": ""}
 
 
+@dataclass
+class _Section:
+    """One titled part of the report: an optional table, notes and figures (plots/ names)."""
+
+    id: str
+    title: str
+    intro: str = ""
+    table: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    figures: list[dict[str, str]] = field(default_factory=list)  # name, caption, data (base64)
+
+    def add(self, png: Path, caption: str) -> None:
+        """Embed the image `png` with `caption`."""
+        self.figures.append({"name": png.name, "caption": caption, "data": _embed(png)})
+
+
+def _draw(section: _Section, caption: str, draw: Any) -> None:
+    """Run `draw()` (it returns the PNG path, or None for nothing to draw) and embed what it
+    drew; a failure becomes a note, since a plot must not lose the report."""
+    try:
+        png = draw()
+    except Exception as exc:  # noqa: BLE001 - one bad plot must not lose the report
+        log.warning("could not draw %s: %s", caption, exc)
+        section.notes.append(f"could not draw the {caption}: {exc}")
+        return
+    if png is not None:
+        section.add(Path(png), caption)
+
+
+def _draw_sections(run: Path, summary: dict[str, Any]) -> list[_Section]:
+    """Draw the run's serverless plots into `run/plots` and return the sections showing them."""
+    from .costs import cost_section, draw_cost_plot
+    from .plots import plot_in_flight, plot_latency, plot_latency_cdf, plot_timeline
+    from .plots import run_busy, run_outcomes
+    from .summary import load_requests
+    from .timeline import load_instances
+    from .waterfall import plot_phase_waterfall
+
+    plots = run / "plots"
+    sections: list[_Section] = []
+    has_requests = (run / "requests.csv").is_file()
+    if has_requests:
+        df = load_requests(run / "requests.csv")
+        instances = load_instances(run / "instances.csv")
+        busy, kinds = run_busy(df, instances), run_outcomes(df)  # shared by the plots
+        inst = _Section("instances", "Instances over time",
+                        intro="Each lane is one instance: starting (created → ready), busy (a "
+                              "request in flight), idle (alive, nothing in flight); a cross "
+                              "where it was reclaimed, a red triangle per cold request.")
+        _draw(inst, "instance timeline",
+              lambda: plot_timeline(df, instances, plots / "timeline.png", busy=busy,
+                                    kinds=kinds))
+        _draw(inst, "requests and instances in flight (exact peaks)",
+              lambda: plot_in_flight(df, instances, plots / "in_flight.png", busy=busy))
+        lat = _Section("latency", "Latency: cold vs warm")
+        if (plots / "latency.png").is_file():  # fcbench run drew it with the run's title
+            lat.add(plots / "latency.png", "latency over time")
+        else:
+            _draw(lat, "latency over time", lambda: plot_latency(df, plots / "latency.png"))
+        _draw(lat, "latency distribution of cold and of warm requests",
+              lambda: plot_latency_cdf(df, plots / "latency_cdf.png", summary=summary,
+                                       kinds=kinds))
+        sections += [inst, lat]
+    if has_requests or (run / "instances.csv").is_file():
+        priced = cost_section(run)
+        cost = _Section("cost", "Cost per day", notes=list(priced.notes))
+        if priced.error:
+            cost.notes.insert(0, f"not priced: {priced.error}")
+        else:
+            cost.table = {"header": priced.header, "rows": priced.rows}
+            _draw(cost, "daily cost against calls per day, per GPU size, against a 24 h server",
+                  lambda: draw_cost_plot(priced, plots / "cost.png"))
+        sections.append(cost)
+    if (run / "phases.csv").is_file():
+        wf = _Section("waterfall", "Cold-start waterfall",
+                      intro="Each phase starts where the previous one ended; a dotted gap is "
+                            "a phase nothing measured (unknown, not zero).")
+        _draw(wf, "phase waterfall per cold start and the medians",
+              lambda: plot_phase_waterfall(run, plots / "waterfall.png"))
+        if not wf.figures and not wf.notes:
+            wf.notes.append("no kept cold start to draw")
+        sections.append(wf)
+    return sections
+
+
+def _embed(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
 #: Any of these makes a folder a run folder.
 RUN_FILES = ("run.yaml", "summary.json", "requests.csv", "phases.csv", "sweep.csv")
 
@@ -125,9 +222,18 @@ def write_report(run_dir: str | Path, *, title: str | None = None) -> Path:
         title = doc.get("title") if isinstance(doc, dict) else None
     tables = [t for t in (_latency_table(summary), _phase_table(summary),
                           _csv_table(run / "sweep.csv", "Sweep: cold-start probability vs "
-                                     "concurrency")) if t]
-    plots = [{"name": p.name, "data": base64.b64encode(p.read_bytes()).decode()}
-             for p in sorted((run / "plots").glob("*.png"))] if (run / "plots").is_dir() else []
+                                     "concurrency"),
+                          _csv_table(run / "predicted.csv", "Sweep: the simulator's prediction, "
+                                     "calibrated on these levels"),
+                          *(_csv_table(w, f"Priced what-ifs ({w.stem[len('whatif-'):]}): "
+                                       "simulated, calibrated on this run; as_run = its own "
+                                       "settings") for w in sorted(run.glob("whatif-*.csv"))))
+              if t]
+    sections = _draw_sections(run, summary)
+    placed = {fig["name"] for sec in sections for fig in sec.figures}
+    plots = [{"name": p.name, "data": _embed(p)}
+             for p in sorted((run / "plots").glob("*.png")) if p.name not in placed] \
+        if (run / "plots").is_dir() else []
     files = [{"name": p.name, "href": p.name, "size": _size(p.stat().st_size)}
              for p in sorted(run.glob("*")) if p.is_file() and p.suffix in (".csv", ".json",
                                                                              ".yaml", ".html")
@@ -137,7 +243,8 @@ def write_report(run_dir: str | Path, *, title: str | None = None) -> Path:
     html = env.get_template("report.html").render(
         title=title or f"fcbench run {run.name}", run_name=run.name,
         made=time.strftime("%Y-%m-%d %H:%M:%S"), version=__version__,
-        cards=_summary_cards(summary), tables=tables, plots=plots, files=files, config=config)
+        cards=_summary_cards(summary), tables=tables, sections=sections, plots=plots,
+        files=files, config=config)
     out = run / "report.html"
     tmp = out.with_suffix(".html.tmp")
     tmp.write_text(html, encoding="utf-8")

@@ -1,0 +1,95 @@
+"""The report's cost section: a run's metering priced in every shipped table, and the cost plot.
+
+Key names: `cost_section`, `draw_cost_plot`. Every number comes from `fcbench.cost.model`
+(`usage_from_run`, `daily_cost`, `compare`); this module only lays them out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import FcbenchError
+
+__all__ = ["CostSection", "cost_section", "draw_cost_plot"]
+
+
+@dataclass
+class CostSection:
+    """A table (header + rows), notes, and what the plot needs; `error` when nothing priced."""
+
+    header: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str = ""
+    usage: Any = None  # fcbench.cost.model.DailyUsage
+
+
+def _money(value: float | None, currency: str) -> str:
+    return "–" if value is None else f"{value:,.2f} {currency}"
+
+
+def cost_section(run_dir: str | Path) -> CostSection:
+    """The run's day (metering scaled to 24 h) priced in each shipped table, with the server
+    comparison where the table has a server price."""
+    from ..cost.model import compare, daily_cost, usage_from_run
+    from ..cost.tables import TABLES, load_table
+
+    out = CostSection(header=["price table", "regime", "FC per day", "GPU server per day (24 h)",
+                              "saving", "break-even utilisation", "source"])
+    try:
+        usage, scale = usage_from_run(run_dir)
+    except FcbenchError as exc:
+        out.error = str(exc)
+        return out
+    out.usage = usage
+    for name in TABLES:
+        table = load_table(name)
+        cmp = compare(table, usage)
+        parts = daily_cost(table, usage)
+        has_server = cmp.server_per_day is not None
+        shares = [f"{k} {v:,.2f}" for k, v in parts.items() if k not in ("total", "cu") and v]
+        breakdown = ", ".join(shares) if len(shares) > 1 else ""
+        out.rows.append([
+            name, table.regime,
+            _money(cmp.fc_per_day, cmp.currency) + (f" ({breakdown})" if breakdown else ""),
+            _money(cmp.server_per_day, cmp.currency) if has_server else "no server price",
+            f"{cmp.saving:.1%}" if has_server and cmp.saving is not None else "–",
+            ("never (FC cheaper all day)" if cmp.break_even_utilisation is None
+             else f"{cmp.break_even_utilisation:.1%}") if has_server else "–",
+            f"{table.source} ({table.date})"])
+    out.notes.append(f"The run's metering scaled ×{scale:,.1f} to a day: {usage.invocations:,.0f}"
+                     f" calls, {usage.active_s:,.0f} busy instance-seconds "
+                     f"({usage.utilisation:.1%} of a day), {usage.idle_s:,.0f} idle, GPU spec "
+                     f"{usage.gpu_gb:g} GB. Prices as published; check your console.")
+    if usage.gpu_gb == 0:
+        out.notes.append("The function asked for no GPU memory (gpuMemorySize), so GPU time "
+                         "costs nothing here; the plot below shows GPU sizes.")
+    if usage.vcpu or usage.memory_gb or usage.disk_gb:
+        out.notes.append(f"CU tables also bill the instance's {usage.vcpu:g} vCPU, "
+                         f"{usage.memory_gb:g} GB memory and {usage.disk_gb:g} GB disk (from the "
+                         "function spec the run recorded) for its busy seconds.")
+    else:
+        out.notes.append("CU tables also bill vCPU, memory and disk seconds; the run's spec "
+                         "names none (cpu, memorySize, diskSize): `fcbench cost RUN_DIR --vcpu …"
+                         " --memory-gb …` adds them.")
+    return out
+
+
+def draw_cost_plot(section: CostSection, out: str | Path) -> Path | None:
+    """The cost plot for this run: the first shipped table with a server price, the run's
+    busy seconds per call, the usual GPU sizes plus the run's; None when the run gives no
+    per-call duration."""
+    from ..cost.plot import DEFAULT_GPU_MEM_GB, plot_cost_curves
+    from ..cost.tables import TABLES, load_table
+
+    usage = section.usage
+    if usage is None or usage.invocations <= 0 or usage.active_s <= 0:
+        return None
+    tables = [load_table(name) for name in TABLES]
+    table = next((t for t in tables if t.server_per_hour is not None), tables[0])
+    sizes = sorted(set(DEFAULT_GPU_MEM_GB) | ({usage.gpu_gb} if usage.gpu_gb > 0 else set()))
+    duration = usage.active_s / usage.invocations
+    return plot_cost_curves(table, duration_s=duration, gpu_mem_gb=sizes, out=out,
+                            mark_calls=usage.invocations)

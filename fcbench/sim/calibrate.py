@@ -1,0 +1,166 @@
+"""What a measured run says about its function, as samples the simulator draws from.
+
+Key names: `Calibration`, `calibrate`. Warm service times come from the warm requests of
+``requests.csv`` (the time the gateway held the instance, ``forward_ms``, where the harness
+recorded it; else the latency less the queueing); start-up times from ``instances.csv`` (ready −
+created, as the harness timed each start), else from the cold requests' extra wait over the warm
+median. Which request is warm or cold is `fcbench.measures.outcomes`, as everywhere.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError
+
+__all__ = ["Calibration", "calibrate"]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Samples (milliseconds) of one function's warm service time and instance start-up time.
+
+    Args:
+        service_ms: warm service times.
+        startup_ms: instance start-up times (created → ready).
+        sources: the run folders they came from.
+        startup_from: ``instances.csv`` or ``cold requests``.
+        service_from: ``warm requests``, or cold ones when no request was warm.
+    """
+
+    service_ms: tuple[float, ...]
+    startup_ms: tuple[float, ...]
+    sources: tuple[str, ...]
+    startup_from: str = "instances.csv"
+    service_from: str = "warm requests"
+
+    def draw_service(self, rng: random.Random) -> Callable[[], float]:
+        """A sampler of warm service times (ms), resampling the measured ones."""
+        return _resampler(self.service_ms, rng)
+
+    def draw_startup(self, rng: random.Random) -> Callable[[], float]:
+        """A sampler of start-up times (ms), resampling the measured ones."""
+        return _resampler(self.startup_ms, rng)
+
+    @property
+    def service_median_ms(self) -> float:
+        return statistics.median(self.service_ms)
+
+    @property
+    def service_mean_ms(self) -> float:
+        return statistics.fmean(self.service_ms)
+
+    def describe(self) -> dict[str, object]:
+        """What run.yaml records about the calibration (sample counts and medians)."""
+        return {"sources": list(self.sources), "service_samples": len(self.service_ms),
+                "service_median_ms": round(self.service_median_ms, 3),
+                "startup_samples": len(self.startup_ms),
+                "startup_median_ms": round(statistics.median(self.startup_ms), 3),
+                "startup_from": self.startup_from, "service_from": self.service_from}
+
+
+def _resampler(samples: tuple[float, ...], rng: random.Random) -> Callable[[], float]:
+    values = list(samples)
+    return lambda: values[int(rng.random() * len(values))]
+
+
+def calibrate(run_dirs: Iterable[str | Path], *, function: str | None = None) -> Calibration:
+    """Pool the warm service and start-up times of one or more run folders (e.g. every level of
+    a sweep). `function` keeps only that function's instances when a run served several.
+
+    Raises:
+        UsageError: a folder without requests.csv, or no warm request to learn from.
+    """
+    from ..measures import outcomes
+    from ..report.summary import load_requests
+
+    service: list[float] = []
+    cold_held: list[float] = []
+    startup: list[float] = []
+    cold_latency: list[float] = []
+    sources: list[str] = []
+    for run in (Path(p) for p in run_dirs):
+        csv_path = run / "requests.csv"
+        if not csv_path.is_file():
+            raise UsageError(f"{run} is not a run folder (no requests.csv) to calibrate from")
+        sources.append(str(run))
+        df = load_requests(csv_path)
+        kinds = outcomes(df["status"], df["cold"])
+        held = _held_ms(df, _extra_columns(csv_path))
+        service.extend(_finite(held[kinds == "warm"]))
+        cold_held.extend(_finite(held[kinds == "cold"]))
+        starts = _startups_ms(run / "instances.csv", function)
+        startup.extend(starts)
+        if not starts:
+            cold_latency.extend(_finite(df["latency_ms"].to_numpy(dtype=float)[kinds == "cold"]))
+    service_from = "warm requests"
+    if not service and cold_held:
+        # every request was cold: what they held the instance for is still a service time
+        service, service_from = cold_held, "cold requests (none was warm)"
+    if not service:
+        raise UsageError(f"no successful request in {', '.join(sources) or 'the folders given'}"
+                         " to learn a service time from; run longer, or give --service-ms")
+    startup_from = "instances.csv"
+    if not startup:
+        # a cold request waited for the start, then was served
+        median = statistics.median(service)
+        startup = [max(0.0, x - median) for x in cold_latency]
+        startup_from = "cold requests"
+    if not startup:
+        raise UsageError("no instance start was measured (no instances.csv, no cold request) "
+                         "to learn a start-up time from; give --startup-ms")
+    return Calibration(tuple(service), tuple(startup), tuple(sources), startup_from,
+                       service_from)
+
+
+def _finite(values: np.ndarray) -> list[float]:
+    return [float(x) for x in values[np.isfinite(values)]]
+
+
+def _extra_columns(path: Path) -> dict[str, np.ndarray]:
+    import pandas as pd
+
+    header = path.open(encoding="utf-8").readline().strip().split(",")
+    cols = [c for c in ("queue_ms", "forward_ms") if c in header]
+    if not cols:
+        return {}
+    frame = pd.read_csv(path, usecols=cols, dtype="float64", keep_default_na=False,
+                        na_values={c: [""] for c in cols})
+    return {c: frame[c].to_numpy() for c in cols}
+
+
+def _held_ms(df, extra: dict[str, np.ndarray]) -> np.ndarray:
+    """How long each request held its instance (ms): the gateway's forward time where the harness
+    recorded it, else the client's latency less the time it queued."""
+    latency = df["latency_ms"].to_numpy(dtype=float)
+    queue = np.nan_to_num(extra.get("queue_ms", np.zeros_like(latency)), nan=0.0)
+    held = latency - queue
+    forward = extra.get("forward_ms")
+    if forward is not None:
+        held = np.where(np.isfinite(forward), forward, held)
+    return held
+
+
+def _startups_ms(path: Path, function: str | None) -> list[float]:
+    import csv
+
+    if not path.is_file():
+        return []
+    out = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if function and row.get("function") not in (None, "", function):
+                continue
+            try:
+                created, ready = float(row["created_ts"]), float(row["ready_ts"])
+            except (KeyError, TypeError, ValueError):
+                continue  # never became ready (a failed start)
+            if ready >= created:
+                out.append((ready - created) * 1000.0)
+    return out

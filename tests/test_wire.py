@@ -207,9 +207,11 @@ def test_hop_by_hop_headers_are_dropped_both_ways(harness):
     status, headers, body = _exchange(conn, "POST", "/http/rude/echo", b'{"id": "h1"}', {
         "Connection": "keep-alive, x-private", "x-private": "1", "Keep-Alive": "timeout=9",
         "TE": "trailers", "Proxy-Authorization": "Basic abc", "x-keep": "yes",
-        "Authorization": "ACS3-HMAC-SHA256 Credential=abc"})
+        "Authorization": "ACS3-HMAC-SHA256 Credential=abc",
+        "x-acs-security-token": "sts-secret", "x-acs-signature-nonce": "n1"})
     assert status == 200
     sent = dict(json.loads(body)["headers"])
+    assert not [k for k in sent if k.startswith("x-acs-")]  # the caller's signing, STS token
     assert sent["x-keep"] == "yes" and sent["content-length"] == "12"
     for gone in ("x-private", "keep-alive", "te", "proxy-authorization", "expect",
                  "transfer-encoding", "authorization"):

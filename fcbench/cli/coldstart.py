@@ -89,9 +89,14 @@ def coldstart() -> None:
 @click.option("--url", default=None, help="Profile a running endpoint instead of SPEC: an FC "
               "3.0-compatible base URL (with --function) or any URL to POST to.")
 @click.option("--function", "function_name", default=None, help="Function name (with --url).")
+@click.option("--target", "target_url", default=None, metavar="TARGET",
+              help="Profile this target instead of SPEC: fc://REGION/FUNCTION (FC through its "
+              "SDK; cold starts forced by UpdateFunction), fc://127.0.0.1:PORT/FUNCTION (the "
+              "harness through the SDK) or an HTTP-trigger URL (as --url).")
 @click.option("--force", default=None, help="How to force cold starts: reclaim (harness), "
-              "wait:SECONDS (longer than the idle timeout), none. Default: reclaim for SPEC "
-              "or a harness URL, else wait:360.")
+              "target (the target's own way: UpdateFunction for an fc target), wait:SECONDS "
+              "(longer than the idle timeout), none. Default: reclaim for SPEC or a harness "
+              "URL, target for an fc target, else wait:360.")
 @click.option("--virtual-gpus", default=None, metavar="COUNTxSIZE",
               help="Place GPU specs on these virtual GPUs, e.g. 1x16GB (default: the GPUs "
               "NVML finds; without any, virtual GPUs sized like the spec's gpuType).")
@@ -100,9 +105,9 @@ def coldstart() -> None:
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("results"), show_default=True, help="Parent folder of run folders.")
 def profile(spec: str | None, repeats: int, warmup: int, pull: bool, data: str | None,
-            url: str | None, function_name: str | None, force: str | None,
-            virtual_gpus: str | None, require_gpu: bool, runtime: str | None,
-            out: Path) -> None:
+            url: str | None, function_name: str | None, target_url: str | None,
+            force: str | None, virtual_gpus: str | None, require_gpu: bool,
+            runtime: str | None, out: Path) -> None:
     """Force cold starts of SPEC's function and split each into phases.
 
     Writes phases.csv, plots/phases.png and summary.json to a new run folder and prints a
@@ -112,8 +117,17 @@ def profile(spec: str | None, repeats: int, warmup: int, pull: bool, data: str |
     from ..coldstart.session import profile_endpoint, profile_spec
     from ..coldstart.outputs import phase_table
 
-    if (spec is None) == (url is None):
-        raise click.UsageError("give either SPEC.yaml or --url URL")
+    target_config = None
+    if target_url is not None:
+        from ..load.workload import target_from_url
+
+        if spec is not None or url is not None:
+            raise click.UsageError("give one of SPEC.yaml, --url URL or --target TARGET")
+        target_config = target_from_url(target_url, function=function_name)
+        if target_config.kind == "url":
+            url, target_config = target_config.url, None
+    elif (spec is None) == (url is None):
+        raise click.UsageError("give either SPEC.yaml, --url URL or --target TARGET")
     if spec is not None:
         body, ctype = _spec_request(spec, data, virtual_gpus, require_gpu)
     else:
@@ -124,7 +138,16 @@ def profile(spec: str | None, repeats: int, warmup: int, pull: bool, data: str |
         click.echo(f"  cold start {sample.index + 1}: {sample.kind:<8} e2e {sample.e2e_ms:8.1f} ms"
                    + (f"  warm {sample.warm_ms:.1f} ms" if sample.warm_ms else "") + extra)
 
-    if spec is not None:
+    if target_config is not None:
+        from ..coldstart.session import profile_target
+        from .invoke import open_target
+
+        with open_target(target_config, timeout=600.0) as target:
+            run_dir, result = profile_target(
+                target, target_config.function or "fc", repeats=repeats, warmup=warmup,
+                body=body, content_type=ctype, force=force or "target", out=out,
+                describe=target_config.model_dump(exclude_none=True), on_sample=progress)
+    elif spec is not None:
         run_dir, result = profile_spec(spec, repeats=repeats, warmup=warmup, pull=pull,
                                        body=body, content_type=ctype, force=force or "reclaim",
                                        virtual_gpus=virtual_gpus, runtime=runtime, out=out,
@@ -144,9 +167,9 @@ def _levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
         levels = tuple(float(x) for x in value.split(",") if x.strip())
     except ValueError:
         raise click.BadParameter("use comma-separated numbers, e.g. 1,2,4,8,16") from None
-    if not levels or any(x <= 0 for x in levels):
-        raise click.BadParameter("levels must be positive numbers, e.g. 1,2,4,8,16")
-    return levels
+    if not levels or any(x < 0 for x in levels):
+        raise click.BadParameter("levels must be numbers ≥ 0, e.g. 1,2,4,8,16")
+    return levels  # SweepConfig says which levels suit what --vary sets
 
 
 @coldstart.command("sweep")
@@ -154,10 +177,13 @@ def _levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
 @click.option("--concurrency", "levels", default="1,2,4,8,16", show_default=True,
               callback=_levels, help="Levels: mean requests in flight (or instanceConcurrency "
               "values with --vary instance-concurrency).")
-@click.option("--vary", type=click.Choice(["concurrency", "instance-concurrency"]),
+@click.option("--vary", type=click.Choice(["concurrency", "instance-concurrency", "idle-timeout",
+                                           "min-instances"]),
               default="concurrency", show_default=True)
-@click.option("--load", type=float, default=None, help="With --vary instance-concurrency: mean "
+@click.option("--load", type=float, default=None, help="When --vary is not concurrency: mean "
               "requests in flight (default: the largest level).")
+@click.option("--predict", is_flag=True, help="Also simulate the same levels, calibrated on the "
+              "measured runs, and overlay the simulator's curve (predicted.csv).")
 @click.option("--duration", type=float, default=60.0, show_default=True,
               help="Seconds of load per level.")
 @click.option("--service-ms", type=float, default=None,
@@ -181,10 +207,15 @@ def _levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
 @click.option("--runtime", type=click.Choice(["process", "docker"]), default=None)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True)
-def sweep(spec: str, levels: tuple[float, ...], vary: str, load: float | None, duration: float,
+@click.option("--target", "target_url", default=None, metavar="TARGET",
+              help="Not supported: a sweep starts its own harness per level (docs/fc.md says "
+              "how to sweep FC with `fcbench run --target`).")
+def sweep(spec: str, levels: tuple[float, ...], vary: str, load: float | None, predict: bool,
+          duration: float,
           service_ms: float | None, mode: str, think_s: float, warmup_s: float | None,
           steady_multiple: float, data: str | None, seed: int,
-          virtual_gpus: str | None, require_gpu: bool, runtime: str | None, out: Path) -> None:
+          virtual_gpus: str | None, require_gpu: bool, runtime: str | None, out: Path,
+          target_url: str | None) -> None:
     """Measure cold-start probability at each concurrency level and plot it.
 
     Writes sweep.csv (P(cold) with 95% Wilson intervals, p50/p99, instances per level),
@@ -194,6 +225,13 @@ def sweep(spec: str, levels: tuple[float, ...], vary: str, load: float | None, d
     from ..coldstart.session import sweep_spec
     from ..coldstart.sweep import SweepConfig
 
+    if target_url is not None:
+        raise click.UsageError(
+            "a sweep cannot run against --target yet: each level starts a fresh local harness "
+            "from SPEC (and --vary changes the spec per level). Against FC or an HTTP trigger, "
+            "run one `fcbench run WORKLOAD.yaml --target TARGET` per level (a poisson plan at "
+            "rate = level / service time) and put the runs side by side with `fcbench report "
+            "--compare RUN...`; see docs/fc.md")
     body, ctype = _spec_request(spec, data, virtual_gpus, require_gpu)
     config = SweepConfig(levels=levels, vary=vary, load=load, duration_s=duration,  # type: ignore[arg-type]
                          service_ms=service_ms, mode=mode, think_s=think_s, seed=seed,  # type: ignore[arg-type]
@@ -213,7 +251,11 @@ def sweep(spec: str, levels: tuple[float, ...], vary: str, load: float | None, d
     timing = config.timing(load_function_spec(spec).harness.idle_timeout)
     click.echo(f"sweeping {vary} over {', '.join(f'{x:g}' for x in levels)}: {timing.note}")
     run_dir, summary = sweep_spec(spec, config, body=body, content_type=ctype, out=out,
-                                  on_level=progress)
+                                  on_level=progress, predict=predict)
+    for lv in summary.get("predicted") or []:
+        p = "-" if lv["p_cold"] is None else \
+            f"{lv['p_cold']:.3f} [{lv['p_cold_cluster_lo']:.3f}, {lv['p_cold_cluster_hi']:.3f}]"
+        click.echo(f"  simulated level {lv['level']:g}: steady P(cold) {p}")
     click.echo(f"service time {summary['service_ms']:.1f} ms; P(cold) "
                + ("falls" if summary["monotone_within_intervals"] else "does NOT fall")
                + " monotonically within the 95% intervals")

@@ -6,10 +6,11 @@ import json
 import mimetypes
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-__all__ = ["invoke", "read_data"]
+__all__ = ["invoke", "open_target", "read_data"]
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:9080"
 
@@ -30,35 +31,74 @@ def read_data(data: str | None) -> tuple[bytes, str]:
     return data.encode(), "application/json" if data.lstrip()[:1] in "{[" else "text/plain"
 
 
+def open_target(config: Any, *, timeout: float) -> Any:
+    """The `Target` a url or fc target config (`fcbench.load.workload.target_from_url`) names.
+
+    Raises:
+        UsageError: the FC SDK is missing (names the pip extra), or no credentials for FC.
+    """
+    from ..errors import UsageError
+
+    if config.kind == "fc":
+        from ..targets import target_class
+
+        try:
+            cls = target_class("fc")
+        except ImportError as exc:
+            raise UsageError(str(exc)) from None
+        return cls(config.function, endpoint=config.endpoint, region=config.region,
+                   qualifier=config.qualifier, timeout=timeout)
+    from ..targets.url import UrlTarget
+
+    return UrlTarget(config.url, function=config.function, path=config.path, timeout=timeout)
+
+
 @click.command()
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("--data", "-d", default=None, help="Request body: a string, or @FILE (an image...).")
 @click.option("--endpoint", default=DEFAULT_ENDPOINT, show_default=True,
               help="The harness (or any FC 3.0-compatible endpoint).")
+@click.option("--target", "target_url", default=None, metavar="TARGET",
+              help="Instead of --endpoint: fc://REGION/FUNCTION[?qualifier=Q] (FC through its "
+              "SDK), fc://127.0.0.1:PORT/FUNCTION (the harness through the SDK), or an "
+              "HTTP-trigger URL (https://ID.REGION.fcapp.run/PATH). NAME fills in an fc target "
+              "without a function.")
 @click.option("--content-type", default=None, help="Override the guessed content type.")
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait.")
 @click.option("--show-body/--no-body", default=True, show_default=True)
-def invoke(name: str, data: str | None, endpoint: str, content_type: str | None, timeout: float,
-           show_body: bool) -> None:
+def invoke(name: str | None, data: str | None, endpoint: str, target_url: str | None,
+           content_type: str | None, timeout: float, show_body: bool) -> None:
     """Invoke function NAME once and print latency, cold/warm and the instance."""
     from ..errors import UsageError
+    from ..load.workload import target_from_url
     from ..targets.url import UrlTarget
 
     body, guessed = read_data(data)
-    try:
-        target = UrlTarget(endpoint, function=name, timeout=timeout)
-    except UsageError as exc:
-        raise click.BadParameter(str(exc), param_hint="--endpoint") from None
+    if target_url is not None:
+        config = target_from_url(target_url, function=name)
+        if name and config.function != name:
+            raise click.UsageError(f"NAME {name!r} and --target {target_url!r} disagree; give "
+                                   "the function once")
+        target, where = open_target(config, timeout=timeout), target_url
+    else:
+        if not name:
+            raise click.UsageError("give the function NAME (or --target fc://REGION/FUNCTION)")
+        try:
+            target, where = UrlTarget(endpoint, function=name, timeout=timeout), endpoint
+        except UsageError as exc:
+            raise click.BadParameter(str(exc), param_hint="--endpoint") from None
     with target:
         record = target.invoke(body, content_type or guessed)
     if record.status == 0:
-        raise click.ClickException(
-            f"cannot reach {endpoint}: {record.error}. Is the harness running? "
-            "Start it with `fcbench harness serve SPEC.yaml`.")
+        hint = "" if target_url else (" Is the harness running? Start it with "
+                                      "`fcbench harness serve SPEC.yaml`.")
+        raise click.ClickException(f"cannot reach {where}: {record.error}.{hint}")
     kind = {True: "cold", False: "warm"}.get(record.cold, "unknown")  # type: ignore[arg-type]
     click.echo(f"status {record.status}  latency {record.latency_ms:.1f} ms  {kind}  "
                f"instance {record.instance_id or '-'}  "
-               f"queue {_ms(record.queue_ms)} ms  inference {_ms(record.inference_ms)} ms")
+               f"queue {_ms(record.queue_ms)} ms  inference {_ms(record.inference_ms)} ms  "
+               f"request {record.fc_request_id or '-'}"
+               + (f"  error {record.error}" if record.error else ""))
     if show_body and record.body:
         try:
             click.echo(json.dumps(json.loads(record.body), indent=2)[:4000])

@@ -69,10 +69,15 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -
 @click.option("--duration", type=float, default=None, callback=_positive,
               help="Override the workload's duration (seconds).")
 @click.option("--no-progress", is_flag=True, help="No live progress line.")
+@click.option("--target", "target_url", default=None, metavar="TARGET",
+              help="Send to this target instead of the workload's: fc://REGION/FUNCTION"
+              "[?qualifier=Q] (FC through its SDK), fc://127.0.0.1:PORT/FUNCTION (the harness "
+              "through the SDK) or an HTTP-trigger URL. An fc URL without a function takes the "
+              "workload's.")
 def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: float,
         out_dir: Path | None, processes: int, master: bool, expect_workers: int, worker: bool,
         master_host: str | None, master_port: int, master_bind_host: str,
-        duration: float | None, no_progress: bool) -> None:
+        duration: float | None, no_progress: bool, target_url: str | None) -> None:
     """Send WORKLOAD's requests with Locust and write results/<time>-<name>/.
 
     Exit code 130 when interrupted (Ctrl-C; the partial results are still written), 1 when
@@ -80,9 +85,11 @@ def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: flo
     """
     from ..load.runner import RunOptions, locust_failure_reason, run_workload
     from ..report.summary import summary_table
-    from ..load.workload import load_workload
+    from ..load.workload import load_workload, with_target
 
     wl = load_workload(workload)
+    if target_url is not None:
+        wl = with_target(wl, target_url)
     if wl.target.kind == "local" and not worker:
         from .harness import plan_gpus
 

@@ -23,6 +23,8 @@ __all__ = ["Forwarder"]
 # Besides hop-by-hop headers: framing the proxy redoes itself, the caller's credentials, and
 # headers the gateway sets on its own answer.
 _DROP_REQUEST = frozenset({"host", "content-length", "authorization"})
+#: the SDK's signing headers (``x-acs-security-token`` carries an STS token): never to an instance
+_DROP_REQUEST_PREFIX = "x-acs-"
 _DROP_RESPONSE = frozenset({"content-length", "date", "server"})
 
 Response = tuple[int, dict[str, str], bytes]
@@ -127,7 +129,8 @@ class Forwarder:
         # built first: a header that cannot go on the wire is the caller's error (ValueError),
         # and no pooled connection is taken for it
         head = request_head(method, path, urlsplit(handle.base_url).netloc,
-                            end_to_end(headers.items(), drop=_DROP_REQUEST), len(body))
+                            [(k, v) for k, v in end_to_end(headers.items(), drop=_DROP_REQUEST)
+                             if not k.lower().startswith(_DROP_REQUEST_PREFIX)], len(body))
         try:
             conn = await self._connect(handle.base_url)
         except OSError as exc:

@@ -16,18 +16,21 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
 from pydantic.alias_generators import to_camel
 
-from .._yaml import LocatedDoc, load_located, validate
-from ..errors import SpecError, TraceFormatError
+from .._yaml import LocatedDoc, decode_text, load_located, validate
+from ..errors import SpecError, TraceFormatError, UsageError
 from ..secrets import looks_secret
 from . import plans
 from ..spec import FunctionSpec, function_spec_from_doc, load_function_spec, masked_environment
 
 __all__ = [
+    "recorded_workload_doc",
+    "workload_from_run",
     "DEFAULT_OUTPUT",
     "DEFAULT_REQUEST_TIMEOUT_S",
     "PLAN_KINDS",
     "PLAN_MODELS",
     "TARGET_MODELS",
+    "TARGET_FORMS",
     "TARGET_KINDS",
     "PlanSpec",
     "RequestConfig",
@@ -35,6 +38,8 @@ __all__ = [
     "Workload",
     "load_workload",
     "parse_duration",
+    "target_from_url",
+    "with_target",
     "workload_from_dict",
 ]
 
@@ -256,7 +261,8 @@ class UrlTargetConfig(_TargetBase):
 
 
 class FcTargetConfig(_TargetBase):
-    """Function Compute through its SDK (credentials from the environment)."""
+    """Function Compute through its SDK; credentials from the Alibaba Cloud default chain
+    (`fcbench.credentials`), never from the workload file."""
 
     kind: Literal["fc"]
     region: str | None = Field(None, description="region id, e.g. cn-hangzhou")
@@ -274,6 +280,67 @@ TargetConfig = Annotated[Union[LocalTargetConfig, UrlTargetConfig, FcTargetConfi
 def _target_keys(kind: str) -> set[str]:
     model = TARGET_MODELS[kind]
     return {f.alias or name for name, f in model.model_fields.items()}
+
+
+# ``--target`` values: fc://REGION/FUNCTION, fc://HOST:PORT/FUNCTION, or an http(s) URL
+_REGION = re.compile(r"^[a-z]{2,}(?:-[a-z0-9]+)+$")
+_FC_QUERY = ("qualifier", "endpoint")
+TARGET_FORMS = ("fc://REGION/FUNCTION[?qualifier=Q] (Function Compute, e.g. "
+                "fc://cn-hangzhou/mobilenet-v2), fc://127.0.0.1:PORT/FUNCTION (the harness "
+                "through the FC SDK), or an http(s) URL (an HTTP trigger such as "
+                "https://ID.cn-hangzhou.fcapp.run/ or http://127.0.0.1:9080/http/FUNCTION/)")
+
+
+def target_from_url(text: str, *, function: str | None = None
+                    ) -> UrlTargetConfig | FcTargetConfig:
+    """The target a ``--target`` value names (see `TARGET_FORMS`).
+
+    ``fc://`` with a region id as host is FC at ``fcv3.{region}.aliyuncs.com``; any other host
+    is an FC 3.0 endpoint (``http`` on loopback, where the harness listens; ``https``
+    elsewhere), ``?endpoint=URL`` overrides it. An http(s) URL is sent to as it is. `function`
+    fills in an fc URL without a path.
+
+    Raises:
+        UsageError: the value fits none of the forms (the message shows them).
+    """
+    from ..targets.fc import is_loopback
+
+    parts = urlsplit(text.strip())
+    if parts.username or parts.password:
+        raise UsageError(f"--target {text!r}: credentials never go in a target URL (they would "
+                         "end up in results); remove the user:password part and set "
+                         f"{' and '.join(CREDENTIAL_ENV)} in the environment instead")
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return UrlTargetConfig(kind="url", url=text.strip())
+    if parts.scheme != "fc" or not parts.netloc:
+        raise UsageError(f"--target {text!r} is not a target; use {TARGET_FORMS}")
+    query: dict[str, str] = {}
+    for item in filter(None, parts.query.split("&")):
+        key, _, value = item.partition("=")
+        if key not in _FC_QUERY:
+            close = difflib.get_close_matches(key, _FC_QUERY, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise UsageError(f"--target {text!r}: unknown query key {key!r}; {hint}an fc target "
+                             f"takes {', '.join(_FC_QUERY)}")
+        query[key] = value
+    name = parts.path.strip("/") or function
+    if not name or "/" in name:
+        raise UsageError(f"--target {text!r} names no function; write fc://REGION/FUNCTION")
+    region, endpoint = None, query.get("endpoint") or None
+    if _REGION.match(parts.netloc):
+        region = parts.netloc
+    elif not endpoint:
+        scheme = "http" if is_loopback(parts.hostname) else "https"
+        endpoint = f"{scheme}://{parts.netloc}"
+    return FcTargetConfig(kind="fc", function=name, region=region, endpoint=endpoint,
+                          qualifier=query.get("qualifier") or None)
+
+
+def with_target(workload: Workload, text: str) -> Workload:
+    """`workload` sent to the target ``--target`` names instead of its own (an fc URL without a
+    function takes the workload's)."""
+    target = target_from_url(text, function=workload.function_name)
+    return workload.model_copy(update={"target": target})
 
 
 class RequestConfig(_Model):
@@ -414,6 +481,13 @@ class Workload(_Model):
         """The plan's own seed, else the workload's."""
         return self.seed if self.plan.seed is None else self.plan.seed
 
+    def with_seed(self, seed: int) -> Workload:
+        """This workload with another seed for its arrivals (a replication of it)."""
+        out = self.model_copy(update={"seed": seed,
+                                      "plan": self.plan.model_copy(update={"seed": None})})
+        out._plan = None
+        return out
+
     def plan_obj(self) -> plans.Plan:
         """The arrival plan (built once by `load_workload`; built here when missing)."""
         if self._plan is None:
@@ -508,6 +582,56 @@ def workload_from_dict(data: dict[str, Any], *, base_dir: str | Path,
     """
     doc = LocatedDoc(data=data, file=f"<{name}>", lines={})
     return _load(doc, Path(base_dir) / f"{name}.yaml")
+
+
+def workload_from_run(run_dir: str | Path) -> Workload:
+    """The workload a run folder's ``run.yaml`` recorded (a measured or simulated run), rebuilt
+    so it can be simulated again (see `recorded_workload_doc`).
+
+    Raises:
+        UsageError: no run.yaml, or one without a local target's workload.
+    """
+    data = recorded_workload_doc(run_dir)
+    return workload_from_dict(data, base_dir=run_dir, name=str(data.get("name") or
+                                                               Path(run_dir).name))
+
+
+def recorded_workload_doc(run_dir: str | Path) -> dict[str, Any]:
+    """The workload document a run folder's ``run.yaml`` recorded, as a workload YAML would
+    hold it: its function specs inline (as recorded, secrets masked), its plan as written, its
+    body dropped when the file is gone.
+
+    Raises:
+        UsageError: no run.yaml, or one without a local target's workload.
+    """
+    import yaml
+
+    run = Path(run_dir)
+    path = run / "run.yaml"
+    if not path.is_file():
+        raise UsageError(f"{run} is not a run folder (no run.yaml)")
+    doc = yaml.safe_load(decode_text(path.read_bytes(), str(path))) or {}
+    recorded = doc.get("workload") if isinstance(doc, dict) else None
+    target = (recorded or {}).get("target") if isinstance(recorded, dict) else None
+    if not isinstance(target, dict) or target.get("kind") != "local" \
+            or not target.get("functionSpecs"):
+        raise UsageError(f"{path} records no local target's function specs (only runs against "
+                         "the local harness, or simulated ones, can be replayed)")
+    data = {k: v for k, v in recorded.items() if k in ("name", "description", "duration",
+                                                        "seed", "plan", "request")}
+    data["target"] = {**{k: v for k, v in target.items()
+                         if k not in ("functions", "functionSpecs", "function")},
+                      "functions": target["functionSpecs"]}
+    data["plan"] = {k: v for k, v in dict(data.get("plan") or {}).items()
+                    if k not in ("resolved", "seed")}
+    request = dict(data.get("request") or {})
+    body = request.get("body")
+    if isinstance(body, str) and (body.startswith("<inline") or body.startswith("@")
+                                  and not Path(body[1:]).is_file()):
+        request.pop("body", None)
+        request.pop("contentType", None)
+    data["request"] = request
+    return data
 
 
 def _load(doc: LocatedDoc, source: Path) -> Workload:

@@ -63,6 +63,23 @@ def test_calibration_takes_warm_service_times_and_instance_start_ups(tmp_path):
     assert cal.startup_ms == pytest.approx((900.0 - 130.0,))  # its latency less the service
 
 
+def test_calibration_from_a_cold_start_profile_takes_its_phases(tmp_path):
+    """A profile folder has phases.csv only: each forced start is its e2e less what serving it
+    took; warm service times are its warm requests."""
+    run = tmp_path / "profile"
+    run.mkdir()
+    (run / "phases.csv").write_text(
+        "index,kind,status,e2e_ms,warm_ms,first_inference_ms,transit_ms,model_load_ms\n"
+        "0,warmup,200,900,100,110,5,300\n"
+        "1,ok,200,800,100,110,5,300\n"
+        "2,ok,200,1000,120,90,,300\n"
+        "3,failed,502,,,,,\n")
+    cal = calibrate([run])
+    assert sorted(cal.startup_ms) == pytest.approx([800 - 115, 1000 - 90])
+    assert sorted(cal.service_ms) == pytest.approx([100, 120])
+    assert cal.startup_from == "phases.csv"
+
+
 def test_calibration_without_a_warm_request_says_what_to_do(tmp_path):
     run = _write_run(tmp_path / "run", [{"request_id": "a", "latency_ms": 5, "status": 502}], [])
     with pytest.raises(UsageError, match="--service-ms"):
@@ -126,18 +143,18 @@ def test_simulate_sweep_writes_the_measured_sweeps_format(sleep_workload, fcbenc
     assert none.p_cold > 0 and six.p_cold == 0.0
     bad = fcbench_run("simulate", str(path), "--sweep", "memorySize=1,2", timeout=60)
     assert bad.returncode == 2 and "concurrency" in bad.stderr
+    bad = fcbench_run("simulate", str(path), "--sweep", "instanceConcurrency=1,200", "--out",
+                      str(tmp_path / "bad"), timeout=60)
+    assert bad.returncode == 2 and "--sweep instanceConcurrency=200" in bad.stderr
+    assert not (tmp_path / "bad").exists()  # checked before any level ran
 
 
 def test_coldstart_sweep_predict_overlays_the_calibrated_simulator(fcbench_run, tmp_path):
-    spec = tmp_path / "fn.yaml"
-    spec.write_text(yaml.safe_dump({
-        "functionName": "s", "instanceConcurrency": 1,
-        "environmentVariables": {"FCBENCH_MODEL": "sleep", "FCBENCH_SLEEP_MS": "150",
-                                 "FCBENCH_STARTUP_MS": "50"},
-        "harness": {"runtime": "process", "idleTimeout": 1, "maxInstances": 8,
-                    "sampleRequest": {"json": {}}}}))
+    """The shipped sleep spec (1 s per request, 2 slots, idle reclaim after 2 s), measured and
+    predicted in one sweep."""
+    spec = Path(__file__).parent.parent / "workloads" / "functions" / "sleep.yaml"
     res = fcbench_run("coldstart", "sweep", str(spec), "--concurrency", "1,2", "--duration",
-                      "3", "--service-ms", "150", "--predict", "--out", str(tmp_path / "out"),
+                      "6", "--service-ms", "1000", "--predict", "--out", str(tmp_path / "out"),
                       timeout=300)
     assert res.returncode == 0, res.stderr
     [folder] = list((tmp_path / "out").iterdir())
@@ -158,7 +175,8 @@ def test_coldstart_sweep_predict_overlays_the_calibrated_simulator(fcbench_run, 
     calibration = yaml.safe_load(
         (folder / "predicted" / "levels" / predicted[0].run_dir.split("/")[-1] / "run.yaml")
         .read_text())["calibration"]
-    assert calibration["service_median_ms"] == pytest.approx(150.0, abs=30.0)
+    assert calibration["service_median_ms"] == pytest.approx(1000.0, abs=60.0)
+    assert (folder / "plots" / "p_cold.png").stat().st_size > 0
 
 
 def test_what_if_prices_each_combination_from_a_simulated_run(sleep_workload, fcbench_run,
@@ -181,12 +199,12 @@ def test_what_if_prices_each_combination_from_a_simulated_run(sleep_workload, fc
     [table] = list(run.glob("whatif-*.csv"))
     rows = list(csv.DictReader(open(table)))
     assert len(rows) == 4
-    by = {(int(r["minInstances"]), float(r["idleTimeout"])): r for r in rows}
+    by = {(int(r["minInstances"]), float(r["idleTimeout_s"])): r for r in rows}
     cold, provisioned = by[(0, 2.0)], by[(1, 2.0)]
     assert float(cold["p_cold"]) == 1.0  # every gap (10 s) outlives the 2 s idle timeout
     assert cold["as_run"] == "True"
     assert float(by[(0, 20.0)]["p_cold"]) < 0.2  # a 20 s idle timeout keeps it warm
-    n = int(cold["requests"])
+    n = int(cold["requests_sent"])
     # only the first request, sent at 0 s while the provisioned instance is still starting
     assert float(provisioned["p_cold"]) * n == pytest.approx(1.0)
     span = json.loads((run / "summary.json").read_text())["duration_s"]
@@ -200,3 +218,14 @@ def test_what_if_prices_each_combination_from_a_simulated_run(sleep_workload, fc
     assert "Priced what-ifs" in (run / "report.html").read_text()  # the run's report shows it
     bad = fcbench_run("cost", str(run), "--what-if", "gpuMemorySize=1", timeout=60)
     assert bad.returncode == 2 and "minInstances" in bad.stderr
+    # a value the function spec refuses is named before anything is simulated
+    bad = fcbench_run("cost", str(run), "--what-if", "instanceConcurrency=1,0", timeout=60)
+    assert bad.returncode == 2 and "--what-if instanceConcurrency=0" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    for text in ("idleTimeout=inf", "minInstances=-1"):
+        bad = fcbench_run("cost", str(run), "--what-if", text, timeout=60)
+        assert bad.returncode == 2 and "finite non-negative" in bad.stderr, text
+    # a second table in the same second gets its own name
+    again = fcbench_run("cost", str(run), "--what-if", "minInstances=0", timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert len(list(run.glob("whatif-*.csv"))) == 2

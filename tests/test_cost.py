@@ -138,3 +138,31 @@ def test_cost_plot_from_the_command_marks_compares_break_even(fcbench_run, tmp_p
     assert m16["calls"] / 86400 == pytest.approx(want.break_even_utilisation, rel=1e-6)
     assert m16["calls"] / 86400 == pytest.approx(0.347, abs=0.001)
     assert m16["cost"] == pytest.approx(336.0)
+
+
+def test_more_busy_time_than_a_day_is_priced_against_as_many_servers(simple):
+    """10^8 one-second calls a day is 1158 days of busy time: one server cannot carry it, so
+    the comparison is with 1158 of them, and FC (4 GB, never breaking even) is still cheaper."""
+    usage = usage_from_calls(100_000_000, 1, 4)
+    got = compare(simple, usage)
+    assert got.servers == 1158
+    assert got.server_per_day == pytest.approx(1158 * 336.0)
+    assert got.fc_per_day == pytest.approx(100_000_000 * 4 * 0.0007)
+    assert got.saving == pytest.approx(1 - 280_000 / (1158 * 336.0))
+    assert got.saving > 0 and got.break_even_utilisation is None
+    assert compare(simple, usage_from_calls(3600, 1, 4)).servers == 1
+
+
+def test_a_provisioned_instance_is_billed_idle_for_the_rest_of_the_day():
+    """Metered over a 100 s span, a provisioned instance busy 10 s of it is busy 8640 s a day and
+    kept (idle) the other 77760 s — however long the harness ran it before the first request."""
+    from fcbench.cost.model import usage_from_instances
+
+    rows = [{"active_s": 10, "idle_s": 500, "provisioned": "True", "gpu_memory_mb": 4096},
+            {"active_s": 5, "idle_s": 3, "provisioned": False, "gpu_memory_mb": 4096}]
+    usage, scale = usage_from_instances(rows, requests=20, span_s=100)
+    assert scale == pytest.approx(864)
+    assert usage.active_s == pytest.approx(15 * 864)
+    assert usage.provisioned_idle_s == pytest.approx(86400 - 10 * 864)
+    assert usage.idle_s == pytest.approx(3 * 864)
+    assert usage.invocations == pytest.approx(20 * 864) and usage.gpu_gb == 4

@@ -175,13 +175,13 @@ def _levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
 @coldstart.command("sweep")
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--concurrency", "levels", default="1,2,4,8,16", show_default=True,
-              callback=_levels, help="Levels: mean requests in flight (or instanceConcurrency "
-              "values with --vary instance-concurrency).")
+              callback=_levels, help="Levels: mean requests in flight, or the values of what "
+              "--vary sets (instanceConcurrency, idleTimeout s, minInstances).")
 @click.option("--vary", type=click.Choice(["concurrency", "instance-concurrency", "idle-timeout",
                                            "min-instances"]),
               default="concurrency", show_default=True)
 @click.option("--load", type=float, default=None, help="When --vary is not concurrency: mean "
-              "requests in flight (default: the largest level).")
+              "requests in flight (default: the largest level for instance-concurrency, else 1).")
 @click.option("--predict", is_flag=True, help="Also simulate the same levels, calibrated on the "
               "measured runs, and overlay the simulator's curve (predicted.csv).")
 @click.option("--duration", type=float, default=60.0, show_default=True,

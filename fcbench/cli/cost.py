@@ -92,8 +92,14 @@ def cost(run_dir: Path | None, calls_per_day: float | None, duration_s: float | 
         usage = usage_from_calls(calls_per_day, duration_s, gpu_gb)
     usage = replace(usage, vcpu=vcpu or usage.vcpu, memory_gb=memory_gb or usage.memory_gb,
                     disk_gb=disk_gb or usage.disk_gb, gpu_family=gpu_family or usage.gpu_family)
-    for name in tables:
-        table = load_table(name)
+    loaded = [load_table(name) for name in tables]
+    unused = set(server_prices) - {t.currency.upper() for t in loaded} - {""}
+    if unused:
+        raise click.BadParameter(f"no price table given is in {', '.join(sorted(unused))} "
+                                 f"(tables: {', '.join(f'{t.name} {t.currency}' for t in loaded)})"
+                                 "; give the server's price in a table's currency",
+                                 param_hint="--server-price")
+    for table in loaded:
         price = server_prices.get(table.currency.upper(), server_prices.get(""))
         result = compare(table, usage, server_per_hour=price)
         parts = daily_cost(table, usage)

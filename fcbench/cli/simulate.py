@@ -17,7 +17,8 @@ __all__ = ["simulate"]
 @click.option("--startup-ms", default=None, metavar="DIST",
               help="Instance start-up time in ms, same forms (default: process start + a sleep "
               "function's FCBENCH_STARTUP_MS).")
-@click.option("--duration", type=float, default=None, help="Override the workload's duration (s).")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Override the workload's duration (s).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--calibrate", "calibrate_from", multiple=True, metavar="RUN_DIR",
               type=click.Path(exists=True, file_okay=False, path_type=Path),

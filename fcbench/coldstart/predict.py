@@ -12,10 +12,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import SpecError, UsageError
 from ..sim.calibrate import Calibration, calibrate
 from ..sim.run import SimulationSettings, simulate_workload
-from ..spec import FunctionSpec
+from ..spec import FunctionSpec, function_spec_from_dict
 from .sweep import ColdStartSweep, SweepConfig, SweepLevel
 
 __all__ = ["SWEEP_KEYS", "SimulatedSweep", "predict_sweep", "simulate_sweep"]
@@ -111,8 +111,15 @@ def simulate_sweep(workload: Any, key: str, values: tuple[float, ...],
     config = SweepConfig(levels=values, vary=SWEEP_KEYS[key], duration_s=workload.duration,  # type: ignore[arg-type]
                          seed=workload.seed if workload.seed is not None else settings.seed,
                          virtual_gpus=getattr(workload.target, "virtual_gpus", None))
+    sweep = SimulatedSweep(spec, config, Path(out), settings=settings)
+    for value in values:  # every level's function checked before anything is written
+        try:
+            function_spec_from_dict(sweep._level_spec(value)[0], source="--sweep")
+        except SpecError as exc:
+            where = f"{exc.path}: " if exc.path else ""
+            raise UsageError(f"--sweep {key}={value:g}: {where}{exc.message}") from None
     run_dir = new_run_dir(Path(out), f"simsweep-{workload.name}")
-    sweep = SimulatedSweep(spec, config, run_dir, settings=settings)
+    sweep.run_dir = run_dir
     if sweep.service_ms is None:
         sweep.service_ms = _mean_service_ms(spec, settings)
     sweep.plan_doc = workload.plan.model_dump(by_alias=True, exclude_none=True, mode="json")

@@ -38,7 +38,7 @@ class SweepConfig:
             names: instanceConcurrency, idleTimeout (s) or minInstances.
         vary: what the levels set.
         load: when the levels are not concurrency, the mean requests in flight (default: the
-            largest level).
+            largest level for instanceConcurrency, else 1).
         duration_s: seconds of load per level.
         service_ms: the function's service time; measured on a warm instance when None.
         mode: ``open`` (Poisson, rate = level / service time: Little's law) or ``closed``
@@ -225,7 +225,10 @@ class ColdStartSweep:
         cfg = self.config
         harness = self.spec.harness.model_dump(by_alias=True, exclude_none=True)
         ic = self.spec.instance_concurrency
-        concurrency = cfg.load if cfg.load is not None else max(cfg.levels)
+        # the load when levels set something else: given, else instanceConcurrency's largest
+        # level (every slot of the biggest instance busy), else one request in flight
+        concurrency = cfg.load if cfg.load is not None else \
+            (max(cfg.levels) if cfg.vary == "instance-concurrency" else 1.0)
         if cfg.vary == "instance-concurrency":
             ic = int(level)
         elif cfg.vary == "idle-timeout":

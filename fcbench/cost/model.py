@@ -120,12 +120,16 @@ def usage_from_instances(rows: list[dict], *, requests: float,
     gb = max((float(r.get("gpu_memory_mb") or 0) for r in rows), default=0.0) / 1024.0
     active = sum(float(r.get("active_s") or 0) for r in rows)
 
-    def idle(provisioned: bool) -> float:
-        return sum(float(r.get("idle_s") or 0) for r in rows
-                   if (str(r.get("provisioned", "")).lower() == "true") == provisioned)
+    def kept(r: dict) -> bool:
+        return str(r.get("provisioned", "")).lower() == "true"
 
+    on_demand_idle = sum(float(r.get("idle_s") or 0) for r in rows if not kept(r))
+    # a provisioned instance is kept all day: its idle time is the day less its busy time (not
+    # its idle seconds scaled, which would bill the harness's time before the first request)
+    kept_idle = sum(max(0.0, DAY_S - float(r.get("active_s") or 0) * scale)
+                    for r in rows if kept(r))
     return DailyUsage(invocations=requests * scale, active_s=active * scale,
-                      idle_s=idle(False) * scale, provisioned_idle_s=idle(True) * scale,
+                      idle_s=on_demand_idle * scale, provisioned_idle_s=kept_idle,
                       gpu_gb=gb), scale
 
 
@@ -203,6 +207,8 @@ class Comparison:
     utilisation: float
     saving: float | None  # 1 - fc/server
     break_even_utilisation: float | None  # None: FC is cheaper at any utilisation
+    #: 24 h servers the day's busy time needs (more than one when utilisation exceeds 100 %)
+    servers: int = 1
 
     def lines(self) -> list[tuple[str, str]]:
         """(label, value) for a terminal table."""
@@ -210,7 +216,9 @@ class Comparison:
         out = [("FC per day", f"{self.fc_per_day:.2f} {c}"),
                ("time utilisation", f"{self.utilisation:.2%}")]
         if self.server_per_day is not None:
-            out.append(("GPU server per day (24 h)", f"{self.server_per_day:.2f} {c}"))
+            label = "GPU server per day (24 h)" if self.servers == 1 else \
+                f"{self.servers} GPU servers per day (24 h; one is busy at most 100 %)"
+            out.append((label, f"{self.server_per_day:.2f} {c}"))
             out.append(("saving", f"{self.saving:.1%}" if self.saving is not None else "–"))
             out.append(("break-even utilisation",
                         "never (FC is cheaper even when busy all day)"
@@ -224,22 +232,26 @@ def compare(table: GbSecondTable | CuTable, usage: DailyUsage, *,
     """The day's FC bill against a server at `server_per_hour` (default: the table's)."""
     fc = daily_cost(table, usage)["total"]
     hourly = table.server_per_hour if server_per_hour is None else server_per_hour
-    server = None if hourly is None else hourly * 24.0
+    # more busy seconds than a day has: one server cannot carry it, so price as many as it needs
+    servers = max(1, math.ceil(usage.utilisation - 1e-9))
+    server = None if hourly is None else hourly * 24.0 * servers
     saving = None if not server else 1.0 - fc / server
     break_even = None
     if server and usage.active_s > 0:
         # FC's bill grows with busy time (calls in proportion); where it meets the server's flat
         # day. Not a straight line on tiered CU prices, so found by bisection on the bill itself.
+        per_server = server / servers
+
         def bill(u: float) -> float:
             return daily_cost(table, replace(usage, active_s=u * DAY_S, invocations=usage
                                              .invocations * u * DAY_S / usage.active_s))["total"]
 
-        if bill(1.0) >= server:
+        if bill(1.0) >= per_server:
             lo, hi = 0.0, 1.0
             for _ in range(60):
                 mid = (lo + hi) / 2
-                lo, hi = (mid, hi) if bill(mid) < server else (lo, mid)
+                lo, hi = (mid, hi) if bill(mid) < per_server else (lo, mid)
             break_even = hi
     return Comparison(currency=table.currency, fc_per_day=fc, server_per_day=server,
                       utilisation=usage.utilisation, saving=saving,
-                      break_even_utilisation=break_even)
+                      break_even_utilisation=break_even, servers=servers)

@@ -98,7 +98,8 @@ def load_table(name_or_path: str | Path) -> GbSecondTable | CuTable:
     path = TABLES.get(str(name_or_path)) or Path(name_or_path)
     if not path.is_file():
         raise SpecError(f"no price table {str(name_or_path)!r}; use one of "
-                        f"{', '.join(TABLES)} or a YAML file (copy one from {_DIR})")
+                        f"{', '.join(TABLES)} or a YAML file (copy one from {_DIR})",
+                        file="--table")
     doc = load_located(path)
     if not isinstance(doc.data, dict):
         raise SpecError("a price table is a YAML mapping with regime, currency and prices",

@@ -150,7 +150,10 @@ async def _get_function(request: web.Request, platform: Platform, rid: str) -> w
 async def _update_function(request: web.Request, platform: Platform, rid: str) -> web.Response:
     name = _name(request, platform)
     spec = updated_spec(platform.specs[name], await _body(request))
-    await platform.update_function(spec)
+    try:
+        await platform.update_function(spec)
+    except KeyError:  # deleted while this update prepared its runtime
+        raise _Fail(404, "FunctionNotFound", f"function {name!r} does not exist") from None
     return web.json_response(function_json(platform, name))
 
 

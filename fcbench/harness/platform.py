@@ -115,15 +115,18 @@ class Platform:
         if spec.gpu_memory_mb and not runtime.capabilities.gpus:
             raise UsageError(f"runtime {runtime.name!r} cannot run GPU specs")
         starts = self.scheduler.add_function(FunctionConfig.from_spec(spec), time.monotonic())
+        # both maps filled before the await: a GetFunction while the runtime prepares (a docker
+        # pull can take minutes) finds the function whole
+        now = time.time()
         self.specs[spec.name] = spec
+        self.meta[spec.name] = FunctionMeta(uuid.uuid4().hex, now, now)
         try:
             await runtime.prepare(spec)
         except BaseException:
             self.scheduler.remove_function(time.monotonic(), spec.name)
-            del self.specs[spec.name]
+            self.specs.pop(spec.name, None)
+            self.meta.pop(spec.name, None)
             raise
-        now = time.time()
-        self.meta[spec.name] = FunctionMeta(uuid.uuid4().hex, now, now)
         self._apply(starts)  # provisioned instances start now (the runtime is prepared)
 
     async def update_function(self, spec: FunctionSpec) -> None:
@@ -138,6 +141,8 @@ class Platform:
         if spec.gpu_memory_mb and not runtime.capabilities.gpus:
             raise UsageError(f"runtime {runtime.name!r} cannot run GPU specs")
         await runtime.prepare(spec)
+        if spec.name not in self.specs:  # deleted while the runtime prepared
+            raise KeyError(spec.name)
         decisions = self.scheduler.update_function(time.monotonic(),
                                                    FunctionConfig.from_spec(spec))
         self.specs[spec.name] = spec

@@ -321,25 +321,14 @@ def _figures(s: dict[str, Any]) -> Iterator[Figure]:
 
 def _cost_figures(run: Path, table_name: str, notes: list[str]) -> Iterator[Figure]:
     """Cost per day and per 1000 requests, as `fcbench cost RUN_DIR` prices the run."""
-    from ..cost.model import (
-        daily_cost,
-        per_thousand_requests,
-        usage_from_run,
-        with_spec_shape,
-    )
+    from ..cost.model import daily_cost, per_thousand_requests, usage_from_run
     from ..cost.tables import load_table
-    from ..errors import FcbenchError
 
     try:
-        usage, _ = usage_from_run(run)
+        usage, _ = usage_from_run(run)  # with the instance shape the run recorded
     except UsageError as exc:
         notes.append(f"cost: {exc}")
         return
-    try:
-        from ..load.workload import workload_from_run
-        usage = with_spec_shape(usage, workload_from_run(run).function_specs[0])
-    except (FcbenchError, IndexError):
-        pass  # no recorded spec: the metering alone (GPU memory) is priced
     table = load_table(table_name)
     total = daily_cost(table, usage)["total"]
     c = table.currency

@@ -4,7 +4,7 @@ Key names: `Calibration`, `calibrate`. Warm service times come from the warm req
 ``requests.csv`` (the time the gateway held the instance, ``forward_ms``, where the harness
 recorded it; else the latency less the queueing); start-up times from ``instances.csv`` (ready −
 created, as the harness timed each start), else from the cold requests' extra wait over the warm
-median. Which request is warm or cold is `fcbench.measures.outcomes`, as everywhere.
+median. A cold-start profile folder (``phases.csv``) gives both from its phases. Which request is warm or cold is `fcbench.measures.outcomes`, as everywhere.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ class Calibration:
         service_ms: warm service times.
         startup_ms: instance start-up times (created → ready).
         sources: the run folders they came from.
-        startup_from: ``instances.csv`` or ``cold requests``.
+        startup_from: ``instances.csv``, ``phases.csv`` (both joined by `` + `` when pooled),
+            or ``cold requests``.
         service_from: ``warm requests``, or cold ones when no request was warm.
     """
 
@@ -85,10 +86,19 @@ def calibrate(run_dirs: Iterable[str | Path], *, function: str | None = None) ->
     startup: list[float] = []
     cold_latency: list[float] = []
     sources: list[str] = []
+    labels: set[str] = set()  # where the start-ups came from
     for run in (Path(p) for p in run_dirs):
         csv_path = run / "requests.csv"
+        if not csv_path.is_file() and (run / "phases.csv").is_file():
+            sources.append(str(run))  # a cold-start profile: its phases time every start
+            warm, starts = _from_phases(run / "phases.csv")
+            service.extend(warm)
+            startup.extend(starts)
+            labels.add("phases.csv")
+            continue
         if not csv_path.is_file():
-            raise UsageError(f"{run} is not a run folder (no requests.csv) to calibrate from")
+            raise UsageError(f"{run} is not a run folder (no requests.csv or phases.csv) to "
+                             "calibrate from")
         sources.append(str(run))
         df = load_requests(csv_path)
         kinds = outcomes(df["status"], df["cold"])
@@ -97,6 +107,8 @@ def calibrate(run_dirs: Iterable[str | Path], *, function: str | None = None) ->
         cold_held.extend(_finite(held[kinds == "cold"]))
         starts = _startups_ms(run / "instances.csv", function)
         startup.extend(starts)
+        if starts:
+            labels.add("instances.csv")
         if not starts:
             cold_latency.extend(_finite(df["latency_ms"].to_numpy(dtype=float)[kinds == "cold"]))
     service_from = "warm requests"
@@ -106,7 +118,7 @@ def calibrate(run_dirs: Iterable[str | Path], *, function: str | None = None) ->
     if not service:
         raise UsageError(f"no successful request in {', '.join(sources) or 'the folders given'}"
                          " to learn a service time from; run longer, or give --service-ms")
-    startup_from = "instances.csv"
+    startup_from = " + ".join(sorted(labels))
     if not startup:
         # a cold request waited for the start, then was served
         median = statistics.median(service)
@@ -117,6 +129,21 @@ def calibrate(run_dirs: Iterable[str | Path], *, function: str | None = None) ->
                          "to learn a start-up time from; give --startup-ms")
     return Calibration(tuple(service), tuple(startup), tuple(sources), startup_from,
                        service_from)
+
+
+def _from_phases(path: Path) -> tuple[list[float], list[float]]:
+    """A profile's warm service times (its warm requests, ``warm_ms``) and start-ups: each
+    forced cold start's end-to-end time less what serving it took (first inference and
+    transit), so the start covers every phase before the instance was ready."""
+    import pandas as pd
+
+    df = pd.read_csv(path, keep_default_na=False, na_values={c: [""] for c in
+                     ("e2e_ms", "warm_ms", "first_inference_ms", "transit_ms")})
+    ok = df[df["kind"] == "ok"] if "kind" in df else df
+    warm = _finite(ok["warm_ms"].to_numpy(dtype=float)) if "warm_ms" in ok else []
+    served = ok.get("first_inference_ms", 0.0).fillna(0.0) + ok.get("transit_ms", 0.0).fillna(0.0)
+    starts = _finite((ok["e2e_ms"] - served).to_numpy(dtype=float)) if "e2e_ms" in ok else []
+    return warm, [max(0.0, x) for x in starts]
 
 
 def _finite(values: np.ndarray) -> list[float]:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import csv
 import itertools
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import SpecError, UsageError
 
 __all__ = ["WHAT_IF_KEYS", "WhatIfRow", "parse_what_if", "what_if", "write_what_if_csv"]
 
@@ -41,15 +42,25 @@ def parse_what_if(texts: tuple[str, ...] | list[str]) -> dict[str, tuple[float, 
         if key not in WHAT_IF_KEYS:
             raise UsageError(f"--what-if {text!r}: cannot vary {key!r}; use one of "
                              f"{', '.join(WHAT_IF_KEYS)} (KEY=V1,V2,...)")
+        if key in out:
+            raise UsageError(f"--what-if {key} is given twice; list its values once: "
+                             f"{key}=V1,V2,...")
         cast = WHAT_IF_KEYS[key][1]
         try:
-            values = tuple(cast(float(v)) for v in raw.split(",") if v.strip())
-        except ValueError:
-            values = ()
-        if not values or any(v < 0 for v in values):
-            raise UsageError(f"--what-if {text!r}: give non-negative numbers, e.g. {key}=0,1,2")
+            numbers = [float(v) for v in raw.split(",") if v.strip()]
+            values = tuple(dict.fromkeys(cast(v) for v in numbers))  # once each, in order
+        except (ValueError, OverflowError):
+            numbers, values = [], ()
+        if not values or any(not math.isfinite(v) or v < 0 for v in numbers):
+            raise UsageError(f"--what-if {text!r}: give finite non-negative numbers, e.g. "
+                             f"{key}=0,1,2")
         out[key] = values
     return out
+
+
+#: CSV column names that carry their unit
+_COLUMN = {"idleTimeout": "idleTimeout_s", "requests": "requests_sent",
+           "throttled": "requests_throttled_429", "instances_started": "instances_started"}
 
 
 @dataclass
@@ -70,8 +81,9 @@ class WhatIfRow:
 
     def flat(self) -> dict[str, Any]:
         """The row as CSV columns: every unit and currency in its column name."""
-        out: dict[str, Any] = dict(self.settings)
-        out.update({k: v for k, v in asdict(self).items() if k not in ("settings", "costs")})
+        out: dict[str, Any] = {_COLUMN.get(k, k): v for k, v in self.settings.items()}
+        out.update({_COLUMN.get(k, k): v for k, v in asdict(self).items()
+                    if k not in ("settings", "costs")})
         for name, (currency, day, per_k) in self.costs.items():
             out[f"{name}_{currency}_per_day"] = round(day, 6)
             out[f"{name}_{currency}_per_1000_requests"] = None if per_k is None \
@@ -83,8 +95,9 @@ def what_if(run_dir: str | Path, grid: dict[str, tuple[float, ...]], *,
             tables: tuple[str, ...] = ("fc-doc-simple",), seed: int = 0) -> list[WhatIfRow]:
     """Simulate `run_dir`'s workload once per combination of `grid`, calibrated on the run.
 
-    The first row is the run's own settings (nothing changed), so the simulation can be held
-    against the measurement before its what-ifs are believed.
+    One row (`WhatIfRow.as_run`) is the run's own settings — first when they are not in the
+    grid — so the simulation can be held against the measurement before its what-ifs are
+    believed. Every combination is checked (as a function spec) before any is simulated.
 
     Raises:
         UsageError: not a harness or simulated run folder, or nothing to calibrate on.
@@ -106,10 +119,17 @@ def what_if(run_dir: str | Path, grid: dict[str, tuple[float, ...]], *,
     combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     if own not in combos:
         combos.insert(0, own)
+    workloads = []
+    for combo in combos:  # all checked before the first simulation runs
+        try:
+            workloads.append(workload_from_dict(_with_settings(recorded, combo),
+                                                base_dir=Path(run_dir), name=str(base.name)))
+        except SpecError as exc:
+            shown = ", ".join(f"{k}={v:g}" for k, v in combo.items())
+            where = f"{exc.path}: " if exc.path else ""
+            raise UsageError(f"--what-if {shown}: {where}{exc.message}") from None
     rows = []
-    for combo in combos:
-        doc = _with_settings(recorded, combo)
-        workload = workload_from_dict(doc, base_dir=Path(run_dir), name=str(base.name))
+    for combo, workload in zip(combos, workloads):
         sim = run_simulation(workload, SimulationSettings(calibration=cal, seed=seed))
         summary = summarize(sim.frame())
         pc = summary.get("p_cold") or {}
@@ -136,10 +156,19 @@ def what_if(run_dir: str | Path, grid: dict[str, tuple[float, ...]], *,
 
 
 def write_what_if_csv(rows: list[WhatIfRow], path: Path) -> Path:
-    """The rows as CSV (`WhatIfRow.flat` columns)."""
+    """The rows as CSV (`WhatIfRow.flat` columns) at `path`, or beside it with ``-2``, ``-3``...
+    when that name is taken: an earlier table is never overwritten. Returns the path written."""
     flat = [r.flat() for r in rows]
     fields = list(dict.fromkeys(k for r in flat for k in r))
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    stem, n = path.stem, 1
+    while True:
+        try:
+            f = open(path, "x", newline="", encoding="utf-8")
+            break
+        except FileExistsError:
+            n += 1
+            path = path.with_name(f"{stem}-{n}{path.suffix}")
+    with f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(flat)

@@ -388,10 +388,35 @@ def test_force_cold_refuses_a_published_version(harness):
         assert info.value.code == "FunctionNotFound" and info.value.request_id
 
 
-def test_sweep_says_it_cannot_run_against_a_target(tmp_path, fcbench_run):
-    spec = tmp_path / "f.yaml"
-    spec.write_text("functionName: f\n")
-    proc = fcbench_run("coldstart", "sweep", str(spec), "--target", "fc://cn-hangzhou/f",
-                       env=_clean_env(tmp_path), timeout=60)
-    assert proc.returncode == 2 and "a sweep cannot run against --target" in proc.stderr
-    assert "Traceback" not in proc.stderr
+def test_sweep_against_an_fc_target_starts_every_level_from_zero(tmp_path, harness,
+                                                                  fcbench_run):
+    """`coldstart sweep --target fc://...`: each level runs through the SDK against the deployed
+    function, after an UpdateFunction that retires every instance, so each level starts cold
+    although nothing would idle out on its own (idle 600 s)."""
+    create(harness.url, "swept", sleep_ms=100, startup_ms=150, idle=600)
+    spec = tmp_path / "swept.yaml"
+    spec.write_text("functionName: swept\ntimeout: 30\nharness:\n  idleTimeout: 1\n"
+                    "  sampleRequest: {json: {}}\n")
+    target = f"fc://{harness.url.removeprefix('http://')}/swept"
+    proc = fcbench_run("coldstart", "sweep", str(spec), "--target", target, "--concurrency",
+                       "1,2", "--duration", "3", "--service-ms", "100", "--out",
+                       str(tmp_path / "out"), env=_clean_env(tmp_path), timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [folder] = list((tmp_path / "out").iterdir())
+    from fcbench.coldstart.sweep import read_sweep_csv
+
+    levels = read_sweep_csv(folder / "sweep.csv")
+    assert [lv.level for lv in levels] == [1, 2]
+    for lv in levels:
+        assert lv.p_cold_from_zero > 0, lv  # the level began with no instance
+        level_rows = rows(folder / lv.run_dir)
+        assert level_rows and all(r["fc_request_id"] for r in level_rows)
+    # a new set of instances per level: none served two levels
+    served = [{r["instance_id"] for r in rows(folder / lv.run_dir)} for lv in levels]
+    assert not served[0] & served[1]
+    assert yaml.safe_load((folder / "run.yaml").read_text())["target"]["kind"] == "fc"
+    proc = fcbench_run("coldstart", "sweep", str(spec), "--target", target, "--vary",
+                       "instance-concurrency", "--concurrency", "1,2", "--service-ms", "100",
+                       "--out", str(tmp_path / "bad"), env=_clean_env(tmp_path), timeout=60)
+    assert proc.returncode == 2 and "only the load can vary" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "bad").exists()

@@ -140,7 +140,7 @@ def profile(spec: str | None, repeats: int, warmup: int, pull: bool, data: str |
 
     if target_config is not None:
         from ..coldstart.session import profile_target
-        from .invoke import open_target
+        from ..targets import open_target
 
         with open_target(target_config, timeout=600.0) as target:
             run_dir, result = profile_target(
@@ -208,8 +208,10 @@ def _levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True)
 @click.option("--target", "target_url", default=None, metavar="TARGET",
-              help="Not supported: a sweep starts its own harness per level (docs/fc.md says "
-              "how to sweep FC with `fcbench run --target`).")
+              help="Sweep this deployed function instead of a fresh local harness per level: "
+              "fc://REGION/FUNCTION (default FUNCTION: the spec's name) or an HTTP-trigger URL; "
+              "each level starts with the target's forced cold start (FC: UpdateFunction). "
+              "Only --vary concurrency.")
 def sweep(spec: str, levels: tuple[float, ...], vary: str, load: float | None, predict: bool,
           duration: float,
           service_ms: float | None, mode: str, think_s: float, warmup_s: float | None,
@@ -225,13 +227,16 @@ def sweep(spec: str, levels: tuple[float, ...], vary: str, load: float | None, p
     from ..coldstart.session import sweep_spec
     from ..coldstart.sweep import SweepConfig
 
+    target_config = None
     if target_url is not None:
-        raise click.UsageError(
-            "a sweep cannot run against --target yet: each level starts a fresh local harness "
-            "from SPEC (and --vary changes the spec per level). Against FC or an HTTP trigger, "
-            "run one `fcbench run WORKLOAD.yaml --target TARGET` per level (a poisson plan at "
-            "rate = level / service time) and put the runs side by side with `fcbench report "
-            "--compare RUN...`; see docs/fc.md")
+        from ..load.workload import target_from_url
+        from ..spec import load_function_spec as _load
+
+        target_config = target_from_url(target_url, function=_load(spec).name)
+        if vary != "concurrency":
+            raise click.UsageError("against a target only the load can vary (--vary "
+                                   "concurrency): set instanceConcurrency or a provision config "
+                                   "with `fcbench deploy` between sweeps")
     body, ctype = _spec_request(spec, data, virtual_gpus, require_gpu)
     config = SweepConfig(levels=levels, vary=vary, load=load, duration_s=duration,  # type: ignore[arg-type]
                          service_ms=service_ms, mode=mode, think_s=think_s, seed=seed,  # type: ignore[arg-type]
@@ -251,7 +256,7 @@ def sweep(spec: str, levels: tuple[float, ...], vary: str, load: float | None, p
     timing = config.timing(load_function_spec(spec).harness.idle_timeout)
     click.echo(f"sweeping {vary} over {', '.join(f'{x:g}' for x in levels)}: {timing.note}")
     run_dir, summary = sweep_spec(spec, config, body=body, content_type=ctype, out=out,
-                                  on_level=progress, predict=predict)
+                                  on_level=progress, predict=predict, target=target_config)
     for lv in summary.get("predicted") or []:
         p = "-" if lv["p_cold"] is None else \
             f"{lv['p_cold']:.3f} [{lv['p_cold_cluster_lo']:.3f}, {lv['p_cold_cluster_hi']:.3f}]"

@@ -10,7 +10,9 @@ from typing import Any
 
 import click
 
-__all__ = ["invoke", "open_target", "read_data"]
+from ..targets import open_target
+
+__all__ = ["invoke", "read_data"]
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:9080"
 
@@ -29,28 +31,6 @@ def read_data(data: str | None) -> tuple[bytes, str]:
         ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return body, ctype
     return data.encode(), "application/json" if data.lstrip()[:1] in "{[" else "text/plain"
-
-
-def open_target(config: Any, *, timeout: float) -> Any:
-    """The `Target` a url or fc target config (`fcbench.load.workload.target_from_url`) names.
-
-    Raises:
-        UsageError: the FC SDK is missing (names the pip extra), or no credentials for FC.
-    """
-    from ..errors import UsageError
-
-    if config.kind == "fc":
-        from ..targets import target_class
-
-        try:
-            cls = target_class("fc")
-        except ImportError as exc:
-            raise UsageError(str(exc)) from None
-        return cls(config.function, endpoint=config.endpoint, region=config.region,
-                   qualifier=config.qualifier, timeout=timeout)
-    from ..targets.url import UrlTarget
-
-    return UrlTarget(config.url, function=config.function, path=config.path, timeout=timeout)
 
 
 @click.command()

@@ -104,10 +104,12 @@ def profile_endpoint(url: str, function: str | None, *, repeats: int, warmup: in
 def sweep_spec(spec_path: str | Path, config: Any, *, body: bytes, content_type: str,
                out: Path = Path("results"),
                on_level: Callable[[Any], None] | None = None,
-               predict: bool = False) -> tuple[Path, dict[str, Any]]:
+               predict: bool = False, target: Any = None) -> tuple[Path, dict[str, Any]]:
     """Run a cold-start probability sweep of one spec; returns the run folder and summary.
     With `predict`, the simulator, calibrated on the measured levels, runs the same levels and
-    its curve is laid over the measured one (predicted.csv, ``predicted`` in the summary)."""
+    its curve is laid over the measured one (predicted.csv, ``predicted`` in the summary).
+    With `target` (a url or fc target config) the levels run against it, each after its
+    force_cold(), instead of a fresh local harness serving the spec."""
 
     from ..report.html import write_report
     from .sweep import ColdStartSweep
@@ -116,6 +118,7 @@ def sweep_spec(spec_path: str | Path, config: Any, *, body: bytes, content_type:
     run_dir = new_run_dir(Path(out), f"sweep-{spec.name}")
     experiment = ColdStartSweep(spec, config, run_dir, body=body, content_type=content_type,
                                 on_level=on_level)
+    experiment.target_config = target
     service_ms = experiment.prepare()
     RunFolder(run_dir).write_run_yaml({
         "title": f"Cold-start probability vs {config.vary}: {spec.name}",
@@ -128,7 +131,8 @@ def sweep_spec(spec_path: str | Path, config: Any, *, body: bytes, content_type:
         "steady": experiment.timing.steady, "timing": experiment.timing.note,
         "service_ms": service_ms,
         "service_ms_measured": config.service_ms is None, "think_s": config.think_s,
-        "seed": config.seed})
+        "seed": config.seed, "target": target.model_dump(exclude_none=True, mode="json")
+        if target is not None else {"kind": "local"}})
     levels = experiment.run()
     predicted = None
     if predict:

@@ -181,6 +181,9 @@ class ColdStartSweep:
         self.timing = config.timing(spec.harness.idle_timeout)
         #: an arrival plan (workload YAML form) that levels other than concurrency keep
         self.plan_doc: dict[str, Any] | None = None
+        #: a url or fc target config the levels run against instead of a fresh local harness
+        #: each; every level then starts with the target's force_cold() (FC: UpdateFunction)
+        self.target_config: Any = None
 
     # ---- prepare --------------------------------------------------------------------------
     def prepare(self) -> float:
@@ -189,14 +192,23 @@ class ColdStartSweep:
             self.service_ms = self._measure_service_ms()
         return self.service_ms
 
-    def _measure_service_ms(self, n: int = 10) -> float:
+    def _open_target(self) -> Any:
+        """The target one level (or the service-time measurement) sends to: the remote one,
+        or a fresh local harness serving the spec."""
+        if self.target_config is not None:
+            from ..targets import open_target
+
+            return open_target(self.target_config, timeout=self.spec.timeout + 30)
         from ..harness.server import HarnessConfig
         from ..targets.local import LocalTarget
 
         cfg = HarnessConfig(port=0, virtual_gpus=self.config.virtual_gpus,
                             runtime=self.config.runtime, log_dir=self.run_dir / "logs")
+        return LocalTarget([self.spec], config=cfg, timeout=self.spec.timeout + 30)
+
+    def _measure_service_ms(self, n: int = 10) -> float:
         samples = []
-        with LocalTarget([self.spec], config=cfg, timeout=self.spec.timeout + 30) as target:
+        with self._open_target() as target:
             for i in range(n + 1):
                 record = target.invoke(self.body, self.content_type)
                 if not record.ok:
@@ -264,11 +276,19 @@ class ColdStartSweep:
             rate = None
             plan = {"kind": "closed", "users": max(1, round(concurrency)), "think": "constant",
                     "thinkS": self.config.think_s}
-        target: dict[str, Any] = {"kind": "local", "functions": [spec_doc]}
-        if self.config.virtual_gpus:
-            target["virtualGpus"] = self.config.virtual_gpus
-        if self.config.runtime:
-            target["runtime"] = self.config.runtime
+        if self.target_config is not None:
+            if self.config.vary != "concurrency":
+                raise UsageError("against a target only the load can vary (--vary "
+                                 "concurrency): set instanceConcurrency or a provision config "
+                                 "with `fcbench deploy` between sweeps")
+            target = self.target_config.model_dump(by_alias=True, exclude_none=True,
+                                                   mode="json")
+        else:
+            target = {"kind": "local", "functions": [spec_doc]}
+            if self.config.virtual_gpus:
+                target["virtualGpus"] = self.config.virtual_gpus
+            if self.config.runtime:
+                target["runtime"] = self.config.runtime
         workload_doc = {
             "name": f"level-{level:g}", "target": target,
             "request": {"body": "@request.body", "contentType": self.content_type,
@@ -283,10 +303,14 @@ class ColdStartSweep:
     def execute(self, workload: Any) -> tuple[Path, dict[str, Any], list[Any]]:
         """Run one level's workload into a folder under ``levels/``; returns it, its summary and
         the requests frames to summarise (one per replication; here one, a real `fcbench run`
-        against a fresh local harness)."""
+        against a fresh local harness, or against the target after its force_cold())."""
         from ..load.runner import run_workload
         from ..report.summary import load_requests
 
+        if self.target_config is not None:
+            # from zero, as a fresh harness starts: every instance of the last level retired
+            with self._open_target() as target:
+                target.force_cold()
         result = run_workload(workload, out_dir=self.run_dir / "levels", progress=False)
         if result.interrupted:
             raise KeyboardInterrupt

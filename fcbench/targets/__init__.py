@@ -1,16 +1,17 @@
 """Where requests go: one `Target` interface for the local harness, any URL and FC.
 
 Key names: `Target`, `TargetState`, `target_class` (name -> class, imported lazily),
-`TARGETS`. ``fc`` needs ``pip install fcbench[fc]``; the others need nothing extra.
+`open_target` (a workload's url or fc target config -> an open `Target`), `TARGETS`. ``fc`` needs ``pip install fcbench[fc]``; the others need nothing extra.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
+from typing import Any
 
 from .base import FakeTarget, Target, TargetState
 
-__all__ = ["TARGETS", "FakeTarget", "Target", "TargetState", "target_class"]
+__all__ = ["TARGETS", "FakeTarget", "Target", "TargetState", "open_target", "target_class"]
 
 #: Registry: target kind -> "module:Class", imported on first use.
 TARGETS = {
@@ -37,3 +38,24 @@ def target_class(name: str) -> type[Target]:
         from .fc import _sdk
         _sdk()  # fail here, naming the extra, rather than at the first request
     return found
+
+
+def open_target(config: Any, *, timeout: float) -> Target:
+    """The `Target` a url or fc target config (`fcbench.load.workload.target_from_url`, or a
+    workload's ``target:``) names.
+
+    Raises:
+        UsageError: the FC SDK is missing (names the pip extra), or no credentials for FC.
+    """
+    from ..errors import UsageError
+
+    if config.kind == "fc":
+        try:
+            cls = target_class("fc")
+        except ImportError as exc:
+            raise UsageError(str(exc)) from None
+        return cls(config.function, endpoint=config.endpoint,  # type: ignore[call-arg]
+                   region=config.region, qualifier=config.qualifier, timeout=timeout)
+    from .url import UrlTarget
+
+    return UrlTarget(config.url, function=config.function, path=config.path, timeout=timeout)

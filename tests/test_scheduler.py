@@ -209,3 +209,88 @@ def test_provisioned_instances_start_at_once_and_are_never_reclaimed():
     assert s.tick(100.0) == [] and s.next_deadline() is None  # idle for ages: kept
     assert s.reclaim_idle(100.0, "p") == []  # a forced reclaim leaves them too
     assert len(s.instances("p")) == 2 and all(i.provisioned for i in s.instances("p"))
+
+
+def _rule_choice(s, function):
+    """The placement rule, by brute force over the scheduler's own state (the index must agree):
+    the busiest ready instance with a free slot, then the most recently used, then the oldest."""
+    ready = [i for i in s.instances(function) if i.state.value == "ready" and i.free_slots > 0]
+    return max(ready, key=lambda i: (len(i.in_flight), i.last_used, -i._seq)).id if ready else None
+
+
+def _rule_deadline(s):
+    times = []
+    for cfg in s.functions():
+        if s.queue_length(cfg.name):
+            times.append(s._functions[cfg.name].queue[0].enqueued_at + cfg.queue_timeout)
+        times += [i.idle_since + cfg.idle_timeout for i in s.instances(cfg.name)
+                  if i.state.value == "ready" and not i.in_flight and not i.provisioned
+                  and i.idle_since is not None]
+    return min(times, default=None)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_indexed_placement_and_deadlines_follow_the_rule_by_brute_force(seed):
+    import random
+
+    rng = random.Random(seed)
+    s = Scheduler()
+    s.add_function(FunctionConfig("f", concurrency=rng.choice([1, 2, 3]), max_instances=6,
+                                  queue_size=4, queue_timeout=2.0, idle_timeout=1.5,
+                                  min_instances=rng.choice([0, 1])))
+    now, reqs, n = 0.0, [], 0
+    for _ in range(300):
+        now += rng.choice([0.0, 0.0, 0.25, 0.5, 1.0])  # exact binary fractions: many ties
+        op = rng.random()
+        if op < 0.4:
+            expect = None if s.queue_length("f") else _rule_choice(s, "f")
+            rid = f"r{n}"
+            n += 1
+            reqs.append(rid)
+            got = [d for d in s.arrive(now, "f", rid) if isinstance(d, Admit)]
+            assert (got[0].instance_id if got else None) == expect
+        elif op < 0.7 and reqs:
+            s.finish(now, reqs.pop(rng.randrange(len(reqs))))
+        elif op < 0.75 and reqs:
+            s.cancel(now, reqs.pop(rng.randrange(len(reqs))))
+        elif op < 0.9:
+            starting = [i.id for i in s.instances("f") if i.state.value == "starting"]
+            if starting:
+                s.instance_ready(now, rng.choice(starting))
+        else:
+            s.tick(now)
+        assert s.next_deadline() == _rule_deadline(s)
+
+
+def test_an_instance_no_longer_provisioned_idles_out_again():
+    s = Scheduler()
+    [start] = s.add_function(FunctionConfig("p", min_instances=1, idle_timeout=2.0), now=0.0)
+    s.instance_ready(1.0, start.instance_id)
+    assert s.next_deadline() is None  # provisioned: kept
+    s.instance(start.instance_id).provisioned = False  # as a lowered provision config does
+    assert s.next_deadline() == pytest.approx(3.0)  # idle since it became ready at 1.0
+    assert s.tick(3.0) == [Reclaim(start.instance_id, "p", "idle")]
+
+
+def test_decisions_compare_hash_and_print_like_the_dataclasses_they_were():
+    a = Admit("r", "i", cold=True)
+    assert a == Admit("r", "i", True, False) and a != Admit("r", "i", False)
+    assert len({a, Admit("r", "i", True)}) == 1
+    assert repr(a) == "Admit(request_id='r', instance_id='i', cold=True, queued=False)"
+    assert a != ("r", "i", True, False)
+
+
+def test_the_into_variants_append_what_the_public_events_return():
+    a, b = make(concurrency=2, max_instances=1, queue_size=2), make(concurrency=2, max_instances=1,
+                                                                      queue_size=2)
+    out = ["sentinel"]
+    for i in range(4):
+        expect = a.arrive(0.0, "f", f"r{i}")
+        b.arrive_into(0.0, "f", f"r{i}", out)
+        assert out[1:] == expect
+        del out[1:]
+    inst = a.instances("f")[0].id
+    assert a.instance_ready(1.0, inst) == b.instance_ready(1.0, inst)
+    expect = a.finish(2.0, "r0")
+    b.finish_into(2.0, "r0", out)
+    assert out[1:] == expect and [type(d).__name__ for d in expect] == ["Admit"]

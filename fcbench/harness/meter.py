@@ -25,7 +25,10 @@ class Usage:
     started: float | None = None
     stopped: float | None = None
     _active: float = 0.0
-    _busy_since: float | None = None
+    # a flag and a plain float rather than an optional float: the busy/idle transitions run
+    # once per request in the simulator, and a compiled optional float is a boxed object
+    _busy: bool = False
+    _busy_since: float = 0.0
 
     def start(self, now: float) -> None:
         """The instance became ready; billing time starts."""
@@ -33,14 +36,15 @@ class Usage:
 
     def busy(self, now: float) -> None:
         """The first request went in flight (0 → 1)."""
-        if self._busy_since is None:
+        if not self._busy:
+            self._busy = True
             self._busy_since = now
 
     def idle(self, now: float) -> None:
         """The last request finished (1 → 0)."""
-        if self._busy_since is not None:
+        if self._busy:
             self._active += now - self._busy_since
-            self._busy_since = None
+            self._busy = False
 
     def stop(self, now: float) -> None:
         """The instance went away."""
@@ -50,7 +54,7 @@ class Usage:
 
     def active_s(self, now: float) -> float:
         """Seconds with at least one request in flight, up to `now`."""
-        extra = now - self._busy_since if self._busy_since is not None else 0.0
+        extra = now - self._busy_since if self._busy else 0.0
         return self._active + extra
 
     def alive_s(self, now: float) -> float:

@@ -14,10 +14,13 @@ Rules (docs/scheduler.md):
 * a request is cold when it waited for an instance start.
 
 Every rule is decided in O(log n) per event: each function keeps heaps of its ready instances
-with free slots (ordered by the choice rule), of starting instances with unclaimed slots and of
-idle deadlines; entries go stale rather than being removed (an instance's `_ver` moves on), and
-stale ones are dropped when they reach the top. The module is plain typed Python, so it can be
-compiled with mypyc unchanged (docs/cost.md, "Simulator accuracy"); it works the same uncompiled.
+with free slots (ordered by the choice rule) and of starting instances with unclaimed slots, and
+a list of idle instances sorted by when they went idle, read from a head index; entries go
+stale rather than being removed (an instance's `_ver` moves on), and stale ones are dropped when
+they reach the front. `arrive_into`/`finish_into` are `arrive`/`finish` appending to a caller's
+list (the simulator reuses one); the public methods are those plus a new list.
+The module is plain typed Python, so benchmarks/simulate_speed.py can compile it with mypyc
+unchanged (docs/benchmarks.md); fcbench itself imports it uncompiled.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ import heapq
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
-from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Final, Union
 
 from .gpus import GpuPool
@@ -191,8 +193,12 @@ def _creation_order(inst: Instance) -> int:
 
 
 # module constants: a lookup of an enum member through its class is the slow part of a check
-_READY = InstanceState.READY
-_STARTING = InstanceState.STARTING
+# and heapq's functions as Final names, which mypyc reads from C statics, not the module dict
+heappush: Final = heapq.heappush
+heappop: Final = heapq.heappop
+_READY: Final = InstanceState.READY
+_STARTING: Final = InstanceState.STARTING
+_GONE: Final = InstanceState.GONE
 
 
 @dataclass
@@ -218,8 +224,10 @@ class _Function:
     queue: deque[_Waiting] = field(default_factory=deque)
     ready: list[_ReadyEntry] = field(default_factory=list)        # heap
     starting: list[_StartingEntry] = field(default_factory=list)  # heap
-    #: sorted by idle_since: instances go idle at `now`, which only moves on (see `_idle_push`)
-    idle: deque[_IdleEntry] = field(default_factory=deque)
+    #: sorted by idle_since: instances go idle at `now`, which only moves on (see `_idle_push`);
+    #: a list read from `idle_head` on (a deque's methods are generic calls when compiled)
+    idle: list[_IdleEntry] = field(default_factory=list)
+    idle_head: int = 0
     #: idle entries of provisioned instances, set aside (kept if `provisioned` is cleared)
     parked: dict[str, _IdleEntry] = field(default_factory=dict)
 
@@ -235,7 +243,10 @@ class Scheduler:
     def __init__(self, gpus: GpuPool | None = None, *, id_prefix: str = "i") -> None:
         self.gpus = gpus if gpus is not None else GpuPool()
         self._functions: dict[str, _Function] = {}
-        self._where: dict[str, str] = {}  # request id -> instance id (admitted or claimed)
+        #: the same, in registration order, as a list (iterated after every event)
+        self._fn_list: list[_Function] = []
+        #: request id -> the instance it was admitted to or claimed (GONE once that one is)
+        self._where: dict[str, Instance] = {}
         self._by_id: dict[str, Instance] = {}  # live instances (starting or ready)
         self._ids = itertools.count(1)
         self._prefix = id_prefix
@@ -250,6 +261,7 @@ class Scheduler:
         if config.name in self._functions:
             raise ValueError(f"function {config.name!r} is already registered")
         fn = self._functions[config.name] = _Function(config)
+        self._fn_list.append(fn)
         out: list[Decision] = []
         for _ in range(min(config.min_instances, config.max_instances)):
             inst = self._start(now, fn, out)
@@ -268,6 +280,7 @@ class Scheduler:
         for inst in list(fn.instances.values()):
             out.extend(self._drop(now, inst, reason="deleted"))
         del self._functions[name]
+        self._fn_list = [f for f in self._fn_list if f is not fn]
         return out
 
     def functions(self) -> list[FunctionConfig]:
@@ -291,36 +304,50 @@ class Scheduler:
     # ---- events -------------------------------------------------------------------------
     def arrive(self, now: float, function: str, request_id: str) -> list[Decision]:
         """A request for `function` arrived."""
+        out: list[Decision] = []
+        self.arrive_into(now, function, request_id, out)
+        return out
+
+    def arrive_into(self, now: float, function: str, request_id: str,
+                    out: list[Decision]) -> None:
+        """`arrive`, appending the decisions to `out` (the simulator reuses one list)."""
         fn = self._functions.get(function)
         if fn is None:
-            return [Reject(request_id, RejectReason.UNKNOWN_FUNCTION)]
-        out: list[Decision] = []
+            out.append(Reject(request_id, RejectReason.UNKNOWN_FUNCTION))
+            return
         if fn.queue or not self._place(now, fn, request_id, out, queued=False, arrived_at=now):
             if len(fn.queue) >= fn.config.queue_size:
                 out.append(Reject(request_id, RejectReason.QUEUE_FULL,
                                   f"{len(fn.queue)} requests already queued"))
             else:
                 fn.queue.append(_Waiting(request_id, now))
-        return out
 
     def finish(self, now: float, request_id: str) -> list[Decision]:
         """A request that was admitted has completed (successfully or not)."""
-        inst_id = self._where.pop(request_id, None)
-        if inst_id is None:
-            return []
-        inst = self._by_id.get(inst_id)
-        if inst is None or request_id not in inst.in_flight:
-            return []
-        inst.in_flight.discard(request_id)
+        out: list[Decision] = []
+        self.finish_into(now, request_id, out)
+        return out
+
+    def finish_into(self, now: float, request_id: str, out: list[Decision]) -> None:
+        """`finish`, appending the decisions to `out` (the simulator reuses one list)."""
+        where = self._where
+        inst = where.get(request_id)
+        if inst is None:
+            return
+        del where[request_id]
+        in_flight = inst.in_flight
+        if inst.state is _GONE or request_id not in in_flight:
+            return
+        in_flight.discard(request_id)
         inst.last_used = now
         fn = self._functions[inst.function]
-        if not inst.in_flight:
+        if not in_flight:
             inst.idle_since = now
             inst.usage.idle(now)
-            self._index(fn, inst, idle=True)
+            self._index(fn, inst, True)
         else:
-            self._index(fn, inst, idle=False)
-        return self._drain(now)
+            self._index(fn, inst, False)
+        self._drain_into(now, out)
 
     def cancel(self, now: float, request_id: str) -> list[Decision]:
         """The client gave up: drop the request from the queue or from a starting instance's
@@ -331,8 +358,8 @@ class Scheduler:
                     if w.request_id == request_id:
                         fn.queue.remove(w)
                         return []
-        inst = self.instance(self._where.get(request_id, ""))
-        if inst is not None and request_id in inst.claimed:
+        inst = self._where.get(request_id)
+        if inst is not None and inst.state is not _GONE and request_id in inst.claimed:
             inst.claimed.remove(request_id)
             del self._where[request_id]
             if inst.state is _STARTING:
@@ -353,10 +380,10 @@ class Scheduler:
         out: list[Decision] = []
         claimed, inst.claimed = inst.claimed, []
         for request_id in claimed:
-            self._admit(now, inst, request_id, cold=True, out=out)
+            self._admit(now, inst, request_id, True, out, False)
         if not inst.in_flight:
             inst.idle_since = now
-        self._index(self._functions[inst.function], inst, idle=not inst.in_flight)
+        self._index(self._functions[inst.function], inst, not inst.in_flight)
         out.extend(self._drain(now))
         return out
 
@@ -388,11 +415,14 @@ class Scheduler:
             due: list[Instance] = []
             timeout = fn.config.idle_timeout
             while True:
-                entry = self._idle_top(fn)
-                if entry is None or now < entry[0] + timeout:
+                inst = self._idle_top(fn)
+                if inst is None:
                     break
-                fn.idle.popleft()
-                due.append(entry[3])
+                since = inst.idle_since
+                if since is None or now < since + timeout:
+                    break
+                fn.idle_head += 1  # the entry _idle_top found
+                due.append(inst)
             due.sort(key=_creation_order)  # the order a scan of fn.instances reclaims in
             for inst in due:
                 out.extend(self._drop(now, inst, reason="idle"))
@@ -423,18 +453,23 @@ class Scheduler:
 
     def next_deadline(self) -> float | None:
         """The earliest time at which `tick` would decide something, or None."""
-        best: float | None = None
-        for fn in self._functions.values():
+        best = 0.0
+        found = False  # (a plain float and a flag: an optional float is boxed when compiled)
+        for fn in self._fn_list:
             if fn.queue:
                 t = fn.queue[0].enqueued_at + fn.config.queue_timeout
-                if best is None or t < best:
+                if not found or t < best:
                     best = t
-            entry = self._idle_top(fn)
-            if entry is not None:
-                t = entry[0] + fn.config.idle_timeout
-                if best is None or t < best:
-                    best = t
-        return best
+                    found = True
+            inst = self._idle_top(fn)
+            if inst is not None:
+                since = inst.idle_since  # its entry's time (or the entry would be stale)
+                if since is not None:
+                    t = since + fn.config.idle_timeout
+                    if not found or t < best:
+                        best = t
+                        found = True
+        return best if found else None
 
     # ---- rules --------------------------------------------------------------------------
     def _place(self, now: float, fn: _Function, request_id: str, out: list[Decision], *,
@@ -447,13 +482,14 @@ class Scheduler:
             best = entry[4]
             heappop(ready)
             if entry[3] != best._ver or best.state is not _READY \
-                    or best.free_slots <= 0:
+                    or best.slots - len(best.in_flight) - len(best.claimed) <= 0:
                 continue
             # cold: it arrived before the instance that serves it was ready (it waited for that
             # start, even if it waited in the queue rather than on a claim)
-            cold = best.ready_at is not None and best.ready_at > arrived_at
-            self._admit(now, best, request_id, cold=cold, out=out, queued=queued)
-            self._index(fn, best, idle=False)
+            ready_at = best.ready_at
+            cold = ready_at is not None and ready_at > arrived_at
+            self._admit(now, best, request_id, cold, out, queued)
+            self._index(fn, best, False)
             return True
         # else join the oldest starting instance with an unclaimed slot
         starting = fn.starting
@@ -463,7 +499,7 @@ class Scheduler:
                 heappop(starting)
                 continue
             oldest.claimed.append(request_id)
-            self._where[request_id] = oldest.id
+            self._where[request_id] = oldest
             if oldest.free_slots <= 0:
                 heappop(starting)
             return True
@@ -471,7 +507,7 @@ class Scheduler:
         if inst is None:
             return False
         inst.claimed.append(request_id)
-        self._where[request_id] = inst.id
+        self._where[request_id] = inst
         return True
 
     def _start(self, now: float, fn: _Function, out: list[Decision]) -> Instance | None:
@@ -496,8 +532,8 @@ class Scheduler:
         out.append(StartInstance(inst_id, cfg.name, gpu_index, cfg.gpu_memory_mb))
         return inst
 
-    def _admit(self, now: float, inst: Instance, request_id: str, *, cold: bool,
-               out: list[Decision], queued: bool = False) -> None:
+    def _admit(self, now: float, inst: Instance, request_id: str, cold: bool,
+               out: list[Decision], queued: bool) -> None:
         if not inst.in_flight:
             inst.usage.busy(now)
         inst.in_flight.add(request_id)
@@ -505,46 +541,59 @@ class Scheduler:
         inst.last_used = now
         inst.served += 1
         inst._ver += 1  # the caller re-indexes it (`_index`)
-        self._where[request_id] = inst.id
+        self._where[request_id] = inst
         out.append(Admit(request_id, inst.id, cold, queued))
 
-    def _index(self, fn: _Function, inst: Instance, *, idle: bool) -> None:
+    def _index(self, fn: _Function, inst: Instance, idle: bool) -> None:
         """Re-index `inst` after a change: a new version, in `fn.ready` if it has a free slot,
         in `fn.idle` if `idle` (it just went idle: `idle_since` is set)."""
-        inst._ver += 1
-        ver = inst._ver
-        n_inst = len(fn.instances)
-        if inst.state is _READY and inst.free_slots > 0:
+        ver = inst._ver + 1
+        inst._ver = ver
+        in_flight = len(inst.in_flight)
+        if inst.state is _READY and inst.slots - in_flight - len(inst.claimed) > 0:
             ready = fn.ready
-            heappush(ready, (-len(inst.in_flight), -inst.last_used, inst._seq, ver, inst))
-            if len(ready) > 4 * n_inst + 64:  # stale entries pile up below busy tops: compact
+            heappush(ready, (-in_flight, -inst.last_used, inst._seq, ver, inst))
+            if len(ready) > 4 * len(fn.instances) + 64:  # stale entries pile up: compact
                 fn.ready = [e for e in ready if e[3] == e[4]._ver]
                 heapq.heapify(fn.ready)
-        if idle and inst.idle_since is not None:
-            self._idle_push(fn, (inst.idle_since, inst._seq, ver, inst))
-            if len(fn.idle) > 4 * n_inst + 64:
-                fn.idle = deque(e for e in fn.idle if self._idle_valid(e))
+        if idle:
+            since = inst.idle_since
+            if since is not None:
+                self._idle_push(fn, (since, inst._seq, ver, inst))
 
     @staticmethod
     def _idle_push(fn: _Function, entry: _IdleEntry) -> None:
         idle = fn.idle
-        if idle and entry[0] < idle[-1][0]:  # a clock that went back (or a parked entry)
-            items = sorted([*idle, entry])
-            idle.clear()
-            idle.extend(items)
-        else:
-            idle.append(entry)
+        head = fn.idle_head
+        n = len(idle)
+        if n > head and entry[0] < idle[n - 1][0]:  # a clock that went back (or a parked entry)
+            items = idle[head:]
+            items.append(entry)
+            items.sort()
+            fn.idle = items
+            fn.idle_head = 0
+            return
+        idle.append(entry)
+        live = n + 1 - head
+        if head > 1024 and head >= live:  # the consumed front is most of the list: drop it
+            del idle[:head]
+            fn.idle_head = head = 0
+        if live > 4 * len(fn.instances) + 64:  # stale entries pile up behind the head: compact
+            fn.idle = [e for e in idle[head:] if Scheduler._idle_valid(e)]
+            fn.idle_head = 0
 
     @staticmethod
     def _idle_valid(entry: _IdleEntry) -> bool:
         inst = entry[3]
+        since = inst.idle_since
         return (entry[2] == inst._ver and inst.state is _READY
-                and not inst.in_flight and inst.idle_since == entry[0])
+                and not inst.in_flight and since is not None and since == entry[0])
 
-    def _idle_top(self, fn: _Function) -> _IdleEntry | None:
-        """The idle instance of `fn` that is due first (not provisioned), or None; drops stale
-        entries and sets provisioned instances' aside (taken back if `provisioned` is cleared)."""
-        idle = fn.idle
+    def _idle_top(self, fn: _Function) -> Instance | None:
+        """The idle instance of `fn` that is due first (not provisioned), or None; its entry is
+        `fn.idle[fn.idle_head]`. Drops stale entries and sets provisioned instances' aside
+        (taken back if `provisioned` is cleared). The instance, not its entry: an optional
+        tuple is a new object each time when compiled."""
         if fn.parked:
             for key, entry in list(fn.parked.items()):
                 if not self._idle_valid(entry):
@@ -552,28 +601,37 @@ class Scheduler:
                 elif not entry[3].provisioned:
                     del fn.parked[key]
                     self._idle_push(fn, entry)
-        while idle:
-            entry = idle[0]
+        idle = fn.idle
+        head = fn.idle_head
+        n = len(idle)
+        while head < n:
+            entry = idle[head]
             if not self._idle_valid(entry):
-                idle.popleft()
+                head += 1
             elif entry[3].provisioned:
-                idle.popleft()
+                head += 1
                 fn.parked[entry[3].id] = entry
             else:
-                return entry
+                fn.idle_head = head
+                return entry[3]
+        fn.idle_head = head
         return None
 
     def _drain(self, now: float) -> list[Decision]:
         """Give freed capacity to queued requests, oldest first, function by function."""
         out: list[Decision] = []
-        for fn in self._functions.values():
-            while fn.queue:
-                head = fn.queue[0]
+        self._drain_into(now, out)
+        return out
+
+    def _drain_into(self, now: float, out: list[Decision]) -> None:
+        for fn in self._fn_list:
+            queue = fn.queue
+            while queue:
+                head = queue[0]
                 if not self._place(now, fn, head.request_id, out, queued=True,
                                    arrived_at=head.enqueued_at):
                     break
-                fn.queue.popleft()
-        return out
+                queue.popleft()
 
     def _drop(self, now: float, inst: Instance, *, reason: str) -> list[Decision]:
         self._remove(now, inst)

@@ -24,7 +24,7 @@ from harness_utils import instances
 
 fc = pytest.importorskip("alibabacloud_fc20230330.client")
 from alibabacloud_fc20230330 import models as m  # noqa: E402
-from alibabacloud_tea_openapi.models import Config  # noqa: E402
+from sdk_utils import CreateInput, sdk  # noqa: E402
 
 # Fake, but shaped like the real thing, so a leak would be found by the grep below.
 SECRET_ENV = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI5tFakeKeyId7Qx9Zr2Mw4",
@@ -40,26 +40,6 @@ def _clean_env(home: Path, **extra: str) -> dict[str, str]:
            if not k.startswith("ALIBABA_CLOUD_") and k.lower() not in ("http_proxy",
                                                                         "https_proxy")}
     return {**env, "HOME": str(home), **extra}
-
-
-class CreateInput(m.CreateFunctionInput):
-    """The SDK's CreateFunction body plus the harness-only section (FC ignores unknown keys)."""
-
-    def __init__(self, harness: dict | None = None, **kw) -> None:
-        super().__init__(**kw)
-        self.harness = harness
-
-    def to_map(self) -> dict:
-        out = super().to_map()
-        if self.harness:
-            out["harness"] = self.harness
-        return out
-
-
-def sdk(url: str):
-    return fc.Client(Config(access_key_id="test", access_key_secret="test",
-                            endpoint=url.removeprefix("http://"), protocol="http",
-                            read_timeout=30_000))
 
 
 def create(url: str, name: str, *, sleep_ms: float = 20, startup_ms: float = 100,

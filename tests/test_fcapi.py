@@ -17,38 +17,13 @@ from harness_utils import http, instances
 
 fc = pytest.importorskip("alibabacloud_fc20230330.client")
 from alibabacloud_fc20230330 import models as m  # noqa: E402
-from alibabacloud_tea_openapi.models import Config  # noqa: E402
 from alibabacloud_tea_util.models import RuntimeOptions  # noqa: E402
 from Tea.exceptions import TeaException  # noqa: E402
+from sdk_utils import CreateInput, UpdateInput  # noqa: E402
+from sdk_utils import sdk as sdk_for  # noqa: E402
 
 SLEEP_ENV = {"FCBENCH_MODEL": "sleep", "FCBENCH_SLEEP_MS": "0", "FCBENCH_STARTUP_MS": "0"}
 LIFECYCLE = str(Path(__file__).with_name("lifecycle_instance.py"))
-
-
-class CreateInput(m.CreateFunctionInput):
-    """The SDK's CreateFunction body plus the harness-only section (FC ignores unknown keys)."""
-
-    def __init__(self, harness: dict | None = None, **kw) -> None:
-        super().__init__(**kw)
-        self.harness = harness
-
-    def to_map(self) -> dict:
-        out = super().to_map()
-        if self.harness:
-            out["harness"] = self.harness
-        return out
-
-
-class UpdateInput(m.UpdateFunctionInput):
-    def __init__(self, harness: dict | None = None, **kw) -> None:
-        super().__init__(**kw)
-        self.harness = harness
-
-    def to_map(self) -> dict:
-        out = super().to_map()
-        if self.harness:
-            out["harness"] = self.harness
-        return out
 
 
 @pytest.fixture
@@ -59,9 +34,7 @@ def harness(tmp_path):
 
 
 def sdk(h: HarnessThread):
-    return fc.Client(Config(access_key_id="test", access_key_secret="test",
-                            endpoint=h.url.removeprefix("http://"), protocol="http",
-                            read_timeout=30_000))
+    return sdk_for(h.url)
 
 
 def create(client, name: str, *, harness: dict | None = None, env: dict | None = None, **kw):

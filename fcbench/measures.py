@@ -17,6 +17,9 @@ so a measured and a simulated run can only disagree by behaviour, never by formu
 * **latency from intended** = end − intended send time, over *all* requests sent: a request with
   no answer counts as the time until the client gave up (a lower bound; the count is reported as
   ``censored``), so overload shows in the tail instead of vanishing from it.
+* **busy time** of an instance, where the platform meters none (FC, a URL): the union of its
+  requests' [start, end] (overlaps once; a request sent before its instance was ready counts
+  from the ready time). The harness meters the same thing itself (`harness.meter`).
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ import numpy as np
 
 from .report.stats import percentiles, wilson
 
-__all__ = ["OUTCOMES", "block_bootstrap", "is_cold", "latency_from_intended", "outcome",
-           "outcomes", "p_cold"]
+__all__ = ["OUTCOMES", "block_bootstrap", "busy_intervals", "busy_seconds", "is_cold",
+           "latency_from_intended", "outcome", "outcomes", "p_cold"]
 
 OUTCOMES = ("warm", "cold", "throttled", "failed")
 THROTTLED_STATUS = 429
@@ -130,3 +133,47 @@ def latency_from_intended(intended_ts: Any, end_ts: Any, status: Any) -> dict[st
     block = percentiles(values)
     block["censored"] = int((status[have] == 0).sum())
     return block
+
+
+def busy_intervals(instance_id: Any, start_ts: Any, end_ts: Any, *,
+                   ready_ts: dict[str, float] | None = None) -> pd.DataFrame:
+    """Each instance's busy periods: the union of its requests' [start, end] (touching and
+    overlapping requests merge). `ready_ts` (instance → ready time) moves the start of a request
+    sent before its instance was ready to that time. Rows without an instance or times are
+    skipped. Returns columns ``instance_id, start, end``, by instance then start."""
+    import pandas as pd
+
+    ids = np.asarray(instance_id, dtype=object)
+    s = np.asarray(start_ts, dtype=float)
+    e = np.asarray(end_ts, dtype=float)
+    keep = np.isfinite(s) & np.isfinite(e) & (ids != "") & pd.notna(ids)
+    ids, s, e = ids[keep].astype(str), s[keep], e[keep]
+    if ids.size == 0:
+        return pd.DataFrame({"instance_id": pd.Series(dtype=object),
+                             "start": pd.Series(dtype=float), "end": pd.Series(dtype=float)})
+    codes, names = pd.factorize(ids)
+    if ready_ts:
+        ready = np.array([ready_ts.get(n, np.nan) for n in names], dtype=float)[codes]
+        s = np.where(np.isfinite(ready), np.maximum(s, ready), s)
+    e = np.maximum(e, s)
+    order = np.lexsort((s, codes))
+    codes, s, e = codes[order], s[order], e[order]
+    # one running maximum over all instances: shifting each instance by its own band keeps
+    # the groups apart without a Python loop
+    t0 = s.min()
+    band = (e.max() - t0) + 1.0
+    cm = np.maximum.accumulate((e - t0) + codes * band)
+    prev = np.concatenate([[-np.inf], cm[:-1]])
+    first = np.flatnonzero((s - t0) + codes * band > prev)
+    return pd.DataFrame({"instance_id": names[codes[first]].astype(object),
+                         "start": s[first], "end": np.maximum.reduceat(e, first)})
+
+
+def busy_seconds(intervals: Any) -> dict[str, float]:
+    """Seconds each instance had a request in flight (overlaps once): the `busy_intervals`
+    frame summed per instance. For a target that meters nothing (FC, a URL), this is the
+    instances' active time as the requests saw it."""
+    if len(intervals) == 0:
+        return {}
+    spans = (intervals["end"] - intervals["start"]).groupby(intervals["instance_id"]).sum()
+    return {str(k): float(v) for k, v in spans.items()}

@@ -229,7 +229,7 @@ def test_coldstart_profiles_compare_phase_medians(tmp_path):
             phases[name]["median"]
         assert float(rows[f"phase.{name}.median", bare.name]["value"]) == \
             pytest.approx(phases[name]["median"], abs=1e-3)  # phases.csv keeps 3 decimals
-    assert "no instances.csv" in res.stdout  # a profile has no metering to price
+    assert "no instances.csv or requests.csv" in res.stdout  # a profile has nothing to price
     assert (folder / "plots" / "phases.png").is_file()
 
 

@@ -400,3 +400,27 @@ def test_sweep_against_an_fc_target_starts_every_level_from_zero(tmp_path, harne
                        "--out", str(tmp_path / "bad"), env=_clean_env(tmp_path), timeout=60)
     assert proc.returncode == 2 and "only the load can vary" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "bad").exists()
+
+
+def test_a_run_against_fc_is_priced_from_its_requests_busy_time(tmp_path, harness, fcbench_run):
+    """An fc target meters nothing (no instances.csv): `fcbench cost RUN_DIR --gpu-mem 4` prices
+    each instance's busy time as its requests saw it. With instanceConcurrency 1 no two requests
+    of an instance overlap, so the hand sum is each request's end less its start (or its
+    instance's ready time, for the one that waited for the start)."""
+    create(harness.url, "billed", sleep_ms=100, startup_ms=100)
+    wl = workload(tmp_path, {"kind": "fc", "endpoint": harness.url, "function": "billed"},
+                  rate=4, duration=3)
+    proc = fcbench_run("run", str(wl), "--no-progress", env=_clean_env(tmp_path), timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_dir = run_dir_of(proc.stdout)
+    assert not (run_dir / "instances.csv").exists()
+    got = [r for r in rows(run_dir) if r["status"] == "200"]
+    busy = sum(float(r["end_ts"]) - max(float(r["start_ts"]), float(r["ready_ts"] or 0))
+               for r in got)
+    span = json.loads((run_dir / "summary.json").read_text())["duration_s"]
+    cost = fcbench_run("cost", str(run_dir), "--gpu-mem", "4", timeout=60)
+    assert cost.returncode == 0, cost.stderr
+    assert "meters nothing" in cost.stdout
+    assert f"{4 * busy * 0.0007 * 86400 / span:.2f} CNY" in cost.stdout
+    plain = fcbench_run("cost", str(run_dir), timeout=60)
+    assert plain.returncode == 0 and "--gpu-mem" in plain.stdout  # says what is missing

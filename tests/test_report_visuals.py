@@ -233,6 +233,9 @@ def test_report_survives_missing_and_empty_files(tmp_path, case):
     html = report.read_text()
     assert "could not draw" not in html  # nothing raised
     assert 'id="fig-timeline"' in html and 'id="fig-latency_cdf"' in html
-    assert "not priced" in html  # no metering to price, said so
+    if case == "no-instances":  # priced from the requests' busy time, and said so
+        assert "meters nothing" in html
+    else:
+        assert "not priced" in html  # nothing answered: nothing to price, said so
     widths = image_widths(report, tmp_path)
     assert widths and all(w > 0 for w in widths.values()), widths

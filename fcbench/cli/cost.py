@@ -86,6 +86,11 @@ def cost(run_dir: Path | None, calls_per_day: float | None, duration_s: float | 
             usage = replace(usage, gpu_gb=gpu_gb)
         click.echo(f"from {run_dir}: metering scaled ×{scale:.1f} to a day "
                    f"({usage.invocations:.0f} calls, {usage.active_s:.0f} busy instance-s)")
+        if usage.metered_from == "requests.csv":
+            click.echo("  its target meters nothing (FC, a URL): busy time is the union of each "
+                       "instance's requests, idle time unknown (not billed on demand)")
+            if usage.gpu_gb == 0:
+                click.echo("  no GPU spec recorded: give --gpu-mem GB to price the GPU")
     else:
         if calls_per_day is None or duration_s is None or gpu_gb is None:
             raise click.UsageError("give --calls-per-day, --duration and --gpu-mem (or RUN_DIR)")

@@ -50,6 +50,9 @@ class DailyUsage:
     memory_gb: float = 0.0
     disk_gb: float = 0.0
     gpu_family: str = "tesla"
+    #: where the busy seconds come from: the platform's metering (``instances.csv``), or the
+    #: requests themselves for a target that meters nothing (``requests.csv``)
+    metered_from: str = "instances.csv"
 
     @property
     def utilisation(self) -> float:
@@ -74,15 +77,20 @@ def usage_from_run(run_dir: str | Path) -> tuple[DailyUsage, float]:
     ``run.yaml`` recorded (vCPU, memory, disk, GPU family); returns it and the scale.
 
     Raises:
-        UsageError: the folder has no instances.csv (only harness runs meter instances).
+        UsageError: the folder has neither instances.csv nor requests.csv (a run against FC
+            or a URL is priced from its requests' busy time, see `_rows_from_requests`).
     """
     run = Path(run_dir)
     inst_csv, summary_json = run / "instances.csv", run / "summary.json"
-    if not inst_csv.is_file() or not summary_json.is_file():
-        raise UsageError(f"{run} has no instances.csv and summary.json: only a run against the "
-                         "local harness (or a simulated one) meters its instances")
-    with open(inst_csv, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    if not summary_json.is_file() or not (inst_csv.is_file()
+                                          or (run / "requests.csv").is_file()):
+        raise UsageError(f"{run} has no instances.csv or requests.csv (with summary.json) to "
+                         "price")
+    if inst_csv.is_file():
+        with open(inst_csv, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    else:
+        rows = _rows_from_requests(run / "requests.csv")
     summary = json.loads(summary_json.read_text())
     span = float(summary.get("duration_s") or 0.0)
     if span <= 0 or not rows:
@@ -91,6 +99,31 @@ def usage_from_run(run_dir: str | Path) -> tuple[DailyUsage, float]:
                                         span_s=span)
     recorded = _recorded_spec(run / "run.yaml")
     return (usage if recorded is None else _with_shape(usage, **recorded)), scale
+
+
+def _rows_from_requests(path: Path) -> list[dict[str, Any]]:
+    """Metering for a run whose target metered nothing (FC, a URL): each instance's busy time
+    as its requests saw it (`fcbench.measures.busy_seconds`); idle time is unknown (0), and the
+    GPU spec comes from run.yaml or ``--gpu-mem``."""
+    import numpy as np
+    import pandas as pd
+
+    from ..measures import busy_intervals, busy_seconds
+
+    header = path.open(encoding="utf-8").readline().strip().split(",")
+    cols = [c for c in ("instance_id", "start_ts", "end_ts", "ready_ts") if c in header]
+    df = pd.read_csv(path, usecols=cols, dtype={"instance_id": object}, keep_default_na=False,
+                     na_values={c: [""] for c in cols if c != "instance_id"})
+    if "instance_id" not in df or not len(df):
+        return []
+    ready: dict[str, float] = {}
+    if "ready_ts" in df:
+        firsts = df.dropna(subset=["ready_ts"]).groupby("instance_id")["ready_ts"].min()
+        ready = {str(k): float(v) for k, v in firsts.items() if np.isfinite(v)}
+    busy = busy_seconds(busy_intervals(df["instance_id"].to_numpy(), df["start_ts"],
+                                       df["end_ts"], ready_ts=ready))
+    return [{"instance_id": i, "active_s": s, "idle_s": 0.0, "provisioned": False,
+             "gpu_memory_mb": 0, "metered_from": "requests"} for i, s in busy.items()]
 
 
 def _recorded_spec(path: Path) -> dict[str, Any] | None:
@@ -128,9 +161,11 @@ def usage_from_instances(rows: list[dict], *, requests: float,
     # its idle seconds scaled, which would bill the harness's time before the first request)
     kept_idle = sum(max(0.0, DAY_S - float(r.get("active_s") or 0) * scale)
                     for r in rows if kept(r))
+    source = "requests.csv" if any(r.get("metered_from") == "requests" for r in rows) \
+        else "instances.csv"
     return DailyUsage(invocations=requests * scale, active_s=active * scale,
                       idle_s=on_demand_idle * scale, provisioned_idle_s=kept_idle,
-                      gpu_gb=gb), scale
+                      gpu_gb=gb, metered_from=source), scale
 
 
 def with_spec_shape(usage: DailyUsage, spec: Any) -> DailyUsage:

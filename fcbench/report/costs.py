@@ -63,6 +63,10 @@ def cost_section(run_dir: str | Path) -> CostSection:
                      f" calls, {usage.active_s:,.0f} busy instance-seconds "
                      f"({usage.utilisation:.1%} of a day), {usage.idle_s:,.0f} idle, GPU spec "
                      f"{usage.gpu_gb:g} GB. Prices as published; check your console.")
+    if usage.metered_from == "requests.csv":
+        out.notes.append("Its target meters nothing (FC, a URL): busy time is the union of each "
+                         "instance's requests (from requests.csv); idle time is unknown and "
+                         "not billed on demand.")
     if usage.gpu_gb == 0:
         out.notes.append("The function asked for no GPU memory (gpuMemorySize), so GPU time "
                          "costs nothing here; the plot below shows GPU sizes.")

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..measures import busy_intervals
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -52,40 +54,6 @@ def load_instances(path: str | Path) -> pd.DataFrame | None:
         if c not in df:
             df[c] = np.nan
     return df.sort_values("created_ts", kind="stable").reset_index(drop=True)
-
-
-def busy_intervals(instance_id: Any, start_ts: Any, end_ts: Any, *,
-                   ready_ts: dict[str, float] | None = None) -> pd.DataFrame:
-    """Each instance's busy periods: the union of its requests' [start, end] (touching and
-    overlapping requests merge). `ready_ts` (instance → ready time) moves the start of a request
-    sent before its instance was ready to that time. Rows without an instance or times are
-    skipped. Returns columns ``instance_id, start, end``, by instance then start."""
-    import pandas as pd
-
-    ids = np.asarray(instance_id, dtype=object)
-    s = np.asarray(start_ts, dtype=float)
-    e = np.asarray(end_ts, dtype=float)
-    keep = np.isfinite(s) & np.isfinite(e) & (ids != "") & pd.notna(ids)
-    ids, s, e = ids[keep].astype(str), s[keep], e[keep]
-    if ids.size == 0:
-        return pd.DataFrame({"instance_id": pd.Series(dtype=object),
-                             "start": pd.Series(dtype=float), "end": pd.Series(dtype=float)})
-    codes, names = pd.factorize(ids)
-    if ready_ts:
-        ready = np.array([ready_ts.get(n, np.nan) for n in names], dtype=float)[codes]
-        s = np.where(np.isfinite(ready), np.maximum(s, ready), s)
-    e = np.maximum(e, s)
-    order = np.lexsort((s, codes))
-    codes, s, e = codes[order], s[order], e[order]
-    # one running maximum over all instances: shifting each instance by its own band keeps
-    # the groups apart without a Python loop
-    t0 = s.min()
-    band = (e.max() - t0) + 1.0
-    cm = np.maximum.accumulate((e - t0) + codes * band)
-    prev = np.concatenate([[-np.inf], cm[:-1]])
-    first = np.flatnonzero((s - t0) + codes * band > prev)
-    return pd.DataFrame({"instance_id": names[codes[first]].astype(object),
-                         "start": s[first], "end": np.maximum.reduceat(e, first)})
 
 
 def in_flight(start_ts: Any, end_ts: Any) -> tuple[np.ndarray, np.ndarray]:

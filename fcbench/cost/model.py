@@ -106,14 +106,11 @@ def _rows_from_requests(path: Path) -> list[dict[str, Any]]:
     as its requests saw it (`fcbench.measures.busy_seconds`); idle time is unknown (0), and the
     GPU spec comes from run.yaml or ``--gpu-mem``."""
     import numpy as np
-    import pandas as pd
 
     from ..measures import busy_intervals, busy_seconds
+    from ..report.summary import load_requests
 
-    header = path.open(encoding="utf-8").readline().strip().split(",")
-    cols = [c for c in ("instance_id", "start_ts", "end_ts", "ready_ts") if c in header]
-    df = pd.read_csv(path, usecols=cols, dtype={"instance_id": object}, keep_default_na=False,
-                     na_values={c: [""] for c in cols if c != "instance_id"})
+    df = load_requests(path, extra=("ready_ts",))
     if "instance_id" not in df or not len(df):
         return []
     ready: dict[str, float] = {}

@@ -31,6 +31,15 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(fig: Any, out: Path) -> Path:
+    """Lay out `fig`, write it to `out` (its folder made) and free it."""
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    _pyplot().close(fig)
+    return out
+
+
 def plot_latency_cdfs(c: Comparison, out: Path) -> Path | None:
     """Service latency CDFs of every run that has requests.csv, in one plot (None: none has)."""
     import numpy as np
@@ -74,11 +83,7 @@ def plot_latency_cdfs(c: Comparison, out: Path) -> Path | None:
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("Latency CDF (overlaid)")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_p_cold(c: Comparison, out: Path) -> Path | None:
@@ -136,11 +141,7 @@ def plot_p_cold(c: Comparison, out: Path) -> Path | None:
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     ax.set_title("P(cold) with 95% intervals")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_phases(c: Comparison, out: Path) -> Path | None:
@@ -167,11 +168,7 @@ def plot_phases(c: Comparison, out: Path) -> Path | None:
     ax.grid(True, axis="x", alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("Cold-start phases (medians)")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def _rows(c: Comparison) -> list[dict[str, Any]]:

@@ -24,14 +24,15 @@ SUMMARY_COLUMNS = ("intended_ts", "start_ts", "end_ts", "latency_ms", "status", 
                    "instance_id", "error", "latency_from_intended_ms")
 
 
-def load_requests(path: str | Path) -> pd.DataFrame:
-    """The columns of a requests.csv that summaries and plots need, as a DataFrame."""
+def load_requests(path: str | Path, *, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The columns of a requests.csv that summaries and plots need, as a DataFrame, plus the
+    numeric columns named in `extra` that the file has (e.g. ``queue_ms``, ``ready_ts``)."""
     import pandas as pd
 
     header = Path(path).open(encoding="utf-8").readline().strip().split(",")
-    cols = [c for c in SUMMARY_COLUMNS if c in header]
+    cols = [c for c in (*SUMMARY_COLUMNS, *extra) if c in header]
     dtypes = {c: "float64" for c in ("intended_ts", "start_ts", "end_ts", "latency_ms",
-                                      "cold", "latency_from_intended_ms") if c in cols}
+                                      "cold", "latency_from_intended_ms", *extra) if c in cols}
     dtypes.update({c: "object" for c in ("instance_id", "error") if c in cols})
     if "status" in cols:
         dtypes["status"] = "float64"

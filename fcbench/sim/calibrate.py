@@ -14,6 +14,7 @@ import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,9 +101,9 @@ def calibrate(run_dirs: Iterable[str | Path], *, function: str | None = None) ->
             raise UsageError(f"{run} is not a run folder (no requests.csv or phases.csv) to "
                              "calibrate from")
         sources.append(str(run))
-        df = load_requests(csv_path)
+        df = load_requests(csv_path, extra=("queue_ms", "forward_ms"))
         kinds = outcomes(df["status"], df["cold"])
-        held = _held_ms(df, _extra_columns(csv_path))
+        held = _held_ms(df)
         service.extend(_finite(held[kinds == "warm"]))
         cold_held.extend(_finite(held[kinds == "cold"]))
         starts = _startups_ms(run / "instances.csv", function)
@@ -150,26 +151,14 @@ def _finite(values: np.ndarray) -> list[float]:
     return [float(x) for x in values[np.isfinite(values)]]
 
 
-def _extra_columns(path: Path) -> dict[str, np.ndarray]:
-    import pandas as pd
-
-    header = path.open(encoding="utf-8").readline().strip().split(",")
-    cols = [c for c in ("queue_ms", "forward_ms") if c in header]
-    if not cols:
-        return {}
-    frame = pd.read_csv(path, usecols=cols, dtype="float64", keep_default_na=False,
-                        na_values={c: [""] for c in cols})
-    return {c: frame[c].to_numpy() for c in cols}
-
-
-def _held_ms(df, extra: dict[str, np.ndarray]) -> np.ndarray:
+def _held_ms(df: Any) -> np.ndarray:
     """How long each request held its instance (ms): the gateway's forward time where the harness
     recorded it, else the client's latency less the time it queued."""
     latency = df["latency_ms"].to_numpy(dtype=float)
-    queue = np.nan_to_num(extra.get("queue_ms", np.zeros_like(latency)), nan=0.0)
-    held = latency - queue
-    forward = extra.get("forward_ms")
-    if forward is not None:
+    queue = df["queue_ms"].to_numpy(dtype=float) if "queue_ms" in df else np.zeros_like(latency)
+    held = latency - np.nan_to_num(queue, nan=0.0)
+    if "forward_ms" in df:
+        forward = df["forward_ms"].to_numpy(dtype=float)
         held = np.where(np.isfinite(forward), forward, held)
     return held
 

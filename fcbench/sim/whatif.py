@@ -105,16 +105,16 @@ def what_if(run_dir: str | Path, grid: dict[str, tuple[float, ...]], *,
     from ..cost.model import (daily_cost, per_thousand_requests, usage_from_instances,
                               with_spec_shape)
     from ..cost.tables import load_table
-    from ..load.workload import recorded_workload_doc, workload_from_dict, workload_from_run
+    from ..load.workload import recorded_workload_doc, workload_from_dict
     from ..report.summary import summarize
     from .calibrate import calibrate
     from .run import SimulationSettings, run_simulation
 
-    base = workload_from_run(run_dir)
-    spec = base.function_specs[0]
-    cal = calibrate([run_dir], function=spec.name)
-    loaded = [load_table(t) for t in tables]
     recorded = recorded_workload_doc(run_dir)
+    name = str(recorded.get("name") or Path(run_dir).name)
+    base = workload_from_dict(recorded, base_dir=Path(run_dir), name=name)
+    cal = calibrate([run_dir], function=base.function_specs[0].name)
+    loaded = [load_table(t) for t in tables]
     own = {k: _get(_spec_doc(recorded), WHAT_IF_KEYS[k][0]) for k in grid}
     combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     if own not in combos:
@@ -123,7 +123,7 @@ def what_if(run_dir: str | Path, grid: dict[str, tuple[float, ...]], *,
     for combo in combos:  # all checked before the first simulation runs
         try:
             workloads.append(workload_from_dict(_with_settings(recorded, combo),
-                                                base_dir=Path(run_dir), name=str(base.name)))
+                                                base_dir=Path(run_dir), name=name))
         except SpecError as exc:
             shown = ", ".join(f"{k}={v:g}" for k, v in combo.items())
             where = f"{exc.path}: " if exc.path else ""

@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -19,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fcbench.harness.server import HarnessConfig, HarnessThread  # noqa: E402
 from fcbench.models import mobilenet_v2  # noqa: E402
+from fcbench.signing import AccessKey, sign  # noqa: E402
 from fcbench.spec import function_spec_from_dict  # noqa: E402
 
 
@@ -29,15 +31,18 @@ def spec(name: str, batch: bool) -> object:
                                     "environmentVariables": env})
 
 
-def drive(url: str, body: bytes, in_flight: int, seconds: float) -> tuple[int, list[int]]:
+def drive(url: str, body: bytes, in_flight: int, seconds: float,
+          key: AccessKey) -> tuple[int, list[int]]:
     stop = time.monotonic() + seconds
+    parts = urlsplit(url)
     done = [0] * in_flight
     sizes: list[int] = []
 
     def worker(i: int) -> None:
         while time.monotonic() < stop:
+            signed = sign(key, "POST", parts.path, parts.netloc, body)  # the harness's key
             req = urllib.request.Request(url, data=body, method="POST",
-                                         headers={"Content-Type": "image/jpeg"})
+                                         headers={"Content-Type": "image/jpeg", **signed})
             with urllib.request.urlopen(req, timeout=60) as resp:
                 resp.read()
                 sizes.append(int(resp.headers.get("x-fcbench-batch-size", "1")))
@@ -69,11 +74,11 @@ def main() -> None:
     with HarnessThread([spec("batched", True), spec("unbatched", False)],
                        HarnessConfig(port=0)) as h:
         for name in ("batched", "unbatched"):  # cold starts + warm-up
-            drive(f"{h.url}/2023-03-30/functions/{name}/invocations", body, 8, 1.0)
+            drive(f"{h.url}/2023-03-30/functions/{name}/invocations", body, 8, 1.0, h.key)
         for _ in range(2):
             for name in ("unbatched", "batched"):
                 n, sizes = drive(f"{h.url}/2023-03-30/functions/{name}/invocations",
-                                 body, args.in_flight, args.seconds / 2)
+                                 body, args.in_flight, args.seconds / 2, h.key)
                 rates[name].append(n / (args.seconds / 2))
                 if name == "batched":
                     mean_batch.append(float(np.mean(sizes)))

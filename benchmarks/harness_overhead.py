@@ -3,6 +3,11 @@ the process-runtime MobileNetV2 cold start vs a bare server process answering it
 
 Run: python benchmarks/harness_overhead.py [--requests 3000] [--cold 5]
 Both sides of each comparison run in this script, interleaved, so machine noise hits both.
+Requests to the harness are signed with its key (FC's ACS3-HMAC-SHA256, as every client must),
+so "added" includes the client's signing and the harness's checks: as fcbench's own clients sign
+(`fcbench.signing.Signer`: one signature per second and body, which the harness checks once per
+keep-alive connection), and, on a line of its own, as the FC SDK signs (a fresh nonce and
+signature per request, each checked in full).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from fcbench._net import free_port
+from fcbench.signing import AccessKey, Signer, harness_key, sign
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,12 +44,24 @@ def start_harness(spec: Path, *extra: str, env: dict | None = None) -> tuple[sub
     return proc, line.split("listening on ")[1].split()[0]
 
 
+def signer(url: str, *, sdk: bool = False):  # noqa: ANN201
+    """Headers that sign one request to the harness at `url` with its key, as fcbench's clients
+    do, or (`sdk`) as the FC SDK does. A harness of a commit before signatures existed ignores
+    them, so the client's cost is the same on both sides of an A/B run."""
+    netloc = url.removeprefix("http://")
+    key = harness_key(netloc) or AccessKey.generate()
+    if sdk:
+        return lambda method, path, body: sign(key, method, path, netloc, body)
+    return Signer(key, netloc).headers
+
+
 def timed_posts(conn: http.client.HTTPConnection, path: str, body: bytes, n: int,
-                ctype: str = "application/json") -> list[float]:
+                ctype: str = "application/json", signed=None) -> list[float]:  # noqa: ANN001
     out = []
     for _ in range(n):
         t0 = time.perf_counter()
-        conn.request("POST", path, body=body, headers={"Content-Type": ctype})
+        extra = signed("POST", path, body) if signed else {}
+        conn.request("POST", path, body=body, headers={"Content-Type": ctype, **extra})
         resp = conn.getresponse()
         resp.read()
         out.append((time.perf_counter() - t0) * 1000.0)
@@ -68,21 +86,31 @@ def warm_path(requests: int) -> None:
         via = http.client.HTTPConnection(host, int(hport))
         raw = http.client.HTTPConnection("127.0.0.1", port)
         fc_path = "/2023-03-30/functions/noop/invocations"
-        timed_posts(via, fc_path, b"{}", 200)  # warm-up (and the cold start)
+        signed, sdk_signed = signer(url), signer(url, sdk=True)
+        via_sdk = http.client.HTTPConnection(host, int(hport))
+        timed_posts(via, fc_path, b"{}", 200, signed=signed)  # warm-up (and the cold start)
+        timed_posts(via_sdk, fc_path, b"{}", 200, signed=sdk_signed)
         timed_posts(raw, "/invoke", b"{}", 200)
         a: list[float] = []
         b: list[float] = []
+        c: list[float] = []
         block = 250
+        body = b"{}"
         for _ in range(max(1, requests // block)):
-            a += timed_posts(raw, "/invoke", b"{}", block)
-            b += timed_posts(via, fc_path, b"{}", block)
+            a += timed_posts(raw, "/invoke", body, block)
+            b += timed_posts(via, fc_path, body, block, signed=signed)
+            c += timed_posts(via_sdk, fc_path, body, block, signed=sdk_signed)
         print(f"warm path, trivial handler, {len(a)} sequential requests each (keep-alive):")
         print(f"  direct to instance : p50 {pct(a, 50):.3f} ms  p99 {pct(a, 99):.3f} ms")
         print(f"  through harness    : p50 {pct(b, 50):.3f} ms  p99 {pct(b, 99):.3f} ms")
+        added_p99 = pct(b, 99) - pct(a, 99)
+        verdict = "met" if added_p99 <= 1.0 else "MISSED"
         print(f"  added              : p50 {pct(b, 50) - pct(a, 50):.3f} ms  "
-              f"p99 {pct(b, 99) - pct(a, 99):.3f} ms  (target: added p99 <= 1 ms)")
+              f"p99 {added_p99:.3f} ms  (target: added p99 <= 1 ms: {verdict})")
         print(f"  ratio harness/direct: p50 {pct(b, 50) / pct(a, 50):.2f}x  "
               f"p99 {pct(b, 99) / pct(a, 99):.2f}x")
+        print(f"  signed as the FC SDK signs (new signature per request): added p50 "
+              f"{pct(c, 50) - pct(a, 50):.3f} ms  p99 {pct(c, 99) - pct(a, 99):.3f} ms")
     finally:
         direct.terminate()
         harness.terminate()
@@ -130,6 +158,7 @@ def cold_starts(n: int) -> None:
     harness, url = start_harness(ROOT / "workloads/functions/mobilenet-v2.yaml",
                                  "--virtual-gpus", "1x16GB")
     host, hport = url.removeprefix("http://").split(":")
+    signed = signer(url)
     bare: list[float] = []
     via: list[float] = []
     phases: list[dict] = []
@@ -137,16 +166,19 @@ def cold_starts(n: int) -> None:
         for i in range(n + 1):
             b = bare_cold_start(body)
             conn = http.client.HTTPConnection(host, int(hport))
-            conn.request("POST", "/fcbench/v1/reclaim")
+            conn.request("POST", "/fcbench/v1/reclaim",
+                         headers=signed("POST", "/fcbench/v1/reclaim", b""))
             conn.getresponse().read()
             t0 = time.perf_counter()
-            conn.request("POST", "/2023-03-30/functions/mobilenet-v2/invocations", body=body,
-                         headers={"Content-Type": "image/jpeg"})
+            path = "/2023-03-30/functions/mobilenet-v2/invocations"
+            conn.request("POST", path, body=body,
+                         headers={"Content-Type": "image/jpeg", **signed("POST", path, body)})
             resp = conn.getresponse()
             resp.read()
             v = (time.perf_counter() - t0) * 1000.0
             assert resp.status == 200 and resp.getheader("x-fcbench-cold") == "1"
-            conn.request("GET", "/fcbench/v1/instances")
+            conn.request("GET", "/fcbench/v1/instances",
+                         headers=signed("GET", "/fcbench/v1/instances", b""))
             inst = json.loads(conn.getresponse().read())["instances"][0]
             if i == 0:
                 continue  # warm-up: page cache, first import of everything

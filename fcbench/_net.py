@@ -1,6 +1,6 @@
 """Small network helpers shared by the runtimes, the load runner, tests and benchmarks.
 
-Key names: `free_port`.
+Key names: `free_port`, `is_loopback`.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Collection
 
-__all__ = ["free_port"]
+__all__ = ["free_port", "is_loopback"]
 
 
 def free_port(host: str = "127.0.0.1", *, avoid: Collection[int] = ()) -> int:
@@ -25,3 +25,9 @@ def free_port(host: str = "127.0.0.1", *, avoid: Collection[int] = ()) -> int:
         if port not in avoid:
             return port
     raise OSError(f"no free TCP port on {host} after 50 tries")
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether `host` names this machine's loopback (where a harness would listen)."""
+    host = (host or "").strip("[]").lower()
+    return host.startswith("127.") or host in ("localhost", "::1")

@@ -20,6 +20,7 @@ from typing import Any
 
 from .errors import UsageError
 from .secrets import MASK, looks_secret
+from .signing import read_harness_key
 
 __all__ = ["ENV_ACCESS_KEY_ID", "ENV_ACCESS_KEY_SECRET", "ENV_SECURITY_TOKEN", "Credentials",
            "redact", "resolve_credentials"]
@@ -27,9 +28,6 @@ __all__ = ["ENV_ACCESS_KEY_ID", "ENV_ACCESS_KEY_SECRET", "ENV_SECURITY_TOKEN", "
 ENV_ACCESS_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ENV_ACCESS_KEY_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
 ENV_SECURITY_TOKEN = "ALIBABA_CLOUD_SECURITY_TOKEN"
-#: The placeholder key signed with toward the harness when nothing else is set (it does not
-#: check signatures).
-LOCAL_KEY = "local"
 
 _HOW_TO_SET = f"""\
 Set one of them, for example:
@@ -54,7 +52,7 @@ class Credentials:
         source: where they were found, e.g. ``environment variables`` or
             ``/home/me/.alibabacloud/credentials.ini [default]``.
         provider: the ``alibabacloud-credentials`` provider that found them (it refreshes STS
-            tokens of RAM roles); None for the harness placeholder.
+            tokens of RAM roles); None for explicit keys and the harness's own key.
     """
 
     access_key_id: str
@@ -63,15 +61,8 @@ class Credentials:
     source: str = ""
     provider: Any = field(default=None, compare=False)
 
-    @property
-    def placeholder(self) -> bool:
-        """True for the harness's stand-in key (no real credential was found)."""
-        return self.provider is None and self.access_key_id == LOCAL_KEY
-
     def secret_values(self) -> tuple[str, ...]:
         """The values a message must never show (for `redact`)."""
-        if self.placeholder:
-            return ()
         return tuple(v for v in (self.access_key_secret, self.security_token,
                                  self.access_key_id) if v)
 
@@ -112,7 +103,7 @@ def redact(text: str, values: tuple[str, ...] = (),
 
 def resolve_credentials(*, access_key_id: str | None = None,
                         access_key_secret: str | None = None,
-                        security_token: str | None = None, local: bool,
+                        security_token: str | None = None, harness: str | None = None,
                         environ: Mapping[str, str] | None = None) -> Credentials:
     """The credentials to sign FC 3.0 calls with: the arguments when given, else the first link
     of the default chain that has some — environment variables, OIDC (RRSA), the Alibaba Cloud
@@ -123,13 +114,15 @@ def resolve_credentials(*, access_key_id: str | None = None,
     Args:
         access_key_id / access_key_secret / security_token: explicit credentials (both of the
             first two, or neither).
-        local: the endpoint is the harness: when nothing is found, sign with a placeholder key
-            (the harness accepts any signature) instead of failing.
+        harness: the endpoint is the local harness at this ``host:port``: sign with the key
+            the harness wrote to its key file (`fcbench.signing.read_harness_key`), never with
+            the default chain, so the user's cloud keys never reach the harness.
         environ: the environment to read (default ``os.environ``).
 
     Raises:
-        UsageError: nothing was found (and not `local`); one message lists where it looked and
-            how to set each. No value is ever part of a message.
+        UsageError: nothing was found; one message lists where it looked and how to set each
+            (for the harness: where its key file should be). No value is ever part of a
+            message.
     """
     env = os.environ if environ is None else environ
     if access_key_id or access_key_secret:
@@ -140,6 +133,12 @@ def resolve_credentials(*, access_key_id: str | None = None,
                             source="arguments")
         _mask_sdk_logs(given.secret_values())
         return given
+    if harness is not None:
+        key = read_harness_key(harness)
+        found = Credentials(key.access_key_id, key.access_key_secret, None,
+                            source=f"the harness's key file for {harness}")
+        _mask_sdk_logs(found.secret_values())
+        return found
     looked: list[str] = []
     for name, attempt in _chain(env):
         try:
@@ -150,9 +149,6 @@ def resolve_credentials(*, access_key_id: str | None = None,
             _mask_sdk_logs(found.secret_values())
             return found
         looked.append(f"  - {name}: {found}")
-    if local:
-        return Credentials(LOCAL_KEY, LOCAL_KEY, None,
-                           source="placeholder (the harness does not check signatures)")
     raise UsageError("no Alibaba Cloud credentials found for Function Compute. Looked in, in "
                      "order:\n" + "\n".join(looked) + "\n" + _HOW_TO_SET)
 

@@ -16,6 +16,7 @@ Parsing is llhttp (httptools): the hot path of every invocation stays in C.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import httptools
@@ -52,13 +53,36 @@ def end_to_end(headers: Iterable[tuple[str, str]], *, drop: frozenset[str] = fro
     return out
 
 
+#: RFC 9110 5.6.2 token characters (methods, header names)
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: bytes a request target may not hold: controls, space, DEL and anything beyond ASCII (a
+#: target goes on the wire percent-encoded, so none of these has a reason to be there)
+_BAD_TARGET = re.compile(r"[\x00-\x20\x7f-\U0010ffff]")
+#: bytes a header value may not hold (RFC 9110 5.5): controls but HTAB, and DEL
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def request_head(method: str, target: str, host: str, headers: Iterable[tuple[str, str]],
                  body_length: int) -> bytes:
     """The request line and headers of one request with a `body_length`-byte body.
 
     `headers` must already be end-to-end (see `end_to_end`); ``Host`` and ``Content-Length``
-    given there are replaced by `host` and `body_length`.
+    given there are replaced by `host` and `body_length`. Every byte is checked here, where it
+    is written: a method or header name that is not a token, a target with a space, CR, LF or
+    other control byte, or a header value with CR, LF or NUL would let one request smuggle
+    another onto a keep-alive connection.
+
+    Raises:
+        ValueError: something cannot go on the wire as it is (the message says what).
     """
+    if not _TOKEN.fullmatch(method):
+        raise ValueError(f"the method {method!r} is not an HTTP token")
+    bad = _BAD_TARGET.search(target)
+    if bad is not None or not target:
+        raise ValueError(f"the request target holds {bad.group() if bad else 'nothing'!r}, "
+                         "which HTTP/1.1 cannot carry in a request line; percent-encode it")
+    if _BAD_VALUE.search(host) or " " in host:
+        raise ValueError(f"the host {host!r} holds a control byte or a space")
     lines = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
     if body_length or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
         lines.append(f"Content-Length: {body_length}\r\n")
@@ -66,8 +90,10 @@ def request_head(method: str, target: str, host: str, headers: Iterable[tuple[st
         low = key.lower()
         if low in ("host", "content-length"):
             continue
-        if "\r" in value or "\n" in value or "\r" in key or "\n" in key:
-            raise ValueError(f"header {key!r} holds a line break")
+        if not _TOKEN.fullmatch(key):
+            raise ValueError(f"the header name {key!r} is not an HTTP token")
+        if _BAD_VALUE.search(value):
+            raise ValueError(f"header {key!r} holds a line break or another control byte")
         lines.append(f"{key}: {value}\r\n")
     lines.append("\r\n")
     try:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .http1 import HttpProtocolError, ResponseReader, end_to_end, request_head
+from .signing import Signer, sign
 
 __all__ = ["ConnectionPool", "HttpClient", "Response", "Stale"]
 
@@ -185,7 +186,8 @@ class HttpClient:
     ...     client.request("GET", "/fcbench/v1/health").status
     """
 
-    def __init__(self, base_url: str, *, timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 60.0,
+                 signer: Signer | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{base_url!r} is not an http:// or https:// URL with a host")
@@ -195,6 +197,8 @@ class HttpClient:
         self.host = parts.netloc.rsplit("@", 1)[-1]
         self.timeout = timeout
         self.pool = ConnectionPool(parts.hostname, parts.port or (443 if https else 80), https)
+        #: signs every request (the harness's key), when given
+        self.signer = signer
 
     def request(self, method: str, path: str, body: bytes = b"",
                 headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
@@ -205,8 +209,11 @@ class HttpClient:
             OSError / TimeoutError: no connection, or no complete answer within `timeout`.
             HttpProtocolError: the server's bytes are not a valid response.
         """
-        items = headers.items() if isinstance(headers, Mapping) else headers
-        head = request_head(method, self.base_path + path, self.host,
+        items = list(headers.items() if isinstance(headers, Mapping) else headers)
+        target = self.base_path + path
+        if self.signer is not None:
+            items += sign(self.signer.key, method, target, self.host, body).items()
+        head = request_head(method, target, self.host,
                             end_to_end(items, drop=frozenset({"host", "content-length"})),
                             len(body))
         status, got, payload = self.pool.exchange(method, head + body,

@@ -4,8 +4,13 @@ Key names: `FunctionSpec`, `HarnessOptions`, `SampleRequest`, `load_function_spe
 `function_spec_from_dict`, `updated_spec` (FC's UpdateFunction), `TriggerSpec` / `trigger_from_dict`
 (CreateTrigger), `ProvisionSpec` / `provision_from_dict` (PutProvisionConfig). FC 3.0's rules
 (gpuMemorySize a multiple of 1024 MB, instanceConcurrency 1-100, cpu 0.05-16 in 0.05 steps at
-1:1-1:4 vCPU : GB, health-check ranges) are checked here once, for YAML files and API bodies alike.
-Past this module no code indexes a raw spec dict.
+1:1-1:4 vCPU : GB, health-check ranges, the published maximums of every duration and size, finite
+numbers only, environment variable names and their 4 KB total) are checked here once, for YAML
+files and API bodies alike. Past this module no code indexes a raw spec dict.
+
+What a spec would run or copy, for the commands that send one: `host_code` (commands on the
+harness's machine), `container_code` (commands inside the image), `env_refs` /
+`resolve_env_refs` (``${env('NAME')}`` values, resolved by `fcbench deploy` only).
 """
 
 from __future__ import annotations
@@ -15,10 +20,14 @@ import logging
 import math
 import mimetypes
 import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationInfo, field_validator,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo,
+                      ValidatorFunctionWrapHandler, WrapValidator, field_validator,
                       model_validator)
 from pydantic.alias_generators import to_camel
 
@@ -30,7 +39,9 @@ from .secrets import MASK, looks_secret
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT_S",
     "DEFAULT_PORT",
+    "HOST_ENV_KEYS",
     "ContainerConfig",
+    "EnvRef",
     "FunctionSpec",
     "GpuConfig",
     "HarnessOptions",
@@ -39,10 +50,15 @@ __all__ = [
     "ProvisionSpec",
     "SampleRequest",
     "TriggerSpec",
+    "container_code",
+    "env_ref_text",
+    "env_refs",
     "function_spec_from_dict",
+    "host_code",
     "load_function_spec",
     "load_function_specs",
     "provision_from_dict",
+    "resolve_env_refs",
     "trigger_from_dict",
     "updated_spec",
 ]
@@ -56,7 +72,65 @@ DEFAULT_QUEUE_SIZE = 100
 DEFAULT_QUEUE_TIMEOUT_S = 60.0
 DEFAULT_START_TIMEOUT_S = 120.0
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
+# Matched with fullmatch: `$` also matches before a trailing newline, and "f\n" would then name
+# a log file and break the invoke path. FC 3.0 (CreateFunctionInput / CreateTriggerInput in the
+# SDK): letters, digits, _ and -, not starting with a digit or -; functions 1-64 characters,
+# triggers 1-128.
+_FUNCTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+_TRIGGER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,127}")
+
+# ---- FC 3.0's published limits -------------------------------------------------------------
+# Sources: the field docs of CreateFunctionInput in FC 3.0's SDK (alibabacloud-fc20230330, the
+# text of FC's API reference) and FC's "Configure environment variables" page.
+#: `timeout`: "The minimum value is 1, the maximum value is 86400" (FC 3.0's longest execution).
+MAX_TIMEOUT_S = 86_400
+#: `memorySize`: "a multiple of 64 MB ... minimum 128 MB and maximum 32 GB"; the same for GPU
+#: and CPU functions (a GPU function's card memory is `gpuConfig.gpuMemorySize`, apart).
+MIN_MEMORY_MB, MAX_MEMORY_MB, MEMORY_STEP_MB = 128, 32 * 1024, 64
+#: `diskSize`: "Valid values: 512 and 10240".
+DISK_SIZES_MB = (512, 10_240)
+#: `gpuConfig.gpuMemorySize`: at most the largest card of FC's GPU types (fc.gpu.ada.1, 48 GB),
+#: from the one table fcbench keeps of them.
+MAX_GPU_MEMORY_MB = max(t.total_mb for t in GPU_TYPES.values())
+#: Initializer / preStop `timeout`: FC 3.0's reference gives no range (FC 2.0 documented 1-300 s
+#: for initializationTimeout); 600 s leaves room for a large model load and refuses absurd values.
+MAX_HOOK_TIMEOUT_S = 600
+#: Harness-only durations (idleTimeout, queue.timeout, startTimeout): a day, like FC's timeout.
+MAX_HARNESS_S = 86_400
+#: `harness.maxInstances` / `minInstances`: PutProvisionConfig's `defaultTarget` is "0 to 10000",
+#: and minInstances is that target, so maxInstances has the same ceiling.
+MAX_INSTANCES = 10_000
+#: `harness.queue.size`: requests waiting per function; far above any benchmark's need.
+MAX_QUEUE_SIZE = 100_000
+#: FC's documented limit "the total size of all environment variables cannot exceed 4 KB"
+#: ("Configure environment variables"). FC does not say how it counts; fcbench counts the UTF-8
+#: bytes of every name and value.
+MAX_ENV_BYTES = 4 * 1024
+#: FC's rule for environment variable names: "must start with a letter and can contain only
+#: letters, digits, and underscores"; names starting FC_ are FC's own and reserved.
+_ENV_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def _at_most(limit: int, unit: str, why: str) -> WrapValidator:
+    """A ceiling with a sentence for a message, checked before the value is parsed too: 1e308
+    into an int field would otherwise say only that it cannot be parsed."""
+    def check(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        over = isinstance(value, (int, float)) and not isinstance(value, bool) and value > limit
+        out = value if over else handler(value)
+        if over or (isinstance(out, (int, float)) and out > limit):
+            raise ValueError(f"at most {limit}{unit} ({why}); lower it")
+        return out
+    return WrapValidator(check)
+
+
+_TimeoutS = Annotated[float, _at_most(MAX_TIMEOUT_S, " s", "FC 3.0's longest execution, a day")]
+_MemoryMb = Annotated[int, _at_most(MAX_MEMORY_MB, " MB", "FC's largest memorySize, 32 GB")]
+_HookS = Annotated[float, _at_most(MAX_HOOK_TIMEOUT_S, " s", "10 minutes for one lifecycle "
+                                   "hook")]
+_HarnessS = Annotated[float, _at_most(MAX_HARNESS_S, " s", "a day")]
+_Instances = Annotated[int, _at_most(MAX_INSTANCES, "", "FC's provision ceiling, "
+                                     "PutProvisionConfig defaultTarget 0-10000")]
+_QueueSize = Annotated[int, _at_most(MAX_QUEUE_SIZE, "", "requests waiting per function")]
 
 #: CreateFunction keys FC knows and the harness does not act on (role, networking, logs...):
 #: accepted and kept, so one spec deploys to FC unchanged; anything else is a typo.
@@ -70,10 +144,34 @@ _CPU_STEP = 0.05
 
 
 class _Spec(BaseModel):
+    # allow_inf_nan=False: FC takes finite numbers only, and `inf` passed every `gt=0` bound
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True,
-        strict=False,
+        strict=False, allow_inf_nan=False,
     )
+
+
+def _check_env_key(key: str) -> str:
+    if key.startswith("FC_"):
+        raise ValueError("names starting FC_ are FC's own (FC_FUNCTION_NAME, FC_INSTANCE_ID, "
+                         "...), set on every instance; rename the variable")
+    if not _ENV_KEY.fullmatch(key):
+        fixed = re.sub(r"[^A-Za-z0-9_]", "_", key)
+        fixed = fixed if fixed[:1].isalpha() else "V_" + fixed
+        raise ValueError("an environment variable name starts with a letter and holds only "
+                         f"letters, digits and _ (FC's rule); rename it, e.g. to {fixed}")
+    return key
+
+
+def _check_env_value(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("an environment variable value cannot hold a NUL character (no "
+                         "process environment can); remove it")
+    return value
+
+
+_EnvKey = Annotated[str, AfterValidator(_check_env_key)]
+_EnvValue = Annotated[str, AfterValidator(_check_env_value)]
 
 
 class HealthCheckConfig(_Spec):
@@ -122,6 +220,10 @@ class GpuConfig(_Spec):
     @field_validator("gpu_memory_size")
     @classmethod
     def _whole_gb(cls, value: int) -> int:
+        if value > MAX_GPU_MEMORY_MB:
+            largest = max(GPU_TYPES.values(), key=lambda t: t.total_mb)
+            raise ValueError(f"gpuMemorySize is more than FC's largest GPU ({largest.name}, "
+                             f"{largest.total_mb} MB); lower it to {largest.total_mb} or less")
         if value % 1024:
             raise ValueError(f"gpuMemorySize is in MB and FC takes multiples of 1024; use "
                              f"{max(1, round(value / 1024)) * 1024} (or another multiple)")
@@ -138,7 +240,7 @@ class GpuConfig(_Spec):
 
 class Initializer(_Spec):
     handler: str = "initialize"
-    timeout: float = Field(60.0, gt=0)
+    timeout: _HookS = Field(60.0, gt=0, description="seconds")
     command: list[str] | None = None
 
 
@@ -147,7 +249,7 @@ class LifecycleHook(_Spec):
     within `timeout` seconds before stopping it."""
 
     handler: str = ""
-    timeout: float = Field(10.0, gt=0)
+    timeout: _HookS = Field(10.0, gt=0, description="seconds")
     command: list[str] | None = None
 
 
@@ -161,8 +263,8 @@ class LifecycleConfig(_Spec):
 class QueueOptions(_Spec):
     """Bounded FIFO queue for requests that find no slot and no room to start an instance."""
 
-    size: int = Field(DEFAULT_QUEUE_SIZE, ge=0)
-    timeout: float = Field(DEFAULT_QUEUE_TIMEOUT_S, gt=0, description="seconds")
+    size: _QueueSize = Field(DEFAULT_QUEUE_SIZE, ge=0)
+    timeout: _HarnessS = Field(DEFAULT_QUEUE_TIMEOUT_S, gt=0, description="seconds")
 
 
 class SampleRequest(_Spec):
@@ -219,12 +321,13 @@ class HarnessOptions(_Spec):
     """Harness-only keys (ignored by FC): how the local platform runs this function."""
 
     runtime: Literal["process", "docker"] = "process"
-    idle_timeout: float = Field(DEFAULT_IDLE_TIMEOUT_S, gt=0, description="seconds")
-    max_instances: int = Field(DEFAULT_MAX_INSTANCES, ge=1)
-    min_instances: int = Field(0, ge=0, description="provisioned instances: started at once "
-                               "and never reclaimed (FC's provision config defaultTarget)")
+    idle_timeout: _HarnessS = Field(DEFAULT_IDLE_TIMEOUT_S, gt=0, description="seconds")
+    max_instances: _Instances = Field(DEFAULT_MAX_INSTANCES, ge=1)
+    min_instances: _Instances = Field(0, ge=0, description="provisioned instances: started at "
+                                      "once and never reclaimed (FC's provision config "
+                                      "defaultTarget)")
     queue: QueueOptions = QueueOptions()
-    start_timeout: float = Field(DEFAULT_START_TIMEOUT_S, gt=0, description="seconds")
+    start_timeout: _HarnessS = Field(DEFAULT_START_TIMEOUT_S, gt=0, description="seconds")
     command: list[str] | None = Field(
         None, description="process runtime: argv to run instead of `python -m fcbench.server`")
     sample_request: SampleRequest | None = Field(
@@ -246,13 +349,14 @@ class FunctionSpec(_Spec):
     runtime: Literal["custom-container"] = "custom-container"
     custom_container_config: ContainerConfig = ContainerConfig()
     gpu_config: GpuConfig | None = None
-    memory_size: int | None = Field(None, gt=0, description="MB")
+    memory_size: _MemoryMb | None = Field(None, description="MB, 128-32768 in steps of 64")
     cpu: float | None = Field(None, ge=_CPU_STEP, le=16, description="vCPU")
-    disk_size: int | None = Field(None, gt=0, description="MB")
+    disk_size: int | None = Field(None, description="MB: 512 or 10240")
     instance_concurrency: int = Field(1, ge=1, le=100)
-    timeout: float = Field(60.0, gt=0, description="seconds")
+    # FC's minimum is 1 s; the harness keeps sub-second timeouts (its tests time out in 0.5 s)
+    timeout: _TimeoutS = Field(60.0, gt=0, description="seconds")
     instance_lifecycle_config: LifecycleConfig = LifecycleConfig()
-    environment_variables: dict[str, str] = {}
+    environment_variables: dict[_EnvKey, _EnvValue] = {}
     #: FC keys in `FC_PASSTHROUGH_KEYS`, as given (deploy sends them; the harness ignores them)
     passthrough: dict[str, Any] = {}
     harness: HarnessOptions = HarnessOptions()
@@ -267,6 +371,24 @@ class FunctionSpec(_Spec):
                 kept[key] = data.pop(key)
             data["passthrough"] = kept
         return data
+
+    @field_validator("memory_size")
+    @classmethod
+    def _memory_step(cls, value: int | None) -> int | None:
+        if value is not None and value < MIN_MEMORY_MB:
+            raise ValueError(f"memorySize is at least {MIN_MEMORY_MB} MB on FC; raise it")
+        if value is not None and value % MEMORY_STEP_MB:
+            up = math.ceil(value / MEMORY_STEP_MB) * MEMORY_STEP_MB
+            raise ValueError(f"memorySize goes in steps of {MEMORY_STEP_MB} MB on FC; use {up} "
+                             "(or another multiple of 64)")
+        return value
+
+    @field_validator("disk_size")
+    @classmethod
+    def _disk_choice(cls, value: int | None) -> int | None:
+        if value is not None and value not in DISK_SIZES_MB:
+            raise ValueError("FC offers diskSize 512 or 10240 (MB); use one of the two")
+        return value
 
     @field_validator("cpu")
     @classmethod
@@ -290,9 +412,9 @@ class FunctionSpec(_Spec):
     @field_validator("function_name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not _NAME.match(value):
+        if not _FUNCTION_NAME.fullmatch(value):
             raise ValueError("functionName must start with a letter or _ and contain only "
-                             "letters, digits, _ and - (at most 128 characters)")
+                             "letters, digits, _ and - (at most 64 characters)")
         return value
 
     @field_validator("environment_variables", mode="before")
@@ -301,6 +423,16 @@ class FunctionSpec(_Spec):
         # YAML turns `FOO: 1` into an int; FC environment values are strings.
         if isinstance(value, dict):
             return {k: v if isinstance(v, str) else _env_str(v) for k, v in value.items()}
+        return value
+
+    @field_validator("environment_variables")
+    @classmethod
+    def _env_size(cls, value: dict[str, str]) -> dict[str, str]:
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in value.items())
+        if size > MAX_ENV_BYTES:
+            raise ValueError(f"the environment variables total {size} bytes (names and values), "
+                             f"more than FC's {MAX_ENV_BYTES} (4 KB); shorten or drop some, or "
+                             "move large values into the image or a file")
         return value
 
     @property
@@ -351,12 +483,36 @@ def _build(data: Any) -> FunctionSpec:
     return FunctionSpec.model_validate(data)
 
 
+def _refuse_non_finite(doc: LocatedDoc, prefix: tuple[Any, ...] = ()) -> None:
+    """Refuse ``.inf`` / ``Infinity`` / ``NaN`` anywhere in a spec, naming its key: the typed
+    fields refuse them too (``allow_inf_nan=False``), but `sampleRequest.json` and the FC keys
+    passed through are free-form, and json.dumps would send them as invalid JSON."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(doc.data, tuple(prefix))]
+    seen: set[int] = set()  # YAML aliases share one value: walk it once
+    while stack:
+        value, loc = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SpecError(f"not a finite number (got {value!r}); FC takes finite numbers "
+                            "only: put a number within the field's range here",
+                            file=doc.file, line=doc.line_of(loc), path=_dotted(loc) or None)
+        if isinstance(value, (dict, list)):
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
+            items = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
+            for key, item in reversed(items):  # reversed: the first in the file is met first
+                # environment values are text (`X: .inf` is the string "inf"), not numbers
+                if not (loc == tuple(prefix) and key == "environmentVariables"):
+                    stack.append((item, loc + (key,)))
+
+
 def function_spec_from_doc(doc: LocatedDoc, *, prefix: tuple[Any, ...] = ()) -> FunctionSpec:
     """Validate a located (sub-)document as a function spec."""
     if not isinstance(doc.data, dict):
         raise SpecError("a function spec must be a mapping with at least `functionName`",
                         file=doc.file, line=doc.line_of(prefix) if prefix else 1,
                         path=".".join(map(str, prefix)) or None)
+    _refuse_non_finite(doc, prefix)
     spec = validate(doc, _build, prefix=prefix)
     return _resolve_sample_file(spec, doc, prefix)
 
@@ -404,7 +560,9 @@ def load_function_specs(paths: list[str | Path]) -> list[FunctionSpec]:
 
 def function_spec_from_dict(data: dict[str, Any], *, source: str = "<request>") -> FunctionSpec:
     """Validate a spec that arrived as JSON (e.g. the harness's CreateFunction route)."""
-    return validate(LocatedDoc(data=data, file=source), _build)
+    doc = LocatedDoc(data=data, file=source)
+    _refuse_non_finite(doc)
+    return validate(doc, _build)
 
 
 def updated_spec(spec: FunctionSpec, changes: dict[str, Any], *,
@@ -430,6 +588,136 @@ def updated_spec(spec: FunctionSpec, changes: dict[str, Any], *,
     return function_spec_from_dict(doc, source=source)
 
 
+# ---- what a spec runs, and what it copies from the deploying shell ------------------------
+#: Environment variables that change how a process on the host loads or runs code: the dynamic
+#: loader's (LD_*), Python's start-up hooks and search paths, and the files sh / bash source on
+#: start. In a process-runtime instance they act on the harness's machine.
+HOST_ENV_KEYS: tuple[str, ...] = (
+    "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME",
+    "PYTHONUSERBASE", "PYTHONINSPECT", "BASH_ENV", "ENV")
+
+
+def host_code(spec: FunctionSpec) -> list[str]:
+    """What `spec` would run on the harness's own machine, one readable line each
+    (``harness.command: python3 app.py``): `harness.command`, and for the process runtime the
+    `HOST_ENV_KEYS` among its environment variables. Empty: nothing but fcbench's own server."""
+    lines = []
+    if spec.harness.command:
+        lines.append(f"harness.command: {shlex.join(spec.harness.command)}")
+    if spec.harness.runtime == "process":
+        lines += [f"environmentVariables.{k}: {v}" for k, v in spec.environment_variables.items()
+                  if k in HOST_ENV_KEYS]
+    return lines
+
+
+def container_code(spec: FunctionSpec) -> list[str]:
+    """Commands `spec` runs inside its container image (FC's own contract: they run where the
+    image runs, not on the deploying machine), one readable line each."""
+    cc = spec.custom_container_config
+    life = spec.instance_lifecycle_config
+    found = [("customContainerConfig.entrypoint", cc.entrypoint),
+             ("customContainerConfig.command", cc.command),
+             ("instanceLifecycleConfig.initializer.command",
+              life.initializer.command if life.initializer else None),
+             ("instanceLifecycleConfig.preStop.command",
+              life.pre_stop.command if life.pre_stop else None)]
+    return [f"{key}: {shlex.join(argv)}" for key, argv in found if argv]
+
+
+# `${env('NAME')}`, `${env("NAME")}` and `${env.NAME}`, as Serverless Devs writes them.
+_ENV_REF = re.compile(r"""\$\{\s*env(?:\(\s*(['"])([^'"]+)\1\s*\)|\.([^\s}]+))\s*\}""")
+
+
+def env_ref_text(name: str) -> str:
+    """The one spelling fcbench writes a reference in: ``${env('NAME')}``."""
+    return f"${{env('{name}')}}"
+
+
+@dataclass(frozen=True)
+class EnvRef:
+    """A ``${env('NAME')}`` reference in a spec: the key path holding it and the variable."""
+
+    path: str
+    name: str
+
+    @property
+    def secret(self) -> bool:
+        """The variable or the key looks like a secret (ALIBABA_CLOUD_* credentials count)."""
+        return (looks_secret(self.name) or self.name.startswith("ALIBABA_CLOUD_")
+                or looks_secret(self.path.rsplit(".", 1)[-1]))
+
+    def describe(self) -> str:
+        """``environmentVariables.X: ${env('NAME')}`` (never the value)."""
+        return f"{self.path}: {env_ref_text(self.name)}"
+
+
+def _strings(value: Any, loc: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], str]]:
+    if isinstance(value, str):
+        return [(loc, value)]
+    if isinstance(value, dict):
+        return [x for k, v in value.items() for x in _strings(v, loc + (k,))]
+    if isinstance(value, list):
+        return [x for i, v in enumerate(value) for x in _strings(v, loc + (i,))]
+    return []
+
+
+def env_refs(spec: FunctionSpec) -> list[EnvRef]:
+    """Every ``${env(...)}`` reference in `spec`, in document order."""
+    return [EnvRef(_dotted(loc), m.group(2) or m.group(3))
+            for loc, text in _strings(spec.to_doc(), ())
+            for m in _ENV_REF.finditer(text)]
+
+
+def resolve_env_refs(spec: FunctionSpec, environ: Mapping[str, str]
+                     ) -> tuple[FunctionSpec, list[str]]:
+    """`spec` with every ``${env('NAME')}`` replaced by ``environ[NAME]``, validated again (the
+    4 KB environment limit counts the values), and the variable names used. Only `fcbench
+    deploy` calls this, in memory: files, the harness and `fcbench run` keep the references.
+
+    Raises:
+        SpecError: naming the key whose variable is not set, or the resolved spec's problem
+            (with each resolved value replaced by its reference, so no secret is echoed).
+    """
+    if not env_refs(spec):
+        return spec, []
+    names: list[str] = []
+    values: dict[str, str] = {}
+
+    def sub(loc: tuple[Any, ...], text: str) -> str:
+        def one(m: re.Match[str]) -> str:
+            name = m.group(2) or m.group(3)
+            if name not in environ:
+                raise SpecError(f"{env_ref_text(name)}: environment variable {name} is not set; "
+                                "export it before `fcbench deploy`, or put the value itself "
+                                "there", path=_dotted(loc) or None)
+            if name not in names:
+                names.append(name)
+            values[name] = environ[name]
+            return environ[name]
+        return _ENV_REF.sub(one, text)
+
+    def walk(value: Any, loc: tuple[Any, ...]) -> Any:
+        if isinstance(value, str):
+            return sub(loc, value)
+        if isinstance(value, dict):
+            return {k: walk(v, loc + (k,)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, loc + (i,)) for i, v in enumerate(value)]
+        return value
+
+    doc = walk(spec.to_doc(), ())
+    try:
+        return function_spec_from_dict(doc, source="<resolved>"), names
+    except SpecError as exc:
+        message = exc.message
+        for name, value in sorted(values.items(), key=lambda kv: -len(kv[1])):
+            if len(value) >= 4:  # shorter ones would garble the message, and hide little
+                message = message.replace(value, env_ref_text(name))
+                message = message.replace(repr(value)[1:-1], env_ref_text(name))
+        raise SpecError(message + " (after resolving ${env(...)} references)",
+                        path=exc.path) from None
+
+
 # ---- triggers and provision configs (CreateTrigger, PutProvisionConfig bodies) ------------
 _METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS")
 
@@ -438,7 +726,7 @@ class HttpTriggerConfig(_Spec):
     """An HTTP trigger's `triggerConfig` (a JSON string on the wire, a mapping in s.yaml)."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore",
-                              frozen=True)
+                              frozen=True, allow_inf_nan=False)
 
     auth_type: Literal["anonymous", "function"] = "anonymous"
     methods: list[str] = Field(default_factory=lambda: ["GET", "POST"], min_length=1)
@@ -458,7 +746,7 @@ class TriggerSpec(_Spec):
     """A CreateTrigger body. The harness serves `triggerType: http` only."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore",
-                              frozen=True)
+                              frozen=True, allow_inf_nan=False)
 
     trigger_name: str
     trigger_type: Literal["http"]
@@ -471,7 +759,7 @@ class TriggerSpec(_Spec):
     @field_validator("trigger_name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not _NAME.match(value):
+        if not _TRIGGER_NAME.fullmatch(value):
             raise ValueError("triggerName must start with a letter or _ and contain only "
                              "letters, digits, _ and - (at most 128 characters)")
         return value
@@ -497,7 +785,7 @@ class ProvisionSpec(_Spec):
     `harness.minInstances`); the scaling policies are kept and echoed, not acted on."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore",
-                              frozen=True)
+                              frozen=True, allow_inf_nan=False)
 
     default_target: int = Field(ge=0, le=10_000)
     always_allocate_cpu: bool | None = Field(None, alias="alwaysAllocateCPU")

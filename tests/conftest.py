@@ -7,12 +7,17 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+# harness key files (fcbench.signing) of this test session stay out of the user's state folder;
+# subprocesses inherit the setting, so the CLI and the clients find the same files
+os.environ.setdefault("FCBENCH_KEYS_DIR", tempfile.mkdtemp(prefix="fcbench-test-keys-"))
 
 
 @pytest.fixture

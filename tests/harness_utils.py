@@ -6,7 +6,9 @@ import json
 import urllib.error
 import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
+from fcbench.signing import AccessKey, harness_key, sign
 from fcbench.spec import FunctionSpec, function_spec_from_dict
 
 
@@ -26,11 +28,30 @@ def sleep_spec(name: str = "sleep", *, sleep_ms: float = 0, startup_ms: float = 
     return function_spec_from_dict(doc)
 
 
+def signed_headers(method: str, url: str, body: bytes = b"", key: AccessKey | None = None,
+                   host: str | None = None) -> dict[str, str]:
+    """The headers that sign a request to the harness at `url` with its key (FC's
+    ACS3-HMAC-SHA256), read from its key file when not given; {} when there is none. `host`:
+    the Host header sent, when it is not the URL's."""
+    parts = urlsplit(url)
+    key = key or harness_key(parts.netloc)
+    if key is None:
+        return {}
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return sign(key, method, target, host or parts.netloc, body or b"")
+
+
 def http(method: str, url: str, body: bytes | dict | None = None,
-         headers: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, dict, bytes]:
-    """One HTTP request; returns (status, lower-cased headers, body) for any status."""
+         headers: dict[str, str] | None = None, timeout: float = 60, *,
+         signed: bool = True) -> tuple[int, dict, bytes]:
+    """One HTTP request; returns (status, lower-cased headers, body) for any status. Requests
+    to a harness are signed with its key (as every fcbench client does) unless `signed` is
+    False."""
     data = json.dumps(body).encode() if isinstance(body, dict) else body
     hdrs = {"Content-Type": "application/json"} if isinstance(body, dict) else {}
+    if signed:
+        host = next((v for k, v in (headers or {}).items() if k.lower() == "host"), None)
+        hdrs.update(signed_headers(method, url, data or b"", host=host))
     hdrs.update(headers or {})
     req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
     try:

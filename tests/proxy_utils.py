@@ -1,5 +1,7 @@
 """A real HTTP proxy on 127.0.0.1 for tests: forwards to an upstream, optionally hides the
-harness API (a black box, as FC is) and optionally holds every response for a known delay."""
+harness API (a black box, as FC is) and optionally holds every response for a known delay. Toward
+a harness it signs each request with the harness's key, as a gateway in front of FC holding its
+own credentials would (its callers need none)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import http.client
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
+
+from fcbench.signing import harness_key, sign
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
         "proxy-authorization", "proxy-authenticate", "content-length", "host"}
@@ -18,6 +22,7 @@ class Proxy:
     def __init__(self, upstream: str, *, black_box: bool = False, delay_s: float = 0.0) -> None:
         parts = urlsplit(upstream)
         host, port = parts.hostname, parts.port
+        key = harness_key(parts.netloc)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -34,10 +39,13 @@ class Proxy:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP
+                           and k.lower() != "authorization" and not k.lower().startswith("x-acs-")}
+                if key is not None:
+                    headers.update(sign(key, self.command, self.path, parts.netloc, body))
                 conn = http.client.HTTPConnection(host, port, timeout=600)
                 try:
-                    conn.request(self.command, self.path, body=body, headers={
-                        k: v for k, v in self.headers.items() if k.lower() not in _HOP})
+                    conn.request(self.command, self.path, body=body, headers=headers)
                     resp = conn.getresponse()
                     data = resp.read()
                 finally:

@@ -7,12 +7,17 @@ from alibabacloud_fc20230330 import models as m
 from alibabacloud_fc20230330.client import Client
 from alibabacloud_tea_openapi.models import Config
 
+from fcbench.signing import AccessKey, read_harness_key
 
-def sdk(url: str) -> Client:
-    """An SDK client for the harness at `url` (signatures are not checked there)."""
-    return Client(Config(access_key_id="test", access_key_secret="test",
-                         endpoint=url.removeprefix("http://"), protocol="http",
-                         read_timeout=30_000))
+
+def sdk(url: str, key: AccessKey | None = None) -> Client:
+    """An SDK client for the harness at `url`, signing with `key` (default: the harness's own,
+    from its key file), as a user's program would with the pair the harness printed."""
+    endpoint = url.removeprefix("http://")
+    key = key or read_harness_key(endpoint)
+    return Client(Config(access_key_id=key.access_key_id,
+                         access_key_secret=key.access_key_secret,
+                         endpoint=endpoint, protocol="http", read_timeout=30_000))
 
 
 class _WithHarness:

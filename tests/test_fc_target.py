@@ -12,6 +12,7 @@ import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -20,6 +21,7 @@ from fcbench.credentials import Credentials, resolve_credentials
 from fcbench.errors import UsageError
 from fcbench.harness.server import HarnessConfig, HarnessThread
 from fcbench.load.workload import target_from_url
+from fcbench.signing import AccessKey, read_harness_key, sign, write_harness_key
 from harness_utils import instances
 
 fc = pytest.importorskip("alibabacloud_fc20230330.client")
@@ -60,12 +62,21 @@ def harness(tmp_path):
         yield h
 
 
+#: Where the workload's "FC" lives: a name that never resolves (RFC 2606 .invalid); the SDK
+#: reaches it only through the Recorder, its HTTP proxy on 127.0.0.1.
+FAKE_FC = "http://fc-stand-in.invalid"
+
+
 class Recorder:
-    """A loopback HTTP relay in front of the harness that keeps the signing headers the SDK
-    sent, so a test can see which credentials were used."""
+    """Stands in for Function Compute itself (no FC account here): an HTTP proxy on 127.0.0.1
+    that the SDK is pointed at (``HTTP_PROXY``) for the endpoint `FAKE_FC`. It keeps the signing
+    headers the SDK sent, so a test can see which credentials were used, then signs the call
+    again with the harness's own key — as FC checks the caller's — and relays it there."""
 
     def __init__(self, upstream: str) -> None:
-        host, port = upstream.removeprefix("http://").split(":")
+        netloc = upstream.removeprefix("http://")
+        host, port = netloc.split(":")
+        key = read_harness_key(netloc)
         self.auth: list[str] = []
         self.tokens: list[str] = []
         outer = self
@@ -80,11 +91,15 @@ class Recorder:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 outer.auth.append(self.headers.get("Authorization", ""))
                 outer.tokens.append(self.headers.get("x-acs-security-token", ""))
+                parts = urlsplit(self.path)  # a proxy gets the absolute URL
+                target = parts.path + (f"?{parts.query}" if parts.query else "")
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "connection", "content-length",
+                                                "authorization", "proxy-connection")}
+                headers.update(sign(key, self.command, target, netloc, body))
                 conn = http.client.HTTPConnection(host, int(port), timeout=60)
                 try:
-                    conn.request(self.command, self.path, body=body, headers={
-                        k: v for k, v in self.headers.items()
-                        if k.lower() not in ("host", "connection", "content-length")})
+                    conn.request(self.command, target, body=body, headers=headers)
                     resp = conn.getresponse()
                     data = resp.read()
                 finally:
@@ -104,6 +119,11 @@ class Recorder:
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What points the SDK at this stand-in."""
+        return {"HTTP_PROXY": self.url, "http_proxy": self.url}
 
     def __enter__(self) -> Recorder:
         self._thread.start()
@@ -169,11 +189,11 @@ def test_target_urls_name_fc_regions_endpoints_and_http_triggers():
 
 # ---- credentials ------------------------------------------------------------------------------
 
-def test_the_default_chain_reads_env_then_the_credentials_file(tmp_path):
+def test_the_default_chain_reads_env_then_the_credentials_file(tmp_path, monkeypatch):
     home = tmp_path / "home"
     (home / ".alibabacloud").mkdir(parents=True)
     env = _clean_env(home, **SECRET_ENV)
-    creds = resolve_credentials(local=False, environ=env)
+    creds = resolve_credentials(environ=env)
     assert creds.source == "environment variables"
     assert (creds.access_key_id, creds.access_key_secret, creds.security_token) == \
         tuple(SECRET_ENV.values())
@@ -185,7 +205,7 @@ def test_the_default_chain_reads_env_then_the_credentials_file(tmp_path):
         "access_key_secret = default-secret-0000\n\n"
         f"[bench]\ntype = access_key\naccess_key_id = {FILE_SECRET[0]}\n"
         f"access_key_secret = {FILE_SECRET[1]}\n")
-    creds = resolve_credentials(local=False, environ=_clean_env(home,
+    creds = resolve_credentials(environ=_clean_env(home,
                                                                 ALIBABA_CLOUD_PROFILE="bench"))
     assert (creds.access_key_id, creds.access_key_secret) == FILE_SECRET
     assert creds.source.endswith("credentials [bench]") and creds.security_token is None
@@ -194,15 +214,22 @@ def test_the_default_chain_reads_env_then_the_credentials_file(tmp_path):
 
     # half a pair in the environment is said, and nothing found toward FC is one message
     with pytest.raises(UsageError) as info:
-        resolve_credentials(local=False, environ=_clean_env(
+        resolve_credentials(environ=_clean_env(
             tmp_path / "empty", ALIBABA_CLOUD_ACCESS_KEY_ID=SECRET_ENV[
                 "ALIBABA_CLOUD_ACCESS_KEY_ID"]))
     text = str(info.value)
     assert "ALIBABA_CLOUD_ACCESS_KEY_ID is set but ALIBABA_CLOUD_ACCESS_KEY_SECRET is not" in text
     assert SECRET_ENV["ALIBABA_CLOUD_ACCESS_KEY_ID"] not in text
-    # toward the harness, nothing found signs with a placeholder
-    local = resolve_credentials(local=True, environ=_clean_env(tmp_path / "empty"))
-    assert isinstance(local, Credentials) and local.placeholder
+    # toward the harness: its own key file, never the cloud keys of the environment
+    monkeypatch.setenv("FCBENCH_KEYS_DIR", str(tmp_path / "keys"))
+    with pytest.raises(UsageError, match="no key for a harness at 127.0.0.1:9"):
+        resolve_credentials(harness="127.0.0.1:9", environ=env)
+    key = AccessKey.generate()
+    write_harness_key(key, "127.0.0.1", 9, "http://127.0.0.1:9")
+    local = resolve_credentials(harness="localhost:9", environ=env)
+    assert isinstance(local, Credentials) and "key file" in local.source
+    assert (local.access_key_id, local.access_key_secret) == (key.access_key_id,
+                                                              key.access_key_secret)
 
 
 def test_missing_credentials_is_one_message_and_exit_2(tmp_path, fcbench_run):
@@ -237,9 +264,10 @@ def test_run_with_an_fc_target_records_fc_ids_and_leaks_no_credential(
     wl = workload(tmp_path, {"kind": "url", "url": "http://127.0.0.1:9"})
     with Recorder(harness.url) as relay:
         proc = fcbench_run("run", str(wl), "--no-progress", "--target",
-                           f"fc://{relay.url.removeprefix('http://')}/f",
+                           f"fc://cn-hangzhou/f?endpoint={FAKE_FC}",
                            # DEBUG=sdk: the SDK logs every request header it sends
-                           env=_clean_env(tmp_path, DEBUG="sdk", **SECRET_ENV), timeout=120)
+                           env=_clean_env(tmp_path, DEBUG="sdk", **SECRET_ENV, **relay.env),
+                           timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run_dir = run_dir_of(proc.stdout)
     got = rows(run_dir)
@@ -269,10 +297,10 @@ def test_credentials_file_under_home_signs_and_stays_out_of_results(
         f"[default]\ntype = access_key\naccess_key_id = {FILE_SECRET[0]}\n"
         f"access_key_secret = {FILE_SECRET[1]}\n")
     with Recorder(harness.url) as relay:
-        # an endpoint without a scheme: http on loopback
-        wl = workload(tmp_path, {"kind": "fc", "endpoint": relay.url.removeprefix("http://"),
-                                 "function": "f"}, rate=5, duration=1.5)
-        proc = fcbench_run("run", str(wl), "--no-progress", env=_clean_env(home), timeout=120)
+        wl = workload(tmp_path, {"kind": "fc", "endpoint": FAKE_FC, "function": "f"}, rate=5,
+                      duration=1.5)
+        proc = fcbench_run("run", str(wl), "--no-progress", env=_clean_env(home, **relay.env),
+                           timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run_dir = run_dir_of(proc.stdout)
     assert rows(run_dir) and all(r["fc_request_id"] for r in rows(run_dir))

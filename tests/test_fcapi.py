@@ -27,9 +27,12 @@ LIFECYCLE = str(Path(__file__).with_name("lifecycle_instance.py"))
 
 
 @pytest.fixture
-def harness(tmp_path):
+def harness(request, tmp_path):
+    # the operator's say-so for harness.command through the API (docs/security.md)
+    allow = getattr(request, "param", {}).get("allow_api_commands", False)
     with HarnessThread([], HarnessConfig(port=0, virtual_gpus="1x16GB",
-                                         log_dir=tmp_path / "logs")) as h:
+                                         log_dir=tmp_path / "logs",
+                                         allow_api_commands=allow)) as h:
         yield h
 
 
@@ -210,12 +213,15 @@ def test_http_trigger_with_function_auth_wants_an_authorization_header(harness):
     url = client.create_trigger("auth", m.CreateTriggerRequest(body=m.CreateTriggerInput(
         trigger_name="h", trigger_type="http", trigger_config=json.dumps(
             {"authType": "function", "methods": ["GET", "POST"]})))).body.http_trigger.url_internet
-    status, _, body = http("POST", url, {"sleep_ms": 1})
+    status, _, body = http("POST", url, {"sleep_ms": 1}, signed=False)
     assert status == 401 and json.loads(body)["Code"] == "Unauthorized"
-    status, _, body = http("POST", url, {"sleep_ms": 1}, headers={"Authorization": " "})
-    assert status == 403 and json.loads(body)["Code"] == "AccessDenied"
-    status, _, body = http("POST", url, {"sleep_ms": 1, "id": 7},
+    status, _, body = http("POST", url, {"sleep_ms": 1}, headers={"Authorization": " "},
+                           signed=False)
+    assert status == 400 and json.loads(body)["Code"] == "MissingRequiredHeader"
+    status, _, body = http("POST", url, {"sleep_ms": 1, "id": 7}, signed=False,
                            headers={"Authorization": "ACS3-HMAC-SHA256 unchecked"})
+    assert status == 403 and json.loads(body)["Code"] == "SignatureNotMatch"
+    status, _, body = http("POST", url, {"sleep_ms": 1, "id": 7})  # signed with its key
     assert status == 200 and json.loads(body)["id"] == 7
 
 
@@ -245,6 +251,7 @@ def _lines(path: Path) -> list[tuple[str, str]]:
     return [tuple(line.split(" ", 2)[1:]) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.parametrize("harness", [{"allow_api_commands": True}], indirect=True)
 def test_pre_stop_runs_before_the_stop_on_update_and_delete_within_its_timeout(harness,
                                                                              tmp_path):
     client = sdk(harness)

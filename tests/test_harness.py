@@ -224,7 +224,9 @@ def test_fc_sdk_invokes_the_harness(harness):
     from alibabacloud_tea_util.models import RuntimeOptions
 
     host = harness.url.removeprefix("http://")
-    client = fc.Client(Config(access_key_id="test", access_key_secret="test", endpoint=host,
+    key = harness.key  # the pair the harness prints (and writes to its key file)
+    client = fc.Client(Config(access_key_id=key.access_key_id,
+                              access_key_secret=key.access_key_secret, endpoint=host,
                               protocol="http", read_timeout=30_000))
     req = fc_models.InvokeFunctionRequest(body=b'{"sleep_ms": 5}')
     resp = client.invoke_function_with_options("sleep", req, fc_models.InvokeFunctionHeaders(),

@@ -87,7 +87,10 @@ def test_cold_starts_endpoint_counts_from_the_run(ui_run):
                  10, "live instances")
     assert data["cold"] >= 1 and data["requests"] >= data["cold"]
     assert 1 <= data["live_instances"] <= 5 and data["recent_cold_ms"]
-    assert min(data["recent_cold_ms"]) > 300  # each waited for a 300 ms start
+    # a cold request waits for (the rest of) a 300 ms start: the one that started an instance
+    # waits it whole; one that joined a start under way (its starter was served elsewhere
+    # first) waits less, but never nothing
+    assert max(data["recent_cold_ms"]) > 300 and min(data["recent_cold_ms"]) > 0
     assert data["p_cold_lo"] <= data["p_cold"] <= data["p_cold_hi"]
     stats = _get_json(f"{base}/stats/requests")
     tab = [t for t in stats["extended_stats"] if t["key"] == "cold-starts"]

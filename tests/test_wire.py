@@ -25,7 +25,7 @@ import pytest
 from fcbench.harness.gateway import MAX_SYNC_PAYLOAD_BYTES
 from fcbench.harness.server import HarnessConfig, HarnessThread
 from fcbench.spec import function_spec_from_dict
-from harness_utils import events, http, instances, invoke, sleep_spec
+from harness_utils import events, http, instances, invoke, signed_headers, sleep_spec
 
 SECRET_ID = "LTAI-fcbench-test-not-a-real-key"
 SECRET = "fcbench-test-secret-value-0123456789"
@@ -45,7 +45,17 @@ def harness(tmp_path_factory):
     specs = [sleep_spec("sleep", concurrency=4, max_instances=3), wire_spec()]
     config = HarnessConfig(port=0, log_dir=tmp_path_factory.mktemp("logs"))
     with HarnessThread(specs, config) as h:
+        for name in ("rude", "sleep"):  # /http/{name}/... open to unsigned callers, as on FC
+            assert open_trigger(h.url, name) == 200
         yield h
+
+
+def open_trigger(url: str, function: str) -> int:
+    """Give `function` an anonymous HTTP trigger taking every method (CreateTrigger)."""
+    config = json.dumps({"authType": "anonymous", "methods": [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"]})
+    return http("POST", f"{url}/2023-03-30/functions/{function}/triggers", {
+        "triggerName": "open", "triggerType": "http", "triggerConfig": config})[0]
 
 
 def _addr(url: str) -> tuple[str, int]:
@@ -61,8 +71,8 @@ def _read(sock: socket.socket, method: str = "POST") -> tuple[int, dict[str, str
     return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
 
 
-def _head(method: str, path: str, headers: dict[str, str]) -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+def _head(method: str, path: str, headers: dict[str, str], host: str = "127.0.0.1") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
@@ -86,7 +96,7 @@ def _call(url: str, kind: str, tag: str, sleep_ms: float) -> dict:
 def _call_once(url: str, kind: str, tag: str, sleep_ms: float) -> dict:
     host, port = _addr(url)
     body = _body(tag, sleep_ms)
-    json_ct = {"Content-Type": "application/json"}
+    json_ct = {"Content-Type": "application/json", **signed_headers("POST", url + INVOKE, body)}
     if kind in ("plain", "short-timeout"):
         conn = httpc.HTTPConnection(host, port, timeout=0.3 if kind == "short-timeout"
                                           else 20)
@@ -110,7 +120,8 @@ def _call_once(url: str, kind: str, tag: str, sleep_ms: float) -> dict:
     sock = socket.create_connection((host, port), timeout=20)
     try:
         head = _head("POST", INVOKE, {**json_ct, "Content-Length": str(len(body)),
-                                      **({"Expect": "100-continue"} if kind == "expect" else {})})
+                                      **({"Expect": "100-continue"} if kind == "expect" else {})},
+                     host=f"{host}:{port}")
         if kind == "expect":  # as curl does: headers, wait for 100 Continue, then the body
             sock.sendall(head)
             interim = b""
@@ -318,9 +329,12 @@ def test_trigger_paths_are_normalised_and_may_not_climb_out_of_the_function(harn
 def assert_gateway_limits(url: str, function: str) -> None:
     """FC's payload limit and FC-shaped errors on every route; shared with the docker tests."""
     for path in (f"/2023-03-30/functions/{function}/invocations", f"/http/{function}/x"):
-        # 50 MB announced: refused from the headers, before the body is read
+        # 50 MB announced: refused from the headers, before the body is read (and so before the
+        # signature, which covers a body, is checked: it is there only to pass the trigger's
+        # "Authorization is expected" check of a function without an anonymous trigger)
         status, headers, body = _raw(url, _head("POST", path, {
-            "Content-Length": str(50 * 1024 * 1024)}))
+            "Content-Length": str(50 * 1024 * 1024), **signed_headers("POST", url + path)},
+            host=url.removeprefix("http://")))
         assert status == 413, path
         doc = json.loads(body)
         assert doc["Code"] == "EntityTooLarge" and doc["RequestId"], doc
@@ -328,9 +342,11 @@ def assert_gateway_limits(url: str, function: str) -> None:
     # chunked past the limit: refused while reading
     conn = _keepalive(url)
     chunk = b"z" * (1024 * 1024)
-    parts = iter([chunk] * (MAX_SYNC_PAYLOAD_BYTES // len(chunk) + 1))
+    count = MAX_SYNC_PAYLOAD_BYTES // len(chunk) + 1
+    parts = iter([chunk] * count)
+    signature = signed_headers("POST", f"{url}/http/{function}/x", chunk * count)
     try:
-        status, _, body = _exchange(conn, "POST", f"/http/{function}/x", parts)
+        status, _, body = _exchange(conn, "POST", f"/http/{function}/x", parts, signature)
         assert status == 413 and json.loads(body)["Code"] == "EntityTooLarge"
     except (BrokenPipeError, ConnectionResetError):
         pass  # the gateway may close before the client finished sending; nothing was served

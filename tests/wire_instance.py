@@ -52,6 +52,7 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
             except ValueError:
                 tag = None
             echo = json.dumps({"method": method, "path": target, "id": tag,
+                               "raw_head": head.decode("latin-1"),
                                "headers": [[k.lower(), v] for k, v in headers],
                                "body_len": len(body)}).encode()
             path = target.split("?", 1)[0]

@@ -1,8 +1,18 @@
 """`fcbench deploy`: a function spec to FC 3.0 or the harness, `delete`, and Serverless Devs
-``s.yaml`` `export` / `import`. Thin: the work is in `fcbench.deploy`."""
+``s.yaml`` `export` / `import`. Thin: the work is in `fcbench.deploy`.
+
+Nothing a file asks for runs or leaves this shell silently: `apply` and `import` print every
+command the spec runs (on the harness's machine, and inside the image) and every
+``${env('NAME')}`` reference (the key and the variable, never the value); `apply` refuses, before
+any call, commands on the harness's machine without ``--allow-command`` and secret-looking
+references without ``--allow-secret-env``. References are resolved here only, in memory.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +62,101 @@ def _http_trigger(name: str, auth_type: str, methods: str | None) -> Any:
         raise click.BadParameter(exc.message, param_hint="--methods") from None
 
 
+def _exposure(spec: Any, *, target: str) -> list[str]:
+    """What `spec` runs and copies, as lines to print; `target` is ``harness``, ``fc`` or
+    ``import`` (it only changes what the headings say about the flags)."""
+    from ..spec import container_code, env_refs, host_code
+
+    out: list[str] = []
+    host = host_code(spec)
+    if host:
+        why = {"harness": "sending it needs --allow-command",
+               "fc": "toward FC the harness keys are not sent and the rest runs in FC's instance",
+               "import": "`fcbench deploy` to a harness needs --allow-command"}[target]
+        out.append(f"runs on the harness's machine ({why}):")
+        out += [f"  {line}" for line in host]
+    inside = container_code(spec)
+    if inside:
+        out.append("runs inside the container image (FC's contract; not gated):")
+        out += [f"  {line}" for line in inside]
+    refs = env_refs(spec)
+    if refs:
+        out.append("${env(...)} references, resolved from this shell by `fcbench deploy` only "
+                   "(values never shown):")
+        out += [f"  {ref.describe()}" + ("  [secret-looking: sending it needs "
+                                          "--allow-secret-env]" if ref.secret else "")
+                for ref in refs]
+    return out
+
+
+def _consent(spec: Any, spec_file: str, *, harness: bool, allow_command: bool,
+             allow_secret_env: bool) -> None:
+    """Refuse (exit 2, before any call) what `spec` would run or copy without its flag."""
+    from ..spec import env_ref_text, env_refs, host_code
+
+    problems = []
+    host = host_code(spec) if harness else []  # toward FC nothing runs on this machine
+    if host and not allow_command:
+        problems.append("it would run commands on this machine through the harness ("
+                        + "; ".join(host) + "): read them, then pass --allow-command to send it")
+    secret = [r for r in env_refs(spec) if r.secret]
+    if secret and not allow_secret_env:
+        problems.append("it copies secret-looking variables of this shell into the function's "
+                        "configuration (" + "; ".join(f"{r.path} takes {env_ref_text(r.name)}"
+                                                     for r in secret)
+                        + "): pass --allow-secret-env to send it")
+    if problems:
+        raise click.UsageError(f"{spec_file}: nothing was sent: " + "; and ".join(problems))
+
+
+def _resolved(spec: Any, loaded: Any, doc: Any, spec_file: str,
+              environ: Mapping[str, str]) -> tuple[Any, dict[str, str]]:
+    """`spec` with its ``${env(...)}`` references resolved from `environ`, and name -> value of
+    those used; an error names the file, line and key as the file has them."""
+    from .._yaml import _dotted
+    from ..deploy.serverless_devs import Imported
+    from ..errors import SpecError
+    from ..spec import resolve_env_refs
+
+    try:
+        resolved, names = resolve_env_refs(spec, environ)
+    except SpecError as exc:
+        if isinstance(loaded, Imported) and loaded.locate is not None:
+            line, path = loaded.locate(exc.path)
+        else:
+            loc = tuple(int(i) if i else key for i, key in
+                        re.findall(r"\[(\d+)\]|([^.\[\]]+)", exc.path or ""))
+            line, path = doc.line_of(loc), _dotted(loc) or None
+        raise SpecError(exc.message, file=spec_file, line=line, path=path) from None
+    return resolved, {n: environ[n] for n in names}
+
+
+def _scrub(text: str, values: Mapping[str, str]) -> str:
+    """`text` with each resolved value written as its reference instead."""
+    from ..spec import env_ref_text
+
+    for name, value in sorted(values.items(), key=lambda kv: -len(kv[1])):
+        if len(value) >= 4:  # shorter ones would garble the text, and hide little
+            text = text.replace(value, env_ref_text(name))
+    return text
+
+
+def _report_lines(lines: list[str], spec: Any, values: Mapping[str, str]) -> list[str]:
+    """The deploy report, a referenced key's old and new values left out (FC's old one may be
+    the secret too), every resolved value shown as its reference."""
+    from ..spec import env_ref_text, env_refs
+
+    refs = {r.path: r.name for r in env_refs(spec)}
+    out = []
+    for line in lines:
+        head = line.strip().split(": ", 1)[0]
+        if head in refs:
+            line = line[:line.index(head)] + (f"{head}: changed (value from "
+                                              f"{env_ref_text(refs[head])}, not shown)")
+        out.append(_scrub(line, values))
+    return out
+
+
 def _load(path: str) -> tuple[Any, Any]:
     """A FUNCTION.yaml, or an s.yaml (it has `edition`) read through the importer; and the
     located document (for error lines)."""
@@ -88,15 +193,26 @@ def deploy() -> None:
               help="Provisioned instances (PutProvisionConfig defaultTarget); default "
                    "harness.minInstances when above 0, else left as is.")
 @click.option("--dry-run", is_flag=True, help="Print the exact API calls; send nothing.")
+@click.option("--allow-command", is_flag=True,
+              help="Send a spec that runs commands on the harness's machine (harness.command; "
+                   "LD_PRELOAD, PYTHONPATH, ... for the process runtime). Printed either way.")
+@click.option("--allow-secret-env", is_flag=True,
+              help="Send ${env('NAME')} values whose variable or key looks secret: the value "
+                   "is copied into the function's configuration. Printed (never the value) "
+                   "either way.")
 def apply(spec_file: str, endpoint: str | None, region: str | None, timeout: float,
           trigger: str | None, trigger_name: str, auth_type: str, methods: str | None,
-          provision: int | None, dry_run: bool) -> None:
-    """Create or update FUNCTION.yaml's function, its HTTP trigger and provision config."""
+          provision: int | None, dry_run: bool, allow_command: bool,
+          allow_secret_env: bool) -> None:
+    """Create or update FUNCTION.yaml's function, its HTTP trigger and provision config.
+
+    ${env('NAME')} values are resolved from this shell, in memory, here only; commands and
+    references are printed first."""
     from ..deploy.bodies import deploy_plan
     from ..deploy.client import deploy as run_deploy
     from ..deploy.client import is_harness_endpoint
     from ..deploy.serverless_devs import Imported
-    from ..errors import SpecError
+    from ..errors import FcbenchError, SpecError
 
     loaded, doc = _load(spec_file)
     spec = loaded.spec if isinstance(loaded, Imported) else loaded
@@ -118,16 +234,28 @@ def apply(spec_file: str, endpoint: str | None, region: str | None, timeout: flo
                         path="customContainerConfig.image")
     where = f"the harness at {endpoint}" if harness else \
         f"Function Compute ({endpoint or f'region {region}'})"
+    for line in _exposure(spec, target="harness" if harness else "fc"):
+        click.echo(line, err=True)
     if dry_run:
+        _resolved(spec, loaded, doc, spec_file, os.environ)  # unset variables fail here too
+        # the plan is the unresolved spec's: a reference shows as its text, never its value
         click.echo(f"dry run: nothing is sent. Calls to {where} for {spec.name}, in order; "
-                   "secret-looking values shown as ***:\n")
+                   "secret-looking values shown as ***, ${env(...)} references as written:\n")
         for call in deploy_plan(spec, harness=harness, trigger=http, provision=provision):
             click.echo(call.render() + "\n")
         return
+    _consent(spec, spec_file, harness=harness, allow_command=allow_command,
+             allow_secret_env=allow_secret_env)
+    sent, values = _resolved(spec, loaded, doc, spec_file, os.environ)
     api = _api(endpoint, region, timeout)
-    report = run_deploy(api, spec, trigger=http, provision=provision)
+    try:
+        report = run_deploy(api, sent, trigger=http, provision=provision)
+    except FcbenchError as exc:
+        if values:  # FC's message may quote what it was sent
+            exc.args = (_scrub(str(exc), values),)
+        raise
     click.echo(f"deployed {spec.name} to {where}")
-    for line in report.lines:
+    for line in _report_lines(report.lines, spec, values):
         click.echo(f"  {line}")
     if http is not None:
         click.echo(f"trigger URL: {report.trigger_url or '(FC returned none)'}")
@@ -194,6 +322,7 @@ def import_(s_yaml: str, output: str | None, resource: str | None) -> None:
              f"{got.spec.name}" + (f" (region {got.region})" if got.region else "")]
     notes += [f"mapped {m}" for m in got.mapped]
     notes += [f"dropped {d}" for d in got.dropped]
+    notes += _exposure(got.spec, target="import")
     for t in got.triggers:
         notes.append(f"HTTP trigger {t.describe()}: `fcbench deploy` it with --trigger http "
                      f"--trigger-name {t.name} --auth-type {t.auth_type} "

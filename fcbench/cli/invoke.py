@@ -46,9 +46,15 @@ def read_data(data: str | None) -> tuple[bytes, str]:
 @click.option("--content-type", default=None, help="Override the guessed content type.")
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait.")
 @click.option("--show-body/--no-body", default=True, show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the response body to this file (an image, say) instead of showing it.")
 def invoke(name: str | None, data: str | None, endpoint: str, target_url: str | None,
-           content_type: str | None, timeout: float, show_body: bool) -> None:
-    """Invoke function NAME once and print latency, cold/warm and the instance."""
+           content_type: str | None, timeout: float, show_body: bool,
+           output: Path | None) -> None:
+    """Invoke function NAME once and print latency, cold/warm and the instance.
+
+    Requests to a harness are signed with its key, found by the endpoint's port
+    (docs/security.md)."""
     from ..errors import UsageError
     from ..load.workload import target_from_url
     from ..targets.url import UrlTarget
@@ -79,7 +85,14 @@ def invoke(name: str | None, data: str | None, endpoint: str, target_url: str | 
                f"queue {_ms(record.queue_ms)} ms  inference {_ms(record.inference_ms)} ms  "
                f"request {record.fc_request_id or '-'}"
                + (f"  error {record.error}" if record.error else ""))
-    if show_body and record.body:
+    if output is not None:
+        try:
+            output.write_bytes(record.body or b"")
+        except OSError as exc:
+            raise click.BadParameter(f"cannot write {output}: {exc.strerror}",
+                                     param_hint="--output") from None
+        click.echo(f"wrote {len(record.body or b'')} bytes to {output}")
+    elif show_body and record.body:
         try:
             click.echo(json.dumps(json.loads(record.body), indent=2)[:4000])
         except ValueError:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from .._net import is_loopback
 from ..errors import FcApiError
 from ..protocol import trigger_path
 from ..spec import FunctionSpec
@@ -66,13 +67,12 @@ def is_harness_endpoint(endpoint: str | None) -> bool:
     """Whether `endpoint` is the local harness (loopback), which reads the `harness:` block."""
     if not endpoint:
         return False
-    host = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}").hostname or ""
-    return host.startswith("127.") or host in ("localhost", "::1")
+    return is_loopback(urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}").hostname)
 
 
 def sdk_client(*, endpoint: str | None, region: str | None, timeout: float) -> Any:
     """The FC 3.0 SDK client, with credentials found the way every fc target finds them
-    (dummy ones toward the harness, which does not check signatures).
+    (toward the harness: its own key, from its key file).
 
     Raises:
         UsageError: neither an endpoint nor a region, or no credentials for FC.

@@ -5,6 +5,11 @@ Key names: `export_s_yaml`, `import_s_yaml` (-> `Imported`: the spec, its region
 and every key that was mapped or dropped), `spec_document` / `function_yaml` (a spec as a
 FUNCTION.yaml mapping / text).
 
+Environment references stay references: ``${env('NAME')}`` / ``${env.NAME}`` are kept as the
+text ``${env('NAME')}`` in the imported spec (and so in a written FUNCTION.yaml), never replaced
+by the importing shell's value; only `fcbench deploy` resolves them, in memory
+(`fcbench.spec.resolve_env_refs`). ``${vars.NAME}`` is substituted: it is in the file.
+
 Round trip: ``import_s_yaml(export_s_yaml(spec))`` gives an equal `FunctionSpec`. FC fields go
 in ``props`` under their own names; `harness.minInstances` is FC's provision config, so it goes
 out as ``props.provisionConfig.defaultTarget``; the other harness-only keys are not FC's and go
@@ -18,7 +23,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,7 @@ from ..spec import (
     ContainerConfig,
     FunctionSpec,
     LifecycleHook,
+    env_ref_text,
     function_spec_from_doc,
 )
 from .bodies import (
@@ -150,6 +156,10 @@ class Imported:
     mapped: list[str] = field(default_factory=list)
     #: ``key: why`` for each key fcbench's spec cannot hold.
     dropped: list[str] = field(default_factory=list)
+    #: A spec key path -> (line, the s.yaml's own key path), for errors found after import
+    #: (a deploy resolving ``${env(...)}`` references).
+    locate: Callable[[str | None], tuple[int | None, str]] | None = field(
+        default=None, repr=False, compare=False)
 
     @property
     def provision(self) -> int | None:
@@ -183,6 +193,29 @@ def import_s_yaml(path: str | Path, *, resource: str | None = None) -> Imported:
         return _Reader(doc, text).v1(resource)
     raise SpecError(f"edition {text!r} is not one fcbench reads (3.0.0 or 1.0.0)",
                     file=doc.file, line=doc.line_of(("edition",)), path="edition")
+
+
+def _env_name(expr: str) -> str | None:
+    """``env('X')`` / ``env.X`` (the inside of ``${...}``) -> ``X``; None for anything else."""
+    env = _ENV_CALL.match(expr)
+    return env.group(1) if env else (expr[4:] if expr.startswith("env.") else None)
+
+
+_ENV_TEXT = re.compile(r"\$\{\s*env[.(]")
+
+
+def _value_at(data: Any, path: str | None) -> Any:
+    """The value at a dotted spec path (``a.b[0].c``) in `data`, or None."""
+    node = data
+    for part in re.findall(r"\[(\d+)\]|([^.\[\]]+)", path or ""):
+        index, key = part
+        if index and isinstance(node, list) and int(index) < len(node):
+            node = node[int(index)]
+        elif key and isinstance(node, dict) and key in node:
+            node = node[key]
+        else:
+            return None
+    return node
 
 
 def _component(value: Any) -> str:
@@ -227,15 +260,17 @@ class _Reader:
 
     def resolve(self, value: Any, loc: tuple[Any, ...], *, deep: bool = True,
                 depth: int = 0) -> Any:
-        """`${vars.a.b}` and `${env('X')}` / `${env.X}` substituted; a `{{ x }}` left by an
-        unrun ``s init`` is an error."""
+        """`${vars.a.b}` substituted, `${env('X')}` / `${env.X}` kept as the text
+        ``${env('X')}``; a `{{ x }}` left by an unrun ``s init`` is an error."""
         if depth > 10:
             raise self.error("variables refer to each other in a loop", loc)
         if isinstance(value, str):
             whole = _REF.fullmatch(value.strip())
             if whole:
-                return self.resolve(self.lookup(whole.group(1), loc), loc, deep=deep,
-                                    depth=depth + 1)
+                found = self.lookup(whole.group(1), loc)
+                if _env_name(whole.group(1)) is not None:
+                    return found  # a reference, kept as text: nothing more to substitute
+                return self.resolve(found, loc, deep=deep, depth=depth + 1)
             value = _REF.sub(lambda m: str(self.lookup(m.group(1), loc)), value)
             if "{{" in value and "}}" in value:
                 raise self.error(f"{value!r} is a template placeholder that `s init` fills; "
@@ -248,12 +283,10 @@ class _Reader:
         return value
 
     def lookup(self, expr: str, loc: tuple[Any, ...]) -> Any:
-        env = _ENV_CALL.match(expr)
-        name = env.group(1) if env else (expr[4:] if expr.startswith("env.") else None)
+        name = _env_name(expr)
         if name is not None:
-            if name not in os.environ:
-                raise self.error(f"${{{expr}}}: environment variable {name} is not set", loc)
-            return os.environ[name]
+            # never the importing shell's value: a secret would land in the written file
+            return env_ref_text(name)
         if expr.startswith("vars."):
             node: Any = self.doc.data.get("vars")
             for part in expr.split(".")[1:]:
@@ -308,19 +341,34 @@ class _Reader:
         try:
             return function_spec_from_doc(located)
         except SpecError as exc:
-            raise SpecError(exc.message, file=exc.file, line=exc.line,
+            message, value = exc.message, _value_at(self.data, exc.path)
+            if isinstance(value, str) and _ENV_TEXT.search(value) \
+                    and message.startswith("Input should be a valid"):  # a number, a flag...
+                message = ("an ${env(...)} reference stays unresolved until `fcbench deploy`, so "
+                           "it can only stand for text (an environment value, an image, a "
+                           "role); put the value itself in this field")
+            raise SpecError(message, file=exc.file, line=exc.line,
                             path=self._origin_path(exc.path)) from None
 
-    def _origin_path(self, path: str | None) -> str:
-        """A spec key path (``gpuConfig.gpuMemorySize``) as the s.yaml's own key path."""
+    def locate(self, path: str | None) -> tuple[int | None, str]:
+        """A spec key path as the s.yaml's line and key path."""
+        loc = self._origin_loc(path)
+        return self.doc.line_of(loc[0]), _dotted(loc[0]) + loc[1]
+
+    def _origin_loc(self, path: str | None) -> tuple[tuple[Any, ...], str]:
         if not path:
-            return _dotted(self.root)
+            return self.root, ""
         best, best_len, tail = self.root, -1, "." + path
         for spec_loc, loc in self.origin.items():
             dotted = _dotted(spec_loc)
             matches = path == dotted or path.startswith((dotted + ".", dotted + "["))
             if matches and len(dotted) > best_len:
                 best, best_len, tail = loc, len(dotted), path[len(dotted):]
+        return best, tail
+
+    def _origin_path(self, path: str | None) -> str:
+        """A spec key path (``gpuConfig.gpuMemorySize``) as the s.yaml's own key path."""
+        best, tail = self._origin_loc(path)
         return _dotted(best) + tail
 
     # -- the two editions --
@@ -389,7 +437,7 @@ class _Reader:
             else:
                 self.drop(loc, "not a field of fcbench's function spec")
         return Imported(self.spec(), self.edition, key, region, triggers, self.mapped,
-                        self.dropped)
+                        self.dropped, self.locate)
 
     def passthrough(self, name: str, value: Any, loc: tuple[Any, ...]) -> None:
         """An FC key the spec carries as given (role, vpcConfig, ...): fc3's own shorthands
@@ -479,7 +527,7 @@ class _Reader:
         for name, value in function.items():
             self.v1_field(name, value, self.root + (name,))
         return Imported(self.spec(), self.edition, key, region, triggers, self.mapped,
-                        self.dropped)
+                        self.dropped, self.locate)
 
     def v1_service(self, service: Any, loc: tuple[Any, ...]) -> None:
         """FC 3.0 has no services: a 1.x service's role and internet access become the

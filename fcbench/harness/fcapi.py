@@ -23,8 +23,10 @@ from aiohttp import web
 
 from ..errors import FcbenchError, SpecError
 from ..protocol import H_FC_REQUEST_ID, function_path, trigger_path
-from ..spec import (function_spec_from_dict, provision_from_dict, trigger_from_dict,
-                    updated_spec)
+from ..spec import (FunctionSpec, function_spec_from_dict, host_code, provision_from_dict,
+                    trigger_from_dict, updated_spec)
+from .answers import fc_error
+from .guard import GUARD
 from .platform import Platform, Trigger
 from .runtimes.process import HARNESS_REGION
 from .scheduler import InstanceState
@@ -36,18 +38,15 @@ log = logging.getLogger(__name__)
 PLATFORM = web.AppKey("platform", Platform)
 #: the account id in the ARNs the harness reports (FC puts the caller's account there)
 ACCOUNT_ID = "local"
+#: A management body's limit (a function spec is a few KB; the harness takes no code packages).
+MAX_MANAGEMENT_BODY_BYTES = 1 << 20
+#: How deeply a management body's JSON may nest (FC's own shapes stay under 6).
+MAX_JSON_DEPTH = 32
+_BODY = web.RequestKey("fc_body", bytes)
 _LIST_LIMIT = 20  # FC's default page size for ListFunctions / ListTriggers
 _MAX_LIMIT = 100
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def fc_error(status: int, code: str, message: str, request_id: str,
-             headers: dict[str, str] | None = None) -> web.Response:
-    """An FC-shaped JSON error, which the FC SDK parses into `ClientException`/`ServerException`."""
-    return web.json_response({"Code": code, "Message": message, "RequestId": request_id},
-                             status=status, headers={H_FC_REQUEST_ID: request_id,
-                                                     **(headers or {})})
 
 
 class _Fail(Exception):
@@ -59,11 +58,20 @@ class _Fail(Exception):
 
 
 def _route(handler: Callable[[web.Request, Platform, str], Awaitable[web.Response]]) -> Handler:
-    """Give `handler` the platform and a request id; turn `_Fail`/`SpecError` into FC errors and
-    stamp ``x-fc-request-id`` on every answer."""
+    """Read the body (bounded), check the caller's signature and the body's type, give `handler`
+    the platform and a request id; turn `_Fail`/`SpecError` into FC errors and stamp
+    ``x-fc-request-id`` on every answer."""
     async def wrapped(request: web.Request) -> web.StreamResponse:
         rid = uuid.uuid4().hex
         try:
+            body = await _read_bounded(request)
+            refused = await request.app[GUARD].signature_refusal(request, body)
+            if refused is not None:
+                return refused
+            if body and request.content_type != "application/json":
+                raise _Fail(415, "InvalidArgument", "management calls take a JSON body with "
+                            f"Content-Type: application/json (got {request.content_type!r})")
+            request[_BODY] = body
             response = await handler(request, request.app[PLATFORM], rid)
         except _Fail as exc:
             return fc_error(exc.status, exc.code, str(exc), rid)
@@ -78,6 +86,22 @@ def _route(handler: Callable[[web.Request, Platform, str], Awaitable[web.Respons
         response.headers[H_FC_REQUEST_ID] = rid
         return response
     return wrapped
+
+
+async def _read_bounded(request: web.Request) -> bytes:
+    """The body, refused with 413 beyond `MAX_MANAGEMENT_BODY_BYTES` (declared or sent)."""
+    too_large = _Fail(413, "EntityTooLarge", f"payload size exceeds maximum allowed size "
+                      f"({MAX_MANAGEMENT_BODY_BYTES} bytes for a management call; a function "
+                      "spec is a few KB)")
+    if (request.content_length or 0) > MAX_MANAGEMENT_BODY_BYTES:
+        raise too_large
+    parts, size = [], 0
+    async for chunk in request.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > MAX_MANAGEMENT_BODY_BYTES:
+            raise too_large
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def _iso(epoch: float) -> str:
@@ -97,10 +121,47 @@ def _name(request: web.Request, platform: Platform) -> str:
 
 
 async def _body(request: web.Request) -> Any:
+    raw = request[_BODY]
+    if not raw:
+        return {}
     try:
-        return await request.json() if await request.read() else {}
-    except ValueError:
-        raise _Fail(400, "InvalidArgument", "the body must be JSON") from None
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise _Fail(400, "InvalidArgument", "the body must be JSON (nested at most "
+                    f"{MAX_JSON_DEPTH} levels)") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise _Fail(400, "InvalidArgument", f"the body is nested more than {MAX_JSON_DEPTH} "
+                    "levels deep; no FC call needs that")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in a JSON value (iterative: no recursion to blow)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, level)
+            if level <= MAX_JSON_DEPTH:
+                items = node.values() if isinstance(node, dict) else node
+                stack.extend((item, level + 1) for item in items)
+    return deepest
+
+
+def _check_commands(request: web.Request, spec: FunctionSpec, before: FunctionSpec | None = None
+                    ) -> None:
+    """Refuse a spec from an API caller that would run a command on this machine, unless the
+    operator started the harness with ``--allow-api-commands``."""
+    if request.app[GUARD].allow_api_commands:
+        return
+    items = host_code(spec)
+    if before is not None and items == host_code(before):
+        return  # unchanged (the operator's own spec file, say): nothing new runs
+    if items:
+        raise _Fail(403, "AccessDenied", "this function would run a command on the harness's "
+                    "machine (" + "; ".join(items) + "); the harness takes commands from its "
+                    "operator only: start it with --allow-api-commands to accept them "
+                    "through the API, or name the spec file on `fcbench harness serve`")
 
 
 def _page(request: web.Request, names: list[str]) -> tuple[list[str], str | None]:
@@ -128,6 +189,7 @@ def function_json(platform: Platform, name: str) -> dict[str, Any]:
 async def _create_function(request: web.Request, platform: Platform, rid: str) -> web.Response:
     body = await _body(request)
     spec = function_spec_from_dict(body, source="CreateFunction body")
+    _check_commands(request, spec)
     if spec.name in platform.specs:
         raise _Fail(409, "FunctionAlreadyExists", f"function {spec.name!r} already exists; "
                     "update it with PUT " + function_path(spec.name))
@@ -150,6 +212,7 @@ async def _get_function(request: web.Request, platform: Platform, rid: str) -> w
 async def _update_function(request: web.Request, platform: Platform, rid: str) -> web.Response:
     name = _name(request, platform)
     spec = updated_spec(platform.specs[name], await _body(request))
+    _check_commands(request, spec, platform.specs[name])
     try:
         await platform.update_function(spec)
     except KeyError:  # deleted while this update prepared its runtime
@@ -165,7 +228,8 @@ async def _delete_function(request: web.Request, platform: Platform, rid: str) -
 # ---- triggers ------------------------------------------------------------------------------
 def _trigger_json(request: web.Request, name: str, trigger: Trigger) -> dict[str, Any]:
     spec = trigger.spec
-    url = f"{request.scheme}://{request.host}{trigger_path(name).rstrip('/')}"
+    # from the address the harness listens on, never from the caller's Host header
+    url = request.app[GUARD].url + trigger_path(name).rstrip("/")
     return {"triggerName": spec.trigger_name, "triggerId": trigger.trigger_id,
             "triggerType": spec.trigger_type, "triggerConfig": spec.config_json(),
             "description": spec.description, "qualifier": spec.qualifier,
@@ -218,29 +282,32 @@ async def _delete_trigger(request: web.Request, platform: Platform, rid: str) ->
     return web.Response(status=204)
 
 
-def trigger_guard(request: web.Request, platform: Platform, name: str) -> web.Response | None:
-    """FC's checks on a request to a function's HTTP trigger URL: its `methods` (405) and
-    `authType: function` (401 without an ``Authorization`` header, 403 with an empty one; the
-    signature itself is not checked). None when the request may pass; a function without an
-    HTTP trigger is open (the harness's own pass-through)."""
+def trigger_guard(request: web.Request, platform: Platform, name: str
+                  ) -> tuple[web.Response | None, bool]:
+    """FC's checks on a request to a function's HTTP trigger URL, before its body is read: its
+    `methods` (405), and whether it must be signed with the harness's key — `authType:
+    function`, and a function without an HTTP trigger (FC gives such a function no URL; the
+    harness keeps ``/http/{name}/`` for signed callers). Returns (a refusal or None,
+    whether the signature must then be checked); a missing ``Authorization`` is 401 at once."""
     trigger = platform.http_trigger(name)
-    if trigger is None:
-        return None
-    cfg, rid = trigger.spec.trigger_config, uuid.uuid4().hex
-    if request.method not in cfg.methods:
-        allowed = ", ".join(cfg.methods)
-        return fc_error(405, "MethodNotAllowed", f"the HTTP trigger "
-                        f"{trigger.spec.trigger_name!r} of {name!r} takes {allowed}, not "
-                        f"{request.method}", rid, {"Allow": allowed})
-    if cfg.auth_type == "function":
-        auth = request.headers.get("Authorization")
-        if auth is None:
-            return fc_error(401, "Unauthorized", "Authorization header is expected but "
-                            f"missing: the HTTP trigger of {name!r} has authType function",
-                            rid)
-        if not auth.strip():
-            return fc_error(403, "AccessDenied", "the Authorization header is empty", rid)
-    return None
+    rid = uuid.uuid4().hex
+    if trigger is not None:
+        cfg = trigger.spec.trigger_config
+        if request.method not in cfg.methods:
+            allowed = ", ".join(cfg.methods)
+            return fc_error(405, "MethodNotAllowed", f"the HTTP trigger "
+                            f"{trigger.spec.trigger_name!r} of {name!r} takes {allowed}, not "
+                            f"{request.method}", rid, {"Allow": allowed}), False
+        if cfg.auth_type == "anonymous":
+            return None, False
+    if "Authorization" not in request.headers:
+        why = ("its HTTP trigger has authType function" if trigger is not None else
+               "it has no HTTP trigger, so only callers signing with the harness's key reach "
+               "it (fcbench signs by itself); create an anonymous one to open it: "
+               f"fcbench deploy SPEC.yaml --trigger http")
+        return fc_error(401, "Unauthorized", "Authorization header is expected but missing: "
+                        f"{why}", rid), False
+    return None, True
 
 
 # ---- provision config and instances --------------------------------------------------------

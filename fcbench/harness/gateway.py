@@ -28,7 +28,9 @@ from .. import __version__
 from ..errors import InstanceGone, InvokeTimeout, Rejected
 from ..protocol import (H_COLD, H_FC_INSTANCE_ID, H_FC_REQUEST_ID, H_FORWARD_MS, H_GATEWAY_TS,
                         H_QUEUE_MS, HARNESS_API, function_path)
-from .fcapi import PLATFORM, add_fc_routes, fc_error, trigger_guard
+from .answers import fc_error
+from .fcapi import PLATFORM, add_fc_routes, trigger_guard
+from .guard import GUARD, Guard
 from .platform import Platform
 
 __all__ = ["MAX_SYNC_PAYLOAD_BYTES", "PLATFORM", "build_gateway", "fc_error",
@@ -43,10 +45,14 @@ _STATUS_CODES = {400: "InvalidArgument", 404: "NotFound", 405: "MethodNotAllowed
 
 
 @web.middleware
-async def _fc_errors(request: web.Request,
-                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                     ) -> web.StreamResponse:
-    """aiohttp's own plain-text errors (404 route, 405, 413 from reading a body) as FC's JSON."""
+async def _front_door(request: web.Request,
+                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                      ) -> web.StreamResponse:
+    """Refuse what a browser could have forged (`Guard.browser_refusal`), then answer aiohttp's
+    own plain-text errors (404 route, 405, 413 from reading a body) as FC's JSON."""
+    refused = request.app[GUARD].browser_refusal(request)
+    if refused is not None:
+        return refused
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -67,6 +73,24 @@ async def _fc_errors(request: web.Request,
             message = exc.text or exc.reason
         return fc_error(exc.status, code, message, rid,
                         {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None)
+
+
+async def _expect(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue``: say 413 at once when ``Content-Length`` already decides it
+    (no ``100 Continue`` for a body that will be refused); FC's JSON for an unknown Expect."""
+    expect = request.headers.get("Expect", "")
+    if expect.lower() != "100-continue":
+        return fc_error(417, "InvalidArgument", f"unknown Expect {expect!r}; only "
+                        "100-continue is understood", uuid.uuid4().hex)
+    length = request.content_length
+    if length is not None and length > MAX_SYNC_PAYLOAD_BYTES:
+        response = fc_error(413, "EntityTooLarge", _too_large_message(), uuid.uuid4().hex)
+        response.force_close()  # the body may follow anyway: do not read it as a request
+        return response
+    if request.version >= (1, 1):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0
+    return None
 
 
 def _too_large_message() -> str:
@@ -97,7 +121,8 @@ def _platform(request: web.Request) -> Platform:
     return request.app[PLATFORM]
 
 
-async def _relay(request: web.Request, name: str, method: str, path: str) -> web.Response:
+async def _relay(request: web.Request, name: str, method: str, path: str, *,
+                 signed: bool) -> web.Response:
     platform = _platform(request)
     t0 = time.perf_counter()
     received_ns = time.time_ns()
@@ -109,6 +134,10 @@ async def _relay(request: web.Request, name: str, method: str, path: str) -> web
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return fc_error(413, "EntityTooLarge", _too_large_message(), rid)
+    if signed:
+        refused = await request.app[GUARD].signature_refusal(request, body)
+        if refused is not None:
+            return refused
     try:
         admit, handle = await platform.acquire(name, rid)
     except Rejected as exc:
@@ -158,7 +187,7 @@ def _record(platform: Platform, name: str, rid: str, instance_id: str | None, st
 
 
 async def _invoke(request: web.Request) -> web.Response:
-    return await _relay(request, request.match_info["name"], "POST", "/invoke")
+    return await _relay(request, request.match_info["name"], "POST", "/invoke", signed=True)
 
 
 async def _http_trigger(request: web.Request) -> web.Response:
@@ -169,13 +198,22 @@ async def _http_trigger(request: web.Request) -> web.Response:
         return fc_error(400, "InvalidArgument",
                         f"the path {request.rel_url.raw_path!r} climbs above the function's root",
                         uuid.uuid4().hex)
-    if request.query_string:
-        path += "?" + request.query_string
+    if request.rel_url.raw_query_string:  # as the caller encoded it, never decoded here
+        path += "?" + request.rel_url.raw_query_string
     name = request.match_info["name"]
-    refused = trigger_guard(request, _platform(request), name)
+    refused, signed = trigger_guard(request, _platform(request), name)
     if refused is not None:
         return refused
-    return await _relay(request, name, request.method, path)
+    return await _relay(request, name, request.method, path, signed=signed)
+
+
+def _signed(handler: Callable[[web.Request], Awaitable[web.Response]]
+            ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The harness's own API routes take signed requests only (they have no body)."""
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        refused = await request.app[GUARD].signature_refusal(request, await request.read())
+        return refused if refused is not None else await handler(request)
+    return wrapped
 
 
 async def _instances(request: web.Request) -> web.Response:
@@ -211,17 +249,18 @@ async def _health(request: web.Request) -> web.Response:
                               "functions": sorted(platform.specs)})
 
 
-def build_gateway(platform: Platform) -> web.Application:
-    """The aiohttp application serving `platform`."""
-    app = web.Application(client_max_size=MAX_SYNC_PAYLOAD_BYTES, middlewares=[_fc_errors])
+def build_gateway(platform: Platform, guard: Guard) -> web.Application:
+    """The aiohttp application serving `platform`, behind `guard`'s rules."""
+    app = web.Application(client_max_size=MAX_SYNC_PAYLOAD_BYTES, middlewares=[_front_door])
     app[PLATFORM] = platform
+    app[GUARD] = guard
     r = app.router
-    r.add_post(function_path() + "/{name}/invocations", _invoke)
+    r.add_post(function_path() + "/{name}/invocations", _invoke, expect_handler=_expect)
     add_fc_routes(r)
-    r.add_route("*", "/http/{name}", _http_trigger)
-    r.add_route("*", "/http/{name}/{path:.*}", _http_trigger)
-    r.add_get(HARNESS_API + "/instances", _instances)
-    r.add_get(HARNESS_API + "/events", _events)
-    r.add_post(HARNESS_API + "/reclaim", _reclaim)
+    r.add_route("*", "/http/{name}", _http_trigger, expect_handler=_expect)
+    r.add_route("*", "/http/{name}/{path:.*}", _http_trigger, expect_handler=_expect)
+    r.add_get(HARNESS_API + "/instances", _signed(_instances))
+    r.add_get(HARNESS_API + "/events", _signed(_events))
+    r.add_post(HARNESS_API + "/reclaim", _signed(_reclaim))
     r.add_get(HARNESS_API + "/health", _health)
     return app

@@ -20,7 +20,10 @@ from aiohttp import web
 from ..errors import UsageError
 from ..events import Events
 from ..spec import FunctionSpec
+from ..signing import AccessKey, remove_harness_key, write_harness_key
 from .gateway import build_gateway
+from .guard import Guard
+from .protocol_errors import answer_parse_errors_as_fc
 from .gpus import (Gpu, default_virtual_gpus, describe_gpus, discover_gpus,
                    format_virtual_gpus, parse_virtual_gpus)
 from .platform import Platform
@@ -46,6 +49,14 @@ class HarnessConfig:
     virtual_gpus: str | None = None
     log_dir: Path | None = None
     require_gpu: bool = False
+    #: the one key pair requests must be signed with (None: a fresh one per start)
+    access_key: AccessKey | None = None
+    #: more ``Host`` names to accept besides the listen address and loopback names
+    allowed_hosts: tuple[str, ...] = ()
+    #: accept `harness.command` (a command on this machine) in specs sent through the API
+    allow_api_commands: bool = False
+    #: write the key to the owner-only key file that fcbench's clients read
+    write_key_file: bool = True
 
     def resolve_gpus(self, specs: Sequence[FunctionSpec] = ()) -> tuple[list[Gpu], dict[str, Any]]:
         """The GPUs to place `specs` on, and a plain description of where they came from.
@@ -119,7 +130,11 @@ class Harness:
     gpu_info: dict[str, Any] = field(default_factory=dict)
     #: the hooks the platform fires (instance_*, request); a fresh `Events` when None
     events: Events | None = None
+    #: the key requests must be signed with, and the file it was written to (set by `start`)
+    key: AccessKey | None = None
+    key_path: Path | None = None
     _runner: web.AppRunner | None = None
+    _port: int = 0
 
     async def start(self) -> str:
         cfg = self.config
@@ -133,21 +148,29 @@ class Harness:
         try:
             for spec in specs:
                 await self.platform.add_function(spec)
-            self._runner = web.AppRunner(build_gateway(self.platform), access_log=None,
+            self.key = cfg.access_key or AccessKey.generate()
+            guard = Guard(self.key, host=cfg.host, allow_api_commands=cfg.allow_api_commands,
+                          allowed_hosts=frozenset(h.lower() for h in cfg.allowed_hosts))
+            self._runner = web.AppRunner(build_gateway(self.platform, guard), access_log=None,
                                          handle_signals=False)
             await self._runner.setup()
+            answer_parse_errors_as_fc(self._runner.server)
             site = web.TCPSite(self._runner, cfg.host, cfg.port, reuse_address=True)
             await site.start()
+            sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+            guard.port = self._port = sockets[0].getsockname()[1] if sockets else cfg.port
+            self.url = guard.url
+            if cfg.write_key_file:
+                self.key_path = write_harness_key(self.key, cfg.host, self._port, self.url)
         except BaseException:
             await self.stop()
             raise
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        port = sockets[0].getsockname()[1] if sockets else cfg.port
-        host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
-        self.url = f"http://{host}:{port}"
         return self.url
 
     async def stop(self) -> None:
+        if self.key_path is not None and self.key is not None:
+            remove_harness_key(self.key, self.config.host, self._port)
+            self.key_path = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -174,6 +197,11 @@ class HarnessThread:
         self._thread.start()
         self.url = self.call(self.harness.start())
         return self
+
+    @property
+    def key(self) -> AccessKey | None:
+        """The access key requests to this harness must be signed with (set once started)."""
+        return self.harness.key
 
     def call(self, coro: Any, timeout: float | None = None) -> Any:
         """Run a coroutine on the harness loop and wait for its result."""

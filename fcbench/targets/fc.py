@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
+from .._net import is_loopback
 from ..credentials import Credentials, redact, resolve_credentials
 from ..errors import FcApiError, UsageError
 from ..protocol import InvocationRecord, parse_headers
@@ -45,12 +46,6 @@ def _sdk() -> Any:
     return Client, models, utils_models.Config, RuntimeOptions
 
 
-def is_loopback(host: str | None) -> bool:
-    """Whether `host` is this machine (the harness): there, any signature is accepted."""
-    host = (host or "").strip("[]")
-    return host.startswith("127.") or host in ("localhost", "::1")
-
-
 class FcTarget(Target):
     """Invoke one FC function per request.
 
@@ -60,7 +55,8 @@ class FcTarget(Target):
             `region` (``fcv3.{region}.aliyuncs.com``).
         region: FC region id, e.g. ``cn-hangzhou``.
         credentials: found already (`fcbench.credentials.resolve_credentials`); default: the
-            explicit keys below, else the default chain (a placeholder toward the harness).
+            explicit keys below, else the default chain — toward the harness (a loopback
+            endpoint), the harness's own key file instead, so cloud keys never go there.
         access_key_id / access_key_secret / security_token: explicit credentials. They are
             never written to results or shown.
         qualifier: version or alias (`force_cold` needs LATEST).
@@ -92,7 +88,7 @@ class FcTarget(Target):
             raise UsageError("an fc target needs a region (e.g. cn-hangzhou) or an endpoint")
         creds = credentials or resolve_credentials(
             access_key_id=access_key_id, access_key_secret=access_key_secret,
-            security_token=security_token, local=local)
+            security_token=security_token, harness=host if local else None)
         self._hidden = creds.secret_values()
         # The SDK wants "host:port" without a scheme; a scheme there breaks the Host header.
         config = config_cls(credential=creds.sdk_credential(), endpoint=host, region_id=region,
@@ -118,7 +114,10 @@ class FcTarget(Target):
         m = self._models
         timeout = self.timeout if timeout is None else timeout
         request = m.InvokeFunctionRequest(body=body, qualifier=self.qualifier)
-        headers = m.InvokeFunctionHeaders(common_headers={"Content-Type": content_type})
+        # no Content-Type of ours: the SDK sends a body as application/octet-stream and signs
+        # its own content-type; a second one in common_headers is signed but not sent (both
+        # keys go into the signature, one onto the wire), which FC answers SignatureNotMatch
+        headers = m.InvokeFunctionHeaders(common_headers={})
         start = time.time()
         t0 = time.perf_counter()
         try:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
+from .._net import is_loopback
 from ..errors import TargetError
 from ..http1 import HttpProtocolError
 from ..httpclient import HttpClient
 from ..protocol import HARNESS_API
+from ..signing import AccessKey, Signer, harness_key
 
 __all__ = ["HarnessClient"]
 
@@ -22,12 +24,18 @@ __all__ = ["HarnessClient"]
 class HarnessClient:
     """Talks to a harness at `base_url` (e.g. ``http://127.0.0.1:9080``).
 
+    Requests are signed with `key` (default: the key file of the harness at that address).
     Raises `TargetError` (with the URL in the message) when the harness does not answer.
     """
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 30.0,
+                 key: AccessKey | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = HttpClient(self.base_url, timeout=timeout)
+        parts = urlsplit(self.base_url)
+        if key is None and is_loopback(parts.hostname):
+            key = harness_key(parts.netloc)
+        self._http = HttpClient(self.base_url, timeout=timeout,
+                                signer=Signer(key, parts.netloc) if key is not None else None)
 
     def _get_json(self, method: str, path: str, timeout: float | None = None) -> Any:
         try:

@@ -53,8 +53,9 @@ class LocalTarget(Target):
         self.harness = HarnessThread(specs, config or HarnessConfig(port=0))
         self.harness.__enter__()
         self.url = self.harness.url
-        self._http = UrlTarget(self.url, function=function, path=path, timeout=timeout)
-        self._control = HarnessClient(self.url)
+        self._http = UrlTarget(self.url, function=function, path=path, timeout=timeout,
+                               key=self.harness.key)
+        self._control = HarnessClient(self.url, key=self.harness.key)
 
     def _invoke(self, body: bytes, content_type: str, timeout: float | None) -> InvocationRecord:
         return self._http._invoke(body, content_type, timeout)

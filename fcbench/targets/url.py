@@ -12,8 +12,10 @@ import time
 from urllib.parse import urlsplit
 
 from ..errors import UsageError
-from ..http1 import HttpProtocolError, end_to_end
+from .._net import is_loopback
+from ..http1 import HttpProtocolError, end_to_end, request_head
 from ..httpclient import ConnectionPool, Stale
+from ..signing import AccessKey, Signer, harness_key
 from ..protocol import InvocationRecord, fc_error_code, invoke_path, parse_headers, trigger_path
 from .base import ColdStartMethod, Target
 from .harness_client import HarnessClient
@@ -49,13 +51,16 @@ class UrlTarget(Target):
         timeout: default seconds to wait for a response.
         idle_wait_s: how `force_cold()` waits out the platform's idle timeout when no harness
             API answers next to the URL (None: such a target cannot force a cold start).
+        key: the harness's access key to sign every request with (FC's ACS3-HMAC-SHA256);
+            default: for a loopback URL, the key file of the harness on that port, if any.
     """
 
     name = "url"
 
     def __init__(self, url: str, *, function: str | None = None, path: str | None = None,
                  headers: dict[str, str] | None = None, method: str = "POST",
-                 timeout: float = DEFAULT_TIMEOUT_S, idle_wait_s: float | None = None) -> None:
+                 timeout: float = DEFAULT_TIMEOUT_S, idle_wait_s: float | None = None,
+                 key: AccessKey | None = None) -> None:
         super().__init__()
         self.url = invoke_url(url, function, path)
         self.function = function
@@ -65,6 +70,10 @@ class UrlTarget(Target):
             raise UsageError(f"target URL {url!r} must start with http:// or https:// and name a "
                              "host, e.g. http://127.0.0.1:9080")
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        try:  # a URL that cannot go on the wire as it is fails here, not at every request
+            request_head(method, path, parts.netloc, [], 0)
+        except ValueError as exc:
+            raise UsageError(f"target URL {url!r}: {exc}") from None
         https = parts.scheme == "https"
         port = parts.port or (443 if https else 80)
         self._pool = ConnectionPool(parts.hostname, port, https)
@@ -76,6 +85,10 @@ class UrlTarget(Target):
             self.headers.items(), drop=frozenset({"host", "content-length", "content-type"})))
         self._head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}"
         self._heads: dict[tuple[str, int], bytes] = {}
+        self._path = path
+        if key is None and is_loopback(parts.hostname):
+            key = harness_key(f"{parts.hostname}:{port}")
+        self._signer = Signer(key, host) if key is not None else None
         # where a harness API would answer: the base URL given, or the URL's origin
         self._harness_base = url.rstrip("/") if function else f"{parts.scheme}://{parts.netloc}"
         self._harness: HarnessClient | None = None
@@ -85,7 +98,8 @@ class UrlTarget(Target):
         """The harness API next to the URL, when one answers (probed once)."""
         if not self._probed:
             self._probed = True
-            client = HarnessClient(self._harness_base)
+            client = HarnessClient(self._harness_base,
+                                   key=self._signer.key if self._signer else None)
             if client.available():
                 self._harness = client
             else:
@@ -120,6 +134,9 @@ class UrlTarget(Target):
                     "\r\n").encode("latin-1")
             if len(self._heads) < 64:
                 self._heads[key] = head
+        if self._signer is not None:  # a fresh date, nonce and signature for every request
+            head = head[:-2] + self._signer.header_lines(self.method, self._path, body).encode(
+                "latin-1") + b"\r\n"
         data = head + body
         start = time.time()
         t0 = time.perf_counter()

@@ -28,6 +28,7 @@ from ...images.store import RemovedImage, remove_image, restore_tags
 from ...protocol import H_BOOT_TS, H_IMPORT_MS, H_INSTANCE_ID, H_MODEL_LOAD_MS, H_READY_TS
 from .base import Capabilities, InstanceHandle, StartRequest, log_tail
 from .process import instance_environment
+from .watchdog import Watchdog
 
 if TYPE_CHECKING:
     import docker
@@ -108,6 +109,8 @@ class DockerRuntime:
         self._ports: dict[str, int] = {}
         self._pull_locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: removes this runtime's containers if the harness dies without `close` (kill -9)
+        self._watchdog: Watchdog | None = None
         # own threads: a burst of cold starts must not queue behind the loop's small default pool
         self._executor = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="docker")
 
@@ -153,6 +156,9 @@ class DockerRuntime:
                 "customContainerConfig.image; build one with `fcbench images build mobilenet-v2` "
                 "and set `image: fcbench/mobilenet-v2:latest`")
         client = await self.client()
+        if self._watchdog is None:
+            self._watchdog = Watchdog()
+            self._watchdog.add_label(f"{LABEL_RUNTIME}={self.runtime_id}")
         fn = _Function(image=image)
         self._functions[spec.name] = fn
         labels = await self._thread(f"inspect image {image}", store.labels, client, image)
@@ -385,8 +391,12 @@ class DockerRuntime:
                                for _, c in containers), return_exceptions=True)
         try:
             await self._thread("remove containers", self.sweep_sync)
+            if self._watchdog is not None:  # swept: nothing left for it to remove
+                self._watchdog.discard_label(f"{LABEL_RUNTIME}={self.runtime_id}")
         finally:
             self._executor.shutdown(wait=False)
+            if self._watchdog is not None:
+                self._watchdog.close()
 
     def sweep_sync(self) -> int:
         """Remove every container labelled with this runtime (blocking); returns how many."""

@@ -1,7 +1,17 @@
 """The embedded default runtime: each instance is a local ``python -m fcbench.server`` process.
 
-Key names: `ProcessRuntime`. The instance tells the harness it is ready through a pipe (no polling)
-and holds a "lifeline" pipe whose EOF makes it exit, so instances never outlive the harness.
+Key names: `ProcessRuntime`, `STOP_GRACE_S`. The instance tells the harness it is ready through a
+pipe (no polling) and holds a "lifeline" pipe whose EOF makes it exit (fcbench's own server
+honours it; a `harness.command` need not).
+
+An instance is a process group: it starts in its own session, so its pid is its group id, and
+whatever it starts belongs to the group. Reclaim, delete and shutdown send SIGTERM to the group,
+give it `STOP_GRACE_S` seconds (or until the instance's own process exits), then SIGKILL the
+group — as a container's processes die with its PID 1; an instance process that exits on its own
+takes its group with it. A harness killed with SIGKILL leaves nothing either: one watchdog helper
+per runtime (`fcbench.harness.runtimes.watchdog`) knows the groups and kills them when its pipe
+from the harness closes. Not covered: a descendant that calls setsid() or setpgid() itself leaves
+the group (only a cgroup would hold it).
 """
 
 from __future__ import annotations
@@ -12,18 +22,23 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...errors import InstanceStartError
 from .base import Capabilities, InstanceHandle, StartRequest, log_tail
+from .watchdog import Watchdog
 
 if TYPE_CHECKING:
     from ...spec import FunctionSpec
 
-__all__ = ["HARNESS_REGION", "ProcessRuntime", "instance_environment", "interpreter_environment"]
+__all__ = ["HARNESS_REGION", "STOP_GRACE_S", "ProcessRuntime", "instance_environment",
+           "interpreter_environment"]
 
 #: What ``FC_REGION`` reads inside a harness instance (FC sets the function's region).
 HARNESS_REGION = "local"
+#: Seconds an instance's process group gets between SIGTERM and SIGKILL when it is stopped.
+STOP_GRACE_S = 5.0
 
 # What a host process needs to run the interpreter and its native libraries, and nothing of the
 # operator's: on FC an instance sees only its function's variables and FC's own, so credentials
@@ -64,6 +79,23 @@ def instance_environment(request: StartRequest) -> dict[str, str]:
     return env
 
 
+@dataclass(eq=False)
+class _Instance:
+    """What the runtime holds for one started instance."""
+
+    proc: asyncio.subprocess.Process
+    exited: asyncio.Future[int]
+    ready_r: int  # -1 once `wait_ready` owns it
+    life_w: int
+    stopping: bool = False
+    #: its group was SIGKILLed and forgotten: never signal that number again (it may be reused)
+    finished: bool = False
+
+    @property
+    def pgid(self) -> int:
+        return self.proc.pid  # start_new_session: it leads its own session and group
+
+
 class ProcessRuntime:
     """Runs instances as child processes on 127.0.0.1, each on a port it picks itself."""
 
@@ -72,12 +104,14 @@ class ProcessRuntime:
 
     def __init__(self, *, host: str = "127.0.0.1") -> None:
         self.host = host
-        self._procs: dict[str, asyncio.subprocess.Process] = {}
-        self._pipes: dict[str, tuple[int, int]] = {}  # instance -> (ready read fd, lifeline fd)
+        self._instances: dict[str, _Instance] = {}
+        self.watchdog = Watchdog()
 
     async def prepare(self, spec: FunctionSpec) -> None:
         from ...models import MODELS, prepare_model
 
+        # here, not at the first start: its spawn stays out of the first cold start
+        self.watchdog.ensure()
         env = spec.environment_variables
         model = env.get("FCBENCH_MODEL", "mobilenet-v2")
         # a user's own model file needs no preparation, and importing the model module here
@@ -88,31 +122,36 @@ class ProcessRuntime:
     async def start(self, request: StartRequest) -> InstanceHandle:
         spec = request.spec
         argv = list(spec.harness.command or [sys.executable, "-m", "fcbench.server"])
-        ready_r, ready_w = os.pipe()
-        life_r, life_w = os.pipe()
-        env = {**interpreter_environment(), **instance_environment(request),
-               "FC_SERVER_PORT": "0", "FC_CUSTOM_LISTEN_PORT": "0", "FCBENCH_HOST": self.host,
-               "FCBENCH_READY_FD": str(ready_w), "FCBENCH_LIFELINE_FD": str(life_r)}
+        self.watchdog.ensure()  # a no-op once it runs (one waitpid)
         request.log_path.parent.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
         with open(request.log_path, "ab") as log:
+            ready_r, ready_w, life_r, life_w = _two_pipes()
+            env = {**interpreter_environment(), **instance_environment(request),
+                   "FC_SERVER_PORT": "0", "FC_CUSTOM_LISTEN_PORT": "0", "FCBENCH_HOST": self.host,
+                   "FCBENCH_READY_FD": str(ready_w), "FCBENCH_LIFELINE_FD": str(life_r)}
+            t0 = time.perf_counter()
             try:
                 proc = await asyncio.create_subprocess_exec(
                     *argv, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
                     pass_fds=(ready_w, life_r), start_new_session=True)
-            except OSError as exc:
-                for fd in (ready_r, ready_w, life_r, life_w):
-                    os.close(fd)
-                raise InstanceStartError(
-                    f"cannot run {argv[0]!r} for function {spec.name!r}: {exc.strerror}; "
-                    "check harness.command in the spec") from exc
+            except BaseException as exc:
+                os.close(ready_r)
+                os.close(life_w)
+                if isinstance(exc, OSError):
+                    raise InstanceStartError(
+                        f"cannot run {argv[0]!r} for function {spec.name!r}: "
+                        f"{exc.strerror or exc}; check harness.command in the spec") from exc
+                raise
             finally:
+                # the child has its copies, or there is no child: each end is closed once here
                 os.close(ready_w)
                 os.close(life_r)
         spawn_ms = (time.perf_counter() - t0) * 1000.0
-        self._procs[request.instance_id] = proc
-        self._pipes[request.instance_id] = (ready_r, life_w)
         exited = asyncio.ensure_future(proc.wait())
+        inst = _Instance(proc, exited, ready_r, life_w)
+        self._instances[request.instance_id] = inst
+        self.watchdog.add(inst.pgid)
+        exited.add_done_callback(lambda _f: self._leader_exited(request.instance_id, inst))
         handle = InstanceHandle(instance_id=request.instance_id, function=spec.name,
                                 log_path=request.log_path, exited=exited, pid=proc.pid)
         handle.phases_ms["spawn"] = spawn_ms
@@ -120,8 +159,11 @@ class ProcessRuntime:
         return handle
 
     async def wait_ready(self, handle: InstanceHandle, timeout: float) -> None:
-        ready_r, life_w = self._pipes[handle.instance_id]
-        self._pipes[handle.instance_id] = (-1, life_w)  # the transport below owns ready_r now
+        inst = self._instances.get(handle.instance_id)
+        if inst is None or inst.ready_r < 0:
+            raise InstanceStartError(f"instance {handle.instance_id} is gone or already waited "
+                                     f"for; its log is {handle.log_path}")
+        ready_r, inst.ready_r = inst.ready_r, -1  # the transport below owns it now
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         transport, _ = await loop.connect_read_pipe(
@@ -146,37 +188,93 @@ class ProcessRuntime:
         handle.phases_ms["runtime_boot"] = float(msg["import_ms"])
         handle.phases_ms["model_load"] = float(msg["model_load_ms"])
 
-    async def stop(self, handle: InstanceHandle, timeout: float = 5.0) -> None:
+    async def stop(self, handle: InstanceHandle, timeout: float = STOP_GRACE_S) -> None:
+        """SIGTERM the instance's group, SIGKILL it after `timeout` s or once the instance's
+        process exits, whichever is first; wait for that process."""
         handle.stopping = True
-        proc = self._procs.pop(handle.instance_id, None)
-        pipes = self._pipes.pop(handle.instance_id, None)
-        if proc is not None and proc.returncode is None:
-            try:
-                proc.send_signal(signal.SIGTERM)
-                await asyncio.wait_for(asyncio.shield(handle.exited), timeout)
-            except ProcessLookupError:
-                pass
-            except asyncio.TimeoutError:
-                proc.kill()
-                await handle.exited
-        if pipes is not None:
-            for fd in (fd for fd in pipes if fd >= 0):
+        inst = self._instances.pop(handle.instance_id, None)
+        if inst is not None:
+            await self._stop_group(inst, timeout)
+
+    async def _stop_group(self, inst: _Instance, grace: float) -> None:
+        inst.stopping = True
+        try:
+            if not inst.finished and not inst.exited.done():
+                _killpg(inst.pgid, signal.SIGTERM)
                 try:
-                    os.close(fd)
-                except OSError:
+                    await asyncio.wait_for(asyncio.shield(inst.exited), grace)
+                except asyncio.TimeoutError:
                     pass
+        finally:
+            # once the leader is gone nothing waits for the rest (as in a container when PID 1
+            # exits): what ignored SIGTERM or outlived its leader is killed now; on cancellation
+            # too, so no group is left unwatched
+            self._finish(inst)
+            if inst.ready_r >= 0:
+                _close(inst.ready_r)
+                inst.ready_r = -1
+        await inst.exited
+
+    def _leader_exited(self, instance_id: str, inst: _Instance) -> None:
+        """The instance's process exited by itself (a crash, a kill): its group goes with it."""
+        if inst.stopping:
+            return  # `_stop_group` finishes it
+        self._finish(inst)
+        if inst.ready_r < 0 and self._instances.get(instance_id) is inst:
+            del self._instances[instance_id]  # nobody calls stop() for a crashed instance
+
+    def _finish(self, inst: _Instance) -> None:
+        """SIGKILL what is left of the group, stop watching it and drop the lifeline."""
+        if inst.finished:
+            return
+        inst.finished = True
+        _killpg(inst.pgid, signal.SIGKILL)
+        self.watchdog.discard(inst.pgid)
+        _close(inst.life_w)
+        inst.life_w = -1
 
     def kill_all_now(self) -> None:
-        """Last-resort synchronous cleanup (interpreter exit): SIGKILL every instance."""
-        for proc in self._procs.values():
-            if proc.returncode is None:
-                try:
-                    proc.kill()
-                except ProcessLookupError:
-                    pass
+        """Last-resort synchronous cleanup (interpreter exit): SIGKILL every instance's group."""
+        for inst in list(self._instances.values()):
+            self._finish(inst)
 
     async def close(self) -> None:
-        self.kill_all_now()
+        """Stop the groups still here (as `stop` does), then let the watchdog exit."""
+        insts = list(self._instances.values())
+        self._instances.clear()
+        try:
+            await asyncio.gather(*(self._stop_group(i, STOP_GRACE_S) for i in insts))
+        finally:
+            self.watchdog.close()  # every group is stopped: it finds none left and exits
+
+
+def _two_pipes() -> tuple[int, int, int, int]:
+    """(ready read, ready write, lifeline read, lifeline write); nothing left open on failure."""
+    ready_r, ready_w = os.pipe()
+    try:
+        life_r, life_w = os.pipe()
+    except BaseException:
+        os.close(ready_r)
+        os.close(ready_w)
+        raise
+    return ready_r, ready_w, life_r, life_w
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:  # no member left (an unreaped leader still counts as one)
+        pass
+    except PermissionError:  # a member that changed its user: nothing more a signal can do
+        pass
+
+
+def _close(fd: int) -> None:
+    if fd >= 0:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 async def _exit_code(handle: InstanceHandle) -> int | str:

@@ -31,11 +31,15 @@ import numpy as np
 
 from .report.stats import percentiles, wilson
 
-__all__ = ["OUTCOMES", "block_bootstrap", "busy_intervals", "busy_seconds", "is_cold",
-           "latency_from_intended", "outcome", "outcomes", "p_cold"]
+__all__ = ["MIN_BLOCKS", "OUTCOMES", "block_bootstrap", "busy_intervals", "busy_seconds",
+           "interval_known", "is_cold", "latency_from_intended", "outcome", "outcome_shares",
+           "outcomes", "p_cold"]
 
 OUTCOMES = ("warm", "cold", "throttled", "failed")
 THROTTLED_STATUS = 429
+#: a block-bootstrap interval needs at least this many blocks of requests; with fewer it is
+#: "unknown" (too few requests to tell), and `p_cold` says so with ``cluster["known"]``
+MIN_BLOCKS = 2
 
 
 def is_cold(*, start_ts: float | None, ready_ts: float | None, platform_cold: bool | None,
@@ -83,10 +87,10 @@ def block_bootstrap(cold: np.ndarray, *, block: int, resamples: int = 1000, seed
     """A 95 % (for z = 1.96) interval for the share of True in `cold` (in send order), from the
     circular block bootstrap: resampling blocks of `block` consecutive requests (wrapping at the
     end), so clustered cold requests stay together. Fewer than two blocks' worth of requests
-    cannot be resampled: the interval is then (0, 1), "unknown"."""
+    cannot be resampled: the interval is then (0, 1), "unknown" (`interval_known`)."""
     n = int(cold.size)
     block = max(1, int(block))
-    if n == 0 or n < 2 * block:
+    if not interval_known(n, block):
         return 0.0, 1.0
     values = np.asarray(cold, dtype=float)
     wrapped = np.concatenate([values, values[:block - 1]]) if block > 1 else values
@@ -99,6 +103,12 @@ def block_bootstrap(cold: np.ndarray, *, block: int, resamples: int = 1000, seed
     tail = (1.0 - math.erf(z / math.sqrt(2.0))) / 2.0 * 100.0
     lo, hi = np.percentile(shares, [tail, 100.0 - tail])
     return float(lo), float(hi)
+
+
+def interval_known(n: int, block: int) -> bool:
+    """Whether `n` requests in blocks of `block` can be resampled: `MIN_BLOCKS` blocks or more
+    (else the block-bootstrap interval is unknown: too few requests to tell)."""
+    return n > 0 and n >= MIN_BLOCKS * max(1, int(block))
 
 
 def p_cold(cold_kinds: np.ndarray, instance_ids: Any = None, *, z: float = 1.96,
@@ -119,7 +129,7 @@ def p_cold(cold_kinds: np.ndarray, instance_ids: Any = None, *, z: float = 1.96,
     return {"value": (k / n) if n else None, "cold": k, "n": n, "lo": lo, "hi": hi,
             "z": z, "method": "wilson",
             "cluster": {"lo": blo, "hi": bhi, "block": block, "method": "block-bootstrap",
-                        "resamples": 1000, "seed": seed}}
+                        "resamples": 1000, "seed": seed, "known": interval_known(n, block)}}
 
 
 def latency_from_intended(intended_ts: Any, end_ts: Any, status: Any) -> dict[str, Any]:

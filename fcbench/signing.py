@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlsplit
 
+from ._io import atomic_write
 from .errors import UsageError
 
 __all__ = ["ALGORITHM", "MAX_SKEW_S", "AccessKey", "SignatureError", "Signer", "harness_key",
@@ -251,11 +252,7 @@ def write_harness_key(key: AccessKey, host: str, port: int, url: str) -> Path:
     path = harness_key_path(host, port)
     doc = {"endpoint": url, "accessKeyId": key.access_key_id,
            "accessKeySecret": key.access_key_secret, "pid": os.getpid()}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(doc, out)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(doc), mode=0o600)
     return path
 
 

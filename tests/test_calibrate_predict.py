@@ -182,8 +182,9 @@ def test_coldstart_sweep_predict_overlays_the_calibrated_simulator(fcbench_run, 
 def test_what_if_prices_each_combination_from_a_simulated_run(sleep_workload, fcbench_run,
                                                               tmp_path):
     """One request every 10 s, 1 s each, idle reclaim after 2 s, a 4 GB GPU spec: every request
-    is cold and the day's GPU bill is hand-computable; a provisioned instance leaves only the
-    very first request cold and adds its idle seconds to the bill."""
+    is cold and the day's GPU bill is hand-computable; a provisioned instance, ready before the
+    traffic starts (as on FC and in the harness), leaves no request cold and adds its idle
+    seconds to the bill. The run's own figures come first, as measured."""
     path = sleep_workload({"kind": "constant", "rate": 0.1}, duration=200, sleep_ms=1000,
                           startup_ms=100, idle=2)
     doc = yaml.safe_load(path.read_text())
@@ -198,20 +199,23 @@ def test_what_if_prices_each_combination_from_a_simulated_run(sleep_workload, fc
     assert res.returncode == 0, res.stderr
     [table] = list(run.glob("whatif-*.csv"))
     rows = list(csv.DictReader(open(table)))
-    assert len(rows) == 4
-    by = {(int(r["minInstances"]), float(r["idleTimeout_s"])): r for r in rows}
+    assert len(rows) == 5 and rows[0]["source"] == "measured"  # the run itself, then 4 combos
+    by = {(int(r["minInstances"]), float(r["idleTimeout_s"])): r for r in rows[1:]}
     cold, provisioned = by[(0, 2.0)], by[(1, 2.0)]
     assert float(cold["p_cold"]) == 1.0  # every gap (10 s) outlives the 2 s idle timeout
     assert cold["as_run"] == "True"
     assert float(by[(0, 20.0)]["p_cold"]) < 0.2  # a 20 s idle timeout keeps it warm
     n = int(cold["requests_sent"])
-    # only the first request, sent at 0 s while the provisioned instance is still starting
-    assert float(provisioned["p_cold"]) * n == pytest.approx(1.0)
-    span = json.loads((run / "summary.json").read_text())["duration_s"]
-    per_day = 4 * n * 1.0 * 0.0007 * 86400 / span  # GB × busy s × CNY/GB·s, scaled to a day
+    # the provisioned instance was ready when the first request came (it was 1 of n cold
+    # before issue #18: the simulator started it with the traffic, not before it)
+    assert float(provisioned["p_cold"]) == 0.0
+    planned = json.loads((run / "summary.json").read_text())["planned_duration_s"]
+    assert planned == 200  # a day is 86400 s / the planned duration, not / the request span
+    per_day = 4 * n * 1.0 * 0.0007 * 86400 / planned  # GB × busy s × CNY/GB·s, a day
+    assert float(rows[0]["fc-doc-simple_CNY_per_day"]) == pytest.approx(per_day, rel=1e-6)
     assert float(cold["fc-doc-simple_CNY_per_day"]) == pytest.approx(per_day, rel=0.01)
     assert float(cold["fc-doc-simple_CNY_per_1000_requests"]) == pytest.approx(
-        per_day / (n * 86400 / span) * 1000, rel=0.01)
+        per_day / (n * 86400 / planned) * 1000, rel=0.01)
     # the provisioned instance is billed for being alive: more than the busy seconds alone
     assert float(provisioned["fc-doc-simple_CNY_per_day"]) > 2 * per_day
     assert "0*" in res.stdout and "P(cold)" in res.stdout

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from fcbench.coldstart.sweep import SweepLevel, monotone_within_intervals
+from fcbench.coldstart.sweep import SweepLevel, monotone_within_intervals, sweep_verdict
 
 
 def _lv(level, p, lo, hi):
@@ -25,6 +27,31 @@ def _lv(level, p, lo, hi):
 def test_monotone_within_intervals_allows_noise_but_not_a_real_rise():
     assert monotone_within_intervals([_lv(1, .5, .4, .6), _lv(2, .52, .3, .7), _lv(4, .2, .1, .3)])
     assert not monotone_within_intervals([_lv(1, .2, .15, .25), _lv(2, .5, .4, .6)])
+
+
+WORKLOADS = Path(__file__).parent.parent / "workloads"
+
+
+@pytest.mark.slow
+def test_sweep_with_the_default_relative_out_from_a_fresh_folder(tmp_path):
+    """The documented command, run where the default `--out results` is relative: every level's
+    run folder (made absolute by `fcbench run`) lands in the sweep folder and is recorded
+    relative to it (this crashed after the first level: relative_to of an absolute path)."""
+    shutil.copytree(WORKLOADS, tmp_path / "workloads")
+    res = subprocess.run(
+        [sys.executable, "-m", "fcbench", "coldstart", "sweep", "workloads/functions/sleep.yaml",
+         "--concurrency", "1,2", "--duration", "2", "--steady-multiple", "0", "--service-ms",
+         "1000"], cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr
+    [run] = list((tmp_path / "results").iterdir())
+    rows = list(csv.DictReader(open(run / "sweep.csv")))
+    assert [float(r["level"]) for r in rows] == [1, 2]
+    for r in rows:
+        assert not Path(r["run_dir"]).is_absolute() and r["run_dir"].startswith("levels/")
+        assert (run / r["run_dir"] / "requests.csv").is_file()
+    assert f"results: {run}" in res.stdout
+    assert (run / "plots" / "p_cold.png").is_file() and (run / "summary.json").is_file()
 
 
 @pytest.mark.slow
@@ -97,3 +124,17 @@ def test_a_closed_loop_sweep_runs(tmp_path):
     rows = list(csv.DictReader(open(run / "sweep.csv")))
     assert [float(r["level"]) for r in rows] == [1, 2] and all(int(r["requests"]) > 0
                                                               for r in rows)
+
+
+def test_the_verdict_tells_a_fall_from_a_flat_curve_and_holds_it_against_1_over_c():
+    """A curve that never rises significantly may still be flat: "falls" needs the highest
+    level's interval wholly below the lowest's, and the fall is put beside 1/c."""
+    falls = sweep_verdict([_lv(1, .5, .4, .6), _lv(2, .52, .3, .7), _lv(4, .2, .1, .3)])
+    assert falls["monotone"] and falls["falls"]
+    assert falls["factor"] == pytest.approx(2.5) and falls["proportional"] == 4
+    assert "falls over levels 1, 2, 4" in falls["text"] and "÷4" in falls["text"]
+    flat = sweep_verdict([_lv(1, .03, .006, .05), _lv(2, .055, .025, .09)])
+    assert flat["monotone"] and flat["falls"] is False
+    assert "does not fall significantly" in flat["text"]
+    rises = sweep_verdict([_lv(1, .2, .15, .25), _lv(2, .5, .4, .6)])
+    assert rises["monotone"] is False and "does NOT fall" in rises["text"]

@@ -156,7 +156,7 @@ def test_figures_are_the_runs_own_summary_values(runs, tmp_path):
         with open(runs[key] / "instances.csv", newline="") as f:
             inst = list(csv.DictReader(f))
         busy = sum(float(r["active_s"]) for r in inst)
-        scale = 86400 / summaries[key]["duration_s"]
+        scale = 86400 / summaries[key]["planned_duration_s"]  # a day of the planned run
         assert per_day == pytest.approx(4 * busy * 0.0007 * scale, rel=1e-6)  # by hand
         per_k = float(got["cost.per_1000_requests", runs[key].name]["value"])
         assert per_k == pytest.approx(per_day / (summaries[key]["count"] * scale) * 1000,

@@ -84,7 +84,7 @@ def test_a_run_folders_cost_is_the_hand_sum_of_its_instances(tmp_path, simple):
 
 def test_the_command_prints_both_regimes_separately():
     res = subprocess.run([sys.executable, "-m", "fcbench", "cost", "--calls-per-day", "3600",
-                          "--duration", "1", "--gpu-mem", "4", "--table", "fc-doc-simple",
+                          "--seconds-per-call", "1", "--gpu-mem", "4", "--table", "fc-doc-simple",
                           "--table", "fc3-cu-2024-08", "--server-price", "2USD"],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
@@ -102,7 +102,7 @@ def test_bad_tables_are_located_errors(tmp_path):
     with pytest.raises(SpecError, match=r"t\.yaml"):
         load_table(bad)
     res = subprocess.run([sys.executable, "-m", "fcbench", "cost", "--calls-per-day", "1",
-                          "--duration", "1", "--gpu-mem", "4", "--table", str(bad)],
+                          "--seconds-per-call", "1", "--gpu-mem", "4", "--table", str(bad)],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "t.yaml" in res.stderr and "Traceback" not in res.stderr
     with pytest.raises(SpecError, match="no price table"):
@@ -124,8 +124,8 @@ def test_cost_plot_from_the_command_marks_compares_break_even(fcbench_run, tmp_p
     from PIL import Image
 
     out = tmp_path / "cost.png"
-    res = fcbench_run("cost", "--calls-per-day", "3600", "--duration", "1", "--gpu-mem", "16",
-                      "--plot", str(out), "--table", "fc-doc-simple", "--table",
+    res = fcbench_run("cost", "--calls-per-day", "3600", "--seconds-per-call", "1",
+                      "--gpu-mem", "16", "--plot", str(out), "--table", "fc-doc-simple", "--table",
                       "fc3-cu-2024-08", "--server-price", "2.1USD", timeout=60)
     assert res.returncode == 0, res.stderr
     assert "break-even utilisation     34.7%" in res.stdout

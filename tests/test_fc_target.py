@@ -445,10 +445,11 @@ def test_a_run_against_fc_is_priced_from_its_requests_busy_time(tmp_path, harnes
     got = [r for r in rows(run_dir) if r["status"] == "200"]
     busy = sum(float(r["end_ts"]) - max(float(r["start_ts"]), float(r["ready_ts"] or 0))
                for r in got)
-    span = json.loads((run_dir / "summary.json").read_text())["duration_s"]
+    span = json.loads((run_dir / "summary.json").read_text())["planned_duration_s"]
     cost = fcbench_run("cost", str(run_dir), "--gpu-mem", "4", timeout=60)
     assert cost.returncode == 0, cost.stderr
     assert "meters nothing" in cost.stdout
     assert f"{4 * busy * 0.0007 * 86400 / span:.2f} CNY" in cost.stdout
     plain = fcbench_run("cost", str(run_dir), timeout=60)
-    assert plain.returncode == 0 and "--gpu-mem" in plain.stdout  # says what is missing
+    # no GPU spec recorded for an fc run: refused, saying what to pass, never priced at 0
+    assert plain.returncode == 2 and "--gpu-mem GB" in plain.stderr

@@ -198,3 +198,25 @@ def test_the_gpus_used_are_recorded_in_run_yaml(tmp_path):
     [run] = list((tmp_path / "res").iterdir())
     gpus = yaml.safe_load((run / "run.yaml").read_text())["gpus"]
     assert gpus["source"] == "virtual-default" and gpus["virtual_gpus"].endswith("x48GB")
+
+
+@no_nvml_gpu
+def test_a_gpu_function_deployed_to_a_harness_started_without_gpus_gets_a_virtual_card(
+        tmp_path, fcbench_run):
+    """`harness serve` of a CPU spec, then `fcbench deploy` of a GPU spec: placed on a virtual
+    card of its gpuType, as `run`, `coldstart` and `doctor` place GPU specs (it was refused
+    with "no GPU that NVML can see")."""
+    spec = tmp_path / "gpu-sleep.yaml"
+    spec.write_text("functionName: gpu-sleep\ngpuConfig: {gpuMemorySize: 4096, gpuType: "
+                    "fc.gpu.ampere.1}\nenvironmentVariables: {FCBENCH_MODEL: sleep}\n"
+                    "harness: {maxInstances: 2}\n")
+    with HarnessThread([sleep_spec("cpu")], HarnessConfig(port=0,
+                                                          log_dir=tmp_path / "logs")) as h:
+        res = fcbench_run("deploy", str(spec), "--endpoint", h.url)
+        assert res.returncode == 0, res.stderr + res.stdout
+        assert invoke(h.url, "gpu-sleep", {"sleep_ms": 1})[0] == 200
+        (inst,) = [i for i in instances(h.url) if i["function"] == "gpu-sleep"]
+        assert inst["gpu_index"] is not None and inst["gpu_memory_mb"] == 4096
+        cards = h.harness.platform.scheduler.gpus.gpus
+        assert [g.total_mb for g in cards] == [24576]  # one A10-sized card: 2 instances fit
+        assert all(g.virtual for g in cards)

@@ -233,9 +233,201 @@ def test_report_survives_missing_and_empty_files(tmp_path, case):
     html = report.read_text()
     assert "could not draw" not in html  # nothing raised
     assert 'id="fig-timeline"' in html and 'id="fig-latency_cdf"' in html
-    if case == "no-instances":  # priced from the requests' busy time, and said so
-        assert "meters nothing" in html
+    if case == "no-instances":  # no instances.csv and no run.yaml: no GPU spec known, said so
+        assert "no GPU spec to price" in html and "0.00 CNY" not in html
     else:
         assert "not priced" in html  # nothing answered: nothing to price, said so
     widths = image_widths(report, tmp_path)
     assert widths and all(w > 0 for w in widths.values()), widths
+
+
+# --- issue #18: ordinals, an honest in-flight picture of a long run, sane latency axes ------
+
+def test_ordinals():
+    from fcbench.report.timeline import ordinal
+
+    got = [ordinal(n) for n in (1, 2, 3, 4, 10, 11, 12, 13, 14, 21, 22, 23, 24, 101, 111, 112,
+                                113, 121)]
+    assert got == ["1st", "2nd", "3rd", "4th", "10th", "11th", "12th", "13th", "14th", "21st",
+                   "22nd", "23rd", "24th", "101st", "111th", "112th", "113th", "121st"]
+
+
+@pytest.mark.parametrize("total,every", [(100, "2nd"), (130, "3rd"), (170, "4th"),
+                                         (440, "11th"), (840, "21st"), (880, "22nd")])
+def test_the_lane_cap_note_says_every_kth_in_english(total, every):
+    import pandas as pd
+
+    from fcbench.report.timeline import busy_intervals
+
+    inst = pd.DataFrame({"instance_id": [f"i{k}" for k in range(total)],
+                         "created_ts": np.arange(total, dtype=float),
+                         "ready_ts": np.arange(total) + 0.5,
+                         "stopped_ts": np.arange(total) + 3.0})
+    lanes = choose_lanes(inst, busy_intervals([], [], []), cap=40)
+    assert f"about every {every} by start time" in lanes.note, lanes.note
+    assert not any(f" {k}th " in lanes.note for k in (1, 2, 3, 21, 22)), lanes.note
+    few = choose_lanes(inst.iloc[:41], busy_intervals([], [], []), cap=40)
+    assert "40 of 41" in few.note and "every" not in few.note  # not "every 1st"
+
+
+def test_step_mean_is_the_time_weighted_mean_per_bin():
+    from fcbench.report.timeline import step_mean
+
+    # level 2 on [0, 1), 0 on [1, 3), 1 on [3, 6), 0 from 6; bins of 2 s over [0, 8]
+    t, level = np.array([0.0, 1.0, 3.0, 6.0]), np.array([2, 0, 1, 0])
+    edges, mean = step_mean(t, level, t0=0.0, t1=8.0, bins=4)
+    assert edges.tolist() == [0, 2, 4, 6, 8]
+    assert mean.tolist() == pytest.approx([(2 * 1 + 0 * 1) / 2, (0 * 1 + 1 * 1) / 2, 1.0, 0.0])
+    # at epoch-second magnitudes, with a bin that starts before the first step
+    edges, mean = step_mean(t + 1.7e9, level, t0=1.7e9 - 1, t1=1.7e9 + 9, bins=5)
+    assert mean.tolist() == pytest.approx([1.0, 0.0, 1.0, 0.5, 0.0])
+    assert step_mean(np.zeros(0), np.zeros(0), t0=0, t1=1, bins=3)[1].tolist() == [0, 0, 0]
+
+
+def _sparse_day(n: int = 3000, gap: float = 10.0, service: float = 0.5):
+    """`n` requests, one every `gap` s, each `service` s long on one instance: busy
+    service/gap of the time (5 %), so every bin of the plot holds a request."""
+    import pandas as pd
+
+    start = T + np.arange(n) * gap
+    return pd.DataFrame({"start_ts": start, "end_ts": start + service,
+                         "latency_ms": np.full(n, service * 1000), "status": 200,
+                         "cold": np.r_[1, np.zeros(n - 1)], "instance_id": "a"})
+
+
+def test_in_flight_of_a_long_sparse_run_draws_time_weighted_means_not_a_full_band():
+    from fcbench.report.plots import MAX_STEP_POINTS, STEP_BINS, _pyplot, in_flight_figure
+
+    df = _sparse_day()
+    assert 2 * len(df) > MAX_STEP_POINTS  # drawn per bin
+    fig = in_flight_figure(df, None)
+    try:
+        top = fig.axes[0]
+        patches = {p.get_gid(): p for p in top.patches}
+        mean = patches["mean per bin"].get_data()
+        peak = patches["max per bin"].get_data()
+        edges = mean.edges + T + 0.0  # the plot's x is seconds since the first start
+        assert len(mean.values) == STEP_BINS
+        # by hand: requests in flight = the sum of the requests' indicators, so a bin's
+        # time-weighted mean is the requests' overlap with it over its length
+        s, e = df["start_ts"].to_numpy(), df["end_ts"].to_numpy()
+        lo, hi = edges[:-1, None], edges[1:, None]
+        overlap = np.clip(np.minimum(e, hi) - np.maximum(s, lo), 0, None).sum(axis=1)
+        assert mean.values == pytest.approx(overlap / np.diff(edges), abs=1e-9)
+        assert float(mean.values.mean()) == pytest.approx(0.05, rel=0.01)  # busy 5 %
+        assert mean.values.max() < 0.2  # the real shape: mostly idle ...
+        assert peak.values.max() == 1 and (peak.values == 1).mean() > 0.9  # ... peaks exact
+        labels = top.get_legend_handles_labels()[1]
+        assert labels == ["requests in flight (mean 0.05, max 1)"], labels
+        assert any("time-weighted mean" in t.get_text() for t in fig.texts)
+    finally:
+        _pyplot().close(fig)
+
+
+def test_in_flight_of_a_short_run_stays_exact(tmp_path):
+    from fcbench.report.plots import _pyplot, in_flight_figure
+
+    run = write_run(tmp_path / "run")
+    df = load_requests(run / "requests.csv")
+    fig = in_flight_figure(df, load_instances(run / "instances.csv"))
+    try:
+        top = fig.axes[0]
+        assert not top.patches and not fig.texts  # steps, no bins, no binning note
+        [line] = top.get_lines()
+        assert max(line.get_ydata()) == 3
+    finally:
+        _pyplot().close(fig)
+
+
+def _latency_frame(latency_ms, cold=None):
+    import pandas as pd
+
+    n = len(latency_ms)
+    return pd.DataFrame({"start_ts": T + np.arange(n, dtype=float),
+                         "end_ts": T + np.arange(n) + np.asarray(latency_ms) / 1000,
+                         "latency_ms": np.asarray(latency_ms, dtype=float), "status": 200,
+                         "cold": np.zeros(n) if cold is None else cold, "instance_id": "a"})
+
+
+def _latency_axes(df):
+    """(scale, (lo, hi)) of the latency axis of the latency-over-time plot and of the CDF."""
+    from fcbench.report.plots import _pyplot, latency_cdf_figure, latency_figure
+
+    out = []
+    for build, axis in ((latency_figure, "y"), (latency_cdf_figure, "x")):
+        fig = build(df)
+        ax = fig.axes[0]
+        out.append(((ax.get_yscale(), ax.get_ylim()) if axis == "y"
+                    else (ax.get_xscale(), ax.get_xlim())))
+        _pyplot().close(fig)
+    return out
+
+
+def test_latency_axes_start_a_bit_below_the_smallest_value_and_no_lower():
+    lat = [5.0, 12.0, 30.0, 700.0, 8000.0]
+    for scale, (lo, hi) in _latency_axes(_latency_frame(lat, cold=[0, 0, 0, 1, 1])):
+        assert scale == "log"
+        assert 5.0 / 2 <= lo < 5.0 and 8000.0 < hi <= 8000.0 * 2  # no empty decade either side
+    # never below 0.1 ms unless the data is there ...
+    for scale, (lo, hi) in _latency_axes(_latency_frame([0.12, 3.0, 40.0])):
+        assert scale == "log" and lo == pytest.approx(0.1)
+    # ... and when it is, the axis goes there
+    for scale, (lo, hi) in _latency_axes(_latency_frame([0.03, 3.0, 40.0])):
+        assert 0.03 / 2 <= lo < 0.03
+
+
+def test_a_few_stray_tiny_latencies_add_no_empty_decades():
+    """100,000 exponential service times (mean 20 ms, as `--service-ms exp:20`) reach down to
+    ~10⁻⁴ ms; the axes start at the 0.1 % quantile, so at most 0.1 % is off the plot."""
+    from fcbench.report.plots import LATENCY_LOW_QUANTILE, _pyplot, latency_figure
+
+    rng = np.random.default_rng(1)
+    lat = np.r_[rng.exponential(20.0, 100_000), np.full(20, 8000.0)]
+    assert lat.min() < 1e-3
+    q = np.quantile(lat, LATENCY_LOW_QUANTILE)
+    for scale, (lo, hi) in _latency_axes(_latency_frame(lat, cold=np.r_[np.zeros(100_000),
+                                                                        np.ones(20)])):
+        assert scale == "log" and q / 2 <= lo < q and 8000 < hi <= 16000
+        assert (lat < lo).mean() <= LATENCY_LOW_QUANTILE
+    fig = latency_figure(_latency_frame(lat))
+    try:  # the points left under the axis are counted on the plot
+        assert any("below the axis" in t.get_text() for t in fig.axes[0].texts)
+    finally:
+        _pyplot().close(fig)
+
+
+def test_lane_busy_share_is_the_busy_part_of_each_pixel(tmp_path):
+    from fcbench.report.timeline import lane_busy_share
+
+    run = write_run(tmp_path / "run")
+    df, inst = load_requests(run / "requests.csv"), load_instances(run / "instances.csv")
+    busy = run_busy(df, inst)  # a: [1, 4], [6, 7]; b: [3, 5]
+    lanes = choose_lanes(inst, busy)
+    share = lane_busy_share(lanes, busy, t0=T, t1=T + 12, width=5)  # pixels of 2.4 s
+    assert share[0] == pytest.approx([1.4 / 2.4, 1.6 / 2.4, 1.0 / 2.4, 0, 0])
+    assert share[1] == pytest.approx([0, 1.8 / 2.4, 0.2 / 2.4, 0, 0])
+    whole = lane_busy_share(lanes, busy, t0=T, t1=T + 12, width=12)  # pixels of 1 s
+    assert whole[0].tolist() == [0, 1, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0]
+
+
+def test_timeline_of_a_long_sparse_run_reads_idle_not_busy():
+    """One instance busy 5 % of the time, a request in every pixel: each pixel is shaded 5 %
+    of the way from idle to busy, not painted busy."""
+    import pandas as pd
+    from matplotlib.colors import to_rgb
+
+    from fcbench.report.plots import STATE_COLORS, _pyplot, timeline_figure
+
+    df = _sparse_day()
+    inst = pd.DataFrame({"instance_id": ["a"], "created_ts": [T - 1.0], "ready_ts": [T],
+                         "stopped_ts": [np.nan]})
+    fig = timeline_figure(df, inst)
+    try:
+        [image] = [im for im in fig.axes[0].get_images() if im.get_gid() == "lanes"]
+        rgb = np.asarray(image.get_array())[0]
+    finally:
+        _pyplot().close(fig)
+    idle, busy = np.array(to_rgb(STATE_COLORS[2])), np.array(to_rgb(STATE_COLORS[3]))
+    alive = rgb[1:]  # the first pixel holds the start (starting, then the first request)
+    weight = (alive - idle) @ (busy - idle) / ((busy - idle) @ (busy - idle))
+    assert weight.mean() == pytest.approx(0.05, abs=0.005) and weight.max() < 0.2

@@ -39,7 +39,9 @@ def test_simulate_writes_a_run_folder_that_cost_and_report_read(sleep_workload, 
     assert busy == pytest.approx(summary["count"] * 0.2, rel=0.02)  # 200 ms each, no overlap
     cost = fcbench_run("cost", str(run), timeout=60)
     assert cost.returncode == 0, cost.stderr
-    scale = 86400 / summary["duration_s"]
+    # a day is 86400 s / the planned 600 s (issue #18: not the first-to-last request span)
+    scale = 86400 / summary["planned_duration_s"]
+    assert summary["planned_duration_s"] == 600 and "by its planned duration" in cost.stdout
     assert f"{4 * busy * 0.0007 * scale:.2f} CNY" in cost.stdout  # the hand sum, per day
     assert fcbench_run("report", str(run), timeout=60).returncode == 0
 
@@ -71,3 +73,28 @@ def test_a_real_day_simulates_in_seconds_and_is_priced_in_both_tables(fcbench_ru
     assert "CNY" in cost.stdout and "USD" in cost.stdout
     # about a day already: the metering is scaled by ~1, not extrapolated
     assert "scaled ×1.0" in cost.stdout
+
+
+def test_a_simulated_sweep_cuts_its_steady_state_where_it_is_told(sleep_workload, fcbench_run,
+                                                                   tmp_path):
+    """`--warmup` as the measured sweep takes it: the simulated levels leave out the same
+    first seconds (it was always one idle timeout, so a measured sweep run with --warmup could
+    not be matched)."""
+    wl = sleep_workload({"kind": "poisson", "rate": 5}, duration=20, sleep_ms=50, idle=2,
+                        startup_ms=200)
+    cut = {}
+    for warmup in (None, 8):
+        args = ["--warmup", str(warmup)] if warmup is not None else []
+        res = fcbench_run("simulate", str(wl), "--sweep", "minInstances=0,1", *args,
+                          "--out", str(tmp_path / f"w{warmup}"), timeout=120)
+        assert res.returncode == 0, res.stderr
+        folder = next((tmp_path / f"w{warmup}").glob("*-simsweep-*"))
+        summary = json.loads((folder / "summary.json").read_text())
+        cut[warmup] = summary["warmup_s"]
+        steady = [int(r["requests"]) for r in csv.DictReader(open(folder / "sweep.csv"))]
+        cut[f"requests-{warmup}"] = steady
+    assert cut[None] == 2 and cut[8] == 8
+    # the later cut leaves fewer steady requests in every level
+    assert all(a > b for a, b in zip(cut["requests-None"], cut["requests-8"]))
+    res = fcbench_run("simulate", str(wl), "--warmup", "3", timeout=60)
+    assert res.returncode == 2 and "--warmup goes with --sweep" in res.stderr

@@ -172,7 +172,17 @@ def _levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
     return levels  # SweepConfig says which levels suit what --vary sets
 
 
-@coldstart.command("sweep")
+def _sweep_help() -> str:
+    from ..coldstart.levels import INTERVALS_HELP
+
+    return ("Measure cold-start probability at each concurrency level and plot it.\n\n"
+            "Writes sweep.csv (per level: P(cold), the four outcome shares warm / cold / "
+            "throttled / failed, p50/p99, instances), plots/p_cold.png and report.html; each "
+            f"level's own run folder is kept under levels/. {INTERVALS_HELP}.\n\n"
+            "Exits 1, printing the first failure, when no level had a successful request.")
+
+
+@coldstart.command("sweep", help=_sweep_help())
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--concurrency", "levels", default="1,2,4,8,16", show_default=True,
               callback=_levels, help="Levels: mean requests in flight, or the values of what "
@@ -218,12 +228,7 @@ def sweep(spec: str, levels: tuple[float, ...], vary: str, load: float | None, p
           steady_multiple: float, data: str | None, seed: int,
           virtual_gpus: str | None, require_gpu: bool, runtime: str | None, out: Path,
           target_url: str | None) -> None:
-    """Measure cold-start probability at each concurrency level and plot it.
-
-    Writes sweep.csv (P(cold) with 95% Wilson intervals, p50/p99, instances per level),
-    plots/p_cold.png and report.html; each level's own run folder is kept under levels/.
-    Exits 1, printing the first failure, when no level had a successful request.
-    """
+    from ..coldstart.levels import SweepLevel, level_line
     from ..coldstart.session import sweep_spec
     from ..coldstart.sweep import SweepConfig
 
@@ -243,13 +248,8 @@ def sweep(spec: str, levels: tuple[float, ...], vary: str, load: float | None, p
                          warmup_s=warmup_s, steady_multiple=steady_multiple,
                          virtual_gpus=virtual_gpus, runtime=runtime)
 
-    def progress(lv) -> None:  # noqa: ANN001
-        p = "-" if lv.p_cold is None else \
-            f"{lv.p_cold:.3f} [{lv.p_cold_cluster_lo:.3f}, {lv.p_cold_cluster_hi:.3f}]"
-        zero = "-" if lv.p_cold_from_zero is None else f"{lv.p_cold_from_zero:.3f}"
-        click.echo(f"  level {lv.level:g}: {lv.requests} requests, {lv.cold} cold, steady "
-                   f"P(cold) {p} (from zero {zero}), {lv.instances} instances, "
-                   f"p99 {lv.p99_ms} ms")
+    def progress(lv: SweepLevel) -> None:
+        click.echo(level_line(lv))
 
     from ..spec import load_function_spec
 
@@ -257,13 +257,9 @@ def sweep(spec: str, levels: tuple[float, ...], vary: str, load: float | None, p
     click.echo(f"sweeping {vary} over {', '.join(f'{x:g}' for x in levels)}: {timing.note}")
     run_dir, summary = sweep_spec(spec, config, body=body, content_type=ctype, out=out,
                                   on_level=progress, predict=predict, target=target_config)
-    for lv in summary.get("predicted") or []:
-        p = "-" if lv["p_cold"] is None else \
-            f"{lv['p_cold']:.3f} [{lv['p_cold_cluster_lo']:.3f}, {lv['p_cold_cluster_hi']:.3f}]"
-        click.echo(f"  simulated level {lv['level']:g}: steady P(cold) {p}")
-    click.echo(f"service time {summary['service_ms']:.1f} ms; P(cold) "
-               + ("falls" if summary["monotone_within_intervals"] else "does NOT fall")
-               + " monotonically within the 95% intervals")
+    for row in summary.get("predicted") or []:
+        click.echo(level_line(SweepLevel.from_row(row), "simulated level"))
+    click.echo(f"service time {summary['service_ms']:.1f} ms; {summary['verdict']['text']}")
     click.echo(f"results: {run_dir}")
     _fail_if_no_level_succeeded(run_dir, summary)
 

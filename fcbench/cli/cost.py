@@ -1,13 +1,22 @@
-"""`fcbench cost`: FC's daily bill against a 24 h GPU server, from arguments or a run folder."""
+"""`fcbench cost`: FC's daily bill against a 24 h GPU server, from arguments or a run folder.
+
+Everything printed comes from `fcbench.cost` (the bill, line by line: `cost.billing.bill`; a
+run's day: `cost.metering.priced_run`) and, for what-ifs, `fcbench.sim.whatif`; this module
+only reads options and lays the figures out.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import click
 
 __all__ = ["cost"]
+
+#: Said when CU tables meet a shape nobody gave (argument-only pricing).
+NO_DEFAULT_SHAPE = ("FC documents no default vCPU / memory / disk for a GPU function of a "
+                    "given size (CreateFunction's reference shows examples only; the price "
+                    "tables and docs/cost.md name none)")
 
 
 def _server_prices(values: tuple[str, ...]) -> dict[str, float]:
@@ -33,10 +42,14 @@ def _server_prices(values: tuple[str, ...]) -> dict[str, float]:
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--calls-per-day", type=click.FloatRange(min=0), default=None,
               help="Requests a day (without RUN_DIR).")
-@click.option("--duration", "duration_s", type=click.FloatRange(min=0), default=None,
-              help="Seconds each request keeps the GPU busy (without RUN_DIR).")
+@click.option("--seconds-per-call", "seconds_per_call", type=click.FloatRange(min=0),
+              default=None, help="Seconds each request keeps the GPU busy (without RUN_DIR).")
+@click.option("--duration", "deprecated_duration", type=click.FloatRange(min=0), default=None,
+              hidden=True, help="Deprecated name of --seconds-per-call.")
 @click.option("--gpu-mem", "gpu_gb", type=click.FloatRange(min=0), default=None,
-              help="GPU memory spec in GB (gpuMemorySize / 1024).")
+              help="GPU memory spec in GB (gpuMemorySize / 1024). Default with RUN_DIR: the "
+              "function spec the run recorded; needed for a run against FC or a URL whose spec "
+              "was not recorded.")
 @click.option("--table", "tables", multiple=True, default=("fc-doc-simple",),
               show_default=True, help="Price table: a shipped name (fc-doc-simple, "
               "fc3-cu-2024-08) or a YAML file; repeat for several.")
@@ -44,59 +57,75 @@ def _server_prices(values: tuple[str, ...]) -> dict[str, float]:
               _server_prices(v), metavar="PRICE[CURRENCY]",
               help="GPU server per hour, e.g. 14CNY or 2.1USD (repeat per currency; a bare "
               "number is in every table's currency). Default: the table's own.")
-@click.option("--vcpu", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="vCPUs of an instance (CU tables bill them).")
-@click.option("--memory-gb", type=click.FloatRange(min=0), default=0.0, show_default=True)
-@click.option("--disk-gb", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option("--vcpu", type=click.FloatRange(min=0), default=None,
+              help="vCPUs of an instance (`cpu`; CU tables bill them). Default with RUN_DIR: "
+              "the recorded spec's.")
+@click.option("--memory-gb", type=click.FloatRange(min=0), default=None,
+              help="Instance memory in GB (`memorySize` / 1024; CU tables bill it). Default "
+              "with RUN_DIR: the recorded spec's.")
+@click.option("--disk-gb", type=click.FloatRange(min=0), default=None,
+              help="Instance disk in GB (`diskSize` / 1024: 0.5 or 10; CU tables bill it). "
+              "Default with RUN_DIR: the recorded spec's.")
 @click.option("--gpu-family", type=click.Choice(["tesla", "ada"]), default=None,
               help="GPU family (CU tables price them differently; default: the run's gpuType, "
-              "else tesla).")
+              "else tesla, FC's default gpuType).")
 @click.option("--what-if", "what_ifs", multiple=True, metavar="KEY=V1,V2,...",
               help="With RUN_DIR: simulate the run's traffic again, calibrated on it, for every "
               "combination of minInstances, idleTimeout, instanceConcurrency, maxInstances "
               "(repeat the option per key); prints and writes whatif-<time>.csv in RUN_DIR.")
+@click.option("--replications", type=click.IntRange(min=0), default=None,
+              help="What-ifs: bootstrap replications of the calibration behind each interval "
+              "(default 100).")
 @click.option("--seed", type=int, default=0, show_default=True, help="What-if simulations' seed.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, metavar="FILE.png", help="Also draw daily cost against calls a day "
               "(one FC curve per GPU memory size, the server line, break-even marked); with "
               "several tables, one file each (FILE-<table>.png).")
-def cost(run_dir: Path | None, calls_per_day: float | None, duration_s: float | None,
-         gpu_gb: float | None, tables: tuple[str, ...], server_prices: dict[str, float],
-         vcpu: float, memory_gb: float, disk_gb: float, gpu_family: str | None,
-         what_ifs: tuple[str, ...], seed: int, plot_path: Path | None) -> None:
+def cost(run_dir: Path | None, calls_per_day: float | None, seconds_per_call: float | None,
+         deprecated_duration: float | None, gpu_gb: float | None, tables: tuple[str, ...],
+         server_prices: dict[str, float], vcpu: float | None, memory_gb: float | None,
+         disk_gb: float | None, gpu_family: str | None, what_ifs: tuple[str, ...],
+         replications: int | None, seed: int, plot_path: Path | None) -> None:
     """What a day of traffic costs on FC, against a GPU server running 24 h.
 
-    Either --calls-per-day, --duration and --gpu-mem (FC's own worked example: 3600 one-second
-    calls a day on a 4 GB spec), or RUN_DIR: a harness run's metering (instances.csv), scaled
-    to a day. Prices are as published; check your console.
+    Either --calls-per-day, --seconds-per-call and --gpu-mem (FC's own worked example: 3600
+    one-second calls a day on a 4 GB spec), or RUN_DIR: a run's metering, scaled to a day by
+    its planned duration, at the instance shape it recorded. Every billed component is printed
+    as its product (seconds × size × rate). Prices are as published; check your console.
     """
-    from ..cost.model import compare, daily_cost, usage_from_calls, usage_from_run
+    from ..cost.model import Shape, usage_from_calls
     from ..cost.tables import load_table
 
+    if deprecated_duration is not None:
+        if seconds_per_call is not None:
+            raise click.UsageError("give --seconds-per-call only (--duration is its old name)")
+        click.echo("warning: `fcbench cost --duration` is deprecated (it means seconds per "
+                   "call here, a run's length everywhere else): use --seconds-per-call", err=True)
+        seconds_per_call = deprecated_duration
+    given = [f"--{k} {v:g}" for k, v in (("gpu-mem", gpu_gb), ("vcpu", vcpu),
+                                         ("memory-gb", memory_gb), ("disk-gb", disk_gb))
+             if v is not None] + ([f"--gpu-family {gpu_family}"] if gpu_family else [])
+    options = Shape(gpu_gb, vcpu, memory_gb, disk_gb, gpu_family,
+                    source=("options " + " ".join(given)) if given else "")
     if what_ifs:
         if run_dir is None:
             raise click.UsageError("--what-if needs RUN_DIR: the run whose traffic to replay")
-        _what_if(run_dir, what_ifs, tables, seed)
+        _what_if(run_dir, what_ifs, tables, seed, replications, options)
         return
     if run_dir is not None:
-        if calls_per_day is not None or duration_s is not None:
-            raise click.UsageError("give RUN_DIR or --calls-per-day/--duration, not both")
-        usage, scale = usage_from_run(run_dir)
-        if gpu_gb is not None:
-            usage = replace(usage, gpu_gb=gpu_gb)
-        click.echo(f"from {run_dir}: metering scaled ×{scale:.1f} to a day "
-                   f"({usage.invocations:.0f} calls, {usage.active_s:.0f} busy instance-s)")
-        if usage.metered_from == "requests.csv":
-            click.echo("  its target meters nothing (FC, a URL): busy time is the union of each "
-                       "instance's requests, idle time unknown (not billed on demand)")
-            if usage.gpu_gb == 0:
-                click.echo("  no GPU spec recorded: give --gpu-mem GB to price the GPU")
+        if calls_per_day is not None or seconds_per_call is not None:
+            raise click.UsageError("give RUN_DIR or --calls-per-day/--seconds-per-call, not "
+                                   "both")
+        usage, shape = _run_usage(run_dir, options)
     else:
-        if calls_per_day is None or duration_s is None or gpu_gb is None:
-            raise click.UsageError("give --calls-per-day, --duration and --gpu-mem (or RUN_DIR)")
-        usage = usage_from_calls(calls_per_day, duration_s, gpu_gb)
-    usage = replace(usage, vcpu=vcpu or usage.vcpu, memory_gb=memory_gb or usage.memory_gb,
-                    disk_gb=disk_gb or usage.disk_gb, gpu_family=gpu_family or usage.gpu_family)
+        if calls_per_day is None or seconds_per_call is None or gpu_gb is None:
+            raise click.UsageError("give --calls-per-day, --seconds-per-call and --gpu-mem "
+                                   "(or RUN_DIR)")
+        shape = options
+        usage = usage_from_calls(calls_per_day, seconds_per_call, gpu_gb).with_shape(shape)
+        click.echo(f"{calls_per_day:,.0f} calls a day × {seconds_per_call:g} s = "
+                   f"{usage.active_s:,.0f} busy instance-seconds")
+    click.echo(f"shape priced: {shape.describe()} — from {shape.source or 'the options'}")
     loaded = [load_table(name) for name in tables]
     unused = set(server_prices) - {t.currency.upper() for t in loaded} - {""}
     if unused:
@@ -106,15 +135,7 @@ def cost(run_dir: Path | None, calls_per_day: float | None, duration_s: float | 
                                  param_hint="--server-price")
     for table in loaded:
         price = server_prices.get(table.currency.upper(), server_prices.get(""))
-        result = compare(table, usage, server_per_hour=price)
-        parts = daily_cost(table, usage)
-        click.echo(f"\n{table.name} ({table.regime}, {table.currency}; {table.note})")
-        width = max(len(label) for label, _ in result.lines())
-        for label, value in result.lines():
-            click.echo(f"  {label:<{width}}  {value}")
-        if table.regime == "cu":
-            click.echo(f"  {'compute units per day':<{width}}  {parts['cu']:,.0f} CU")
-        click.echo(f"  source: {table.source} ({table.date})")
+        _print_table(table, usage, shape, price, argument_only=run_dir is None)
         if plot_path is not None:
             out = plot_path if len(tables) == 1 else \
                 plot_path.with_name(f"{plot_path.stem}-{table.name}{plot_path.suffix or '.png'}")
@@ -122,35 +143,85 @@ def cost(run_dir: Path | None, calls_per_day: float | None, duration_s: float | 
             click.echo(f"  plot: {out}")
 
 
-def _what_if(run_dir: Path, texts: tuple[str, ...], tables: tuple[str, ...], seed: int) -> None:
-    import json
+def _run_usage(run_dir: Path, options):  # noqa: ANN001, ANN202
+    """A run's day (`priced_run`), with what was metered and how it was scaled, printed."""
+    from ..cost.metering import priced_run
+
+    priced = priced_run(run_dir, options)
+    usage, window = priced.usage, priced.window
+    click.echo(f"from {run_dir}: {priced.requests} requests, {priced.run_active_s:,.3f} busy "
+               f"instance-s metered ({usage.metered_from})")
+    click.echo(f"a day is 86400 s / {window.seconds:g} s: metering scaled ×{window.scale:.1f} "
+               f"to a day ({usage.invocations:,.0f} calls, {usage.active_s:,.1f} busy "
+               f"instance-s), by {window.why}")
+    if usage.metered_from == "requests.csv":
+        click.echo("  its target meters nothing (FC, a URL): busy time is the union of each "
+                   "instance's requests, idle time unknown (not billed on demand)")
+    return usage, priced.shape
+
+
+def _print_table(table, usage, shape, price, *, argument_only: bool) -> None:  # noqa: ANN001
+    from ..cost.billing import bill
+    from ..cost.model import compare
+
+    billed = bill(table, usage)  # raises (exit 2) where the table cannot price this function
+    result = compare(table, usage, server_per_hour=price)
+    click.echo(f"\n{table.name} ({table.regime}, {table.currency}; {table.note})")
+    for line in billed.working():
+        click.echo(f"  {line}")
+    if table.regime == "cu" and shape.missing:
+        why = NO_DEFAULT_SHAPE if argument_only else "the run's spec does not set them"
+        click.echo(f"  not billed: {', '.join(shape.missing)} (not given: {why}; pass --vcpu, "
+                   "--memory-gb, --disk-gb)")
+    width = max(len(label) for label, _ in result.lines())
+    for label, value in result.lines():
+        click.echo(f"  {label:<{width}}  {value}")
+    if table.regime == "cu":
+        click.echo(f"  {'compute units per day':<{width}}  {billed.cu_per_day:,.0f} CU")
+    click.echo(f"  source: {table.source} ({table.date})")
+
+
+def _what_if(run_dir: Path, texts: tuple[str, ...], tables: tuple[str, ...], seed: int,
+             replications: int | None, options) -> None:  # noqa: ANN001
     import time
 
+    from ..sim.bootstrap import DEFAULT_REPLICATIONS
     from ..sim.whatif import parse_what_if, what_if, write_what_if_csv
 
     grid = parse_what_if(texts)
     combos = 1
     for values in grid.values():
         combos *= len(values)
+    reps = DEFAULT_REPLICATIONS if replications is None else replications
     click.echo(f"replaying {run_dir} through the simulator, calibrated on it: {combos} "
-               "combination(s)")
-    rows = what_if(run_dir, grid, tables=tables, seed=seed)
-    measured = json.loads((run_dir / "summary.json").read_text()).get("p_cold") or {}
-    if measured.get("value") is not None:
-        click.echo(f"measured P(cold) {measured['value']:.4f}; the row marked * is the "
-                   "simulation of the run's own settings, to hold against it")
+               f"combination(s), each with {reps} bootstrap replications of the calibration "
+               "(measured service and start-up samples drawn again) on the same arrivals")
+    inputs: dict = {}
+    rows = what_if(run_dir, grid, tables=tables, seed=seed, replications=reps,
+                   options=options, inputs=inputs)
+    cal, window = inputs["calibration"], inputs["window"]
+    cold = f", {cal['cold_service_samples']} cold ones (median " \
+        f"{cal['cold_service_median_ms']:g} ms)" if cal["cold_service_samples"] else \
+        ", no cold one (cold requests draw warm times)"
+    click.echo(f"inputs: {cal['service_samples']} warm service times (median "
+               f"{cal['service_median_ms']:g} ms){cold}, {cal['startup_samples']} start-ups "
+               f"(median {cal['startup_median_ms']:g} ms, {cal['startup_from']}); every row "
+               f"scaled ×{window.scale:.1f} to a day by {window.why}")
+    click.echo("the first row is the run as measured, the row marked * its own settings "
+               "simulated: their difference is the calibration error; intervals are 95 %")
     keys = list(grid)
-    cost_cols = [(name, cur) for name, (cur, _, _) in rows[0].costs.items()] if rows else []
-    head = [*keys, "P(cold) [95%]", "p99 intended ms", "429s",
-            *[f"{n} {c}/day" for n, c in cost_cols], *[f"{c}/1000 req" for _, c in cost_cols]]
+    cost_cols = [(name, cur) for name, (cur, *_rest) in rows[0].costs.items()] if rows else []
+    head = ["row", *keys, "P(cold) [95%]", "p99 from intended ms [95%]", "429s",
+            *[f"{n} {c}/day [95%]" for n, c in cost_cols],
+            *[f"{c}/1000 req" for _, c in cost_cols]]
     body = []
     for r in rows:
-        pc = "-" if r.p_cold is None else f"{r.p_cold:.4f} [{r.p_cold_lo:.4f}, {r.p_cold_hi:.4f}]"
-        p99 = "-" if r.p99_from_intended_ms is None else f"{r.p99_from_intended_ms:.0f}"
-        body.append([*(f"{r.settings[k]:g}" + ("*" if r.as_run and i == 0 else "")
-                       for i, k in enumerate(keys)), pc, p99, str(r.throttled),
-                     *[f"{r.costs[n][1]:.2f}" for n, _ in cost_cols],
-                     *[_money(r.costs[n][2]) for n, _ in cost_cols]])
+        pc = "-" if r.p_cold is None else _ranged(r.p_cold, r.p_cold_lo, r.p_cold_hi, ".4f")
+        p99 = "-" if r.p99_ms is None else _ranged(r.p99_ms, r.p99_ms_lo, r.p99_ms_hi, ".0f")
+        body.append([r.source, *(f"{r.settings[k]:g}" + ("*" if r.as_run and i == 0 else "")
+                                 for i, k in enumerate(keys)), pc, p99, str(r.throttled),
+                     *[_ranged(r.costs[n][1], *r.costs[n][2], ".2f") for n, _ in cost_cols],
+                     *[_money(r.costs[n][3]) for n, _ in cost_cols]])
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
     click.echo("  ".join(h.rjust(w) for h, w in zip(head, widths)))
     for b in body:
@@ -160,6 +231,12 @@ def _what_if(run_dir: Path, texts: tuple[str, ...], tables: tuple[str, ...], see
 
     write_report(run_dir)
     click.echo(f"written: {path} (and the run's report.html)")
+
+
+def _ranged(value: float, lo: float | None, hi: float | None, fmt: str) -> str:
+    if lo is None or hi is None:
+        return format(value, fmt)
+    return f"{value:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
 
 
 def _money(value: float | None) -> str:

@@ -6,20 +6,25 @@ from pathlib import Path
 
 import click
 
+from ..sim.run import default_times_help
+
 __all__ = ["simulate"]
 
 
 @click.command()
 @click.argument("workload", type=click.Path(dir_okay=False))
 @click.option("--service-ms", default=None, metavar="DIST",
-              help="Service time per request in ms: 120, exp:120, uniform:80:160, normal:120:10 "
-              "(default: a sleep function's FCBENCH_SLEEP_MS).")
+              help="Service time per request in ms: 120, exp:120, uniform:80:160, normal:120:10. "
+              f"Default, without --calibrate: {default_times_help()}.")
 @click.option("--startup-ms", default=None, metavar="DIST",
-              help="Instance start-up time in ms, same forms (default: process start + a sleep "
-              "function's FCBENCH_STARTUP_MS).")
+              help="Instance start-up time in ms, same forms (default: as for --service-ms).")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Override the workload's duration (s).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the simulator's own draws: service and start-up times (from the "
+              "distributions or the calibration samples). The arrivals come from the "
+              "workload's `seed` (or its plan's), so every --seed replays the same arrivals; "
+              "change the workload's seed for others.")
 @click.option("--calibrate", "calibrate_from", multiple=True, metavar="RUN_DIR",
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Draw service and start-up times from a measured run folder's warm requests "
@@ -28,11 +33,14 @@ __all__ = ["simulate"]
               help="Simulate one level per value and write sweep.csv like `fcbench coldstart "
               "sweep`: concurrency (Poisson at level / service time), instanceConcurrency, "
               "idleTimeout or minInstances (the workload's own arrivals).")
+@click.option("--warmup", "warmup_s", type=click.FloatRange(min=0), default=None,
+              help="With --sweep: seconds from each level's start left out of the steady-state "
+              "P(cold), as `coldstart sweep --warmup` (default: one idleTimeout).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Parent folder of run folders (default: the workload's output).")
 def simulate(workload: str, service_ms: str | None, startup_ms: str | None,
              duration: float | None, seed: int, calibrate_from: tuple[Path, ...],
-             sweep_spec: str | None, out: Path | None) -> None:
+             sweep_spec: str | None, warmup_s: float | None, out: Path | None) -> None:
     """Run WORKLOAD's arrivals through the harness's own scheduler on simulated time.
 
     Writes a run folder like a measured run (requests.csv, instances.csv, summary.json,
@@ -41,7 +49,7 @@ def simulate(workload: str, service_ms: str | None, startup_ms: str | None,
     from ..load.workload import load_workload
     from ..report.summary import summary_table
     from ..sim.calibrate import calibrate
-    from ..sim.run import SimulationSettings, simulate_workload
+    from ..sim.run import SimulationSettings, assumed_note, simulate_workload
 
     wl = load_workload(workload)
     if duration is not None:
@@ -55,9 +63,15 @@ def simulate(workload: str, service_ms: str | None, startup_ms: str | None,
                    f"{d['startup_samples']} start-ups (median {d['startup_median_ms']:g} ms, "
                    f"from {d['startup_from']})")
     settings = SimulationSettings(service_ms, startup_ms, seed, calibration=cal)
+    note = assumed_note(wl, settings)  # refuses here, before any folder, when nothing says
+    if note:
+        click.echo(note, err=True)
     if sweep_spec is not None:
-        _sweep(wl, sweep_spec, settings, out)
+        _sweep(wl, sweep_spec, settings, out, warmup_s)
         return
+    if warmup_s is not None:
+        raise click.UsageError("--warmup goes with --sweep (a plain simulation reports the "
+                               "whole run)")
     run_dir, summary = simulate_workload(wl, settings, out_dir=out)
     rows = summary_table(summary)
     width = max(len(k) for k, _ in rows)
@@ -65,9 +79,16 @@ def simulate(workload: str, service_ms: str | None, startup_ms: str | None,
         click.echo(f"  {label:<{width}}  {value}")
     click.echo(f"simulated {summary['count']} requests in {summary['simulation_s']:.2f} s")
     click.echo(f"results: {run_dir}")
+    if cal is not None:  # the calibration's own sampling error, as intervals
+        from ..sim.bootstrap import DEFAULT_REPLICATIONS, predict_folder
+
+        for line in predict_folder(wl, settings, run_dir, replications=DEFAULT_REPLICATIONS):
+            click.echo(line)
 
 
-def _sweep(wl, text: str, settings, out: Path | None) -> None:  # noqa: ANN001
+def _sweep(wl, text: str, settings, out: Path | None,  # noqa: ANN001
+           warmup_s: float | None) -> None:
+    from ..coldstart.levels import level_line
     from ..coldstart.predict import SWEEP_KEYS, simulate_sweep
 
     key, _, raw = text.partition("=")
@@ -78,11 +99,8 @@ def _sweep(wl, text: str, settings, out: Path | None) -> None:  # noqa: ANN001
     if key.strip() not in SWEEP_KEYS or not values:
         raise click.BadParameter(f"write KEY=V1,V2,... with KEY one of {', '.join(SWEEP_KEYS)}"
                                  f" (got {text!r})", param_hint="--sweep")
-    run_dir, summary = simulate_sweep(wl, key.strip(), values, settings,
-                                      out=out or wl.output_dir())
-    for lv in summary["levels"]:
-        p = "-" if lv["p_cold"] is None else \
-            f"{lv['p_cold']:.4f} [{lv['p_cold_cluster_lo']:.4f}, {lv['p_cold_cluster_hi']:.4f}]"
-        click.echo(f"  {key.strip()} {lv['level']:g}: {lv['requests']} requests, {lv['cold']} "
-                   f"cold, steady P(cold) {p}, {lv['instances']} instances, p99 {lv['p99_ms']} ms")
+    run_dir, summary = simulate_sweep(
+        wl, key.strip(), values, settings, out=out or wl.output_dir(), warmup_s=warmup_s,
+        on_level=lambda lv: click.echo(level_line(lv, f"simulated {key.strip()}")))
+    click.echo(f"service time {summary['service_ms']:.1f} ms; {summary['verdict']['text']}")
     click.echo(f"results: {run_dir}")

@@ -8,13 +8,14 @@ laid over a measured one point for point.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError, UsageError
 from ..sim.calibrate import Calibration, calibrate
-from ..sim.run import SimulationSettings, simulate_workload
+from ..sim.run import SimulationSettings, simulate_workload, times_source
 from ..spec import FunctionSpec, function_spec_from_dict
 from .sweep import ColdStartSweep, SweepConfig, SweepLevel
 
@@ -34,6 +35,8 @@ class SimulatedSweep(ColdStartSweep):
     """
 
     name = "coldstart-sweep-simulated"
+    points_label = "simulated"
+    title = "Simulated cold-start probability"
 
     def __init__(self, spec: FunctionSpec, config: SweepConfig, run_dir: Path, *,
                  settings: SimulationSettings, replications: int = 1,
@@ -89,18 +92,24 @@ SWEEP_KEYS = {"concurrency": "concurrency", "instanceConcurrency": "instance-con
 
 
 def simulate_sweep(workload: Any, key: str, values: tuple[float, ...],
-                   settings: SimulationSettings, *, out: Path) -> tuple[Path, dict[str, Any]]:
+                   settings: SimulationSettings, *, out: Path,
+                   on_level: Callable[[SweepLevel], None] | None = None,
+                   warmup_s: float | None = None) -> tuple[Path, dict[str, Any]]:
     """`fcbench simulate WORKLOAD --sweep KEY=v1,v2,...`: one simulated level per value into a
-    new sweep folder (sweep.csv in the measured sweep's format, plots/p_cold.png, levels/).
+    new sweep folder (sweep.csv in the measured sweep's format, plots/p_cold.png, levels/);
+    `on_level` is called with each level as it is done; `warmup_s` is the measured sweep's
+    ``--warmup`` (default: one idle timeout).
 
     ``concurrency`` levels are Poisson at level / mean service time (Little's law), as in
     `fcbench coldstart sweep`; the other keys keep the workload's own arrivals and set that
     field of its function.
 
     Raises:
-        UsageError: an unknown key, or a workload the simulator cannot replay.
+        UsageError: an unknown key, a level's function spec refused, no service time to
+            assume, or a workload the simulator cannot replay; all before any folder is made.
     """
-    from ..report.rundir import RunFolder, new_run_dir
+    from ..report.rundir import RunFolder
+    from .sweep import new_sweep_dir
 
     if key not in SWEEP_KEYS:
         raise UsageError(f"cannot sweep {key!r}; use one of {', '.join(SWEEP_KEYS)}")
@@ -110,23 +119,28 @@ def simulate_sweep(workload: Any, key: str, values: tuple[float, ...],
     spec = specs[0]
     config = SweepConfig(levels=values, vary=SWEEP_KEYS[key], duration_s=workload.duration,  # type: ignore[arg-type]
                          seed=workload.seed if workload.seed is not None else settings.seed,
-                         virtual_gpus=getattr(workload.target, "virtual_gpus", None))
-    sweep = SimulatedSweep(spec, config, Path(out), settings=settings)
+                         virtual_gpus=getattr(workload.target, "virtual_gpus", None),
+                         warmup_s=warmup_s)
+    sweep = SimulatedSweep(spec, config, Path(out), settings=settings, on_level=on_level)
+    if not workload.plan_obj().open_loop and config.vary != "concurrency":
+        raise UsageError("simulate replays open-loop plans (poisson, constant, uniform, burst, "
+                         "diurnal, trace); a closed-loop plan depends on measured answers")
+    if sweep.service_ms is None:  # refused here, before the folder, when nothing says
+        sweep.service_ms = _mean_service_ms(spec, settings)
     for value in values:  # every level's function checked before anything is written
         try:
             function_spec_from_dict(sweep._level_spec(value)[0], source="--sweep")
         except SpecError as exc:
             where = f"{exc.path}: " if exc.path else ""
             raise UsageError(f"--sweep {key}={value:g}: {where}{exc.message}") from None
-    run_dir = new_run_dir(Path(out), f"simsweep-{workload.name}")
+    run_dir = new_sweep_dir(out, f"simsweep-{workload.name}")
     sweep.run_dir = run_dir
-    if sweep.service_ms is None:
-        sweep.service_ms = _mean_service_ms(spec, settings)
     sweep.plan_doc = workload.plan.model_dump(by_alias=True, exclude_none=True, mode="json")
     RunFolder(run_dir).write_run_yaml({
         "title": f"Simulated P(cold) vs {key}: {workload.name}", "kind": "simulated",
         "experiment": sweep.name, "vary": config.vary, "levels": list(values),
-        "service_ms": sweep.service_ms, "workload": workload.to_run_yaml(),
+        "service_ms": sweep.service_ms, "times_from": times_source(spec, settings),
+        "workload": workload.to_run_yaml(),
         "calibration": settings.calibration.describe() if settings.calibration else None})
     summary = sweep.process(sweep.run())
     from ..report.html import write_report

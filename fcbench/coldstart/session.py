@@ -112,10 +112,10 @@ def sweep_spec(spec_path: str | Path, config: Any, *, body: bytes, content_type:
     force_cold(), instead of a fresh local harness serving the spec."""
 
     from ..report.html import write_report
-    from .sweep import ColdStartSweep
+    from .sweep import ColdStartSweep, new_sweep_dir
 
     spec = load_function_spec(spec_path)
-    run_dir = new_run_dir(Path(out), f"sweep-{spec.name}")
+    run_dir = new_sweep_dir(out, f"sweep-{spec.name}")
     experiment = ColdStartSweep(spec, config, run_dir, body=body, content_type=content_type,
                                 on_level=on_level)
     experiment.target_config = target

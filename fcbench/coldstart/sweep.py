@@ -1,32 +1,39 @@
 """`fcbench coldstart sweep`: cold-start probability vs concurrency (FC's stress-test figure).
 
 Key names: `SweepConfig`, `ColdStartSweep` (experiment: `prepare`, `run`, `process`),
-`monotone_within_intervals`. Each level is a real `fcbench run` (Locust against a fresh local
-harness); its run folder is kept under the sweep's `levels/`.
+`new_sweep_dir`. Each level is a real `fcbench run` (Locust against a fresh local harness); its
+run folder is kept under the sweep's `levels/`. A level's figures, what they may claim and the
+verdict over the levels: `levels`; the plot: `plot`.
 """
 
 from __future__ import annotations
 
-import csv
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 
 from ..errors import UsageError
 from ..spec import FunctionSpec
+from .levels import (SWEEP_FIELDS, SweepLevel, level_figures, level_row,
+                     monotone_within_intervals, read_sweep_csv, sweep_verdict, write_sweep_csv)
+from .plot import VARY_LABELS, plot_p_cold
 
 __all__ = ["SWEEP_FIELDS", "VARY_LABELS", "ColdStartSweep", "SweepConfig", "SweepLevel",
-           "monotone_within_intervals", "plot_p_cold", "read_sweep_csv",
-           "steady_state", "write_sweep_csv"]
+           "monotone_within_intervals", "new_sweep_dir", "plot_p_cold", "read_sweep_csv",
+           "steady_state", "sweep_verdict", "write_sweep_csv"]
 
 
-#: what a sweep's levels set, as the x axis and messages name it
-VARY_LABELS = {"concurrency": "concurrency (mean requests in flight)",
-               "instance-concurrency": "instanceConcurrency", "idle-timeout": "idleTimeout (s)",
-               "min-instances": "minInstances"}
+def new_sweep_dir(out: str | Path, name: str) -> Path:
+    """A fresh sweep folder under `out`, as an absolute path: resolved here, once, where it is
+    made, because each level's run folder comes back absolute (`run_workload` resolves its own)
+    and is recorded relative to this one; a relative `out` (the default ``results``) would not
+    contain it."""
+    from ..report.rundir import new_run_dir
+
+    return new_run_dir(Path(out), name).resolve()
 
 
 @dataclass(frozen=True)
@@ -114,47 +121,6 @@ class SweepTiming:
     note: str
 
 
-@dataclass
-class SweepLevel:
-    """One level's outcome (a row of sweep.csv)."""
-
-    level: float
-    concurrency: float
-    instance_concurrency: int
-    rate_rps: float | None
-    requests: int  # after the warm-up
-    cold: int
-    p_cold: float | None
-    p_cold_lo: float  # Wilson (independent requests)
-    p_cold_hi: float
-    p50_ms: float | None
-    p99_ms: float | None
-    instances: int | None
-    errors: int
-    run_dir: str = ""
-    #: the block-bootstrap interval (cold requests clustered by start): the one to trust
-    p_cold_cluster_lo: float = 0.0
-    p_cold_cluster_hi: float = 1.0
-    #: over the whole level, ramp from zero included, with its cluster interval
-    p_cold_from_zero: float | None = None
-    p_cold_from_zero_lo: float = 0.0
-    p_cold_from_zero_hi: float = 1.0
-    level_s: float = 0.0
-    steady: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def monotone_within_intervals(levels: list[SweepLevel]) -> bool:
-    """True when P(cold) never rises significantly as levels go up: no level's 95% cluster
-    (block-bootstrap) interval lies wholly above the interval of a lower level."""
-    for i, low in enumerate(levels):
-        for high in levels[i + 1:]:
-            if high.p_cold is not None and low.p_cold is not None \
-                    and high.p_cold_cluster_lo > low.p_cold_cluster_hi:
-                return False
-    return True
-
-
 class ColdStartSweep:
     """Measure P(cold) at each level for one function on the local harness.
 
@@ -167,6 +133,9 @@ class ColdStartSweep:
     """
 
     name = "coldstart-sweep"
+    #: what the levels are, in the plot's legend and title
+    points_label = "measured"
+    title = "Cold-start probability"
 
     def __init__(self, spec: FunctionSpec, config: SweepConfig, run_dir: Path, *,
                  body: bytes = b"", content_type: str = "application/octet-stream",
@@ -324,93 +293,38 @@ class ColdStartSweep:
         first = next(iter(plan_obj.offsets(timing.level_s)), 0.0) \
             if plan_obj.open_loop else 0.0  # closed-loop users start at the plan's start
         s, whole = steady_state(frames, timing.warmup_s, first_offset=first)
-        pc = s.get("p_cold") or {}
-        zero = whole.get("p_cold") or {}
-        lat = s.get("latency_ms") or {}
         return SweepLevel(
             level=level, concurrency=concurrency, instance_concurrency=ic, rate_rps=rate,
-            requests=int(s.get("count", 0)), cold=int(s.get("cold_starts", 0)),
-            p_cold=pc.get("value"), p_cold_lo=float(pc.get("lo", 0.0)),
-            p_cold_hi=float(pc.get("hi", 1.0)), p50_ms=lat.get("p50"), p99_ms=lat.get("p99"),
-            instances=run_summary.get("instances_started"), errors=int(s.get("errors", 0)),
+            instances=run_summary.get("instances_started"),
             run_dir=str(Path(run_dir).relative_to(self.run_dir)),
-            p_cold_cluster_lo=float((pc.get("cluster") or {}).get("lo", 0.0)),
-            p_cold_cluster_hi=float((pc.get("cluster") or {}).get("hi", 1.0)),
-            p_cold_from_zero=zero.get("value"),
-            p_cold_from_zero_lo=float((zero.get("cluster") or {}).get("lo", 0.0)),
-            p_cold_from_zero_hi=float((zero.get("cluster") or {}).get("hi", 1.0)),
-            level_s=timing.level_s, steady=timing.steady)
+            level_s=timing.level_s, steady=timing.steady, **level_figures(s, whole))
 
     # ---- process ----------------------------------------------------------------------------
     def process(self, levels: list[SweepLevel], *,
                 predicted: list[SweepLevel] | None = None) -> dict[str, Any]:
         """Write sweep.csv, plots/p_cold.png (with the simulator's `predicted` curve when given,
         whose levels go to predicted.csv), summary.json; return the summary."""
-        fields = SWEEP_FIELDS
         write_sweep_csv(levels, self.run_dir / "sweep.csv")
         if predicted is not None:
             write_sweep_csv(predicted, self.run_dir / "predicted.csv")
         (self.run_dir / "plots").mkdir(exist_ok=True)
         plot_p_cold(levels, self.run_dir / "plots" / "p_cold.png", vary=self.config.vary,
-                    title=f"Cold-start probability: {self.spec.name}", predicted=predicted,
-                    predicted_label="simulator, calibrated on these runs")
+                    title=f"{self.title}: {self.spec.name}", points_label=self.points_label,
+                    predicted=predicted, predicted_label="simulator, calibrated on these runs")
+        verdict = sweep_verdict(levels)
         summary = {"experiment": self.name, "function": self.spec.name,
                    "vary": self.config.vary, "mode": self.config.mode,
                    "warmup_s": self.timing.warmup_s, "level_s": self.timing.level_s,
                    "steady": self.timing.steady, "timing": self.timing.note,
                    "service_ms": self.service_ms,
-                   "monotone_within_intervals": monotone_within_intervals(levels),
-                   "levels": [{k: _round(getattr(lv, k)) for k in fields} for lv in levels]}
+                   "monotone_within_intervals": verdict["monotone"], "verdict": verdict,
+                   "levels": [level_row(lv) for lv in levels]}
         if predicted is not None:
-            summary["predicted"] = [{k: _round(getattr(lv, k)) for k in fields}
-                                    for lv in predicted]
+            summary["predicted"] = [level_row(lv) for lv in predicted]
         from ..report.rundir import RunFolder
 
         RunFolder(self.run_dir).write_summary(summary)
         return summary
-
-
-#: sweep.csv's columns, measured and predicted alike
-SWEEP_FIELDS = ["level", "concurrency", "instance_concurrency", "rate_rps", "requests", "cold",
-                "p_cold", "p_cold_lo", "p_cold_hi", "p_cold_cluster_lo", "p_cold_cluster_hi",
-                "p_cold_from_zero", "p_cold_from_zero_lo", "p_cold_from_zero_hi", "level_s",
-                "steady", "p50_ms", "p99_ms", "instances", "errors", "run_dir"]
-
-
-def write_sweep_csv(levels: list[SweepLevel], path: Path) -> Path:
-    """One row per level, `SWEEP_FIELDS` columns."""
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=SWEEP_FIELDS)
-        writer.writeheader()
-        for lv in levels:
-            writer.writerow({k: _round(getattr(lv, k)) for k in SWEEP_FIELDS})
-    return path
-
-
-def read_sweep_csv(path: Path) -> list[SweepLevel]:
-    """The levels of a sweep.csv (as `write_sweep_csv` wrote them)."""
-    def num(text: str) -> float | None:
-        return float(text) if text not in ("", "None", "nan") else None
-
-    out = []
-    with open(path, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            out.append(SweepLevel(
-                level=float(row["level"]), concurrency=float(row["concurrency"]),
-                instance_concurrency=int(float(row["instance_concurrency"])),
-                rate_rps=num(row["rate_rps"]), requests=int(float(row["requests"])),
-                cold=int(float(row["cold"])), p_cold=num(row["p_cold"]),
-                p_cold_lo=float(row["p_cold_lo"]), p_cold_hi=float(row["p_cold_hi"]),
-                p50_ms=num(row["p50_ms"]), p99_ms=num(row["p99_ms"]),
-                instances=int(float(row["instances"])) if num(row["instances"]) is not None
-                else None, errors=int(float(row["errors"])), run_dir=row["run_dir"],
-                p_cold_cluster_lo=float(row["p_cold_cluster_lo"]),
-                p_cold_cluster_hi=float(row["p_cold_cluster_hi"]),
-                p_cold_from_zero=num(row["p_cold_from_zero"]),
-                p_cold_from_zero_lo=float(row["p_cold_from_zero_lo"]),
-                p_cold_from_zero_hi=float(row["p_cold_from_zero_hi"]),
-                level_s=float(row["level_s"]), steady=row["steady"] == "True"))
-    return out
 
 
 def steady_state(frames: list[Any], warmup_s: float, *, first_offset: float = 0.0
@@ -431,61 +345,3 @@ def steady_state(frames: list[Any], warmup_s: float, *, first_offset: float = 0.
         steady.append(df)
     both = [pd.concat(f, ignore_index=True) if len(f) > 1 else f[0] for f in (steady, frames)]
     return summarize(both[0]), summarize(both[1])
-
-
-def _round(value: Any) -> Any:
-    return round(value, 6) if isinstance(value, float) else value
-
-
-def plot_p_cold(levels: list[SweepLevel], path: Path, *, vary: str, title: str,
-                predicted: list[SweepLevel] | None = None,
-                predicted_label: str = "simulator") -> Path:
-    """P(cold) = cold / requests sent vs level, with 95% block-bootstrap interval bars
-    (clustered cold requests kept together); the simulator's curve with its interval band when
-    `predicted` is given; for concurrency sweeps a 1/c reference through the first level."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    log_x = vary != "min-instances" and all(lv.level > 0 for lv in levels + (predicted or []))
-    xs_all: list[float] = []
-    pts = [lv for lv in levels if lv.p_cold is not None]
-    if pts:
-        xs = [lv.level for lv in pts]
-        ys = [lv.p_cold for lv in pts]
-        xs_all += xs
-        err = [[max(0.0, y - lv.p_cold_cluster_lo) for y, lv in zip(ys, pts)],
-               [max(0.0, lv.p_cold_cluster_hi - y) for y, lv in zip(ys, pts)]]
-        ax.errorbar(xs, ys, yerr=err, fmt="o-", capsize=4, color="tab:blue",
-                    label="measured P(cold) = cold / requests sent, 95% block-bootstrap")
-        for lv in pts:
-            ax.annotate(f"{lv.cold}/{lv.requests}", (lv.level, lv.p_cold), fontsize=7,
-                        textcoords="offset points", xytext=(4, 6))
-        if vary == "concurrency" and ys[0] and len(xs) > 1:
-            ref = [ys[0] * xs[0] / x for x in xs]
-            ax.plot(xs, ref, ":", color="0.4", label=f"∝ 1/c through c = {xs[0]:g}")
-    sim = [lv for lv in predicted or [] if lv.p_cold is not None]
-    if sim:
-        sx = [lv.level for lv in sim]
-        xs_all += sx
-        ax.fill_between(sx, [lv.p_cold_cluster_lo for lv in sim],
-                        [lv.p_cold_cluster_hi for lv in sim], color="tab:orange", alpha=0.2,
-                        label=f"{predicted_label}: 95% block-bootstrap")
-        ax.plot(sx, [lv.p_cold for lv in sim], "s--", color="tab:orange",
-                label=f"{predicted_label} P(cold)")
-    if xs_all:
-        ticks = sorted(set(xs_all))
-        if log_x:
-            ax.set_xscale("log", base=2)
-        ax.set_xticks(ticks, [f"{x:g}" for x in ticks])
-    ax.set_ylim(bottom=0)
-    ax.set_xlabel(VARY_LABELS.get(vary, vary))
-    ax.set_ylabel("cold-start probability")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

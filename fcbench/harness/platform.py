@@ -26,7 +26,7 @@ from ..events import Events
 from ..protocol import REJECT_CODES, function_path
 from ..spec import FunctionSpec, ProvisionSpec, TriggerSpec, updated_spec
 from .forward import Forwarder
-from .gpus import Gpu, GpuPool
+from .gpus import Gpu, GpuPool, default_virtual_gpus
 from .runtimes.base import InstanceHandle, Runtime, StartRequest, wait_healthy
 from .scheduler import (Admit, Decision, FunctionConfig, Instance, InstanceState, Reclaim, Reject,
                         RejectReason, Scheduler, StartInstance)
@@ -82,6 +82,10 @@ class Platform:
         runtimes: runtime name -> runtime (a spec's `harness.runtime` picks one).
         gpus: the GPUs to place GPU-memory specs on.
         log_dir: where instance logs go (a temporary folder when None).
+    Attribute `add_virtual_gpus`: no real GPU and none chosen, so a GPU function added from now
+    on (the FC API, `fcbench deploy`) brings virtual cards sized like its gpuType, as the specs
+    the harness started with did (`default_virtual_gpus`). The harness sets it once its own
+    specs are in.
     """
 
     def __init__(self, runtimes: dict[str, Runtime], *, gpus: list[Gpu] | None = None,
@@ -90,6 +94,7 @@ class Platform:
         self.runtimes = runtimes
         self.events = events or Events()
         self.scheduler = Scheduler(GpuPool(list(gpus or [])))
+        self.add_virtual_gpus = False
         self.specs: dict[str, FunctionSpec] = {}
         self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="fcbench-logs-"))
         self.meta: dict[str, FunctionMeta] = {}
@@ -114,6 +119,7 @@ class Platform:
         runtime = self._runtime_for(spec)
         if spec.gpu_memory_mb and not runtime.capabilities.gpus:
             raise UsageError(f"runtime {runtime.name!r} cannot run GPU specs")
+        self._virtual_cards_for(spec, always=True)
         starts = self.scheduler.add_function(FunctionConfig.from_spec(spec), time.monotonic())
         # both maps filled before the await: a GetFunction while the runtime prepares (a docker
         # pull can take minutes) finds the function whole
@@ -143,11 +149,27 @@ class Platform:
         await runtime.prepare(spec)
         if spec.name not in self.specs:  # deleted while the runtime prepared
             raise KeyError(spec.name)
+        self._virtual_cards_for(spec, always=False)
         decisions = self.scheduler.update_function(time.monotonic(),
                                                    FunctionConfig.from_spec(spec))
         self.specs[spec.name] = spec
         self.meta[spec.name].modified = time.time()
         self._apply(decisions)
+
+    def _virtual_cards_for(self, spec: FunctionSpec, *, always: bool) -> None:
+        """Give a GPU spec virtual cards of its gpuType (see `add_virtual_gpus`): `always` for a
+        function added to a running harness (its own cards, as at start), else only when it
+        would not fit on the cards there are."""
+        pool = self.scheduler.gpus
+        if not (self.add_virtual_gpus and spec.gpu_memory_mb):
+            return
+        if not always and pool.gpus and spec.gpu_memory_mb <= pool.largest_mb:
+            return
+        cards, info = default_virtual_gpus([spec])
+        for card in cards:
+            card.index = len(pool.gpus)
+            pool.gpus.append(card)
+        log.info("%s: %s", spec.name, info["description"])
 
     def set_provision(self, name: str, provision: ProvisionSpec | None) -> None:
         """PutProvisionConfig (None: DeleteProvisionConfig): `defaultTarget` becomes the

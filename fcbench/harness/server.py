@@ -148,6 +148,9 @@ class Harness:
         try:
             for spec in specs:
                 await self.platform.add_function(spec)
+            # no GPU found and none chosen: GPU functions created later get virtual cards too
+            self.platform.add_virtual_gpus = self.gpu_info["source"] in (
+                "virtual-default", "none") and not cfg.require_gpu
             self.key = cfg.access_key or AccessKey.generate()
             guard = Guard(self.key, host=cfg.host, allow_api_commands=cfg.allow_api_commands,
                           allowed_hosts=frozenset(h.lower() for h in cfg.allowed_hosts))

@@ -122,7 +122,17 @@ def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: b
 
 def _preflight(target: dict[str, Any], timeout_s: float) -> None:
     """Build an fc target once here, so a missing SDK or credentials fail before any folder or
-    process is made."""
+    process is made; a URL nobody answers at (a name that does not resolve, a port nothing
+    listens on) fails here too, rather than after a run of failed requests."""
+    if target.get("kind") == "url" and target.get("url"):
+        from ..targets.url import invoke_url, unreachable
+
+        url = invoke_url(target["url"], target.get("function"), target.get("path"))
+        why = unreachable(url, min(timeout_s, 5.0))
+        if why is not None:
+            raise UsageError(f"cannot reach {url}: {why}; check the URL, or start the server "
+                             "first (for the harness: fcbench harness serve SPEC.yaml)")
+        return
     if target.get("kind") != "fc":
         return
     from ..targets import target_class

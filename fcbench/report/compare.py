@@ -320,21 +320,26 @@ def _figures(s: dict[str, Any]) -> Iterator[Figure]:
 
 
 def _cost_figures(run: Path, table_name: str, notes: list[str]) -> Iterator[Figure]:
-    """Cost per day and per 1000 requests, as `fcbench cost RUN_DIR` prices the run."""
-    from ..cost.model import daily_cost, per_thousand_requests, usage_from_run
+    """Cost per day and per 1000 requests, as `fcbench cost RUN_DIR` prices the run (its
+    planned duration, its recorded shape, `fcbench.cost.billing.bill`); a run that cannot be
+    priced (no GPU spec recorded, a CPU function in a GB·s table) has none, and a note says
+    why — never a cost of 0."""
+    from ..cost.billing import bill
+    from ..cost.metering import priced_run
+    from ..cost.model import per_thousand_requests
     from ..cost.tables import load_table
 
+    table = load_table(table_name)
     try:
-        usage, _ = usage_from_run(run)  # with the instance shape the run recorded
+        priced = priced_run(run)
+        total = bill(table, priced.usage).total
     except UsageError as exc:
         notes.append(f"cost: {exc}")
         return
-    table = load_table(table_name)
-    total = daily_cost(table, usage)["total"]
     c = table.currency
     yield Figure("cost.per_day", f"FC cost per day ({table.name})", f"{c}/day", total)
     yield Figure("cost.per_1000_requests", f"FC cost per 1000 requests ({table.name})",
-                 f"{c}/1000 requests", per_thousand_requests(total, usage.invocations))
+                 f"{c}/1000 requests", per_thousand_requests(total, priced.usage.invocations))
 
 
 # -- the comparison --------------------------------------------------------------------------------
@@ -482,6 +487,8 @@ def format_value(fig: Figure | None, unit: str) -> str:
         return f"{v:.3f} [{fig.cluster[0]:.3f}, {fig.cluster[1]:.3f}]"
     if unit in ("requests", "instances"):
         return f"{v:.0f}"
+    if fig.metric == "cost.per_day":
+        return f"{v:,.2f}"  # money to the cent, as `fcbench cost` prints it
     if fig.metric.startswith("cost."):
         return f"{v:.4g}"
     if unit == "share":

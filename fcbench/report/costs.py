@@ -1,7 +1,8 @@
 """The report's cost section: a run's metering priced in every shipped table, and the cost plot.
 
-Key names: `cost_section`, `draw_cost_plot`. Every number comes from `fcbench.cost.model`
-(`usage_from_run`, `daily_cost`, `compare`); this module only lays them out.
+Key names: `cost_section`, `draw_cost_plot`. Every number comes from `fcbench.cost`
+(`metering.priced_run`, `billing.bill`, `model.compare`), as `fcbench cost RUN_DIR` prints
+them; this module only lays them out.
 """
 
 from __future__ import annotations
@@ -30,54 +31,67 @@ def _money(value: float | None, currency: str) -> str:
     return "–" if value is None else f"{value:,.2f} {currency}"
 
 
+_METERS_NOTHING = ("Its target meters nothing (FC, a URL): busy time is the union of each "
+                   "instance's requests (from requests.csv); idle time is unknown and not billed "
+                   "on demand.")
+
+
 def cost_section(run_dir: str | Path) -> CostSection:
-    """The run's day (metering scaled to 24 h) priced in each shipped table, with the server
-    comparison where the table has a server price."""
-    from ..cost.model import compare, daily_cost, usage_from_run
+    """The run's day (its metering over its planned duration, scaled to 24 h) priced in each
+    shipped table, with the server comparison where the table has a server price; a table
+    that cannot price this function says why in its row."""
+    from ..cost.billing import bill
+    from ..cost.metering import priced_run
+    from ..cost.model import compare
     from ..cost.tables import TABLES, load_table
 
     out = CostSection(header=["price table", "regime", "FC per day", "GPU server per day (24 h)",
                               "saving", "break-even utilisation", "source"])
     try:
-        usage, scale = usage_from_run(run_dir)
+        priced = priced_run(run_dir)
     except FcbenchError as exc:
         out.error = str(exc)
+        run = Path(run_dir)
+        if not (run / "instances.csv").is_file() and (run / "requests.csv").is_file():
+            out.notes.append(_METERS_NOTHING)
         return out
+    usage, shape = priced.usage, priced.shape
     out.usage = usage
     for name in TABLES:
         table = load_table(name)
+        try:
+            billed = bill(table, usage)
+        except FcbenchError as exc:
+            out.rows.append([name, table.regime, f"not priced: {exc}", "–", "–", "–",
+                             f"{table.source} ({table.date})"])
+            continue
         cmp = compare(table, usage)
-        parts = daily_cost(table, usage)
         has_server = cmp.server_per_day is not None
-        shares = [f"{k} {v:,.2f}" for k, v in parts.items() if k not in ("total", "cu") and v]
-        breakdown = ", ".join(shares) if len(shares) > 1 else ""
+        working = "; ".join(ln.text() for ln in billed.lines if ln.amount > 0)
         out.rows.append([
             name, table.regime,
-            _money(cmp.fc_per_day, cmp.currency) + (f" ({breakdown})" if breakdown else ""),
+            _money(cmp.fc_per_day, cmp.currency) + (f" ({working})" if working else ""),
             _money(cmp.server_per_day, cmp.currency) if has_server else "no server price",
             f"{cmp.saving:.1%}" if has_server and cmp.saving is not None else "–",
             ("never (FC cheaper all day)" if cmp.break_even_utilisation is None
              else f"{cmp.break_even_utilisation:.1%}") if has_server else "–",
             f"{table.source} ({table.date})"])
-    out.notes.append(f"The run's metering scaled ×{scale:,.1f} to a day: {usage.invocations:,.0f}"
-                     f" calls, {usage.active_s:,.0f} busy instance-seconds "
-                     f"({usage.utilisation:.1%} of a day), {usage.idle_s:,.0f} idle, GPU spec "
-                     f"{usage.gpu_gb:g} GB. Prices as published; check your console.")
+    out.notes.append(f"The run's metering scaled ×{priced.scale:,.1f} to a day, by "
+                     f"{priced.window.why}: {usage.invocations:,.0f} calls, "
+                     f"{usage.active_s:,.0f} busy instance-seconds ({usage.utilisation:.1%} of a "
+                     f"day), {usage.idle_s:,.0f} idle, GPU spec {usage.gpu_gb:g} GB. Prices as "
+                     "published; check your console.")
     if usage.metered_from == "requests.csv":
-        out.notes.append("Its target meters nothing (FC, a URL): busy time is the union of each "
-                         "instance's requests (from requests.csv); idle time is unknown and "
-                         "not billed on demand.")
+        out.notes.append(_METERS_NOTHING)
+    out.notes.append(f"Shape priced: {shape.describe()}, from {shape.source}."
+                     + (f" CU tables bill no {', '.join(shape.missing)}: the spec sets none "
+                        "(`fcbench cost RUN_DIR --vcpu … --memory-gb … --disk-gb …` adds "
+                        "them)."
+                        if shape.missing else ""))
     if usage.gpu_gb == 0:
-        out.notes.append("The function asked for no GPU memory (gpuMemorySize), so GPU time "
-                         "costs nothing here; the plot below shows GPU sizes.")
-    if usage.vcpu or usage.memory_gb or usage.disk_gb:
-        out.notes.append(f"CU tables also bill the instance's {usage.vcpu:g} vCPU, "
-                         f"{usage.memory_gb:g} GB memory and {usage.disk_gb:g} GB disk (from the "
-                         "function spec the run recorded) for its busy seconds.")
-    else:
-        out.notes.append("CU tables also bill vCPU, memory and disk seconds; the run's spec "
-                         "names none (cpu, memorySize, diskSize): `fcbench cost RUN_DIR --vcpu …"
-                         " --memory-gb …` adds them.")
+        out.notes.append("The function asked for no GPU memory (gpuMemorySize): a GB·s table, "
+                         "which prices GPU memory only, cannot price it; the plot below shows "
+                         "GPU sizes.")
     return out
 
 

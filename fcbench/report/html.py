@@ -14,6 +14,8 @@ import base64
 import csv
 import json
 import logging
+import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,17 +24,159 @@ from typing import Any
 from .. import __version__
 from ..errors import UsageError
 
-__all__ = ["write_report"]
+__all__ = ["column_header", "column_kind", "format_number", "format_table", "write_report"]
 
 log = logging.getLogger(__name__)
 
 
-def _fmt(value: Any) -> str:
-    if value is None or value == "":
+#: Column kinds `format_number` knows, and how each is written.
+NUMBER_KINDS = ("probability", "ms", "money", "count", "seconds", "share", "number")
+_CURRENCY = re.compile(r"^(?P<table>.+)_(?P<cur>[A-Z]{3})_per_(?P<per>day|1000_requests)$")
+#: Columns (of what-if, sweep and prediction CSVs) that count things: written as integers.
+_COUNTS = frozenset({
+    "requests", "requests_sent", "requests_throttled_429", "throttled", "cold", "cold_starts",
+    "instances", "instances_started", "instances_seen", "errors", "ok", "count", "n", "level",
+    "concurrency", "instance_concurrency", "instanceConcurrency", "minInstances",
+    "maxInstances", "censored", "samples"})
+#: Header text of the columns whose name says nothing in plain words (units in brackets).
+_HEADERS = {
+    "p_cold": "P(cold)", "p_cold_lo": "P(cold) lo", "p_cold_hi": "P(cold) hi",
+    "p_cold_cluster_lo": "P(cold) lo (clustered)", "p_cold_cluster_hi": "P(cold) hi (clustered)",
+    "p_cold_from_zero": "P(cold from zero)", "p_cold_from_zero_lo": "P(cold from zero) lo",
+    "p_cold_from_zero_hi": "P(cold from zero) hi", "as_run": "as run",
+    "requests_throttled_429": "throttled (429)", "requests_sent": "requests sent",
+    "p99_from_intended_ms": "p99 from intended send (ms)", "rate_rps": "rate (req/s)",
+    "level_s": "level length (s)", "run_dir": "run folder"}
+
+
+def _bound(name: str) -> tuple[str, str]:
+    """``x_lo`` -> (``x``, `` lo``), ``x_hi`` -> (``x``, `` hi``): an interval's ends are
+    numbers of the same kind as ``x``."""
+    for suffix in ("_lo", "_hi"):
+        if name.endswith(suffix) and len(name) > 3:
+            return name[:-3], f" {suffix[1:]}"
+    return name, ""
+
+
+def column_kind(name: str) -> str:
+    """The kind of number (`NUMBER_KINDS`) a column holds, from its name: ``p_cold*`` a
+    probability, ``*_ms`` milliseconds, ``<table>_<CUR>_per_*`` money, known counters counts,
+    ``*_s`` seconds, ``*share*`` a share; anything else a plain number. An interval's ends
+    (``*_lo``, ``*_hi``) are of the kind of their column."""
+    if name.startswith("p_cold") or name in ("probability", "p"):
+        return "probability"
+    name = _bound(name)[0]
+    if name.endswith("_ms") or name.endswith("(ms)"):
+        return "ms"
+    if _CURRENCY.match(name):
+        return "money"
+    if name in _COUNTS or name.endswith("_replications"):
+        return "count"
+    if name.endswith("_s"):
+        return "seconds"
+    if "share" in name or "utilisation" in name:
+        return "share"
+    return "number"
+
+
+def column_header(name: str) -> str:
+    """A CSV column name as a table header, its unit in brackets: ``idleTimeout_s`` ->
+    ``idleTimeout (s)``, ``fc-doc-simple_CNY_per_day`` -> ``fc-doc-simple (CNY/day)``,
+    ``..._per_day_lo`` -> ``... (CNY/day) lo``."""
+    if name in _HEADERS:
+        return _HEADERS[name]
+    base, bound = _bound(name)
+    if bound and base in _HEADERS:
+        return _HEADERS[base] + bound
+    money = _CURRENCY.match(base)
+    if money:
+        per = "day" if money["per"] == "day" else "1000 requests"
+        return f"{money['table']} ({money['cur']}/{per}){bound}"
+    for suffix, unit in (("_ms", "ms"), ("_s", "s"), ("_rps", "req/s")):
+        if base.endswith(suffix) and len(base) > len(suffix):
+            return f"{base[:-len(suffix)].replace('_', ' ')} ({unit}){bound}"
+    return name.replace("_", " ")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def format_number(value: Any, kind: str = "number") -> str:
+    """`value` written for a reader: probabilities with 4 decimals, ms with 1, money with 2
+    (amounts under 0.1, such as a price per 1000 requests, to 2 significant digits rather
+    than ``0.01``), counts and seconds
+    as integers where they are whole, shares as percentages, other numbers to 3 significant
+    digits (1 decimal from 100 up). ``None``, ``""`` and NaN are ``–``; booleans ``yes``/``no``;
+    text that is not a number is returned as it is."""
+    if value is None or (isinstance(value, str) and value.strip() in ("", "nan", "NaN")):
         return "–"
-    if isinstance(value, float):
-        return f"{value:,.3g}" if abs(value) < 1 else f"{value:,.1f}"
-    return str(value)
+    if isinstance(value, bool) or (isinstance(value, str) and value in ("True", "False")):
+        return "yes" if value in (True, "True") else "no"
+    x = _number(value)
+    if x is None:
+        return str(value)
+    if math.isnan(x):
+        return "–"
+    if math.isinf(x):
+        return "∞" if x > 0 else "−∞"
+    if kind == "probability":
+        return f"{x:.4f}"
+    if kind == "ms":
+        return f"{x:,.1f}" if x == 0 or abs(x) >= 0.05 else f"{x:.2g}"
+    if kind == "money":
+        return f"{x:,.2f}" if x == 0 or abs(x) >= 0.1 else f"{x:.2g}"
+    if kind == "share":
+        return f"{x:.1%}"
+    if kind == "count" or (x == round(x) and abs(x) < 1e15):
+        return f"{round(x):,}"
+    return f"{x:,.3g}" if abs(x) < 100 else f"{x:,.1f}"
+
+
+def format_table(header: list[str], rows: list[list[Any]], *, title: str = "",
+                 note: str = "", kinds: list[str] | None = None,
+                 intervals: bool = True) -> dict[str, Any]:
+    """A table for the report template (``{title, header, rows, note}``) from raw cells:
+    each column's numbers written by `format_number` for its kind (`column_kind` of the
+    column name unless `kinds` says), the names made headers with units (`column_header`).
+    With `intervals`, a column ``x`` followed somewhere by ``x_lo`` and ``x_hi`` becomes one
+    column ``x [lo, hi]`` with cells ``v [lo, hi]`` (``v`` alone where the row has no
+    interval), which keeps a what-if table narrow. Any section (costs, what-ifs, sweeps) can
+    lay its numbers out with it."""
+    kinds = kinds or [column_kind(h) for h in header]
+    kinds = kinds + ["number"] * (len(header) - len(kinds))
+    index = {h: i for i, h in enumerate(header)}
+    bounds = {i: (index[f"{h}_lo"], index[f"{h}_hi"]) for i, h in enumerate(header)
+              if intervals and f"{h}_lo" in index and f"{h}_hi" in index}
+    dropped = {j for pair in bounds.values() for j in pair}
+    keep = [i for i in range(len(header)) if i not in dropped]
+
+    def cell(row: list[Any], i: int) -> str:
+        text = format_number(row[i] if i < len(row) else None, kinds[i])
+        if i in bounds:
+            lo, hi = (format_number(row[j] if j < len(row) else None, kinds[i])
+                      for j in bounds[i])
+            if (lo, hi) != ("–", "–"):
+                text += f" [{lo}, {hi}]"
+        return text
+
+    return {"title": title,
+            "header": [column_header(header[i]) + (" [lo, hi]" if i in bounds else "")
+                       for i in keep],
+            "rows": [[cell(row, i) for i in keep] for row in rows], "note": note}
+
+
+def _fmt(value: Any, kind: str = "number") -> str:
+    return format_number(value, kind)
 
 
 def _size(n: int) -> str:
@@ -76,7 +220,8 @@ def _latency_table(summary: dict[str, Any]) -> dict[str, Any] | None:
                        ("latency_from_intended_ms", "from intended send time (all requests)")):
         stats = summary.get(key)
         if isinstance(stats, dict):
-            rows.append([label] + [_fmt(stats.get(q)) for q in ("p50", "p90", "p99", "max")])
+            rows.append([label] + [_fmt(stats.get(q), "ms") for q in ("p50", "p90", "p99",
+                                                                        "max")])
     if not rows:
         return None
     censored = (summary.get("latency_from_intended_ms") or {}).get("censored")
@@ -90,8 +235,13 @@ def _phase_table(summary: dict[str, Any]) -> dict[str, Any] | None:
     phases = summary.get("phases_ms")
     if not isinstance(phases, dict) or not phases:
         return None
-    rows = [[name, _fmt(st.get("median")), f"{_fmt(st.get('p25'))} – {_fmt(st.get('p75'))}",
-             f"{_fmt(st.get('min'))} – {_fmt(st.get('max'))}"] for name, st in phases.items()]
+    def ms(key: str) -> str:
+        return _fmt(st.get(key), "ms")
+
+    rows = []
+    for name, st in phases.items():
+        rows.append([name, ms("median"), f"{ms('p25')} – {ms('p75')}",
+                     f"{ms('min')} – {ms('max')}"])
     share = summary.get("unattributed_pct_median")
     note = f"unattributed: median {share:.2f}% of e2e" if isinstance(share, (int, float)) else ""
     return {"title": "Cold-start phases (ms)", "header": ["phase", "median", "p25 – p75",
@@ -100,6 +250,8 @@ def _phase_table(summary: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _csv_table(path: Path, title: str, limit: int = 50) -> dict[str, Any] | None:
+    """The first `limit` rows of a CSV (what-ifs, sweeps, predictions) as a `format_table`:
+    numbers rounded by column kind, units in the headers."""
     if not path.exists():
         return None
     with open(path, newline="") as f:
@@ -108,7 +260,7 @@ def _csv_table(path: Path, title: str, limit: int = 50) -> dict[str, Any] | None
         rows = [row for _, row in zip(range(limit), reader)]
     if header is None:
         return None
-    return {"title": title, "header": header, "rows": rows, "note": ""}
+    return format_table(header, rows, title=title)
 
 
 @dataclass
@@ -158,12 +310,16 @@ def _draw_sections(run: Path, summary: dict[str, Any]) -> list[_Section]:
         busy, kinds = run_busy(df, instances), run_outcomes(df)  # shared by the plots
         inst = _Section("instances", "Instances over time",
                         intro="Each lane is one instance: starting (created → ready), busy (a "
-                              "request in flight), idle (alive, nothing in flight); a cross "
-                              "where it was reclaimed, a red triangle per cold request.")
+                              "request in flight), idle (alive, nothing in flight); each pixel "
+                              "is shaded from idle to busy by the share of its time that was "
+                              "busy; a cross where it was reclaimed, a red triangle per cold "
+                              "request.")
         _draw(inst, "instance timeline",
               lambda: plot_timeline(df, instances, plots / "timeline.png", busy=busy,
                                     kinds=kinds))
-        _draw(inst, "requests and instances in flight (exact peaks)",
+        _draw(inst, "requests and instances in flight: exact steps; a long run per time bin, "
+                    "the time-weighted mean filled and the bin's max as a thin line (exact "
+                    "peaks)",
               lambda: plot_in_flight(df, instances, plots / "in_flight.png", busy=busy))
         lat = _Section("latency", "Latency: cold vs warm")
         if (plots / "latency.png").is_file():  # fcbench run drew it with the run's title
@@ -226,8 +382,8 @@ def write_report(run_dir: str | Path, *, title: str | None = None) -> Path:
                           _csv_table(run / "predicted.csv", "Sweep: the simulator's prediction, "
                                      "calibrated on these levels"),
                           *(_csv_table(w, f"Priced what-ifs ({w.stem[len('whatif-'):]}): "
-                                       "simulated, calibrated on this run; as_run = its own "
-                                       "settings") for w in sorted(run.glob("whatif-*.csv"))))
+                                       "simulated, calibrated on this run; “as run” = its "
+                                       "own settings") for w in sorted(run.glob("whatif-*.csv"))))
               if t]
     sections = _draw_sections(run, summary)
     placed = {fig["name"] for sec in sections for fig in sec.figures}

@@ -152,7 +152,8 @@ def summary_table(summary: dict[str, Any]) -> list[tuple[str, str]]:
     cl = p.get("cluster") or {}
     pc = "–" if p.get("value") is None else \
         f"{p['value']:.3f} ({p['cold']}/{p['n']} sent); Wilson [{p['lo']:.3f}, {p['hi']:.3f}]" + \
-        (f", clustered [{cl['lo']:.3f}, {cl['hi']:.3f}]" if cl else "")
+        ("" if not cl else f", clustered [{cl['lo']:.3f}, {cl['hi']:.3f}]"
+         if cl.get("known", True) else ", clustered: too few requests to tell")
     shares = summary.get("outcomes") or {}
     mix = " · ".join(f"{k} {v['count']}" for k, v in shares.items()) if shares else "–"
     lfi = summary.get("latency_from_intended_ms") or {}

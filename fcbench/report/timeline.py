@@ -1,8 +1,8 @@
 """What the instances of a run did over time, from `instances.csv` and `requests.csv`.
 
-Key names: `load_instances`, `busy_intervals`, `in_flight`, `step_envelope`, `choose_lanes`,
-`lane_states`, `STATES`. Pure numpy/pandas, vectorised so a 1,000,000-row run stays fast; the
-drawing is in `fcbench.report.plots`.
+Key names: `load_instances`, `busy_intervals`, `in_flight`, `step_envelope`, `step_mean`,
+`choose_lanes`, `lane_states`, `lane_busy_share`, `ordinal`, `STATES`. Pure numpy/pandas,
+vectorised so a 1,000,000-row run stays fast; the drawing is in `fcbench.report.plots`.
 
 * **starting**: created → ready (an instance that never got ready starts until it stopped).
 * **busy**: at least one request in flight on it (the union of its requests' start → end; a
@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["INSTANCE_COLUMNS", "STATES", "Lanes", "busy_intervals", "choose_lanes", "in_flight",
-           "lane_states", "load_instances", "step_envelope"]
+           "lane_busy_share", "lane_states", "load_instances", "ordinal", "step_envelope",
+           "step_mean"]
 
 #: The instances.csv columns the timeline reads (others are skipped).
 INSTANCE_COLUMNS = ("instance_id", "created_ts", "ready_ts", "stopped_ts")
@@ -95,6 +96,35 @@ def step_envelope(t: np.ndarray, level: np.ndarray, *, t0: float, t1: float, bin
     return edges, lo, hi
 
 
+def ordinal(n: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``, ..., ``11th``, ``12th``, ``13th``, ..., ``21st``,
+    ``22nd``, ``101st``, ``111th``."""
+    n = int(n)
+    if abs(n) % 100 in (11, 12, 13):
+        return f"{n}th"
+    suffix = {1: "st", 2: "nd", 3: "rd"}.get(abs(n) % 10, "th")
+    return f"{n}{suffix}"
+
+
+def step_mean(t: np.ndarray, level: np.ndarray, *, t0: float, t1: float, bins: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """A step function averaged over `bins` equal bins of [t0, t1]: the bin edges and the
+    time-weighted mean level in each bin (its integral over the bin / the bin's length), so a
+    bin busy for a tenth of its time at level 1 reads 0.1. Before ``t[0]`` the level is 0."""
+    edges = np.linspace(t0, t1, bins + 1)
+    t = np.asarray(t, dtype=float)
+    level = np.asarray(level, dtype=float)
+    if t.size == 0 or t1 <= t0:
+        return edges, np.zeros(bins)
+    x = t - t0  # relative times keep the integral exact at epoch-second magnitudes
+    e = edges - t0
+    area = np.concatenate([[0.0], np.cumsum(level[:-1] * np.diff(x))])  # integral up to x[i]
+    k = np.searchsorted(x, e, side="right") - 1
+    at = np.where(k >= 0, area[np.clip(k, 0, None)] + level[np.clip(k, 0, None)]
+                  * (e - x[np.clip(k, 0, None)]), 0.0)
+    return edges, np.diff(at) / np.diff(e)
+
+
 @dataclass(frozen=True)
 class Lanes:
     """The instances drawn as lanes (at most `cap`), in start order."""
@@ -128,8 +158,10 @@ def choose_lanes(instances: pd.DataFrame | None, busy: pd.DataFrame, *, cap: int
         pick = np.unique(np.linspace(0, total - 1, cap).round().astype(int))
         ids = [ids[i] for i in pick]
         created, ready, stopped = created[pick], ready[pick], stopped[pick]
-        step = total / cap
-        capped = f"showing {len(ids)} of {total} instances (about every {step:.0f}th by start time)"
+        every = round(total / len(ids))
+        spread = f"about every {ordinal(every)} by start time" if every >= 2 else \
+            "spread evenly by start time"
+        capped = f"showing {len(ids)} of {total} instances ({spread})"
         note = "; ".join(x for x in (capped, note) if x)
     return Lanes(ids=ids, created=created, ready=ready, stopped=stopped, total=total, note=note)
 
@@ -170,3 +202,43 @@ def lane_states(lanes: Lanes, busy: pd.DataFrame, *, t0: float, t1: float, width
         busy_px = np.cumsum(cover.reshape(n, stride), axis=1)[:, :width] > 0
         out[busy_px] = _BUSY
     return out
+
+
+def lane_busy_share(lanes: Lanes, busy: pd.DataFrame, *, t0: float, t1: float, width: int
+                    ) -> np.ndarray:
+    """A (lanes × `width`) raster of the share of each pixel's time [t0 + k·dt, t0 + (k+1)·dt)
+    that the lane's instance was busy (0 to 1): exact, so one 20 ms request in a 1 min pixel
+    reads 0.0003, not "busy". Busy periods of one instance do not overlap
+    (`busy_intervals`)."""
+    n = len(lanes.ids)
+    out = np.zeros((n, width))
+    if n == 0 or t1 <= t0 or not len(busy):
+        return out
+    lane_of = {name: i for i, name in enumerate(lanes.ids)}
+    lane = busy["instance_id"].map(lane_of).to_numpy(dtype=float)
+    shown = np.isfinite(lane)
+    if not shown.any():
+        return out
+    li = lane[shown].astype(np.int64)
+    dt = (t1 - t0) / width
+    u = np.clip((busy["start"].to_numpy(float)[shown] - t0) / dt, 0, width)
+    v = np.clip((busy["end"].to_numpy(float)[shown] - t0) / dt, 0, width)
+    v = np.maximum(u, v)
+    a = np.minimum(np.floor(u).astype(np.int64), width - 1)
+    b = np.minimum(np.floor(v).astype(np.int64), width - 1)
+    stride = width + 1
+    size = n * stride
+
+    def add(at: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        return np.bincount(at, weights=weights, minlength=size)
+
+    same, d = a == b, a != b
+    # a period inside one pixel; else its partial first and last pixels ...
+    part = add(li[same] * stride + a[same], v[same] - u[same]) \
+        + add(li[d] * stride + a[d], (a[d] + 1) - u[d]) + add(li[d] * stride + b[d], v[d] - b[d])
+    # ... and the whole pixels between, through a difference array
+    steps = add(li[d] * stride + a[d] + 1, np.ones(int(d.sum()))) \
+        - add(li[d] * stride + b[d], np.ones(int(d.sum())))
+    whole = np.cumsum(steps.reshape(n, stride), axis=1)
+    out = part.reshape(n, stride)[:, :width] + whole[:, :width]
+    return np.clip(out, 0.0, 1.0)

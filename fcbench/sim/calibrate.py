@@ -1,10 +1,14 @@
 """What a measured run says about its function, as samples the simulator draws from.
 
-Key names: `Calibration`, `calibrate`. Warm service times come from the warm requests of
-``requests.csv`` (the time the gateway held the instance, ``forward_ms``, where the harness
-recorded it; else the latency less the queueing); start-up times from ``instances.csv`` (ready −
-created, as the harness timed each start), else from the cold requests' extra wait over the warm
-median. A cold-start profile folder (``phases.csv``) gives both from its phases. Which request is warm or cold is `fcbench.measures.outcomes`, as everywhere.
+Key names: `Calibration`, `calibrate`, `engine_options`. Warm service times come from the warm
+requests of ``requests.csv`` (the time the gateway held the instance, ``forward_ms``, where the
+harness recorded it; else the latency less the queueing); cold ones — a fresh instance's first
+requests, which run slower (first inference, a new connection) — from the cold requests, kept
+apart; start-up times from ``instances.csv`` (ready − created, as the harness timed each start),
+else from the cold requests' extra wait over the warm median. A cold-start profile folder
+(``phases.csv``) gives both from its phases. Which request is warm or cold is
+`fcbench.measures.outcomes`, as everywhere. `Calibration.resample` is one bootstrap replicate of
+the samples (for predictions with the calibration's own sampling error).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import random
 import statistics
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,7 @@ import numpy as np
 
 from ..errors import UsageError
 
-__all__ = ["Calibration", "calibrate"]
+__all__ = ["Calibration", "calibrate", "engine_options"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,23 @@ class Calibration:
     sources: tuple[str, ...]
     startup_from: str = "instances.csv"
     service_from: str = "warm requests"
+    #: service times of cold requests (they waited for their instance's start); empty: none
+    #: measured, cold requests draw warm times
+    cold_service_ms: tuple[float, ...] = ()
+
+    def resample(self, rng: random.Random) -> Calibration:
+        """One bootstrap replicate: every sample set drawn again, with replacement, at its own
+        size (the calibration's sampling error, for prediction intervals)."""
+        def again(values: tuple[float, ...]) -> tuple[float, ...]:
+            n = len(values)
+            return tuple(values[int(rng.random() * n)] for _ in range(n))
+        return replace(self, service_ms=again(self.service_ms),
+                       startup_ms=again(self.startup_ms),
+                       cold_service_ms=again(self.cold_service_ms))
+
+    def draw_cold_service(self, rng: random.Random) -> Callable[[], float] | None:
+        """A sampler of cold requests' service times (ms), or None when none was measured."""
+        return _resampler(self.cold_service_ms, rng) if self.cold_service_ms else None
 
     def draw_service(self, rng: random.Random) -> Callable[[], float]:
         """A sampler of warm service times (ms), resampling the measured ones."""
@@ -64,12 +85,29 @@ class Calibration:
                 "service_median_ms": round(self.service_median_ms, 3),
                 "startup_samples": len(self.startup_ms),
                 "startup_median_ms": round(statistics.median(self.startup_ms), 3),
-                "startup_from": self.startup_from, "service_from": self.service_from}
+                "startup_from": self.startup_from, "service_from": self.service_from,
+                "cold_service_samples": len(self.cold_service_ms),
+                "cold_service_median_ms": round(statistics.median(self.cold_service_ms), 3)
+                if self.cold_service_ms else None}
 
 
 def _resampler(samples: tuple[float, ...], rng: random.Random) -> Callable[[], float]:
     values = list(samples)
     return lambda: values[int(rng.random() * len(values))]
+
+
+def engine_options(settings: Any, duration_s: float | None) -> dict[str, Any]:
+    """What `fcbench.sim.engine.simulate` takes beyond the samplers, for a simulation with
+    `settings` (`SimulationSettings`) of a run lasting `duration_s`: cold requests' own service
+    times where a calibration gives the service times, and the planned end (`until`), so the
+    simulated metering covers the same window as the harness's."""
+    cal = getattr(settings, "calibration", None)
+    out: dict[str, Any] = {"until": duration_s}
+    if cal is not None and getattr(settings, "service_ms", None) is None:
+        cold = cal.draw_cold_service(random.Random(f"cold-{settings.seed}"))
+        if cold is not None:
+            out["cold_service_s"] = lambda: cold() / 1000.0
+    return out
 
 
 def calibrate(run_dirs: Iterable[str | Path], *, function: str | None = None) -> Calibration:
@@ -113,6 +151,7 @@ def calibrate(run_dirs: Iterable[str | Path], *, function: str | None = None) ->
         if not starts:
             cold_latency.extend(_finite(df["latency_ms"].to_numpy(dtype=float)[kinds == "cold"]))
     service_from = "warm requests"
+    cold_service = tuple(cold_held)
     if not service and cold_held:
         # every request was cold: what they held the instance for is still a service time
         service, service_from = cold_held, "cold requests (none was warm)"
@@ -129,7 +168,7 @@ def calibrate(run_dirs: Iterable[str | Path], *, function: str | None = None) ->
         raise UsageError("no instance start was measured (no instances.csv, no cold request) "
                          "to learn a start-up time from; give --startup-ms")
     return Calibration(tuple(service), tuple(startup), tuple(sources), startup_from,
-                       service_from)
+                       service_from, cold_service)
 
 
 def _from_phases(path: Path) -> tuple[list[float], list[float]]:

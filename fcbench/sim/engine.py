@@ -210,7 +210,8 @@ Draws = Union[Callable[[], float], Sequence[float], "np.ndarray[Any, Any]"]
 
 def simulate(arrivals: Iterable[float], config: FunctionConfig, *,
              service_s: Draws, startup_s: Draws,
-             gpus: GpuPool | None = None) -> SimResult:
+             gpus: GpuPool | None = None, cold_service_s: Callable[[], float] | None = None,
+             until: float | None = None) -> SimResult:
     """Run `arrivals` (non-decreasing seconds) through the scheduler.
 
     Args:
@@ -220,6 +221,17 @@ def simulate(arrivals: Iterable[float], config: FunctionConfig, *,
             callable drawing one, or a sequence (a numpy array) of values drawn beforehand, used
             in order, one per admitted request / started instance (ValueError when too few).
         gpus: GPU pool for GPU-memory specs.
+        cold_service_s: the service time of a request that waited for its instance's start
+            (a fresh instance's first requests run slower: first inference, a new
+            connection); None draws those from `service_s` too.
+        until: the end of the run's planned duration: after the last answer the platform's
+            clock runs on to it, reclaiming idle instances when they are due, as the harness
+            does while the run lasts (metering then covers the same window); None ends the run
+            at its last answer.
+
+    Provisioned instances (`min_instances`) exist before the traffic, as on FC and in the
+    harness, where they start with the function: each is created its own start-up time
+    before 0 and is ready at 0.
     """
     sched = Scheduler(gpus if gpus is not None else GpuPool())
     provisioned = sched.add_function(config, 0.0)
@@ -231,16 +243,19 @@ def simulate(arrivals: Iterable[float], config: FunctionConfig, *,
     # one of floats already
     times = arrivals if isinstance(arrivals, list) \
         and all(type(t) is float for t in arrivals) else intended.tolist()
-    run = _Run(sched, SimRequests.sized(intended), service_s, startup_s)
+    run = _Run(sched, SimRequests.sized(intended), service_s, startup_s, cold_service_s)
     # no reference cycles are made here: the collector would only walk the growing heap and
     # the million-row columns (up to the result's instance rows)
     collecting = gc.isenabled()
     gc.disable()
     try:
-        run.apply(0.0, provisioned)  # provisioned instances start with the run
+        run.provision(provisioned)  # ready when the traffic starts
         run.loop(config.name, times)
         del times
         end = run.finish_columns()
+        if until is not None and until > end:
+            run.idle_until(until)
+            end = until
         run.apply(end, sched.shutdown(end))
         insts = sched.retired
         rows = [{"instance_id": i.id, "function": i.function, "slots": i.slots,
@@ -277,7 +292,7 @@ class _Run:
     into the scheduler are direct)."""
 
     def __init__(self, sched: Scheduler, reqs: SimRequests, service_s: Draws,
-                 startup_s: Draws) -> None:
+                 startup_s: Draws, cold_service_s: Callable[[], float] | None = None) -> None:
         self.sched = sched
         self.reqs = reqs
         # the columns, typed, as attributes of this (native, when compiled) class
@@ -294,6 +309,7 @@ class _Run:
             else service_s  # type: ignore[assignment]
         self.startup_s: Callable[[], float] = _no_draw if self.startup_list is not None \
             else startup_s  # type: ignore[assignment]
+        self.cold_service_s = cold_service_s
         self.n_service = 0
         self.n_startup = 0
         # events are plain tuples (time, seq, kind, request index, key): compared in C, seq
@@ -335,7 +351,8 @@ class _Run:
         if d.cold:
             self.cold_a[i] = 1
         self.instance_a[i] = d.instance_id
-        took = self.draw_service()
+        cold_draw = self.cold_service_s
+        took = cold_draw() if d.cold and cold_draw is not None else self.draw_service()
         self.seq += 1
         heappush(self.events, (now + took if took > 0.0 else now, self.seq, _FINISH, i,
                                      d.request_id))
@@ -360,6 +377,29 @@ class _Run:
         last = float(done.max()) if len(done) else 0.0
         del end, start, status  # views pin the columns' buffers
         return last
+
+    def provision(self, decisions: list[Decision]) -> None:
+        """Provisioned instances, ready at 0: each created its own start-up time earlier."""
+        for d in decisions:
+            if isinstance(d, StartInstance):
+                self.started += 1
+                took = self.draw_startup()
+                inst = self.sched.instance(d.instance_id)
+                if inst is not None:
+                    inst.created_at = -took if took > 0.0 else 0.0
+                self.seq += 1
+                heappush(self.events, (0.0, self.seq, _READY, 0, d.instance_id))
+            else:
+                self.apply(0.0, [d])
+
+    def idle_until(self, until: float) -> None:
+        """After the last answer: reclaim idle instances as they fall due, up to `until`."""
+        sched = self.sched
+        while True:
+            deadline = sched.next_deadline()
+            if deadline is None or deadline > until:
+                break
+            self.apply(deadline, sched.tick(deadline))
 
     def apply(self, now: float, decisions: list[Decision]) -> None:
         for d in decisions:

@@ -2,10 +2,10 @@
 folder that reads like a measured one (marked simulated).
 
 Key names: `simulate_workload` (into a run folder), `run_simulation` (in memory),
-`SimulationSettings`. Service and start-up times are
-distributions in the sleep model's syntax (``50``, ``exp:50``, ``uniform:20:80``, ``normal:50:5``,
-milliseconds); a `sleep` function's own ``FCBENCH_SLEEP_MS`` / ``FCBENCH_STARTUP_MS`` are the
-defaults.
+`SimulationSettings`, `SAMPLE_MODEL_TIMES`, `default_times_help`. Service and start-up times
+are distributions in the sleep model's syntax (``50``, ``exp:50``, ``uniform:20:80``,
+``normal:50:5``, milliseconds); a `sleep` function's own ``FCBENCH_SLEEP_MS`` / ``FCBENCH_STARTUP_MS``, and for
+the other sample models their measured times (`SAMPLE_MODEL_TIMES`), are the defaults.
 """
 
 from __future__ import annotations
@@ -19,14 +19,59 @@ from typing import Any
 
 from ..errors import UsageError
 from ..harness.scheduler import FunctionConfig
-from .calibrate import Calibration
+from .calibrate import Calibration, engine_options
 from .engine import SimResult, simulate
 
-__all__ = ["Simulation", "SimulationSettings", "run_simulation", "service_sampler",
-           "simulate_workload"]
+__all__ = ["SAMPLE_MODEL_TIMES", "SampleTimes", "Simulation", "SimulationSettings",
+           "assumed_note", "default_times_help", "run_simulation", "service_sampler",
+           "simulate_workload", "times_source"]
 
 #: A Python instance process starts in about this long here, before its model loads (ms).
 DEFAULT_PROCESS_START_MS = 400.0
+
+
+@dataclass(frozen=True)
+class SampleTimes:
+    """A sample model's measured service and start-up times (ms, distribution syntax)."""
+
+    service_ms: str
+    startup_ms: str
+    source: str
+
+
+#: The defaults for fcbench's own sample models (``FCBENCH_MODEL``, the built-in model file: no
+#: ``FCBENCH_MODEL_PATH``) when neither --service-ms / --startup-ms nor --calibrate says.
+#: mobilenet-v2: `fcbench coldstart profile workloads/functions/mobilenet-v2-quickstart.yaml -n 5`
+#: on the 2-core CPU machine of these docs (process runtime, onnxruntime on the CPU, 2026-12-01):
+#: warm 14-18 ms (median 16.8), instance start spawn → ready 400-440 ms (runtime boot ~290,
+#: model load ~90). stable-diffusion has none: its time depends on the request's steps and size.
+SAMPLE_MODEL_TIMES = {
+    "mobilenet-v2": SampleTimes("17", "420",
+                                "measured on a 2-core CPU, process runtime, 2026-12-01"),
+}
+
+
+def _sample_times(env: dict[str, str]) -> SampleTimes | None:
+    """The sample model's defaults for a function with these environment variables, if any."""
+    if (env.get("FCBENCH_MODEL_PATH") or "").strip():
+        return None  # the user's own model file: its times are not ours to know
+    return SAMPLE_MODEL_TIMES.get(env.get("FCBENCH_MODEL", ""))
+
+
+def _defaults_list() -> str:
+    return "FCBENCH_MODEL " + ", ".join(["sleep", *SAMPLE_MODEL_TIMES]) + \
+        " (the built-in model file)"
+
+
+def default_times_help() -> str:
+    """Which functions have a default service / start-up time, and what it is (for --help)."""
+    known = "; ".join(f"FCBENCH_MODEL {name} (its built-in model file): {t.service_ms} ms, "
+                      f"start-up {t.startup_ms} ms ({t.source})"
+                      for name, t in SAMPLE_MODEL_TIMES.items())
+    return (f"FCBENCH_MODEL sleep: its FCBENCH_SLEEP_MS, start-up {DEFAULT_PROCESS_START_MS:g} "
+            f"ms + its FCBENCH_STARTUP_MS; {known}; any other function (stable-diffusion, a "
+            "model of your own) needs --service-ms or --calibrate RUN_DIR (start-up default "
+            f"{DEFAULT_PROCESS_START_MS:g} ms)")
 
 
 @dataclass(frozen=True)
@@ -52,6 +97,8 @@ class Simulation:
     time_scale: dict[str, Any]
     gpu_info: Any
     elapsed_s: float
+    #: where the service and start-up times came from (`times_source`)
+    source: dict[str, str]
 
     def frame(self, origin_ts: float = 0.0) -> Any:
         """The requests as a requests.csv frame (`SimResult.to_frame`)."""
@@ -75,16 +122,17 @@ def run_simulation(workload: Any, settings: SimulationSettings) -> Simulation:
     if not plan.open_loop:
         raise UsageError("simulate replays open-loop plans (poisson, constant, uniform, burst, "
                          "diurnal, trace); a closed-loop plan depends on measured answers")
-    service, startup, draw_service, draw_startup = _distributions(spec, settings)
+    service, startup, draw_service, draw_startup, source = _distributions(spec, settings)
     # the GPUs the harness would place this spec on (virtual cards sized by gpuType when none)
     gpus, gpu_info = HarnessConfig(virtual_gpus=getattr(workload.target, "virtual_gpus", None)
                                    ).resolve_gpus([spec])
     t0 = time.perf_counter()
     result = simulate(plan.offsets(workload.duration), FunctionConfig.from_spec(spec),
                       service_s=lambda: draw_service() / 1000.0,
-                      startup_s=lambda: draw_startup() / 1000.0, gpus=GpuPool(gpus))
+                      startup_s=lambda: draw_startup() / 1000.0, gpus=GpuPool(gpus),
+                      **engine_options(settings, workload.duration))
     return Simulation(workload, spec, result, service, startup, time_scale, gpu_info,
-                      time.perf_counter() - t0)
+                      time.perf_counter() - t0, source)
 
 
 def simulate_workload(workload: Any, settings: SimulationSettings, *,
@@ -118,6 +166,7 @@ def simulate_workload(workload: Any, settings: SimulationSettings, *,
     folder.write_run_yaml({
         "title": f"fcbench simulate {workload.name} (simulated)", "kind": "simulated",
         "name": str(workload.name), "service_ms": sim.service, "startup_ms": sim.startup,
+        "times_from": sim.source,
         "seed": settings.seed, "calibration": settings.calibration.describe()
         if settings.calibration else None,
         "workload": workload.to_run_yaml(), "time": sim.time_scale, "gpus": sim.gpu_info})
@@ -126,42 +175,91 @@ def simulate_workload(workload: Any, settings: SimulationSettings, *,
 
 
 def service_sampler(spec: Any, settings: SimulationSettings) -> Callable[[], float]:
-    """The service-time sampler (ms) a simulation of `spec` with `settings` draws from."""
+    """The service-time sampler (ms) a simulation of `spec` with `settings` draws from.
+
+    Raises:
+        UsageError: nothing says how long the function takes (before anything is written)."""
     return _distributions(spec, settings)[2]
 
 
+def _sample_from(env: dict[str, str], sample: SampleTimes) -> str:
+    return f"the {env.get('FCBENCH_MODEL')} sample default, {sample.source}"
+
+
+def assumed_note(workload: Any, settings: SimulationSettings) -> str | None:
+    """A sentence for the console when the service time is a sample model's default (measured
+    on another machine: an assumption), else None.
+
+    Raises:
+        UsageError: nothing says how long the function takes (before anything is written)."""
+    specs, _ = workload.scaled_specs()
+    if len(specs) != 1:
+        return None  # run_simulation says what is wrong
+    spec = specs[0]
+    service, startup, _, _, source = _distributions(spec, settings)
+    sample = _sample_times(spec.environment_variables)
+    if sample is None or source["service"] != _sample_from(spec.environment_variables, sample):
+        return None
+    return (f"note: assuming {spec.name!r} takes {service} ms per request and {startup} ms to "
+            f"start ({source['service']}); pass --service-ms / --startup-ms, or --calibrate "
+            "RUN_DIR with a run of yours")
+
+
+def times_source(spec: Any, settings: SimulationSettings) -> dict[str, str]:
+    """Where a simulation's service and start-up times come from, in words
+    (``{"service": ..., "startup": ...}``), as run.yaml records them."""
+    return _distributions(spec, settings)[4]
+
+
 def _distributions(spec: Any, settings: SimulationSettings
-                   ) -> tuple[str, str, Callable[[], float], Callable[[], float]]:
-    """The service and start-up samplers (ms) and how run.yaml names them: the settings' own
-    distributions first, then the calibration's samples, then a sleep function's variables."""
+                   ) -> tuple[str, str, Callable[[], float], Callable[[], float], dict[str, str]]:
+    """The service and start-up samplers (ms), how run.yaml names them and where they came
+    from: the settings' own distributions first, then the calibration's samples, then a sleep
+    function's variables or a sample model's measured times (`SAMPLE_MODEL_TIMES`)."""
     from ..models.sleep import parse_distribution
 
     rng = random.Random(settings.seed)
     cal = settings.calibration
     env = spec.environment_variables
     sleep_model = env.get("FCBENCH_MODEL") == "sleep"
+    sample = _sample_times(env)
+
+    source: dict[str, str] = {}
 
     def pick(given: str | None, measured: Callable[[], Callable[[], float]] | None,
              fallback: str | None, what: str) -> tuple[str, Callable[[], float]]:
+        key = what.removeprefix("--").removesuffix("-ms")
         if given is None and measured is not None:
+            source[key] = "calibration"
             return "calibrated", measured()
         text = given if given is not None else fallback
+        source[key] = what if given is not None else default_from
         if text is None:
-            raise UsageError(f"say how long {spec.name!r} takes per request: a service-time "
-                             "distribution in ms (e.g. 120 or exp:120), or --calibrate RUN_DIR")
+            raise UsageError(f"say how long {spec.name!r} takes per request: pass --service-ms "
+                             "(a distribution in ms, e.g. 120 or exp:120) or --calibrate "
+                             "RUN_DIR (a measured run of it); defaults exist for "
+                             f"{_defaults_list()} only (see --help)")
         try:
             return text, parse_distribution(text, rng=rng)
         except ValueError as exc:
             raise UsageError(f"{what}: {exc}") from None
 
+    if sleep_model:
+        default_from = "the sleep function's FCBENCH_SLEEP_MS / FCBENCH_STARTUP_MS"
+        service_default: str | None = env.get("FCBENCH_SLEEP_MS", "0")
+        startup_default = \
+            f"{DEFAULT_PROCESS_START_MS + float(env.get('FCBENCH_STARTUP_MS', '0') or 0):g}"
+    else:
+        default_from = _sample_from(env, sample) if sample else "the default process start"
+        service_default = sample.service_ms if sample else None
+        startup_default = sample.startup_ms if sample else f"{DEFAULT_PROCESS_START_MS:g}"
     service, draw_service = pick(
         settings.service_ms, (lambda: cal.draw_service(rng)) if cal else None,
-        env.get("FCBENCH_SLEEP_MS", "0") if sleep_model else None, "--service-ms")
+        service_default, "--service-ms")
     startup, draw_startup = pick(
         settings.startup_ms, (lambda: cal.draw_startup(rng)) if cal else None,
-        f"{DEFAULT_PROCESS_START_MS + float(env.get('FCBENCH_STARTUP_MS', '0') or 0):g}"
-        if sleep_model else f"{DEFAULT_PROCESS_START_MS:g}", "--startup-ms")
-    return service, startup, draw_service, draw_startup
+        startup_default, "--startup-ms")
+    return service, startup, draw_service, draw_startup, source
 
 
 def _ts(origin: float, value: float | None) -> float | None:

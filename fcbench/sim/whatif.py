@@ -2,9 +2,12 @@
 
 Key names: `WHAT_IF_KEYS`, `parse_what_if`, `what_if`, `WhatIfRow`. Every combination of the
 settings given is one simulation of the run's workload (its recorded arrival plan and function),
-calibrated on the run itself (`fcbench.sim.calibrate`); each row carries P(cold) with its
-interval and the p99 from intended time (`fcbench.report.summary.summarize`, as for any run), and
-the day's bill with the bill per 1000 requests (`fcbench.cost.model`).
+calibrated on the run itself (`fcbench.sim.calibrate`), with bootstrap replications of that
+calibration for the intervals (`fcbench.sim.bootstrap`); each row carries P(cold), the p99
+from intended time and the day's bill with the bill per 1000 requests, each with its 95 %
+interval. The first row is the run as measured (its own summary and metering, priced exactly
+as ``fcbench cost RUN_DIR`` prices it), beside the simulation of its own settings (``as_run``),
+so the calibration error shows at a glance.
 """
 
 from __future__ import annotations
@@ -60,12 +63,17 @@ def parse_what_if(texts: tuple[str, ...] | list[str]) -> dict[str, tuple[float, 
 
 #: CSV column names that carry their unit
 _COLUMN = {"idleTimeout": "idleTimeout_s", "requests": "requests_sent",
-           "throttled": "requests_throttled_429", "instances_started": "instances_started"}
+           "throttled": "requests_throttled_429", "instances_started": "instances_started",
+           "p99_ms": "p99_from_intended_ms", "p99_ms_lo": "p99_from_intended_ms_lo",
+           "p99_ms_hi": "p99_from_intended_ms_hi",
+           "replications": "bootstrap_replications"}
 
 
 @dataclass
 class WhatIfRow:
-    """One combination's simulated outcome and price."""
+    """One combination's outcome and price: simulated (with 95 % intervals over bootstrap
+    replications of the calibration), or the run as measured (``source`` ``measured``; its
+    P(cold) interval is the run's own block bootstrap, its bill has none)."""
 
     settings: dict[str, float]
     as_run: bool
@@ -73,48 +81,78 @@ class WhatIfRow:
     p_cold: float | None
     p_cold_lo: float | None
     p_cold_hi: float | None
-    p99_from_intended_ms: float | None
+    p99_ms: float | None
+    p99_ms_lo: float | None
+    p99_ms_hi: float | None
     throttled: int
     instances_started: int
-    #: table name -> (currency, cost per day, cost per 1000 requests)
-    costs: dict[str, tuple[str, float, float | None]] = field(default_factory=dict)
+    source: str = "simulated"
+    replications: int = 0
+    #: table name -> (currency, per day, its interval, per 1000 requests, its interval)
+    costs: dict[str, tuple[str, float, tuple[float | None, float | None], float | None,
+                           tuple[float | None, float | None]]] = field(default_factory=dict)
+
+    @property
+    def p99_from_intended_ms(self) -> float | None:
+        return self.p99_ms
 
     def flat(self) -> dict[str, Any]:
         """The row as CSV columns: every unit and currency in its column name."""
         out: dict[str, Any] = {_COLUMN.get(k, k): v for k, v in self.settings.items()}
+        out["source"] = self.source
         out.update({_COLUMN.get(k, k): v for k, v in asdict(self).items()
-                    if k not in ("settings", "costs")})
-        for name, (currency, day, per_k) in self.costs.items():
-            out[f"{name}_{currency}_per_day"] = round(day, 6)
-            out[f"{name}_{currency}_per_1000_requests"] = None if per_k is None \
-                else round(per_k, 6)
+                    if k not in ("settings", "costs", "source")})
+        for name, (currency, day, (lo, hi), per_k, (klo, khi)) in self.costs.items():
+            col = f"{name}_{currency}"
+            out[f"{col}_per_day"] = round(day, 6)
+            out[f"{col}_per_day_lo"] = _round(lo)
+            out[f"{col}_per_day_hi"] = _round(hi)
+            out[f"{col}_per_1000_requests"] = _round(per_k)
+            out[f"{col}_per_1000_requests_lo"] = _round(klo)
+            out[f"{col}_per_1000_requests_hi"] = _round(khi)
         return out
 
 
-def what_if(run_dir: str | Path, grid: dict[str, tuple[float, ...]], *,
-            tables: tuple[str, ...] = ("fc-doc-simple",), seed: int = 0) -> list[WhatIfRow]:
-    """Simulate `run_dir`'s workload once per combination of `grid`, calibrated on the run.
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
 
-    One row (`WhatIfRow.as_run`) is the run's own settings — first when they are not in the
-    grid — so the simulation can be held against the measurement before its what-ifs are
-    believed. Every combination is checked (as a function spec) before any is simulated.
+
+def what_if(run_dir: str | Path, grid: dict[str, tuple[float, ...]], *,
+            tables: tuple[str, ...] = ("fc-doc-simple",), seed: int = 0,
+            replications: int | None = None, options: Any = None,
+            inputs: dict[str, Any] | None = None) -> list[WhatIfRow]:
+    """Simulate `run_dir`'s workload once per combination of `grid`, calibrated on the run,
+    each with `replications` bootstrap replications of the calibration for its intervals.
+
+    The first row is the run as measured; one simulated row (`WhatIfRow.as_run`) is the
+    run's own settings — first among the simulations when they are not in the grid — so the
+    simulation can be held against the measurement before its what-ifs are believed. Every
+    combination is checked (as a function spec) before any is simulated. Every row is priced
+    at the run's shape (`options`, a `fcbench.cost.usage.Shape`, over what it recorded) and
+    scaled to a day by the run's own window.
+
+    `inputs`, when given, receives what every simulated row was fed: ``calibration`` (its
+    `Calibration.describe`) and ``window`` (the `RunWindow` every row is scaled by).
 
     Raises:
-        UsageError: not a harness or simulated run folder, or nothing to calibrate on.
+        UsageError: not a harness or simulated run folder, nothing to calibrate on, or no GPU
+            spec to price.
     """
-    from ..cost.model import (daily_cost, per_thousand_requests, usage_from_instances,
-                              with_spec_shape)
+    from ..cost.metering import priced_run
     from ..cost.tables import load_table
     from ..load.workload import recorded_workload_doc, workload_from_dict
-    from ..report.summary import summarize
+    from .bootstrap import DEFAULT_REPLICATIONS, predict
     from .calibrate import calibrate
-    from .run import SimulationSettings, run_simulation
+    from .run import SimulationSettings
 
     recorded = recorded_workload_doc(run_dir)
     name = str(recorded.get("name") or Path(run_dir).name)
     base = workload_from_dict(recorded, base_dir=Path(run_dir), name=name)
     cal = calibrate([run_dir], function=base.function_specs[0].name)
     loaded = [load_table(t) for t in tables]
+    measured = priced_run(run_dir, options)
+    if inputs is not None:
+        inputs.update(calibration=cal.describe(), window=measured.window)
     own = {k: _get(_spec_doc(recorded), WHAT_IF_KEYS[k][0]) for k in grid}
     combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     if own not in combos:
@@ -128,31 +166,52 @@ def what_if(run_dir: str | Path, grid: dict[str, tuple[float, ...]], *,
             shown = ", ".join(f"{k}={v:g}" for k, v in combo.items())
             where = f"{exc.path}: " if exc.path else ""
             raise UsageError(f"--what-if {shown}: {where}{exc.message}") from None
-    rows = []
+    rows = [_measured_row(run_dir, own, measured, loaded)]
+    reps = DEFAULT_REPLICATIONS if replications is None else replications
     for combo, workload in zip(combos, workloads):
-        sim = run_simulation(workload, SimulationSettings(calibration=cal, seed=seed))
-        summary = summarize(sim.frame())
-        pc = summary.get("p_cold") or {}
-        lfi = summary.get("latency_from_intended_ms") or {}
-        row = WhatIfRow(settings=combo, as_run=combo == own, requests=int(summary.get("count") or 0),
-                        p_cold=pc.get("value"),
-                        p_cold_lo=(pc.get("cluster") or {}).get("lo"),
-                        p_cold_hi=(pc.get("cluster") or {}).get("hi"),
-                        p99_from_intended_ms=lfi.get("p99"),
-                        throttled=int(((summary.get("outcomes") or {}).get("throttled")
-                                       or {}).get("count") or 0),
-                        instances_started=sim.result.instances_started)
-        span = float(summary.get("duration_s") or 0.0)
-        if span > 0 and sim.result.instances:
-            usage, _ = usage_from_instances(sim.result.instances, requests=row.requests,
-                                            span_s=span)
-            usage = with_spec_shape(usage, sim.spec)
-            for table in loaded:
-                total = daily_cost(table, usage)["total"]
-                row.costs[table.name] = (table.currency, total,
-                                         per_thousand_requests(total, usage.invocations))
+        got = predict(workload, SimulationSettings(calibration=cal, seed=seed),
+                      window_s=measured.window.seconds, shape=measured.shape, tables=loaded,
+                      replications=reps)
+        row = WhatIfRow(settings=combo, as_run=combo == own, requests=got.requests,
+                        p_cold=got.p_cold.value, p_cold_lo=got.p_cold.lo,
+                        p_cold_hi=got.p_cold.hi, p99_ms=got.p99_from_intended_ms.value,
+                        p99_ms_lo=got.p99_from_intended_ms.lo,
+                        p99_ms_hi=got.p99_from_intended_ms.hi, throttled=got.throttled,
+                        instances_started=got.instances_started,
+                        replications=got.replications)
+        for table_name, (currency, day, per_k) in got.costs.items():
+            row.costs[table_name] = (currency, day.value, (day.lo, day.hi), per_k.value,
+                                     (per_k.lo, per_k.hi))
         rows.append(row)
     return rows
+
+
+def _measured_row(run_dir: str | Path, own: dict[str, float], measured: Any,
+                  tables: list[Any]) -> WhatIfRow:
+    """The run as measured: its summary's figures, its metering priced as `fcbench cost`."""
+    import json
+
+    from ..cost.billing import bill
+    from ..cost.model import per_thousand_requests
+
+    summary = json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8"))
+    pc = summary.get("p_cold") or {}
+    cluster = pc.get("cluster") or {}
+    lfi = summary.get("latency_from_intended_ms") or {}
+    row = WhatIfRow(settings=dict(own), as_run=False, requests=int(summary.get("count") or 0),
+                    p_cold=pc.get("value"), p_cold_lo=cluster.get("lo"),
+                    p_cold_hi=cluster.get("hi"), p99_ms=lfi.get("p99"), p99_ms_lo=None,
+                    p99_ms_hi=None,
+                    throttled=int(((summary.get("outcomes") or {}).get("throttled")
+                                   or {}).get("count") or 0),
+                    instances_started=int(summary.get("instances_started") or 0),
+                    source="measured")
+    for table in tables:
+        total = bill(table, measured.usage).total
+        row.costs[table.name] = (table.currency, total, (None, None),
+                                 per_thousand_requests(total, measured.usage.invocations),
+                                 (None, None))
+    return row
 
 
 def write_what_if_csv(rows: list[WhatIfRow], path: Path) -> Path:

@@ -20,7 +20,7 @@ from ..protocol import InvocationRecord, fc_error_code, invoke_path, parse_heade
 from .base import ColdStartMethod, Target
 from .harness_client import HarnessClient
 
-__all__ = ["UrlTarget", "invoke_url"]
+__all__ = ["UrlTarget", "invoke_url", "unreachable"]
 
 DEFAULT_TIMEOUT_S = 60.0
 
@@ -38,6 +38,26 @@ def invoke_url(base: str, function: str | None = None, path: str | None = None) 
     if path is not None:
         return base + trigger_path(function, path)
     return base + invoke_path(function)
+
+
+def unreachable(url: str, timeout: float = 3.0) -> str | None:
+    """Why nothing can be sent to `url` (its name does not resolve, nothing accepts a connection
+    there), or None when a TCP connection opens."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return f"the name {host!r} does not resolve ({exc.strerror or exc})"
+    family, _, _, _, addr = infos[0]
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(addr)
+    except OSError as exc:
+        return f"nothing accepts a connection at {host}:{port} ({exc.strerror or exc})"
+    return None
 
 
 class UrlTarget(Target):

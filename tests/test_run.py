@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -234,7 +235,7 @@ def test_bad_workload_is_a_file_line_error_and_exit_2(tmp_path, fcbench_run, pla
     assert not (tmp_path / "results").exists()  # nothing was started
 
 
-def test_unreachable_url_target_records_errors(tmp_path, fcbench_run):
+def test_unreachable_url_target_is_refused_before_any_folder(tmp_path, fcbench_run):
     wl = tmp_path / "down.yaml"
     wl.write_text("name: down\n"
                   "target: {kind: url, url: 'http://127.0.0.1:9/invoke'}\n"
@@ -242,14 +243,52 @@ def test_unreachable_url_target_records_errors(tmp_path, fcbench_run):
                   "plan: {kind: constant, rate: 5}\n"
                   f"output: {tmp_path / 'results'}\n")
     res = fcbench_run("run", str(wl), "--no-progress", timeout=90)
+    assert res.returncode == 2, res.stderr[-3000:]
+    assert "cannot reach http://127.0.0.1:9/invoke" in res.stderr
+    assert "Connection refused" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def _hang_up_server() -> tuple[socket.socket, threading.Thread]:
+    """A server that accepts every connection and closes it at once: reachable, never answers."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            conn.close()  # before reading a byte: the caller sees the connection end
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return srv, thread
+
+
+def test_a_target_that_fails_every_request_records_the_errors(tmp_path, fcbench_run):
+    srv, _ = _hang_up_server()
+    port = srv.getsockname()[1]
+    try:
+        wl = tmp_path / "down.yaml"
+        wl.write_text("name: down\n"
+                      f"target: {{kind: url, url: 'http://127.0.0.1:{port}/invoke'}}\n"
+                      "duration: 1\n"
+                      "plan: {kind: constant, rate: 5}\n"
+                      f"output: {tmp_path / 'results'}\n")
+        res = fcbench_run("run", str(wl), "--no-progress", timeout=90)
+    finally:
+        srv.close()
     # every request failed: the run says so and exits non-zero, and keeps what it recorded
     assert res.returncode == 1, res.stderr[-3000:]
-    assert "all 5 requests failed" in res.stderr and "ConnectionRefused" in res.stderr
+    assert "all 5 requests failed" in res.stderr
     assert "could not write report.html" not in res.stderr
     run = only_run_dir(tmp_path / "results")
     df = pd.read_csv(run / "requests.csv", keep_default_na=False)
     assert len(df) == 5 and (df["status"] == 0).all()
-    assert df["error"].str.contains("ConnectionRefused").all()
+    assert (df["error"] != "").all()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["errors"] == 5 and summary["errors_by_status"] == {"0": 5}
     assert summary["latency_ms"]["p50"] is None and summary["p_cold"]["value"] == 0.0

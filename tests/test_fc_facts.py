@@ -1,0 +1,52 @@
+"""`fcbench.fc` is the one place FC's facts live: the spec, the harness, the cost model and the
+deploy code read theirs from it, and it depends on nothing else in fcbench."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from fcbench import fc
+from fcbench.cost.model import with_spec_shape
+from fcbench.cost.usage import usage_from_calls
+from fcbench.harness.scheduler import FunctionConfig
+from fcbench.spec import FunctionSpec, function_spec_from_dict
+
+
+def test_fc_imports_nothing_from_fcbench() -> None:
+    tree = ast.parse(Path(fc.__file__).read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 0 and not (node.module or "").startswith("fcbench")
+        if isinstance(node, ast.Import):
+            assert not any(a.name.startswith("fcbench") for a in node.names)
+
+
+def test_spec_and_scheduler_defaults_are_fcs() -> None:
+    spec = function_spec_from_dict({"functionName": "f"})
+    h = spec.harness
+    assert (h.idle_timeout, h.max_instances, h.queue.size, h.queue.timeout, h.start_timeout) == (
+        fc.DEFAULT_IDLE_TIMEOUT_S, fc.DEFAULT_MAX_INSTANCES, fc.DEFAULT_QUEUE_SIZE,
+        fc.DEFAULT_QUEUE_TIMEOUT_S, fc.DEFAULT_START_TIMEOUT_S)
+    assert spec.timeout == fc.DEFAULT_TIMEOUT_S
+    assert spec.custom_container_config.port == fc.DEFAULT_PORT
+    from_spec, bare = FunctionConfig.from_spec(spec), FunctionConfig(name="f")
+    assert (from_spec.concurrency, from_spec.max_instances, from_spec.queue_size,
+            from_spec.queue_timeout, from_spec.idle_timeout) == (
+        bare.concurrency, bare.max_instances, bare.queue_size, bare.queue_timeout,
+        bare.idle_timeout)
+
+
+def test_gpu_price_family() -> None:
+    assert fc.gpu_price_family("fc.gpu.ada.1") == "ada"
+    assert fc.gpu_price_family("fc.gpu.tesla.1") == "tesla"
+    assert fc.gpu_price_family("fc.gpu.ampere.1") == "tesla"
+    assert fc.gpu_price_family("fc.gpu.ada.2") == "ada"  # not known: read from the name
+    spec: FunctionSpec = function_spec_from_dict(
+        {"functionName": "f", "gpuConfig": {"gpuMemorySize": 4096, "gpuType": "fc.gpu.ada.1"}})
+    assert with_spec_shape(usage_from_calls(10, 1, 4), spec).gpu_family == "ada"
+
+
+def test_largest_gpu_bounds_gpu_memory() -> None:
+    assert fc.MAX_GPU_MEMORY_MB == max(t.total_mb for t in fc.GPU_TYPES.values()) == 48 * 1024
+    assert fc.V1_INSTANCE_TYPES["g1"] in fc.GPU_TYPES

@@ -12,6 +12,7 @@ held against.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Iterator, Sequence
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_write
 from ..errors import UsageError
 from ..secrets import mask_secrets
 
@@ -441,13 +443,11 @@ def comparison_rows(c: Comparison) -> Iterator[dict[str, Any]]:
 
 
 def _write_csv(path: Path, columns: Sequence[str], rows: Iterator[dict[str, Any]]) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(columns))
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
-    return path
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(columns))
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write(path, text.getvalue())
 
 
 def _diff_rows(c: Comparison) -> Iterator[dict[str, Any]]:

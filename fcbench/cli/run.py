@@ -86,6 +86,7 @@ def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: flo
     from ..load.runner import RunOptions, locust_failure_reason, run_workload
     from ..report.summary import summary_table
     from ..load.workload import load_workload, with_target
+    from ..tables import print_labels
 
     wl = load_workload(workload)
     if target_url is not None:
@@ -107,9 +108,7 @@ def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: flo
                    ("" if autostart else "  (press Start to begin the run)"), err=True)
     click.echo(f"{wl.name}: {wl.describe_load()}", err=True)
     result = run_workload(wl, options=opts)
-    width = max(len(k) for k, _ in summary_table(result.summary))
-    for label, value in summary_table(result.summary):
-        click.echo(f"  {label:<{width}}  {value}")
+    print_labels(summary_table(result.summary))
     state = "interrupted; partial results in" if result.interrupted else "results:"
     click.echo(f"{state} {result.run_dir}")
     if result.failed:

@@ -23,6 +23,7 @@ from typing import Any
 from .._io import atomic_write
 from ..errors import UsageError
 from ..secrets import mask_secrets
+from ..tables import column_lines
 
 __all__ = [
     "DEFAULT_TABLE",
@@ -550,10 +551,4 @@ def terminal_table(c: Comparison) -> list[str]:
 
 
 def _columns(head: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-    fmt = [(lambda s, w=w: s.ljust(w)) if i == 0 else (lambda s, w=w: s.rjust(w))
-           for i, w in enumerate(widths)]
-    out = ["  ".join(f(str(x)) for f, x in zip(fmt, head))]
-    out.append("  ".join("-" * w for w in widths))
-    out += ["  ".join(f(str(x)) for f, x in zip(fmt, row)) for row in rows]
-    return out
+    return column_lines(head, rows, align="first-left", rule=True)

@@ -21,7 +21,8 @@ from typing import Any
 
 from ..errors import SpecError, UsageError
 
-__all__ = ["WHAT_IF_KEYS", "WhatIfRow", "parse_what_if", "what_if", "write_what_if_csv"]
+__all__ = ["WHAT_IF_KEYS", "WhatIfRow", "parse_what_if", "what_if", "what_if_table",
+           "write_what_if_csv"]
 
 #: settings a what-if may vary: FC's field names -> (where in the function spec, type)
 WHAT_IF_KEYS: dict[str, tuple[tuple[str, ...], type]] = {
@@ -115,6 +116,27 @@ class WhatIfRow:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
+
+
+def what_if_table(rows: list[WhatIfRow], keys: list[str]) -> tuple[list[str], list[list[str]]]:
+    """The header and cells of the what-if table `fcbench cost --what-if` prints: the row's
+    source, the varied `keys` (``*`` marks the run's own settings), P(cold) and p99 with their
+    intervals, 429s, and per table the day's bill and the bill per 1000 requests."""
+    from ..tables import money_cell, ranged
+
+    cost_cols = [(name, cur) for name, (cur, *_rest) in rows[0].costs.items()] if rows else []
+    head = ["row", *keys, "P(cold) [95%]", "p99 from intended ms [95%]", "429s",
+            *[f"{n} {c}/day [95%]" for n, c in cost_cols],
+            *[f"{c}/1000 req" for _, c in cost_cols]]
+    body = []
+    for r in rows:
+        pc = "-" if r.p_cold is None else ranged(r.p_cold, r.p_cold_lo, r.p_cold_hi, ".4f")
+        p99 = "-" if r.p99_ms is None else ranged(r.p99_ms, r.p99_ms_lo, r.p99_ms_hi, ".0f")
+        body.append([r.source, *(f"{r.settings[k]:g}" + ("*" if r.as_run and i == 0 else "")
+                                 for i, k in enumerate(keys)), pc, p99, str(r.throttled),
+                     *[ranged(r.costs[n][1], *r.costs[n][2], ".2f") for n, _ in cost_cols],
+                     *[money_cell(r.costs[n][3]) for n, _ in cost_cols]])
+    return head, body
 
 
 def what_if(run_dir: str | Path, grid: dict[str, tuple[float, ...]], *,

@@ -50,3 +50,28 @@ def test_gpu_price_family() -> None:
 def test_largest_gpu_bounds_gpu_memory() -> None:
     assert fc.MAX_GPU_MEMORY_MB == max(t.total_mb for t in fc.GPU_TYPES.values()) == 48 * 1024
     assert fc.V1_INSTANCE_TYPES["g1"] in fc.GPU_TYPES
+
+
+def test_no_cli_module_imports_another() -> None:
+    """Command modules share plumbing through cli/_base.py only (or the library)."""
+    cli = Path(fc.__file__).parent / "cli"
+    for path in cli.glob("*.py"):
+        if path.name in ("__init__.py", "_base.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                assert node.module == "_base", f"{path.name} imports .{node.module}"
+
+
+def test_a_gpu_plan_is_resolved_once(monkeypatch) -> None:  # noqa: ANN001
+    """A harness given a plan places on its GPUs without resolving them again."""
+    from fcbench.harness import gpuplan
+    from fcbench.harness.server import HarnessConfig
+
+    spec = function_spec_from_dict({"functionName": "g", "gpuConfig": {"gpuMemorySize": 4096}})
+    plan = gpuplan.plan_gpus([spec], virtual_gpus="1x16GB")
+    monkeypatch.setattr(gpuplan, "discover_gpus", lambda: (_ for _ in ()).throw(AssertionError))
+    gpus, info = HarnessConfig(gpu_plan=plan).resolve_gpus([spec])
+    assert [g.total_mb for g in gpus] == [16 * 1024] and info["source"] == "virtual"
+    gpus[0].used_mb = 4096  # a platform's reservations stay on its own copies
+    assert plan.fresh_gpus()[0].used_mb == 0

@@ -9,9 +9,7 @@ from typing import Any
 
 import click
 
-from .harness import REQUIRE_GPU_HELP, check_gpu_options, plan_gpus
-from .invoke import read_data
-from .run import first_failure
+from ._base import REQUIRE_GPU_HELP, check_gpu_options, first_failure, plan_gpus, read_data
 
 __all__ = ["coldstart"]
 

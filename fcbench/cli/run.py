@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ._base import first_failure, plan_gpus
+
 __all__ = ["first_failure", "run"]
-
-
-def first_failure(requests_csv: Path) -> str | None:
-    """The first failed request of a run (``HTTP 400: the body is not valid JSON...``), or None
-    when there is none (or no requests.csv)."""
-    try:
-        with open(requests_csv, newline="") as f:
-            for row in csv.DictReader(f):
-                try:
-                    status = int(float(row.get("status") or 0))
-                except ValueError:
-                    status = 0
-                if 0 < status < 400:
-                    continue
-                error = (row.get("error") or "").strip()
-                prefix = f"HTTP {status}" if status else "no response"
-                if not error or error == prefix:
-                    return prefix
-                return f"{prefix}: {error}"
-    except OSError:
-        return None
-    return None
 
 
 def all_failed(summary: dict[str, Any]) -> bool:
@@ -92,8 +71,6 @@ def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: flo
     if target_url is not None:
         wl = with_target(wl, target_url)
     if wl.target.kind == "local" and not worker:
-        from .harness import plan_gpus
-
         plan_gpus(wl.function_specs, virtual_gpus=wl.target.virtual_gpus, require_gpu=False,
                   choose_hint="set target.virtualGpus in the workload to choose",
                   size_hint="set target.virtualGpus in the workload (e.g. 1x48GB) to choose the "

@@ -6,9 +6,12 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 from fcbench import fc
 from fcbench.cost.model import with_spec_shape
 from fcbench.cost.usage import usage_from_calls
+from fcbench.errors import UsageError
 from fcbench.harness.scheduler import FunctionConfig
 from fcbench.spec import FunctionSpec, function_spec_from_dict
 
@@ -75,3 +78,30 @@ def test_a_gpu_plan_is_resolved_once(monkeypatch) -> None:  # noqa: ANN001
     assert [g.total_mb for g in gpus] == [16 * 1024] and info["source"] == "virtual"
     gpus[0].used_mb = 4096  # a platform's reservations stay on its own copies
     assert plan.fresh_gpus()[0].used_mb == 0
+
+
+def test_one_definition_of_the_settings_a_sweep_or_what_if_varies() -> None:
+    from fcbench.coldstart.predict import SWEEP_KEYS
+    from fcbench.coldstart.sweep import SweepConfig
+    from fcbench.sim.settings import SETTINGS, by_vary
+    from fcbench.sim.whatif import WHAT_IF_KEYS, _with_settings
+
+    assert list(WHAT_IF_KEYS) == list(SETTINGS)
+    assert SWEEP_KEYS == {"concurrency": "concurrency",
+                          "instanceConcurrency": "instance-concurrency",
+                          "idleTimeout": "idle-timeout", "minInstances": "min-instances"}
+    assert by_vary("concurrency") is None
+    spec = function_spec_from_dict({"functionName": "f"})
+    assert {k: s.get(spec) for k, s in SETTINGS.items()} == {
+        "minInstances": 0, "idleTimeout": fc.DEFAULT_IDLE_TIMEOUT_S,
+        "instanceConcurrency": 1, "maxInstances": fc.DEFAULT_MAX_INSTANCES}
+    doc = {"target": {"functions": [{"functionName": "f"}]}}
+    out = _with_settings(doc, {"minInstances": 2, "instanceConcurrency": 4})
+    assert out["target"]["functions"][0] == {"functionName": "f", "instanceConcurrency": 4,
+                                             "harness": {"minInstances": 2}}
+    assert doc == {"target": {"functions": [{"functionName": "f"}]}}  # a copy was changed
+    SweepConfig(levels=(0, 1), vary="min-instances")  # 0 provisioned instances is a level
+    with pytest.raises(UsageError, match="positive"):
+        SweepConfig(levels=(0, 1), vary="idle-timeout")
+    with pytest.raises(UsageError, match="whole numbers"):
+        SweepConfig(levels=(1.5,), vary="instance-concurrency")

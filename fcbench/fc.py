@@ -3,8 +3,9 @@
 Key names: `GpuType` / `GPU_TYPES` / `DEFAULT_GPU_TYPE` / `gpu_price_family` (FC 3.0's
 `gpuConfig.gpuType` values: card memory, class, the price family CU tables bill them by),
 `V1_INSTANCE_TYPES` (Serverless Devs 1.x `instanceType` -> FC 3.0 gpuType), the published limits
-of a function (`MAX_TIMEOUT_S`, `MIN_MEMORY_MB` ... `MAX_ENV_BYTES`) and the defaults a spec
-without a key gets (`DEFAULT_*`). `spec.py`, the harness, the cost model and the deploy code read
+of a function and its API (`MAX_TIMEOUT_S`, `MIN_MEMORY_MB` ... `MAX_ENV_BYTES`,
+`MAX_SYNC_PAYLOAD_BYTES`, list page sizes), HTTP triggers' methods and auth types, and the
+defaults a spec without a key gets (`DEFAULT_*`). `spec.py`, the harness, the cost model and the deploy code read
 them from here. A leaf module: it imports nothing from fcbench, so anything may import it.
 """
 
@@ -16,12 +17,14 @@ from typing import Literal
 __all__ = [
     "CPU_STEP", "DEFAULT_GPU_TYPE", "DEFAULT_IDLE_TIMEOUT_S", "DEFAULT_INITIALIZER_TIMEOUT_S",
     "DEFAULT_INSTANCE_CONCURRENCY", "DEFAULT_MAX_INSTANCES", "DEFAULT_PORT",
-    "DEFAULT_PRE_STOP_TIMEOUT_S", "DEFAULT_QUEUE_SIZE", "DEFAULT_QUEUE_TIMEOUT_S",
-    "DEFAULT_START_TIMEOUT_S", "DEFAULT_TIMEOUT_S", "DISK_SIZES_MB", "FUNCTION_NAME_MAX",
-    "GPU_TYPES", "GpuType", "MAX_CPU", "MAX_ENV_BYTES", "MAX_GPU_MEMORY_MB", "MAX_HARNESS_S",
-    "MAX_HOOK_TIMEOUT_S", "MAX_INSTANCES", "MAX_INSTANCE_CONCURRENCY", "MAX_MEMORY_MB",
-    "MAX_QUEUE_SIZE", "MAX_TIMEOUT_S", "MEMORY_STEP_MB", "MIN_MEMORY_MB", "PriceFamily",
-    "TRIGGER_NAME_MAX", "V1_INSTANCE_TYPES", "gpu_price_family",
+    "DEFAULT_PRE_STOP_TIMEOUT_S", "DEFAULT_QUALIFIER", "DEFAULT_QUEUE_SIZE",
+    "DEFAULT_QUEUE_TIMEOUT_S", "DEFAULT_START_TIMEOUT_S", "DEFAULT_TIMEOUT_S", "DISK_SIZES_MB",
+    "FUNCTION_NAME_MAX", "GPU_TYPES", "GpuType", "HTTP_METHODS", "LIST_PAGE_SIZE", "MAX_CPU",
+    "MAX_ENV_BYTES", "MAX_GPU_MEMORY_MB", "MAX_HARNESS_S", "MAX_HOOK_TIMEOUT_S",
+    "MAX_INSTANCES", "MAX_INSTANCE_CONCURRENCY", "MAX_LIST_LIMIT", "MAX_MEMORY_MB",
+    "MAX_QUEUE_SIZE", "MAX_SYNC_PAYLOAD_BYTES", "MAX_TIMEOUT_S", "MEMORY_STEP_MB",
+    "MIN_MEMORY_MB", "PriceFamily", "TRIGGER_AUTH_TYPES", "TRIGGER_NAME_MAX",
+    "V1_INSTANCE_TYPES", "gpu_price_family",
 ]
 
 #: How CU price tables group GPU types ("tesla" prices, "ada" prices).
@@ -94,6 +97,19 @@ MAX_QUEUE_SIZE = 100_000
 #: ("Configure environment variables"). FC does not say how it counts; fcbench counts the UTF-8
 #: bytes of every name and value.
 MAX_ENV_BYTES = 4 * 1024
+
+#: FC's limit on a synchronous invocation's request body (EntityTooLarge beyond it).
+MAX_SYNC_PAYLOAD_BYTES = 32 * 1024 * 1024
+#: ListFunctions / ListTriggers: the default page size and the largest `limit`.
+LIST_PAGE_SIZE, MAX_LIST_LIMIT = 20, 100
+
+# ---- triggers -------------------------------------------------------------------------------
+#: The methods FC's console (and the fc3 component's schema) offer for an HTTP trigger.
+HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS")
+#: An HTTP trigger's `authType` values.
+TRIGGER_AUTH_TYPES = ("anonymous", "function")
+#: Provision configs and triggers attach to a version or alias; LATEST is the unpublished code.
+DEFAULT_QUALIFIER = "LATEST"
 
 # ---- defaults -------------------------------------------------------------------------------
 #: `customContainerConfig.port`: where FC sends requests inside a custom container.

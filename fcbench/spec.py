@@ -35,11 +35,13 @@ from ._yaml import LocatedDoc, _dotted, load_located, validate
 from .errors import SpecError
 from .fc import (CPU_STEP, DEFAULT_GPU_TYPE, DEFAULT_IDLE_TIMEOUT_S,
                  DEFAULT_INITIALIZER_TIMEOUT_S, DEFAULT_INSTANCE_CONCURRENCY,
-                 DEFAULT_MAX_INSTANCES, DEFAULT_PORT, DEFAULT_PRE_STOP_TIMEOUT_S, DEFAULT_QUEUE_SIZE, DEFAULT_QUEUE_TIMEOUT_S,
+                 DEFAULT_MAX_INSTANCES, DEFAULT_PORT, DEFAULT_PRE_STOP_TIMEOUT_S,
+                 DEFAULT_QUALIFIER, DEFAULT_QUEUE_SIZE, DEFAULT_QUEUE_TIMEOUT_S,
                  DEFAULT_START_TIMEOUT_S, DEFAULT_TIMEOUT_S, DISK_SIZES_MB, FUNCTION_NAME_MAX,
-                 GPU_TYPES, MAX_CPU, MAX_ENV_BYTES, MAX_GPU_MEMORY_MB, MAX_HARNESS_S,
-                 MAX_HOOK_TIMEOUT_S, MAX_INSTANCE_CONCURRENCY, MAX_INSTANCES, MAX_MEMORY_MB,
-                 MAX_QUEUE_SIZE, MAX_TIMEOUT_S, MEMORY_STEP_MB, MIN_MEMORY_MB, TRIGGER_NAME_MAX)
+                 GPU_TYPES, HTTP_METHODS, MAX_CPU, MAX_ENV_BYTES, MAX_GPU_MEMORY_MB,
+                 MAX_HARNESS_S, MAX_HOOK_TIMEOUT_S, MAX_INSTANCE_CONCURRENCY, MAX_INSTANCES,
+                 MAX_MEMORY_MB, MAX_QUEUE_SIZE, MAX_TIMEOUT_S, MEMORY_STEP_MB, MIN_MEMORY_MB,
+                 TRIGGER_NAME_MAX)
 from .secrets import MASK, looks_secret
 
 __all__ = [
@@ -692,7 +694,7 @@ def resolve_env_refs(spec: FunctionSpec, environ: Mapping[str, str]
 
 
 # ---- triggers and provision configs (CreateTrigger, PutProvisionConfig bodies) ------------
-_METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS")
+_METHODS = HTTP_METHODS
 
 
 class HttpTriggerConfig(_Spec):
@@ -725,7 +727,7 @@ class TriggerSpec(_Spec):
     trigger_type: Literal["http"]
     trigger_config: HttpTriggerConfig = HttpTriggerConfig()
     description: str = ""
-    qualifier: str = "LATEST"
+    qualifier: str = DEFAULT_QUALIFIER
     invocation_role: str | None = None
     source_arn: str | None = None
 

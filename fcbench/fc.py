@@ -12,7 +12,7 @@ them from here. A leaf module: it imports nothing from fcbench, so anything may 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 __all__ = [
     "CPU_STEP", "DEFAULT_GPU_TYPE", "DEFAULT_IDLE_TIMEOUT_S", "DEFAULT_INITIALIZER_TIMEOUT_S",
@@ -23,12 +23,13 @@ __all__ = [
     "MAX_ENV_BYTES", "MAX_GPU_MEMORY_MB", "MAX_HARNESS_S", "MAX_HOOK_TIMEOUT_S",
     "MAX_INSTANCES", "MAX_INSTANCE_CONCURRENCY", "MAX_LIST_LIMIT", "MAX_MEMORY_MB",
     "MAX_QUEUE_SIZE", "MAX_SYNC_PAYLOAD_BYTES", "MAX_TIMEOUT_S", "MEMORY_STEP_MB",
-    "MIN_MEMORY_MB", "PriceFamily", "TRIGGER_AUTH_TYPES", "TRIGGER_NAME_MAX",
+    "MIN_MEMORY_MB", "PRICE_FAMILIES", "PriceFamily", "TRIGGER_AUTH_TYPES", "TRIGGER_NAME_MAX",
     "V1_INSTANCE_TYPES", "gpu_price_family",
 ]
 
 #: How CU price tables group GPU types ("tesla" prices, "ada" prices).
 PriceFamily = Literal["tesla", "ada"]
+PRICE_FAMILIES: tuple[PriceFamily, ...] = get_args(PriceFamily)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from ..fc import PRICE_FAMILIES
 from ..tables import label_width, print_columns, print_labels
 
 __all__ = ["cost"]
@@ -60,7 +61,7 @@ def _server_prices(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--disk-gb", type=click.FloatRange(min=0), default=None,
               help="Instance disk in GB (`diskSize` / 1024: 0.5 or 10; CU tables bill it). "
               "Default with RUN_DIR: the recorded spec's.")
-@click.option("--gpu-family", type=click.Choice(["tesla", "ada"]), default=None,
+@click.option("--gpu-family", type=click.Choice(PRICE_FAMILIES), default=None,
               help="GPU family (CU tables price them differently; default: the run's gpuType, "
               "else tesla, FC's default gpuType).")
 @click.option("--what-if", "what_ifs", multiple=True, metavar="KEY=V1,V2,...",

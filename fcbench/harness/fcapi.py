@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import FcbenchError, SpecError
-from ..fc import LIST_PAGE_SIZE, MAX_LIST_LIMIT
+from ..fc import DEFAULT_QUALIFIER, LIST_PAGE_SIZE, MAX_LIST_LIMIT
 from ..protocol import H_FC_REQUEST_ID, function_path, trigger_path
 from ..spec import (FunctionSpec, function_spec_from_dict, host_code, provision_from_dict,
                     trigger_from_dict, updated_spec)
@@ -348,7 +348,7 @@ async def _list_instances(request: web.Request, platform: Platform, rid: str) ->
         if wanted and inst.id not in wanted:
             continue
         created = platform.wall(inst.created_at) or 0.0
-        out.append({"instanceId": inst.id, "versionId": "0", "qualifier": "LATEST",
+        out.append({"instanceId": inst.id, "versionId": "0", "qualifier": DEFAULT_QUALIFIER,
                     "status": "Running" if inst.state is InstanceState.READY else "Starting",
                     "createdTimeMs": int(created * 1000),
                     "resourceType": "Provisioned" if inst.provisioned else "OnDemand"})

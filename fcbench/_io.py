@@ -15,8 +15,9 @@ __all__ = ["atomic_write"]
 
 
 def atomic_write(path: str | Path, data: str | bytes, *, mode: int = 0o644,
-                 encoding: str = "utf-8") -> Path:
-    """Write `data` to `path` atomically; returns the path.
+                 encoding: str = "utf-8", fsync: bool = False) -> Path:
+    """Write `data` to `path` atomically; returns the path. `fsync` also forces the content to
+    disk before the replace (for files a crash must not leave empty, at a cost per write).
 
     Raises:
         OSError: the folder cannot be written (the temporary file is removed).
@@ -29,6 +30,8 @@ def atomic_write(path: str | Path, data: str | bytes, *, mode: int = 0o644,
         with os.fdopen(fd, "wb") as out:
             out.write(raw)
             out.flush()
+            if fsync:
+                os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

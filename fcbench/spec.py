@@ -33,7 +33,15 @@ from pydantic.alias_generators import to_camel
 
 from ._yaml import LocatedDoc, _dotted, load_located, validate
 from .errors import SpecError
-from .harness.gpus import GPU_TYPES  # FC's gpuType values (a leaf module: no cycle)
+from .fc import (CPU_STEP, DEFAULT_GPU_TYPE, DEFAULT_IDLE_TIMEOUT_S,
+                 DEFAULT_INITIALIZER_TIMEOUT_S, DEFAULT_INSTANCE_CONCURRENCY,
+                 DEFAULT_MAX_INSTANCES, DEFAULT_PORT, DEFAULT_PRE_STOP_TIMEOUT_S,
+                 DEFAULT_QUALIFIER, DEFAULT_QUEUE_SIZE, DEFAULT_QUEUE_TIMEOUT_S,
+                 DEFAULT_START_TIMEOUT_S, DEFAULT_TIMEOUT_S, DISK_SIZES_MB, FUNCTION_NAME_MAX,
+                 GPU_TYPES, HTTP_METHODS, MAX_CPU, MAX_ENV_BYTES, MAX_GPU_MEMORY_MB,
+                 MAX_HARNESS_S, MAX_HOOK_TIMEOUT_S, MAX_INSTANCE_CONCURRENCY, MAX_INSTANCES,
+                 MAX_MEMORY_MB, MAX_QUEUE_SIZE, MAX_TIMEOUT_S, MEMORY_STEP_MB, MIN_MEMORY_MB,
+                 TRIGGER_NAME_MAX)
 from .secrets import MASK, looks_secret
 
 __all__ = [
@@ -65,47 +73,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 9000
-DEFAULT_IDLE_TIMEOUT_S = 300.0  # FC reclaims idle instances after "usually 3-5 min"
-DEFAULT_MAX_INSTANCES = 10
-DEFAULT_QUEUE_SIZE = 100
-DEFAULT_QUEUE_TIMEOUT_S = 60.0
-DEFAULT_START_TIMEOUT_S = 120.0
+# FC's limits and defaults live in `fcbench.fc`; imported above, and re-exported for the callers
+# that read them from here.
 
 # Matched with fullmatch: `$` also matches before a trailing newline, and "f\n" would then name
 # a log file and break the invoke path. FC 3.0 (CreateFunctionInput / CreateTriggerInput in the
-# SDK): letters, digits, _ and -, not starting with a digit or -; functions 1-64 characters,
-# triggers 1-128.
-_FUNCTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
-_TRIGGER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,127}")
-
-# ---- FC 3.0's published limits -------------------------------------------------------------
-# Sources: the field docs of CreateFunctionInput in FC 3.0's SDK (alibabacloud-fc20230330, the
-# text of FC's API reference) and FC's "Configure environment variables" page.
-#: `timeout`: "The minimum value is 1, the maximum value is 86400" (FC 3.0's longest execution).
-MAX_TIMEOUT_S = 86_400
-#: `memorySize`: "a multiple of 64 MB ... minimum 128 MB and maximum 32 GB"; the same for GPU
-#: and CPU functions (a GPU function's card memory is `gpuConfig.gpuMemorySize`, apart).
-MIN_MEMORY_MB, MAX_MEMORY_MB, MEMORY_STEP_MB = 128, 32 * 1024, 64
-#: `diskSize`: "Valid values: 512 and 10240".
-DISK_SIZES_MB = (512, 10_240)
-#: `gpuConfig.gpuMemorySize`: at most the largest card of FC's GPU types (fc.gpu.ada.1, 48 GB),
-#: from the one table fcbench keeps of them.
-MAX_GPU_MEMORY_MB = max(t.total_mb for t in GPU_TYPES.values())
-#: Initializer / preStop `timeout`: FC 3.0's reference gives no range (FC 2.0 documented 1-300 s
-#: for initializationTimeout); 600 s leaves room for a large model load and refuses absurd values.
-MAX_HOOK_TIMEOUT_S = 600
-#: Harness-only durations (idleTimeout, queue.timeout, startTimeout): a day, like FC's timeout.
-MAX_HARNESS_S = 86_400
-#: `harness.maxInstances` / `minInstances`: PutProvisionConfig's `defaultTarget` is "0 to 10000",
-#: and minInstances is that target, so maxInstances has the same ceiling.
-MAX_INSTANCES = 10_000
-#: `harness.queue.size`: requests waiting per function; far above any benchmark's need.
-MAX_QUEUE_SIZE = 100_000
-#: FC's documented limit "the total size of all environment variables cannot exceed 4 KB"
-#: ("Configure environment variables"). FC does not say how it counts; fcbench counts the UTF-8
-#: bytes of every name and value.
-MAX_ENV_BYTES = 4 * 1024
+# SDK): letters, digits, _ and -, not starting with a digit or -.
+_FUNCTION_NAME = re.compile(rf"[A-Za-z_][A-Za-z0-9_-]{{0,{FUNCTION_NAME_MAX - 1}}}")
+_TRIGGER_NAME = re.compile(rf"[A-Za-z_][A-Za-z0-9_-]{{0,{TRIGGER_NAME_MAX - 1}}}")
 #: FC's rule for environment variable names: "must start with a letter and can contain only
 #: letters, digits, and underscores"; names starting FC_ are FC's own and reserved.
 _ENV_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -140,7 +115,6 @@ FC_PASSTHROUGH_KEYS = frozenset({
     "juiceFsConfig", "layers", "logConfig", "microSandboxConfig", "nasConfig", "ossMountConfig",
     "polarFsConfig", "resourceGroupId", "role", "sessionAffinity", "sessionAffinityConfig",
     "tags", "tracingConfig", "vpcConfig"})
-_CPU_STEP = 0.05
 
 
 class _Spec(BaseModel):
@@ -215,7 +189,7 @@ class GpuConfig(_Spec):
     """`gpuConfig`: the GPU memory an instance reserves (MB) and the GPU family."""
 
     gpu_memory_size: int = Field(gt=0, description="MB, a multiple of 1024")
-    gpu_type: str = "fc.gpu.tesla.1"
+    gpu_type: str = DEFAULT_GPU_TYPE
 
     @field_validator("gpu_memory_size")
     @classmethod
@@ -240,7 +214,7 @@ class GpuConfig(_Spec):
 
 class Initializer(_Spec):
     handler: str = "initialize"
-    timeout: _HookS = Field(60.0, gt=0, description="seconds")
+    timeout: _HookS = Field(DEFAULT_INITIALIZER_TIMEOUT_S, gt=0, description="seconds")
     command: list[str] | None = None
 
 
@@ -249,7 +223,7 @@ class LifecycleHook(_Spec):
     within `timeout` seconds before stopping it."""
 
     handler: str = ""
-    timeout: _HookS = Field(10.0, gt=0, description="seconds")
+    timeout: _HookS = Field(DEFAULT_PRE_STOP_TIMEOUT_S, gt=0, description="seconds")
     command: list[str] | None = None
 
 
@@ -350,11 +324,12 @@ class FunctionSpec(_Spec):
     custom_container_config: ContainerConfig = ContainerConfig()
     gpu_config: GpuConfig | None = None
     memory_size: _MemoryMb | None = Field(None, description="MB, 128-32768 in steps of 64")
-    cpu: float | None = Field(None, ge=_CPU_STEP, le=16, description="vCPU")
+    cpu: float | None = Field(None, ge=CPU_STEP, le=MAX_CPU, description="vCPU")
     disk_size: int | None = Field(None, description="MB: 512 or 10240")
-    instance_concurrency: int = Field(1, ge=1, le=100)
+    instance_concurrency: int = Field(DEFAULT_INSTANCE_CONCURRENCY, ge=1,
+                                      le=MAX_INSTANCE_CONCURRENCY)
     # FC's minimum is 1 s; the harness keeps sub-second timeouts (its tests time out in 0.5 s)
-    timeout: _TimeoutS = Field(60.0, gt=0, description="seconds")
+    timeout: _TimeoutS = Field(DEFAULT_TIMEOUT_S, gt=0, description="seconds")
     instance_lifecycle_config: LifecycleConfig = LifecycleConfig()
     environment_variables: dict[_EnvKey, _EnvValue] = {}
     #: FC keys in `FC_PASSTHROUGH_KEYS`, as given (deploy sends them; the harness ignores them)
@@ -395,10 +370,10 @@ class FunctionSpec(_Spec):
     def _check_cpu(cls, value: float | None, info: ValidationInfo) -> float | None:
         if value is None:
             return value
-        steps = value / _CPU_STEP
+        steps = value / CPU_STEP
         if not math.isclose(steps, round(steps), abs_tol=1e-6):
-            raise ValueError(f"cpu goes in steps of {_CPU_STEP} vCPU (e.g. "
-                             f"{round(steps) * _CPU_STEP:.2f})")
+            raise ValueError(f"cpu goes in steps of {CPU_STEP} vCPU (e.g. "
+                             f"{round(steps) * CPU_STEP:.2f})")
         memory = info.data.get("memory_size")
         if memory:
             gb_per_cpu = memory / 1024 / value
@@ -719,7 +694,7 @@ def resolve_env_refs(spec: FunctionSpec, environ: Mapping[str, str]
 
 
 # ---- triggers and provision configs (CreateTrigger, PutProvisionConfig bodies) ------------
-_METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS")
+_METHODS = HTTP_METHODS
 
 
 class HttpTriggerConfig(_Spec):
@@ -752,7 +727,7 @@ class TriggerSpec(_Spec):
     trigger_type: Literal["http"]
     trigger_config: HttpTriggerConfig = HttpTriggerConfig()
     description: str = ""
-    qualifier: str = "LATEST"
+    qualifier: str = DEFAULT_QUALIFIER
     invocation_role: str | None = None
     source_arn: str | None = None
 
@@ -787,7 +762,7 @@ class ProvisionSpec(_Spec):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore",
                               frozen=True, allow_inf_nan=False)
 
-    default_target: int = Field(ge=0, le=10_000)
+    default_target: int = Field(ge=0, le=MAX_INSTANCES)
     always_allocate_cpu: bool | None = Field(None, alias="alwaysAllocateCPU")
     always_allocate_gpu: bool | None = Field(None, alias="alwaysAllocateGPU")
     scheduled_actions: list[dict[str, Any]] | None = None

@@ -16,7 +16,7 @@ import yaml
 from harness_utils import http
 
 from fcbench.errors import SpecError
-from fcbench.harness.gpus import GPU_TYPES
+from fcbench.fc import GPU_TYPES
 from fcbench.spec import function_spec_from_dict, load_function_spec, trigger_from_dict
 
 ROOT = Path(__file__).resolve().parent.parent

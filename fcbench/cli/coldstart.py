@@ -9,9 +9,8 @@ from typing import Any
 
 import click
 
-from .harness import REQUIRE_GPU_HELP, check_gpu_options, plan_gpus
-from .invoke import read_data
-from .run import first_failure
+from ..sim.settings import SWEEP_SETTINGS
+from ._base import REQUIRE_GPU_HELP, check_gpu_options, first_failure, plan_gpus, read_data
 
 __all__ = ["coldstart"]
 
@@ -187,8 +186,7 @@ def _sweep_help() -> str:
 @click.option("--concurrency", "levels", default="1,2,4,8,16", show_default=True,
               callback=_levels, help="Levels: mean requests in flight, or the values of what "
               "--vary sets (instanceConcurrency, idleTimeout s, minInstances).")
-@click.option("--vary", type=click.Choice(["concurrency", "instance-concurrency", "idle-timeout",
-                                           "min-instances"]),
+@click.option("--vary", type=click.Choice(["concurrency", *(s.vary for s in SWEEP_SETTINGS)]),
               default="concurrency", show_default=True)
 @click.option("--load", type=float, default=None, help="When --vary is not concurrency: mean "
               "requests in flight (default: the largest level for instance-concurrency, else 1).")

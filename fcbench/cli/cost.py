@@ -11,6 +11,9 @@ from pathlib import Path
 
 import click
 
+from ..fc import PRICE_FAMILIES
+from ..tables import label_width, print_columns, print_labels
+
 __all__ = ["cost"]
 
 #: Said when CU tables meet a shape nobody gave (argument-only pricing).
@@ -20,21 +23,13 @@ NO_DEFAULT_SHAPE = ("FC documents no default vCPU / memory / disk for a GPU func
 
 
 def _server_prices(values: tuple[str, ...]) -> dict[str, float]:
-    """``("14CNY", "2.1 usd")`` -> ``{"CNY": 14.0, "USD": 2.1}``; a bare number keys ``""``."""
-    out: dict[str, float] = {}
-    for text in values:
-        raw = text.strip()
-        number = raw.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz ").strip()
-        currency = raw[len(number):].strip().upper()
-        try:
-            value = float(number)
-        except ValueError:
-            raise click.BadParameter(f"cannot read {text!r}; write a price per hour such as "
-                                     "14CNY, 2.1USD or 14", param_hint="--server-price") from None
-        if value < 0:
-            raise click.BadParameter("a price cannot be negative", param_hint="--server-price")
-        out[currency] = value
-    return out
+    """``--server-price`` values read by `parse_server_prices`, its refusals as CLI errors."""
+    from ..cost.tables import parse_server_prices
+
+    try:
+        return parse_server_prices(values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--server-price") from None
 
 
 @click.command()
@@ -66,7 +61,7 @@ def _server_prices(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--disk-gb", type=click.FloatRange(min=0), default=None,
               help="Instance disk in GB (`diskSize` / 1024: 0.5 or 10; CU tables bill it). "
               "Default with RUN_DIR: the recorded spec's.")
-@click.option("--gpu-family", type=click.Choice(["tesla", "ada"]), default=None,
+@click.option("--gpu-family", type=click.Choice(PRICE_FAMILIES), default=None,
               help="GPU family (CU tables price them differently; default: the run's gpuType, "
               "else tesla, FC's default gpuType).")
 @click.option("--what-if", "what_ifs", multiple=True, metavar="KEY=V1,V2,...",
@@ -94,7 +89,7 @@ def cost(run_dir: Path | None, calls_per_day: float | None, seconds_per_call: fl
     as its product (seconds × size × rate). Prices are as published; check your console.
     """
     from ..cost.model import Shape, usage_from_calls
-    from ..cost.tables import load_table
+    from ..cost.tables import load_table, server_price
 
     if deprecated_duration is not None:
         if seconds_per_call is not None:
@@ -134,7 +129,7 @@ def cost(run_dir: Path | None, calls_per_day: float | None, seconds_per_call: fl
                                  "; give the server's price in a table's currency",
                                  param_hint="--server-price")
     for table in loaded:
-        price = server_prices.get(table.currency.upper(), server_prices.get(""))
+        price = server_price(server_prices, table)
         _print_table(table, usage, shape, price, argument_only=run_dir is None)
         if plot_path is not None:
             out = plot_path if len(tables) == 1 else \
@@ -173,11 +168,10 @@ def _print_table(table, usage, shape, price, *, argument_only: bool) -> None:  #
         why = NO_DEFAULT_SHAPE if argument_only else "the run's spec does not set them"
         click.echo(f"  not billed: {', '.join(shape.missing)} (not given: {why}; pass --vcpu, "
                    "--memory-gb, --disk-gb)")
-    width = max(len(label) for label, _ in result.lines())
-    for label, value in result.lines():
-        click.echo(f"  {label:<{width}}  {value}")
+    width = label_width(result.lines())  # the compute units line is laid out beside them
+    print_labels(result.lines(), width=width)
     if table.regime == "cu":
-        click.echo(f"  {'compute units per day':<{width}}  {billed.cu_per_day:,.0f} CU")
+        print_labels([("compute units per day", f"{billed.cu_per_day:,.0f} CU")], width=width)
     click.echo(f"  source: {table.source} ({table.date})")
 
 
@@ -186,7 +180,7 @@ def _what_if(run_dir: Path, texts: tuple[str, ...], tables: tuple[str, ...], see
     import time
 
     from ..sim.bootstrap import DEFAULT_REPLICATIONS
-    from ..sim.whatif import parse_what_if, what_if, write_what_if_csv
+    from ..sim.whatif import parse_what_if, what_if, what_if_table, write_what_if_csv
 
     grid = parse_what_if(texts)
     combos = 1
@@ -209,38 +203,12 @@ def _what_if(run_dir: Path, texts: tuple[str, ...], tables: tuple[str, ...], see
                f"scaled ×{window.scale:.1f} to a day by {window.why}")
     click.echo("the first row is the run as measured, the row marked * its own settings "
                "simulated: their difference is the calibration error; intervals are 95 %")
-    keys = list(grid)
-    cost_cols = [(name, cur) for name, (cur, *_rest) in rows[0].costs.items()] if rows else []
-    head = ["row", *keys, "P(cold) [95%]", "p99 from intended ms [95%]", "429s",
-            *[f"{n} {c}/day [95%]" for n, c in cost_cols],
-            *[f"{c}/1000 req" for _, c in cost_cols]]
-    body = []
-    for r in rows:
-        pc = "-" if r.p_cold is None else _ranged(r.p_cold, r.p_cold_lo, r.p_cold_hi, ".4f")
-        p99 = "-" if r.p99_ms is None else _ranged(r.p99_ms, r.p99_ms_lo, r.p99_ms_hi, ".0f")
-        body.append([r.source, *(f"{r.settings[k]:g}" + ("*" if r.as_run and i == 0 else "")
-                                 for i, k in enumerate(keys)), pc, p99, str(r.throttled),
-                     *[_ranged(r.costs[n][1], *r.costs[n][2], ".2f") for n, _ in cost_cols],
-                     *[_money(r.costs[n][3]) for n, _ in cost_cols]])
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
-    click.echo("  ".join(h.rjust(w) for h, w in zip(head, widths)))
-    for b in body:
-        click.echo("  ".join(v.rjust(w) for v, w in zip(b, widths)))
+    print_columns(*what_if_table(rows, list(grid)))
     path = write_what_if_csv(rows, run_dir / f"whatif-{time.strftime('%Y%m%d-%H%M%S')}.csv")
     from ..report.html import write_report
 
     write_report(run_dir)
     click.echo(f"written: {path} (and the run's report.html)")
-
-
-def _ranged(value: float, lo: float | None, hi: float | None, fmt: str) -> str:
-    if lo is None or hi is None:
-        return format(value, fmt)
-    return f"{value:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
-
-
-def _money(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
 
 
 def _plot(table, usage, server_per_hour: float | None, out: Path) -> None:  # noqa: ANN001

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from .invoke import DEFAULT_ENDPOINT
+from ._base import DEFAULT_ENDPOINT
 
 __all__ = ["deploy"]
 

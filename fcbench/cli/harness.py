@@ -1,9 +1,7 @@
 """`fcbench harness ...`: run the local serverless GPU harness.
 
-Also the GPU plumbing the other commands that start a harness share: `gpu_options` (the
-``--virtual-gpus`` / ``--require-gpu`` pair), `plan_gpus` (resolve them, print the one-line notice
-when GPU specs go on default virtual GPUs) and `sample_data_option` (a spec's sample request as an
-`fcbench invoke --data` argument).
+Also `sample_data_option` (a spec's sample request as an `fcbench invoke --data` argument, for
+the ready message).
 """
 
 from __future__ import annotations
@@ -11,69 +9,14 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import click
 
-from ..errors import GpuError, UsageError
 from ..spec import FunctionSpec, load_function_specs
+from ._base import REQUIRE_GPU_HELP, check_gpu_options, plan_gpus
 
-__all__ = ["GPU_CHOICE_HINT", "REQUIRE_GPU_HELP", "check_gpu_options", "harness", "plan_gpus",
-           "sample_data_option"]
-
-#: What the one-line notice tells a user who wants other GPUs (the CLI's words, not the library's).
-GPU_CHOICE_HINT = "pass --virtual-gpus to choose, --require-gpu to refuse"
-
-
-def check_gpu_options(virtual_gpus: str | None, require_gpu: bool) -> None:
-    """Validate ``--virtual-gpus`` text and refuse it together with ``--require-gpu``."""
-    from ..harness.gpus import parse_virtual_gpus
-
-    if virtual_gpus and require_gpu:
-        raise click.UsageError("--virtual-gpus and --require-gpu contradict each other; give one "
-                               "(--require-gpu refuses to run GPU specs without a real GPU)")
-    if virtual_gpus:
-        try:
-            parse_virtual_gpus(virtual_gpus)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--virtual-gpus") from None
-
-
-def plan_gpus(specs: Sequence[FunctionSpec], *, virtual_gpus: str | None, require_gpu: bool,
-              choose_hint: str = GPU_CHOICE_HINT,
-              size_hint: str = "pass --virtual-gpus COUNTxSIZE (e.g. 1x48GB) to choose the "
-                               "virtual GPUs") -> dict[str, Any]:
-    """Resolve where `specs` will run as the harness will, print the one-line notice when GPU
-    specs go on default virtual GPUs (stderr), and turn refusals into CLI errors.
-
-    Returns the description (`HarnessConfig.resolve_gpus`), for the caller to record.
-    """
-    from ..harness.gpus import GpuPool
-    from ..harness.server import HarnessConfig
-
-    config = HarnessConfig(virtual_gpus=virtual_gpus, require_gpu=require_gpu)
-    try:
-        gpus, info = config.resolve_gpus(list(specs))
-        pool = GpuPool(gpus)
-        for spec in specs:
-            if gpus:  # (no GPU at all: the harness's own error says what to do)
-                pool.check_fits(spec.name, spec.gpu_memory_mb)
-    except UsageError:
-        names = [s.name for s in specs if s.gpu_memory_mb > 0]
-        raise UsageError(
-            f"{', '.join(names)} {'asks' if len(names) == 1 else 'ask'} for a GPU (gpuConfig) "
-            "and --require-gpu is set, but NVML finds no GPU on this machine. Run on a machine "
-            "with an NVIDIA GPU and its driver (`nvidia-smi` lists it), or drop --require-gpu to "
-            "place GPU specs on virtual GPUs sized like their gpuType (or choose them with "
-            "--virtual-gpus 1x16GB).") from None
-    except GpuError as exc:
-        raise GpuError(f"{exc} Or {size_hint}.") from None
-    if info.get("source") == "virtual-default":
-        click.echo(f"{info['description']}; {choose_hint}", err=True)
-    return info
-
+__all__ = ["harness", "sample_data_option"]
 
 def sample_data_option(spec: FunctionSpec) -> str:
     """`spec`'s sample request as a ``--data`` argument for `fcbench invoke` ('' when none)."""
@@ -91,11 +34,6 @@ def sample_data_option(spec: FunctionSpec) -> str:
     if sample.text is not None:
         return f" --data {shlex.quote(sample.text)}"
     return f" --data {shlex.quote(json.dumps(sample.json_value))}"
-
-
-#: Help of ``--require-gpu``, shared by every command that starts a harness.
-REQUIRE_GPU_HELP = ("Refuse to start when a spec asks for a GPU and NVML finds none (default: "
-                     "place GPU specs on virtual GPUs sized like their gpuType).")
 
 
 @click.group()
@@ -149,12 +87,13 @@ def serve(specs: tuple[str, ...], host: str, port: int, runtime: str | None,
         raise click.UsageError("give both --access-key-id and --access-key-secret, or neither "
                                "(then the harness makes a fresh pair)")
     loaded = load_function_specs(list(specs))
-    plan_gpus(loaded, virtual_gpus=virtual_gpus, require_gpu=require_gpu)
+    gpu_plan = plan_gpus(loaded, virtual_gpus=virtual_gpus, require_gpu=require_gpu)
     key = AccessKey(access_key_id, access_key_secret) if access_key_id and access_key_secret \
         else None
     config = HarnessConfig(host=host, port=port, runtime=runtime, virtual_gpus=virtual_gpus,
                            log_dir=log_dir, require_gpu=require_gpu, access_key=key,
-                           allow_api_commands=allow_api_commands, allowed_hosts=allowed_hosts)
+                           allow_api_commands=allow_api_commands, allowed_hosts=allowed_hosts,
+                           gpu_plan=gpu_plan)
 
     def ready(h) -> None:  # noqa: ANN001
         names = ", ".join(s.name for s in loaded)

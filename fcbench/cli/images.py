@@ -7,11 +7,9 @@ import sys
 
 import click
 
+from ..tables import megabytes, print_columns
+
 __all__ = ["images"]
-
-
-def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
 
 
 @click.group()
@@ -53,7 +51,7 @@ def build(name: str, base: str | None, tag: str | None, registry: str | None, ba
                          python_version=python_version, pip_args=pip_args, nocache=nocache,
                          progress=None if quiet else progress)
     click.echo(f"built {result.tag} ({result.mode} model, base {result.base}) in "
-               f"{result.seconds:.1f} s: {_mb(result.size_bytes)}, {result.layers} layers")
+               f"{result.seconds:.1f} s: {megabytes(result.size_bytes)}, {result.layers} layers")
     if result.pushed:
         click.echo(f"pushed {result.pushed}")
 
@@ -76,10 +74,8 @@ def list_(as_json: bool) -> None:
     rows = [("TAG", "MODEL", "MODE", "SIZE", "LAYERS", "CREATED")]
     for i in found:
         for tag in i.tags or ("<none>",):
-            rows.append((tag, i.model, i.mode, _mb(i.size_bytes), str(i.layers), i.created))
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    for r in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+            rows.append((tag, i.model, i.mode, megabytes(i.size_bytes), str(i.layers), i.created))
+    print_columns(rows[0], rows[1:], align="left", strip=True)
 
 
 @images.command("base")
@@ -99,5 +95,5 @@ def base(tag: str | None, suite: str, mirror: str | None, force: bool) -> None:
     result = build_base_image(connect(), tag=tag or DEFAULT_BASE, suite=suite, mirror=mirror,
                               force=force)
     verb = "built" if result.built else "already present:"
-    click.echo(f"{verb} {result.tag} ({_mb(result.size_bytes)})"
+    click.echo(f"{verb} {result.tag} ({megabytes(result.size_bytes)})"
                + (f" in {result.seconds:.1f} s" if result.built else ""))

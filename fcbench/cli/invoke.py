@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import mimetypes
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,27 +10,9 @@ from typing import Any
 import click
 
 from ..targets import open_target
+from ._base import DEFAULT_ENDPOINT, read_data
 
-__all__ = ["invoke", "read_data"]
-
-DEFAULT_ENDPOINT = "http://127.0.0.1:9080"
-
-
-def read_data(data: str | None) -> tuple[bytes, str]:
-    """A ``--data`` value (a string, or @FILE) as a body and a guessed content type."""
-    if data is None:
-        return b"", "application/octet-stream"
-    if data.startswith("@"):
-        path = Path(data[1:])
-        try:
-            body = path.read_bytes()
-        except OSError as exc:
-            raise click.BadParameter(f"cannot read {path}: {exc.strerror}",
-                                     param_hint="--data") from None
-        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return body, ctype
-    return data.encode(), "application/json" if data.lstrip()[:1] in "{[" else "text/plain"
-
+__all__ = ["invoke"]
 
 @click.command()
 @click.argument("name", required=False)

@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ._base import first_failure, plan_gpus
+
 __all__ = ["first_failure", "run"]
-
-
-def first_failure(requests_csv: Path) -> str | None:
-    """The first failed request of a run (``HTTP 400: the body is not valid JSON...``), or None
-    when there is none (or no requests.csv)."""
-    try:
-        with open(requests_csv, newline="") as f:
-            for row in csv.DictReader(f):
-                try:
-                    status = int(float(row.get("status") or 0))
-                except ValueError:
-                    status = 0
-                if 0 < status < 400:
-                    continue
-                error = (row.get("error") or "").strip()
-                prefix = f"HTTP {status}" if status else "no response"
-                if not error or error == prefix:
-                    return prefix
-                return f"{prefix}: {error}"
-    except OSError:
-        return None
-    return None
 
 
 def all_failed(summary: dict[str, Any]) -> bool:
@@ -86,13 +65,12 @@ def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: flo
     from ..load.runner import RunOptions, locust_failure_reason, run_workload
     from ..report.summary import summary_table
     from ..load.workload import load_workload, with_target
+    from ..tables import print_labels
 
     wl = load_workload(workload)
     if target_url is not None:
         wl = with_target(wl, target_url)
     if wl.target.kind == "local" and not worker:
-        from .harness import plan_gpus
-
         plan_gpus(wl.function_specs, virtual_gpus=wl.target.virtual_gpus, require_gpu=False,
                   choose_hint="set target.virtualGpus in the workload to choose",
                   size_hint="set target.virtualGpus in the workload (e.g. 1x48GB) to choose the "
@@ -107,9 +85,7 @@ def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: flo
                    ("" if autostart else "  (press Start to begin the run)"), err=True)
     click.echo(f"{wl.name}: {wl.describe_load()}", err=True)
     result = run_workload(wl, options=opts)
-    width = max(len(k) for k, _ in summary_table(result.summary))
-    for label, value in summary_table(result.summary):
-        click.echo(f"  {label:<{width}}  {value}")
+    print_labels(summary_table(result.summary))
     state = "interrupted; partial results in" if result.interrupted else "results:"
     click.echo(f"{state} {result.run_dir}")
     if result.failed:

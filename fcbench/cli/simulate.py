@@ -50,6 +50,7 @@ def simulate(workload: str, service_ms: str | None, startup_ms: str | None,
     from ..report.summary import summary_table
     from ..sim.calibrate import calibrate
     from ..sim.run import SimulationSettings, assumed_note, simulate_workload
+    from ..tables import print_labels
 
     wl = load_workload(workload)
     if duration is not None:
@@ -73,10 +74,7 @@ def simulate(workload: str, service_ms: str | None, startup_ms: str | None,
         raise click.UsageError("--warmup goes with --sweep (a plain simulation reports the "
                                "whole run)")
     run_dir, summary = simulate_workload(wl, settings, out_dir=out)
-    rows = summary_table(summary)
-    width = max(len(k) for k, _ in rows)
-    for label, value in rows:
-        click.echo(f"  {label:<{width}}  {value}")
+    print_labels(summary_table(summary))
     click.echo(f"simulated {summary['count']} requests in {summary['simulation_s']:.2f} s")
     click.echo(f"results: {run_dir}")
     if cal is not None:  # the calibration's own sampling error, as intervals

@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import SpecError, UsageError
 from ..sim.calibrate import Calibration, calibrate
 from ..sim.run import SimulationSettings, simulate_workload, times_source
+from ..sim.settings import SWEEP_SETTINGS
 from ..spec import FunctionSpec, function_spec_from_dict
 from .sweep import ColdStartSweep, SweepConfig, SweepLevel
 
@@ -87,8 +88,7 @@ def predict_sweep(measured_dir: Path, measured: list[SweepLevel], spec: Function
 
 
 #: ``--sweep KEY=...`` keys (FC's field names) and the sweep dimension each one sets
-SWEEP_KEYS = {"concurrency": "concurrency", "instanceConcurrency": "instance-concurrency",
-              "idleTimeout": "idle-timeout", "minInstances": "min-instances"}
+SWEEP_KEYS = {"concurrency": "concurrency", **{s.key: s.vary for s in SWEEP_SETTINGS}}
 
 
 def simulate_sweep(workload: Any, key: str, values: tuple[float, ...],

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 
 from ..errors import UsageError
+from ..sim.settings import by_vary
 from ..spec import FunctionSpec
 from .levels import (SWEEP_FIELDS, SweepLevel, level_figures, level_row,
                      monotone_within_intervals, read_sweep_csv, sweep_verdict, write_sweep_csv)
@@ -73,13 +74,14 @@ class SweepConfig:
     steady_multiple: float = 3.0
 
     def __post_init__(self) -> None:
-        floor_ok = (lambda x: x >= 0) if self.vary == "min-instances" else (lambda x: x > 0)
+        setting = by_vary(self.vary)
+        zero_ok = setting is not None and setting.zero_ok
+        floor_ok = (lambda x: x >= 0) if zero_ok else (lambda x: x > 0)
         if not self.levels or not all(floor_ok(level) for level in self.levels):
             raise UsageError(f"{VARY_LABELS[self.vary]} needs one or more "
-                             f"{'non-negative' if self.vary == 'min-instances' else 'positive'}"
+                             f"{'non-negative' if zero_ok else 'positive'}"
                              " levels, e.g. 1,2,4,8,16")
-        if self.vary in ("instance-concurrency", "min-instances") \
-                and any(int(x) != x for x in self.levels):
+        if setting is not None and setting.whole and any(int(x) != x for x in self.levels):
             raise UsageError(f"{VARY_LABELS[self.vary]} levels must be whole numbers")
         if self.duration_s <= 0:
             raise UsageError("--duration must be positive")
@@ -205,21 +207,18 @@ class ColdStartSweep:
     def _level_spec(self, level: float) -> tuple[dict[str, Any], float, int]:
         cfg = self.config
         harness = self.spec.harness.model_dump(by_alias=True, exclude_none=True)
-        ic = self.spec.instance_concurrency
+        doc = {**self.spec.to_fc(), "instanceConcurrency": self.spec.instance_concurrency,
+               "harness": harness}
         # the load when levels set something else: given, else instanceConcurrency's largest
         # level (every slot of the biggest instance busy), else one request in flight
         concurrency = cfg.load if cfg.load is not None else \
             (max(cfg.levels) if cfg.vary == "instance-concurrency" else 1.0)
-        if cfg.vary == "instance-concurrency":
-            ic = int(level)
-        elif cfg.vary == "idle-timeout":
-            harness["idleTimeout"] = level
-        elif cfg.vary == "min-instances":
-            harness["minInstances"] = int(level)
-        else:
+        setting = by_vary(cfg.vary)
+        if setting is None:  # the load is what varies
             concurrency = level
-        doc = {**self.spec.to_fc(), "instanceConcurrency": ic, "harness": harness}
-        return doc, concurrency, ic
+        else:
+            setting.put(doc, level)
+        return doc, concurrency, int(doc["instanceConcurrency"])
 
     def level_timing(self, level: float) -> SweepTiming:
         """The level's length and warm-up: its own idle timeout's when that is what varies."""

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..fc import gpu_price_family
 from .billing import Bill, bill, daily_cost
 from .metering import (PricedRun, RunWindow, priced_run, run_shape, run_window,
                        usage_from_instances, usage_from_run)
@@ -33,7 +34,7 @@ def with_spec_shape(usage: DailyUsage, spec: Any) -> DailyUsage:
         gpu_gb=spec.gpu_memory_mb / 1024.0, vcpu=spec.cpu,
         memory_gb=None if spec.memory_size is None else spec.memory_size / 1024.0,
         disk_gb=None if spec.disk_size is None else spec.disk_size / 1024.0,
-        gpu_family=("ada" if "ada" in gpu_type else "tesla") if gpu_type else None,
+        gpu_family=gpu_price_family(gpu_type) if gpu_type else None,
         source=f"the function spec {spec.name!r}"))
 
 

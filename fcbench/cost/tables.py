@@ -16,7 +16,8 @@ from pydantic.alias_generators import to_camel
 from .._yaml import load_located, validate
 from ..errors import SpecError
 
-__all__ = ["REGIMES", "TABLES", "CuTable", "GbSecondTable", "PriceTable", "load_table"]
+__all__ = ["REGIMES", "TABLES", "CuTable", "GbSecondTable", "PriceTable", "load_table",
+           "parse_server_prices", "server_price"]
 
 _DIR = Path(__file__).with_name("tables")
 #: Shipped tables by name (files in fcbench/cost/tables/).
@@ -87,6 +88,36 @@ class CuTable(_Table):
 PriceTable = Annotated[Union[GbSecondTable, CuTable], Field(discriminator="regime")]
 #: regime -> its model (the union above, and the loader's check, read this)
 REGIMES: dict[str, type[_Table]] = {"gb-s": GbSecondTable, "cu": CuTable}
+
+
+def parse_server_prices(values: tuple[str, ...] | list[str]) -> dict[str, float]:
+    """``("14CNY", "2.1 usd")`` -> ``{"CNY": 14.0, "USD": 2.1}``; a bare number keys ``""``
+    (every table's currency).
+
+    Raises:
+        ValueError: a text that is not a price per hour, or a negative one (the message says
+            what to write).
+    """
+    out: dict[str, float] = {}
+    for text in values:
+        raw = text.strip()
+        number = raw.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz ").strip()
+        currency = raw[len(number):].strip().upper()
+        try:
+            value = float(number)
+        except ValueError:
+            raise ValueError(f"cannot read {text!r}; write a price per hour such as 14CNY, "
+                             "2.1USD or 14") from None
+        if value < 0:
+            raise ValueError("a price cannot be negative")
+        out[currency] = value
+    return out
+
+
+def server_price(prices: dict[str, float], table: GbSecondTable | CuTable) -> float | None:
+    """The server price per hour given for `table`'s currency, else the bare one, else None
+    (the table's own)."""
+    return prices.get(table.currency.upper(), prices.get(""))
 
 
 def load_table(name_or_path: str | Path) -> GbSecondTable | CuTable:

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from ..errors import SpecError
+from ..fc import DEFAULT_QUALIFIER, HTTP_METHODS, TRIGGER_AUTH_TYPES  # re-exported
 from ..protocol import function_path
 from ..secrets import MASK, looks_secret, mask_secrets
 from ..spec import FunctionSpec
@@ -33,13 +34,9 @@ __all__ = [
 
 #: FC's CreateFunction marks `handler` required for every runtime; a custom container ignores it.
 DEFAULT_HANDLER = "index.handler"
-#: Provision configs and triggers attach to a version or alias; LATEST is the unpublished code.
-DEFAULT_QUALIFIER = "LATEST"
 DEFAULT_TRIGGER_NAME = "httpTrigger"
-#: The methods FC's console (and the fc3 component's schema) offer for an HTTP trigger.
-HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS")
 DEFAULT_METHODS = HTTP_METHODS
-AUTH_TYPES = ("anonymous", "function")
+AUTH_TYPES = TRIGGER_AUTH_TYPES
 
 
 @dataclass(frozen=True)

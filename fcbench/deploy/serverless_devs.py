@@ -33,6 +33,7 @@ from pydantic import BaseModel
 
 from .._yaml import LocatedDoc, _dotted, load_located
 from ..errors import SpecError
+from ..fc import V1_INSTANCE_TYPES  # Serverless Devs 1.x instanceType -> FC 3.0 gpuType
 from ..spec import (
     FC_PASSTHROUGH_KEYS,
     ContainerConfig,
@@ -60,8 +61,6 @@ EXTENSION = "x-fcbench"
 _PROPS_ORDER = ("region", "functionName", "description", "runtime", "cpu", "memorySize",
                 "diskSize", "timeout", "instanceConcurrency", "gpuConfig",
                 "customContainerConfig", "instanceLifecycleConfig", "environmentVariables")
-#: Serverless Devs 1.x `instanceType` g1 was the Tesla-series GPU instance (FC 3.0 gpuType).
-_V1_GPU_TYPES = {"g1": "fc.gpu.tesla.1"}
 DEFAULT_TRIGGER = HttpTrigger()
 _REF = re.compile(r"\$\{\s*([^}]*?)\s*\}")
 _ENV_CALL = re.compile(r"""^env\(\s*['"]([^'"]+)['"]\s*\)$""")
@@ -562,7 +561,7 @@ class _Reader:
             self.mapped.append(f"{_dotted(loc)} -> {_dotted(renamed[name])}")
         elif name == "instanceType":
             kind = str(self.resolve(value, loc))
-            gpu = _V1_GPU_TYPES.get(kind, kind if kind.startswith("fc.gpu.") else None)
+            gpu = V1_INSTANCE_TYPES.get(kind, kind if kind.startswith("fc.gpu.") else None)
             if gpu is None:
                 self.drop(loc, f"{kind} is a CPU instance type; FC 3.0 sizes CPU functions by "
                           "cpu and memorySize")

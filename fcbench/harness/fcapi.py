@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import FcbenchError, SpecError
+from ..fc import DEFAULT_QUALIFIER, LIST_PAGE_SIZE, MAX_LIST_LIMIT
 from ..protocol import H_FC_REQUEST_ID, function_path, trigger_path
 from ..spec import (FunctionSpec, function_spec_from_dict, host_code, provision_from_dict,
                     trigger_from_dict, updated_spec)
@@ -43,8 +44,7 @@ MAX_MANAGEMENT_BODY_BYTES = 1 << 20
 #: How deeply a management body's JSON may nest (FC's own shapes stay under 6).
 MAX_JSON_DEPTH = 32
 _BODY = web.RequestKey("fc_body", bytes)
-_LIST_LIMIT = 20  # FC's default page size for ListFunctions / ListTriggers
-_MAX_LIMIT = 100
+_LIST_LIMIT, _MAX_LIMIT = LIST_PAGE_SIZE, MAX_LIST_LIMIT  # FC's page sizes (fcbench.fc)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -348,7 +348,7 @@ async def _list_instances(request: web.Request, platform: Platform, rid: str) ->
         if wanted and inst.id not in wanted:
             continue
         created = platform.wall(inst.created_at) or 0.0
-        out.append({"instanceId": inst.id, "versionId": "0", "qualifier": "LATEST",
+        out.append({"instanceId": inst.id, "versionId": "0", "qualifier": DEFAULT_QUALIFIER,
                     "status": "Running" if inst.state is InstanceState.READY else "Starting",
                     "createdTimeMs": int(created * 1000),
                     "resourceType": "Provisioned" if inst.provisioned else "OnDemand"})

@@ -26,6 +26,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..errors import InstanceGone, InvokeTimeout, Rejected
+from ..fc import MAX_SYNC_PAYLOAD_BYTES  # re-exported: FC's limit, EntityTooLarge beyond it
 from ..protocol import (H_COLD, H_FC_INSTANCE_ID, H_FC_REQUEST_ID, H_FORWARD_MS, H_GATEWAY_TS,
                         H_QUEUE_MS, HARNESS_API, function_path)
 from .answers import fc_error
@@ -36,8 +37,6 @@ from .platform import Platform
 __all__ = ["MAX_SYNC_PAYLOAD_BYTES", "PLATFORM", "build_gateway", "fc_error",
            "normalize_trigger_path"]
 
-#: FC's limit on a synchronous invocation's request body (EntityTooLarge beyond it).
-MAX_SYNC_PAYLOAD_BYTES = 32 * 1024 * 1024
 
 
 _STATUS_CODES = {400: "InvalidArgument", 404: "NotFound", 405: "MethodNotAllowed",

@@ -1,7 +1,7 @@
 """GPUs the harness can place instances on: NVML inventory, virtual GPUs, memory-spec placement.
 
 Key names: `Gpu`, `GpuPool` (pure placement state), `discover_gpus`, `parse_virtual_gpus`,
-`GPU_TYPES` (FC's card types), `default_virtual_gpus` (virtual cards sized like the specs' gpuType,
+`GPU_TYPES` (FC's card types, from `fcbench.fc`), `default_virtual_gpus` (virtual cards sized like the specs' gpuType,
 for a machine where NVML finds no GPU), `format_virtual_gpus`, `describe_gpus`.
 """
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GpuError
+from ..fc import DEFAULT_GPU_TYPE, GPU_TYPES, GpuType  # re-exported: FC's card types
 
 if TYPE_CHECKING:
     from ..spec import FunctionSpec
@@ -142,26 +143,7 @@ def discover_gpus() -> list[Gpu]:
 
 
 # ------------------------------------------------------------------------------------------------
-# FC's GPU card types, and virtual cards sized like them
-
-
-@dataclass(frozen=True)
-class GpuType:
-    """One FC `gpuConfig.gpuType`: the card's memory and the class of GPU it is."""
-
-    name: str
-    total_mb: int
-    family: str  # e.g. "T4 class"
-
-
-#: FC 3.0 GPU types (Function Compute documentation, "GPU-accelerated instances").
-GPU_TYPES: dict[str, GpuType] = {t.name: t for t in (
-    GpuType("fc.gpu.tesla.1", 16 * 1024, "T4 class"),
-    GpuType("fc.gpu.ampere.1", 24 * 1024, "A10 class"),
-    GpuType("fc.gpu.ada.1", 48 * 1024, "Ada class"),
-)}
-#: What a spec without `gpuConfig.gpuType` is taken to ask for (FC's own default).
-DEFAULT_GPU_TYPE = "fc.gpu.tesla.1"
+# Virtual cards sized like FC's GPU card types (`fcbench.fc.GPU_TYPES`)
 
 
 def _size_text(total_mb: int) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 from ..errors import (FcbenchError, InstanceGone, InstanceStartError, InvokeTimeout, Rejected,
                       Throttled, UsageError)
 from ..events import Events
+from ..fc import DEFAULT_TIMEOUT_S
 from ..protocol import REJECT_CODES, function_path
 from ..spec import FunctionSpec, ProvisionSpec, TriggerSpec, updated_spec
 from .forward import Forwarder
@@ -406,7 +407,7 @@ class Platform:
         spec = live.spec
         if live.drained is not None and live.draining:
             try:
-                await asyncio.wait_for(live.drained.wait(), spec.timeout if spec else 60.0)
+                await asyncio.wait_for(live.drained.wait(), spec.timeout if spec else DEFAULT_TIMEOUT_S)
             except asyncio.TimeoutError:
                 pass
         if live.handle is not None:

@@ -32,6 +32,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Union
 
+from ..fc import (DEFAULT_IDLE_TIMEOUT_S, DEFAULT_INSTANCE_CONCURRENCY, DEFAULT_MAX_INSTANCES,
+                  DEFAULT_QUEUE_SIZE, DEFAULT_QUEUE_TIMEOUT_S)
 from .gpus import GpuPool
 from .meter import Usage
 
@@ -57,11 +59,11 @@ class FunctionConfig:
     """The scheduling-relevant part of a function spec."""
 
     name: str
-    concurrency: int = 1
-    max_instances: int = 10
-    queue_size: int = 100
-    queue_timeout: float = 60.0
-    idle_timeout: float = 300.0
+    concurrency: int = DEFAULT_INSTANCE_CONCURRENCY
+    max_instances: int = DEFAULT_MAX_INSTANCES
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    queue_timeout: float = DEFAULT_QUEUE_TIMEOUT_S
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT_S
     gpu_memory_mb: int = 0
     memory_mb: int = 0
     #: provisioned instances (FC's provision config): started at once, never reclaimed

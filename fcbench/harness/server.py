@@ -24,8 +24,8 @@ from ..signing import AccessKey, remove_harness_key, write_harness_key
 from .gateway import build_gateway
 from .guard import Guard
 from .protocol_errors import answer_parse_errors_as_fc
-from .gpus import (Gpu, default_virtual_gpus, describe_gpus, discover_gpus,
-                   format_virtual_gpus, parse_virtual_gpus)
+from .gpuplan import GpuPlan, resolve_gpus
+from .gpus import Gpu
 from .platform import Platform
 from .runtimes.base import Runtime
 
@@ -40,7 +40,8 @@ class HarnessConfig:
 
     GPUs (see `resolve_gpus`): `virtual_gpus` (``"1x16GB"``-style text) when given, else the
     GPUs NVML finds, else virtual GPUs sized like the specs' gpuType; `require_gpu` refuses that
-    last fallback.
+    last fallback. A command that planned them first (`fcbench.harness.gpuplan.plan_gpus`)
+    passes its `gpu_plan`.
     """
 
     host: str = "127.0.0.1"
@@ -57,42 +58,16 @@ class HarnessConfig:
     allow_api_commands: bool = False
     #: write the key to the owner-only key file that fcbench's clients read
     write_key_file: bool = True
+    #: the GPUs already resolved for these specs (`plan_gpus`), so a start does not resolve
+    #: them again; None: resolved at start from `virtual_gpus` / `require_gpu`
+    gpu_plan: GpuPlan | None = None
 
     def resolve_gpus(self, specs: Sequence[FunctionSpec] = ()) -> tuple[list[Gpu], dict[str, Any]]:
-        """The GPUs to place `specs` on, and a plain description of where they came from.
-
-        The description (for run.yaml and logs) has ``source``: ``virtual`` (asked for),
-        ``nvml`` (real GPUs), ``virtual-default`` (no GPU found by NVML: cards sized like the
-        specs' gpuType, see `default_virtual_gpus`) or ``none`` (no GPU and no GPU spec); ``gpus``
-        (index, name, total_mb, virtual) and, for virtual ones, ``virtual_gpus`` (COUNTxSIZE).
-        ``description`` is one sentence.
-
-        Raises:
-            UsageError: `require_gpu` is set, a spec asks for a GPU and NVML finds none.
-            GpuError: a spec cannot be sized onto a virtual card of its gpuType.
-        """
-        if self.virtual_gpus:
-            gpus = parse_virtual_gpus(self.virtual_gpus)
-            text = format_virtual_gpus(gpus)
-            return gpus, {"source": "virtual", "virtual_gpus": text, "gpus": describe_gpus(gpus),
-                          "description": f"virtual GPUs {text}, as asked"}
-        found = discover_gpus()
-        if found:
-            names = "; ".join(f"#{g.index} {g.name} {g.total_mb} MB" for g in found)
-            return found, {"source": "nvml", "gpus": describe_gpus(found),
-                           "description": f"GPUs found by NVML: {names}"}
-        gpu_specs = [s for s in specs if s.gpu_memory_mb > 0]
-        if not gpu_specs:
-            return [], {"source": "none", "gpus": [],
-                        "description": "no GPU found by NVML and no GPU spec"}
-        if self.require_gpu:
-            names = ", ".join(s.name for s in gpu_specs)
-            raise UsageError(f"{names} {'asks' if len(gpu_specs) == 1 else 'ask'} for a GPU "
-                             "(gpuConfig) and real GPUs are required, but NVML finds no GPU on "
-                             "this machine; run on a machine with an NVIDIA GPU and driver, or "
-                             "allow virtual GPUs.")
-        gpus, info = default_virtual_gpus(gpu_specs)
-        return gpus, {"source": "virtual-default", "gpus": describe_gpus(gpus), **info}
+        """The GPUs to place `specs` on and where they came from: `gpu_plan` when one was
+        given, else `fcbench.harness.gpuplan.resolve_gpus` with this config's GPU options."""
+        if self.gpu_plan is not None:
+            return self.gpu_plan.fresh_gpus(), self.gpu_plan.info
+        return resolve_gpus(specs, virtual_gpus=self.virtual_gpus, require_gpu=self.require_gpu)
 
     def gpus(self, specs: Sequence[FunctionSpec] = ()) -> list[Gpu]:
         """Virtual GPUs when asked for, else what NVML sees, else (for GPU `specs`) virtual GPUs

@@ -27,6 +27,7 @@ from gevent.pool import Group
 from locust import User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
+from fcbench._io import atomic_write
 from fcbench.load.dispatch import ClosedLoop, OpenLoop
 from fcbench.load.config import CONFIG_ENV, LocustConfig, status_path
 from fcbench.protocol import ALL_COLUMNS, InvocationRecord
@@ -321,10 +322,7 @@ class Dispatch:
 
 def write_status(control_dir: Path, name: str, data: dict[str, Any]) -> None:
     """Atomically replace one status file (read by the runner's progress line)."""
-    path = status_path(control_dir, name)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    atomic_write(status_path(control_dir, name), json.dumps(data))
 
 
 # -- the per-process run state, driven by Locust's events ---------------------------------------

@@ -11,12 +11,12 @@ import io
 import json
 import os
 import pathlib
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from fcbench._io import atomic_write
 from fcbench.models.base import BadInput, Model
 
 __all__ = [
@@ -157,20 +157,8 @@ def build(path: str | os.PathLike[str], *, seed: int = 0) -> pathlib.Path:
 
     target = pathlib.Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-            os.fchmod(f.fileno(), 0o644)  # mkstemp makes 0600; the cache may be read by other users/containers
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write(target, data, fsync=True)
+    target.chmod(0o644)  # whatever the umask: the cache may be read by other users/containers
     return target
 
 

@@ -12,6 +12,7 @@ held against.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Iterator, Sequence
@@ -19,8 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_write
 from ..errors import UsageError
 from ..secrets import mask_secrets
+from ..tables import column_lines
 
 __all__ = [
     "DEFAULT_TABLE",
@@ -441,13 +444,11 @@ def comparison_rows(c: Comparison) -> Iterator[dict[str, Any]]:
 
 
 def _write_csv(path: Path, columns: Sequence[str], rows: Iterator[dict[str, Any]]) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(columns))
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
-    return path
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(columns))
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write(path, text.getvalue())
 
 
 def _diff_rows(c: Comparison) -> Iterator[dict[str, Any]]:
@@ -550,10 +551,4 @@ def terminal_table(c: Comparison) -> list[str]:
 
 
 def _columns(head: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-    fmt = [(lambda s, w=w: s.ljust(w)) if i == 0 else (lambda s, w=w: s.rjust(w))
-           for i, w in enumerate(widths)]
-    out = ["  ".join(f(str(x)) for f, x in zip(fmt, head))]
-    out.append("  ".join("-" * w for w in widths))
-    out += ["  ".join(f(str(x)) for f, x in zip(fmt, row)) for row in rows]
-    return out
+    return column_lines(head, rows, align="first-left", rule=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from .._io import atomic_write
 
 if TYPE_CHECKING:
     from .compare import Comparison
@@ -224,8 +225,4 @@ def write_compare_html(c: Comparison, out_dir: str | Path) -> Path:
         baseline=c.baseline.label, rows=_rows(c), diff=diff, plots=plots, table=c.table,
         made=time.strftime("%Y-%m-%d %H:%M:%S"), version=__version__,
         files=[n for n in ("compare.csv", "config-diff.csv") if (out_dir / n).is_file()])
-    out = out_dir / "compare.html"
-    tmp = out.with_suffix(".html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return atomic_write(out_dir / "compare.html", html)

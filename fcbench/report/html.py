@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from .._io import atomic_write
 from ..errors import UsageError
 
 __all__ = ["column_header", "column_kind", "format_number", "format_table", "write_report"]
@@ -401,8 +402,4 @@ def write_report(run_dir: str | Path, *, title: str | None = None) -> Path:
         made=time.strftime("%Y-%m-%d %H:%M:%S"), version=__version__,
         cards=_summary_cards(summary), tables=tables, sections=sections, plots=plots,
         files=files, config=config)
-    out = run / "report.html"
-    tmp = out.with_suffix(".html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return atomic_write(run / "report.html", html)

@@ -7,11 +7,11 @@ its columns and header parsing) is the wire contract and lives in `fcbench.proto
 from __future__ import annotations
 
 import csv
-import os
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from .._io import atomic_write
 from ..protocol import ALL_COLUMNS, InvocationRecord
 
 __all__ = ["RecordWriter", "merge_parts", "read_records"]
@@ -100,13 +100,7 @@ def merge_parts(parts: Iterable[str | Path], out: str | Path) -> int:
                     continue  # incomplete last row of an interrupted writer
                 lines.append(line)
     lines.sort(key=_sort_key)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(header + "\n")
-        f.writelines(lines)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(out)
+    atomic_write(out, header + "\n" + "".join(lines), fsync=True)
     return len(lines)
 
 

@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_write
 from ..secrets import mask_secrets
 
 __all__ = ["RunFolder", "host_info", "mask_secrets", "new_run_dir"]
@@ -81,11 +82,7 @@ class RunFolder:
         return cls(new_run_dir(parent, name))
 
     def _replace(self, name: str, text: str) -> Path:
-        out = self.path / name
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out)
-        return out
+        return atomic_write(self.path / name, text)
 
     def write_run_yaml(self, doc: dict[str, Any]) -> Path:
         """run.yaml: `doc` with secret-looking values masked, plus ``host`` (versions, machine)."""

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._io import atomic_write
 from ..measures import latency_from_intended, outcome_shares, outcomes, p_cold
 from .stats import percentiles
 
@@ -133,11 +134,7 @@ def _instances_started(path: str | Path | None) -> int | None:
 
 def write_summary(summary: dict[str, Any], path: str | Path) -> Path:
     """Write `summary` as JSON (atomically)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_clean(summary), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write(path, json.dumps(_clean(summary), indent=2) + "\n")
 
 
 def summary_table(summary: dict[str, Any]) -> list[tuple[str, str]]:

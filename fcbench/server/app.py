@@ -21,14 +21,13 @@ from typing import Any
 
 from aiohttp import web
 
+from ..fc import DEFAULT_PORT  # where FC sends requests inside a custom container
 from ..models import BadInput, Model, model_module
 from ..protocol import (H_BATCH_SIZE, H_BOOT_TS, H_FIRST, H_IMPORT_MS, H_INFERENCE_MS,
                         H_INITIALIZE_MS, H_INSTANCE_ID, H_MODEL, H_MODEL_LOAD_MS, H_READY_TS)
 from .batching import BatchResult, Batcher
 
 __all__ = ["ServerState", "build_app", "main"]
-
-DEFAULT_PORT = 9000
 
 
 @dataclass

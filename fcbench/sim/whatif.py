@@ -20,16 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError, UsageError
+from .settings import SETTINGS
 
-__all__ = ["WHAT_IF_KEYS", "WhatIfRow", "parse_what_if", "what_if", "write_what_if_csv"]
+__all__ = ["WHAT_IF_KEYS", "WhatIfRow", "parse_what_if", "what_if", "what_if_table",
+           "write_what_if_csv"]
 
-#: settings a what-if may vary: FC's field names -> (where in the function spec, type)
+#: settings a what-if may vary: FC's field names -> (where in the function spec, type), from
+#: the one definition in `fcbench.sim.settings`
 WHAT_IF_KEYS: dict[str, tuple[tuple[str, ...], type]] = {
-    "minInstances": (("harness", "minInstances"), int),
-    "idleTimeout": (("harness", "idleTimeout"), float),
-    "instanceConcurrency": (("instanceConcurrency",), int),
-    "maxInstances": (("harness", "maxInstances"), int),
-}
+    k: (s.path, s.cast) for k, s in SETTINGS.items()}
 
 
 def parse_what_if(texts: tuple[str, ...] | list[str]) -> dict[str, tuple[float, ...]]:
@@ -117,6 +116,27 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
+def what_if_table(rows: list[WhatIfRow], keys: list[str]) -> tuple[list[str], list[list[str]]]:
+    """The header and cells of the what-if table `fcbench cost --what-if` prints: the row's
+    source, the varied `keys` (``*`` marks the run's own settings), P(cold) and p99 with their
+    intervals, 429s, and per table the day's bill and the bill per 1000 requests."""
+    from ..tables import money_cell, ranged
+
+    cost_cols = [(name, cur) for name, (cur, *_rest) in rows[0].costs.items()] if rows else []
+    head = ["row", *keys, "P(cold) [95%]", "p99 from intended ms [95%]", "429s",
+            *[f"{n} {c}/day [95%]" for n, c in cost_cols],
+            *[f"{c}/1000 req" for _, c in cost_cols]]
+    body = []
+    for r in rows:
+        pc = "-" if r.p_cold is None else ranged(r.p_cold, r.p_cold_lo, r.p_cold_hi, ".4f")
+        p99 = "-" if r.p99_ms is None else ranged(r.p99_ms, r.p99_ms_lo, r.p99_ms_hi, ".0f")
+        body.append([r.source, *(f"{r.settings[k]:g}" + ("*" if r.as_run and i == 0 else "")
+                                 for i, k in enumerate(keys)), pc, p99, str(r.throttled),
+                     *[ranged(r.costs[n][1], *r.costs[n][2], ".2f") for n, _ in cost_cols],
+                     *[money_cell(r.costs[n][3]) for n, _ in cost_cols]])
+    return head, body
+
+
 def what_if(run_dir: str | Path, grid: dict[str, tuple[float, ...]], *,
             tables: tuple[str, ...] = ("fc-doc-simple",), seed: int = 0,
             replications: int | None = None, options: Any = None,
@@ -153,7 +173,7 @@ def what_if(run_dir: str | Path, grid: dict[str, tuple[float, ...]], *,
     measured = priced_run(run_dir, options)
     if inputs is not None:
         inputs.update(calibration=cal.describe(), window=measured.window)
-    own = {k: _get(_spec_doc(recorded), WHAT_IF_KEYS[k][0]) for k in grid}
+    own = {k: _get(_spec_doc(recorded), k) for k in grid}
     combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     if own not in combos:
         combos.insert(0, own)
@@ -238,18 +258,14 @@ def _spec_doc(doc: dict[str, Any]) -> dict[str, Any]:
     return doc["target"]["functions"][0]
 
 
-def _get(spec: dict[str, Any], path: tuple[str, ...]) -> Any:
+def _get(spec: dict[str, Any], key: str) -> Any:
     node: Any = spec
-    for key in path:
-        node = (node or {}).get(key)
+    for part in SETTINGS[key].path:
+        node = (node or {}).get(part)
     if node is None:  # not written: the schema's default
         from ..spec import function_spec_from_dict
 
-        parsed = function_spec_from_dict(spec, source="run.yaml")
-        return {("harness", "minInstances"): parsed.harness.min_instances,
-                ("harness", "idleTimeout"): parsed.harness.idle_timeout,
-                ("harness", "maxInstances"): parsed.harness.max_instances,
-                ("instanceConcurrency",): parsed.instance_concurrency}[path]
+        return SETTINGS[key].get(function_spec_from_dict(spec, source="run.yaml"))
     return node
 
 
@@ -259,9 +275,5 @@ def _with_settings(doc: dict[str, Any], combo: dict[str, float]) -> dict[str, An
     out = copy.deepcopy(doc)
     spec = _spec_doc(out)
     for key, value in combo.items():
-        path = WHAT_IF_KEYS[key][0]
-        node = spec
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = value
+        SETTINGS[key].put(spec, value)
     return out

@@ -84,7 +84,7 @@ def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: flo
     Locust itself failed or every request failed (the first error is printed).
     """
     from ..load.runner import RunOptions, locust_failure_reason, run_workload
-    from ..report.summary import summary_table
+    from ..results.summary import summary_table
     from ..load.workload import load_workload, with_target
 
     wl = load_workload(workload)

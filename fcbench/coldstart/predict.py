@@ -57,7 +57,7 @@ class SimulatedSweep(ColdStartSweep):
         return self.service_ms
 
     def execute(self, workload: Any) -> tuple[Path, dict[str, Any], list[Any]]:
-        from ..report.summary import load_requests
+        from ..results.summary import load_requests
         from ..sim.run import run_simulation
 
         (self.run_dir / "levels").mkdir(parents=True, exist_ok=True)
@@ -108,7 +108,7 @@ def simulate_sweep(workload: Any, key: str, values: tuple[float, ...],
         UsageError: an unknown key, a level's function spec refused, no service time to
             assume, or a workload the simulator cannot replay; all before any folder is made.
     """
-    from ..report.rundir import RunFolder
+    from ..results.rundir import RunFolder
     from .sweep import new_sweep_dir
 
     if key not in SWEEP_KEYS:

@@ -31,7 +31,7 @@ def new_sweep_dir(out: str | Path, name: str) -> Path:
     made, because each level's run folder comes back absolute (`run_workload` resolves its own)
     and is recorded relative to this one; a relative `out` (the default ``results``) would not
     contain it."""
-    from ..report.rundir import new_run_dir
+    from ..results.rundir import new_run_dir
 
     return new_run_dir(Path(out), name).resolve()
 
@@ -274,7 +274,7 @@ class ColdStartSweep:
         the requests frames to summarise (one per replication; here one, a real `fcbench run`
         against a fresh local harness, or against the target after its force_cold())."""
         from ..load.runner import run_workload
-        from ..report.summary import load_requests
+        from ..results.summary import load_requests
 
         if self.target_config is not None:
             # from zero, as a fresh harness starts: every instance of the last level retired
@@ -321,7 +321,7 @@ class ColdStartSweep:
                    "levels": [level_row(lv) for lv in levels]}
         if predicted is not None:
             summary["predicted"] = [level_row(lv) for lv in predicted]
-        from ..report.rundir import RunFolder
+        from ..results.rundir import RunFolder
 
         RunFolder(self.run_dir).write_summary(summary)
         return summary
@@ -335,7 +335,7 @@ def steady_state(frames: list[Any], warmup_s: float, *, first_offset: float = 0.
     (in order, so the block bootstrap keeps each one's clusters)."""
     import pandas as pd
 
-    from ..report.summary import summarize
+    from ..results.summary import summarize
 
     steady = []
     for df in frames:

@@ -30,7 +30,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from fcbench.load.dispatch import ClosedLoop, OpenLoop
 from fcbench.load.config import CONFIG_ENV, LocustConfig, status_path
 from fcbench.protocol import ALL_COLUMNS, InvocationRecord
-from fcbench.report.records import RecordWriter
+from fcbench.results.records import RecordWriter
 
 log = logging.getLogger("fcbench.locustfile")
 

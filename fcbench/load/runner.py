@@ -57,7 +57,7 @@ def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: b
     Raises:
         UsageError: options that do not fit together (e.g. a worker with a local target).
     """
-    from ..report.rundir import new_run_dir
+    from ..results.rundir import new_run_dir
 
     opts = options or RunOptions()
     if out_dir is not None:
@@ -188,7 +188,7 @@ def _start_harness(workload: Any, run_dir: Path, events: Events) -> Any:
 
 def _write_run_yaml(run_dir: Path, workload: Any, opts: RunOptions, duration: float,
                     started: float, **extra: Any) -> None:
-    from ..report.rundir import RunFolder
+    from ..results.rundir import RunFolder
 
     try:
         config = workload.to_run_yaml()
@@ -236,9 +236,9 @@ def _start_gpu_sampler(run_dir: Path) -> Any:
 def _finalize(run_dir: Path, workload: Any, duration: float, started: float, interrupted: bool,
               code: int | None, instances: list[dict[str, Any]] | None,
               opts: RunOptions, gpus: dict[str, Any] | None = None) -> dict[str, Any]:
-    from ..report.records import merge_parts
-    from ..report.rundir import RunFolder
-    from ..report.summary import load_requests, summarize
+    from ..results.records import merge_parts
+    from ..results.rundir import RunFolder
+    from ..results.summary import load_requests, summarize
 
     parts = sorted(run_dir.glob("requests.part-*.csv"))
     rows = merge_parts(parts, run_dir / "requests.csv")

@@ -76,7 +76,7 @@ def latency_figure(records: str | Path | pd.DataFrame, *,  # type: ignore[no-unt
     """The figure `plot_latency` saves (open: the caller closes it)."""
     import numpy as np
 
-    from .summary import load_requests
+    from ..results.summary import load_requests
 
     plt = _pyplot()
     df = load_requests(records) if isinstance(records, (str, Path)) else records

@@ -118,7 +118,7 @@ def calibrate(run_dirs: Iterable[str | Path], *, function: str | None = None) ->
         UsageError: a folder without requests.csv, or no warm request to learn from.
     """
     from ..measures import outcomes
-    from ..report.summary import load_requests
+    from ..results.summary import load_requests
 
     service: list[float] = []
     cold_held: list[float] = []

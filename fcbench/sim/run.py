@@ -144,8 +144,8 @@ def simulate_workload(workload: Any, settings: SimulationSettings, *,
         UsageError: see `run_simulation`.
     """
     from ..report.html import write_report
-    from ..report.rundir import RunFolder
-    from ..report.summary import summarize
+    from ..results.rundir import RunFolder
+    from ..results.summary import summarize
 
     sim = run_simulation(workload, settings)
     result = sim.result

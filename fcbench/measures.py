@@ -1,8 +1,9 @@
 """The one definition of every per-request figure fcbench reports, used by every command.
 
 Key names: `is_cold`, `outcomes`, `OUTCOMES`, `p_cold`, `latency_from_intended`,
-`block_bootstrap`, `wilson`, `percentiles`, `phase_stats`. The run summary, the sweep, the simulator and the HTML report all call these,
-so a measured and a simulated run can only disagree by behaviour, never by formula.
+`block_bootstrap`, `wilson`, `percentiles`, `phase_stats`. The run summary, the sweep, the
+simulator, the cold-start profile and the HTML report all call these, so a measured and a
+simulated run can only disagree by behaviour, never by formula.
 
 * **cold**: a request is cold when it was sent before the instance that served it was ready
   (``start_ts < ready_ts``, host clocks; on FC an NTP-synced client is good to milliseconds

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from ..results import layout
 __all__ = ["cost"]
 
 #: Said when CU tables meet a shape nobody gave (argument-only pricing).
@@ -154,7 +155,7 @@ def _run_usage(run_dir: Path, options):  # noqa: ANN001, ANN202
     click.echo(f"a day is 86400 s / {window.seconds:g} s: metering scaled ×{window.scale:.1f} "
                f"to a day ({usage.invocations:,.0f} calls, {usage.active_s:,.1f} busy "
                f"instance-s), by {window.why}")
-    if usage.metered_from == "requests.csv":
+    if usage.metered_from == layout.REQUESTS:
         click.echo("  its target meters nothing (FC, a URL): busy time is the union of each "
                    "instance's requests, idle time unknown (not billed on demand)")
     return usage, priced.shape
@@ -226,11 +227,11 @@ def _what_if(run_dir: Path, texts: tuple[str, ...], tables: tuple[str, ...], see
     click.echo("  ".join(h.rjust(w) for h, w in zip(head, widths)))
     for b in body:
         click.echo("  ".join(v.rjust(w) for v, w in zip(b, widths)))
-    path = write_what_if_csv(rows, run_dir / f"whatif-{time.strftime('%Y%m%d-%H%M%S')}.csv")
+    path = write_what_if_csv(rows, run_dir / layout.whatif_name(time.strftime('%Y%m%d-%H%M%S')))
     from ..report.html import write_report
 
     write_report(run_dir)
-    click.echo(f"written: {path} (and the run's report.html)")
+    click.echo(f"written: {path} (and the run's {layout.REPORT})")
 
 
 def _ranged(value: float, lo: float | None, hi: float | None, fmt: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from ..results import layout
 __all__ = ["first_failure", "run"]
 
 
@@ -116,7 +117,7 @@ def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: flo
         reason = locust_failure_reason(result.run_dir)
         click.echo(f"error: Locust exited with code {result.locust_exit_code}"
                    f"{f' ({reason})' if reason else ''}; its log is "
-                   f"{result.run_dir / 'locust.log'}", err=True)
+                   f"{result.run_dir / layout.LOCUST_LOG}", err=True)
     if result.exit_code:
         sys.exit(result.exit_code)
     if all_failed(result.summary):

@@ -227,18 +227,14 @@ class ColdStartProfile:
 def write_outputs(result: ProfileResult, run_dir: Any, *, title: str,
                   config: dict[str, Any]) -> None:
     """`phases.csv`, `plots/phases.png`, `summary.json`, `run.yaml` and `report.html`."""
-    from pathlib import Path
-
     from ..report.html import write_report
-    from ..results.rundir import RunFolder
+    from ..results import RunFolder, layout
     from .outputs import plot_phases, write_phases_csv
 
-    run_dir = Path(run_dir)
     folder = RunFolder(run_dir)
-    (run_dir / "plots").mkdir(exist_ok=True)
-    write_phases_csv(result, run_dir / "phases.csv")
+    folder.plots.mkdir(exist_ok=True)
+    write_phases_csv(result, folder.file(layout.PHASES))
     if result.kept:
-        plot_phases(result, run_dir / "plots" / "phases.png", title=title)
-    folder.write_summary(result.summary())
-    folder.write_run_yaml({"title": title, **config})
-    write_report(run_dir)
+        plot_phases(result, folder.plots / "phases.png", title=title)
+    folder.finish(summary=result.summary(), config={"title": title, **config},
+                  kind=ColdStartProfile.name, report=write_report)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 
 from ..errors import UsageError
+from ..results import layout
 from ..spec import FunctionSpec
 from .levels import (SWEEP_FIELDS, SweepLevel, level_figures, level_row,
                      monotone_within_intervals, read_sweep_csv, sweep_verdict, write_sweep_csv)
@@ -304,9 +305,9 @@ class ColdStartSweep:
                 predicted: list[SweepLevel] | None = None) -> dict[str, Any]:
         """Write sweep.csv, plots/p_cold.png (with the simulator's `predicted` curve when given,
         whose levels go to predicted.csv), summary.json; return the summary."""
-        write_sweep_csv(levels, self.run_dir / "sweep.csv")
+        write_sweep_csv(levels, self.run_dir / layout.SWEEP)
         if predicted is not None:
-            write_sweep_csv(predicted, self.run_dir / "predicted.csv")
+            write_sweep_csv(predicted, self.run_dir / layout.PREDICTED)
         (self.run_dir / "plots").mkdir(exist_ok=True)
         plot_p_cold(levels, self.run_dir / "plots" / "p_cold.png", vary=self.config.vary,
                     title=f"{self.title}: {self.spec.name}", points_label=self.points_label,

@@ -462,8 +462,8 @@ def terminal_table(c: Comparison) -> list[str]:
     settings = [d for d in c.diff if not d.bookkeeping]
     other = [d for d in c.diff if d.bookkeeping]
     if not c.diff:
-        lines.append("configuration: run.yaml is the same in every run")
-    for title, group in (("configuration differences (run.yaml)", settings),
+        lines.append(f"configuration: {layout.RUN_YAML} is the same in every run")
+    for title, group in ((f"configuration differences ({layout.RUN_YAML})", settings),
                          ("also differ (when, where, names)", other)):
         if group:
             lines.append(f"{title}:")

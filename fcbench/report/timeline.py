@@ -1,7 +1,8 @@
 """What the instances of a run did over time, from `instances.csv` and `requests.csv`.
 
-Key names: `busy_intervals`, `in_flight`, `step_envelope`, `step_mean`, `choose_lanes`, `lane_states`, `lane_busy_share`, `ordinal`, `STATES`. Pure numpy/pandas,
-vectorised so a 1,000,000-row run stays fast; the drawing is in `fcbench.report.plots`.
+Key names: `busy_intervals`, `in_flight`, `step_envelope`, `step_mean`, `choose_lanes`,
+`lane_states`, `lane_busy_share`, `ordinal`, `STATES`. Pure numpy/pandas, vectorised so a
+1,000,000-row run stays fast; the drawing is in `fcbench.report.plots`.
 
 * **starting**: created → ready (an instance that never got ready starts until it stopped).
 * **busy**: at least one request in flight on it (the union of its requests' start → end; a
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..measures import busy_intervals
+from ..results import layout
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -126,7 +128,7 @@ def choose_lanes(instances: pd.DataFrame | None, busy: pd.DataFrame, *, cap: int
         first = busy.groupby("instance_id", sort=False)["start"].min().sort_values()
         ids = first.index.astype(str).tolist()
         created = ready = stopped = np.full(len(ids), np.nan)
-        note = ("no instances.csv: start, idle and reclaim times are unknown; busy periods "
+        note = (f"no {layout.INSTANCES}: start, idle and reclaim times are unknown; busy periods "
                 "come from the requests")
     total = len(ids)
     if total > cap:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError, UsageError
+from ..results import RunFolder, layout
 
 __all__ = ["WHAT_IF_KEYS", "WhatIfRow", "parse_what_if", "what_if", "write_what_if_csv"]
 
@@ -189,12 +190,10 @@ def what_if(run_dir: str | Path, grid: dict[str, tuple[float, ...]], *,
 def _measured_row(run_dir: str | Path, own: dict[str, float], measured: Any,
                   tables: list[Any]) -> WhatIfRow:
     """The run as measured: its summary's figures, its metering priced as `fcbench cost`."""
-    import json
-
     from ..cost.billing import bill
     from ..cost.model import per_thousand_requests
 
-    summary = json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8"))
+    summary = RunFolder(run_dir).summary()
     pc = summary.get("p_cold") or {}
     cluster = pc.get("cluster") or {}
     lfi = summary.get("latency_from_intended_ms") or {}
@@ -245,7 +244,7 @@ def _get(spec: dict[str, Any], path: tuple[str, ...]) -> Any:
     if node is None:  # not written: the schema's default
         from ..spec import function_spec_from_dict
 
-        parsed = function_spec_from_dict(spec, source="run.yaml")
+        parsed = function_spec_from_dict(spec, source=layout.RUN_YAML)
         return {("harness", "minInstances"): parsed.harness.min_instances,
                 ("harness", "idleTimeout"): parsed.harness.idle_timeout,
                 ("harness", "maxInstances"): parsed.harness.max_instances,

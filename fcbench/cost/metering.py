@@ -74,6 +74,17 @@ def window_of(*, planned_s: float | None, span_s: float, origin: float | None,
                      f"{span_s:.1f} s ({why})", last_ts)
 
 
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """A workload or function file as a mapping ({} when absent or unreadable)."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
 def _plan_origin(run: Path, first_intended: float | None) -> float | None:
     """When the run's arrival plan started, on the requests' clock: the first intended send
     less the plan's first offset (None when the plan cannot be rebuilt)."""

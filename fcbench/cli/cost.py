@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from ..results import layout
+
 __all__ = ["cost"]
 
 #: Said when CU tables meet a shape nobody gave (argument-only pricing).

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..results import layout
+
 __all__ = ["report"]
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from ..results import layout
+
 __all__ = ["first_failure", "run"]
 
 

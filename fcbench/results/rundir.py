@@ -17,7 +17,7 @@ import platform
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -116,7 +116,7 @@ class RunFolder:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._cache: dict[str, Any] = {}
+        self._cache: dict[tuple[str, str], Any] = {}
 
     @classmethod
     def create(cls, parent: str | Path, name: str) -> RunFolder:
@@ -162,18 +162,25 @@ class RunFolder:
 
     # -- reading (each file once) ------------------------------------------------------------
 
-    def _once(self, key: str, read: Callable[[], Any]) -> Any:
+    def _once(self, name: str, what: str, read: Callable[[], Any]) -> Any:
+        """`read()` the first time `what` of the file `name` is asked for, then kept."""
+        key = (name, what)
         value = self._cache.get(key, _MISSING)
         if value is _MISSING:
             value = self._cache[key] = read()
         return value
+
+    def _forget(self, name: str) -> None:
+        """Drop what was read of the file `name` (it was just written)."""
+        for key in [k for k in self._cache if k[0] == name]:
+            del self._cache[key]
 
     def text(self, name: str) -> str | None:
         """The text of the file `name`, None when absent."""
         def read() -> str | None:
             path = self.path / name
             return path.read_text(encoding="utf-8") if path.is_file() else None
-        return self._once("text:" + name, read)
+        return self._once(name, "text", read)
 
     def config_text(self) -> str:
         """run.yaml as written ("" when there is none)."""
@@ -190,7 +197,7 @@ class RunFolder:
             except yaml.YAMLError:
                 return {}
             return doc if isinstance(doc, dict) else {}
-        return self._once("config", read)
+        return self._once(layout.RUN_YAML, "mapping", read)
 
     def config_located(self) -> tuple[dict[str, Any], dict[tuple, int]]:
         """run.yaml with secrets masked, and the line each key is set on.
@@ -211,7 +218,7 @@ class RunFolder:
                 raise UsageError(f"{path}:1: run.yaml is not a mapping; was it written by "
                                  "fcbench?")
             return mask_secrets(doc.data), dict(doc.lines)
-        return self._once("config_located", read)
+        return self._once(layout.RUN_YAML, "located", read)
 
     def summary(self) -> dict[str, Any]:
         """summary.json ({} when there is none).
@@ -233,7 +240,7 @@ class RunFolder:
             if not isinstance(data, dict):
                 raise UsageError(f"{path}:1: summary.json is not a JSON object")
             return data
-        return self._once("summary", read)
+        return self._once(layout.SUMMARY, "mapping", read)
 
     def kind(self) -> str:
         """What made the folder: ``run``, ``simulated``, ``coldstart-profile``,
@@ -254,7 +261,7 @@ class RunFolder:
 
             path = self.path / layout.REQUESTS
             return load_requests(path, extra=REQUEST_EXTRAS) if path.is_file() else None
-        return self._once("requests", read)
+        return self._once(layout.REQUESTS, "frame", read)
 
     def instance_rows(self) -> list[dict[str, str]] | None:
         """instances.csv as rows of text, None when absent."""
@@ -288,7 +295,7 @@ class RunFolder:
                 if c not in df:
                     df[c] = np.nan
             return df.sort_values("created_ts", kind="stable").reset_index(drop=True)
-        return self._once("instances", read)
+        return self._once(layout.INSTANCES, "frame", read)
 
     def phase_rows(self) -> tuple[list[str], list[dict[str, str]]] | None:
         """phases.csv: its columns and its rows of text, None when absent."""
@@ -325,7 +332,7 @@ class RunFolder:
         tmp = out.with_name(out.name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(out)
-        self._cache.clear()  # what was read may be stale now
+        self._forget(name)
         return out
 
     def write_run_yaml(self, doc: dict[str, Any], *, kind: str | None = None) -> Path:
@@ -344,7 +351,7 @@ class RunFolder:
         """summary.json (NaN and infinities become null)."""
         from .summary import write_summary
 
-        self._cache.clear()
+        self._forget(layout.SUMMARY)
         return write_summary(summary, self.path / layout.SUMMARY)
 
     def write_instances(self, instances: list[dict[str, Any]]) -> Path:
@@ -367,7 +374,7 @@ class RunFolder:
             writer = csv.DictWriter(f, fieldnames=columns or ["instance_id"])
             writer.writeheader()
             writer.writerows(rows)
-        self._cache.clear()
+        self._forget(layout.INSTANCES)
         return path
 
     def write_csv(self, name: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]
@@ -380,14 +387,14 @@ class RunFolder:
             writer.writeheader()
             writer.writerows(rows)
         tmp.replace(path)
-        self._cache.clear()
+        self._forget(name)
         return path
 
     def write_requests(self, frame: pd.DataFrame) -> Path:
         """requests.csv from a frame of its columns (a simulation's requests)."""
         path = self.path / layout.REQUESTS
         frame.to_csv(path, index=False, float_format="%.6f")
-        self._cache.clear()
+        self._forget(layout.REQUESTS)
         return path
 
     def request_parts(self) -> list[Path]:
@@ -403,7 +410,7 @@ class RunFolder:
         rows = merge_parts(parts, self.path / layout.REQUESTS)
         for p in parts:
             p.unlink()
-        self._cache.clear()
+        self._forget(layout.REQUESTS)
         return rows
 
     def finish(self, *, summary: dict[str, Any] | None = None,

@@ -188,3 +188,32 @@ def test_lower_layers_import_nothing_above(low: str, above: tuple[str, ...]) -> 
     bad = [f"{p.relative_to(PACKAGE.parent)} imports {m}" for p in paths for m in _imports(p)
            if any(m == f"fcbench.{a}" or m.startswith(f"fcbench.{a}.") for a in above)]
     assert not bad, "\n".join(bad)
+
+
+# -- finishing a folder --------------------------------------------------------------------------
+
+def test_finish_writes_summary_then_run_yaml_then_the_report(tmp_path: Path) -> None:
+    folder = RunFolder.create(tmp_path, "probe")
+    order = []
+
+    def report(f: RunFolder) -> None:
+        order.append(sorted(p.name for p in f.path.iterdir()))
+        assert f.summary() == {"count": 0}  # what was just written, not a stale read
+        assert f.config()[layout.KIND_KEY] == "run"
+
+    folder.summary()  # a read before the write must not stick
+    folder.finish(summary={"count": 0}, config={"title": "t", "name": "n"}, kind="run",
+                  report=report)
+    assert order == [[layout.RUN_YAML, layout.SUMMARY]]
+    assert list(folder.config())[:2] == ["title", layout.KIND_KEY]  # one key, after the title
+
+
+def test_finish_keeps_a_run_whose_report_fails_only_when_asked(tmp_path: Path) -> None:
+    def broken(f: RunFolder) -> None:
+        raise RuntimeError("no plot")
+
+    folder = RunFolder.create(tmp_path, "probe")
+    folder.finish(summary={}, report=broken, report_must_not_fail=True)
+    assert folder.has(layout.SUMMARY)
+    with pytest.raises(RuntimeError):
+        folder.finish(report=broken)

@@ -108,7 +108,7 @@ def simulate_sweep(workload: Any, key: str, values: tuple[float, ...],
         UsageError: an unknown key, a level's function spec refused, no service time to
             assume, or a workload the simulator cannot replay; all before any folder is made.
     """
-    from ..results.rundir import RunFolder
+    from ..results import RunFolder
     from .sweep import new_sweep_dir
 
     if key not in SWEEP_KEYS:

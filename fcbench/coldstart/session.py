@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..results.rundir import RunFolder, host_info, new_run_dir
+from ..results import RunFolder, host_info, new_run_dir
 from ..spec import load_function_spec, masked_environment
 from ..targets.base import ColdStartMethod
 from .profile import ColdStartProfile, ProfileConfig, ProfileResult, Sample, write_outputs

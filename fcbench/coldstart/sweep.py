@@ -322,7 +322,7 @@ class ColdStartSweep:
                    "levels": [level_row(lv) for lv in levels]}
         if predicted is not None:
             summary["predicted"] = [level_row(lv) for lv in predicted]
-        from ..results.rundir import RunFolder
+        from ..results import RunFolder
 
         RunFolder(self.run_dir).write_summary(summary)
         return summary

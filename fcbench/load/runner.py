@@ -189,7 +189,7 @@ def _start_harness(workload: Any, run_dir: Path, events: Events) -> Any:
 
 def _write_run_yaml(run_dir: Path, workload: Any, opts: RunOptions, duration: float,
                     started: float, **extra: Any) -> None:
-    from ..results.rundir import RunFolder
+    from ..results import RunFolder
 
     RunFolder(run_dir).write_run_yaml(_run_doc(workload, opts, duration, started, **extra),
                                       kind="run")
@@ -242,7 +242,7 @@ def _start_gpu_sampler(run_dir: Path) -> Any:
 def _finalize(run_dir: Path, workload: Any, duration: float, started: float, interrupted: bool,
               code: int | None, instances: list[dict[str, Any]] | None,
               opts: RunOptions, gpus: dict[str, Any] | None = None) -> dict[str, Any]:
-    from ..results.rundir import RunFolder
+    from ..results import RunFolder
     from ..results.summary import summarize
 
     folder = RunFolder(run_dir)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..results import RunFolder
-from ..results.rundir import NOT_PHASES
+from ..results.folder import NOT_PHASES
 
 __all__ = ["PhaseRows", "plot_phase_waterfall", "read_phases", "waterfall"]
 

@@ -144,7 +144,7 @@ def simulate_workload(workload: Any, settings: SimulationSettings, *,
         UsageError: see `run_simulation`.
     """
     from ..report.html import write_report
-    from ..results.rundir import RunFolder
+    from ..results import RunFolder
     from ..results.summary import summarize
 
     sim = run_simulation(workload, settings)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from fcbench.protocol import InvocationRecord
-from fcbench.report.records import RecordWriter
+from fcbench.results.records import RecordWriter
 
 CHILD = r"""
 import json, resource, sys, time
@@ -29,12 +29,12 @@ t0 = time.perf_counter()
 path, mode = sys.argv[1], sys.argv[2]
 if mode == "merge":
     from pathlib import Path
-    from fcbench.report.records import merge_parts
+    from fcbench.results.records import merge_parts
     folder = Path(path).parent
     out = {"count": merge_parts(sorted(folder.glob("requests.part-*.csv")), path)}
 elif mode == "report":
     from fcbench.report.plots import plot_latency
-    from fcbench.report.summary import load_requests, summarize
+    from fcbench.results.summary import load_requests, summarize
     df = load_requests(path)
     summary = summarize(df)
     plot_latency(df, path + ".png")

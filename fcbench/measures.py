@@ -1,8 +1,9 @@
 """The one definition of every per-request figure fcbench reports, used by every command.
 
 Key names: `is_cold`, `outcomes`, `OUTCOMES`, `p_cold`, `latency_from_intended`,
-`block_bootstrap`. The run summary, the sweep, the simulator and the HTML report all call these,
-so a measured and a simulated run can only disagree by behaviour, never by formula.
+`block_bootstrap`, `wilson`, `percentiles`, `phase_stats`. The run summary, the sweep, the
+simulator, the cold-start profile and the HTML report all call these, so a measured and a
+simulated run can only disagree by behaviour, never by formula.
 
 * **cold**: a request is cold when it was sent before the instance that served it was ready
   (``start_ts < ready_ts``, host clocks; on FC an NTP-synced client is good to milliseconds
@@ -25,15 +26,62 @@ so a measured and a simulated run can only disagree by behaviour, never by formu
 from __future__ import annotations
 
 import math
-from typing import Any
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from .report.stats import percentiles, wilson
+if TYPE_CHECKING:
+    import pandas as pd
 
-__all__ = ["MIN_BLOCKS", "OUTCOMES", "block_bootstrap", "busy_intervals", "busy_seconds",
-           "interval_known", "is_cold", "latency_from_intended", "outcome", "outcome_shares",
-           "outcomes", "p_cold"]
+__all__ = ["MIN_BLOCKS", "OUTCOMES", "PERCENTILES", "PhaseSample", "block_bootstrap",
+           "busy_intervals", "busy_seconds", "interval_known", "is_cold",
+           "latency_from_intended", "outcome", "outcome_shares", "outcomes", "p_cold",
+           "percentiles", "phase_mode", "phase_stats", "spread", "wilson"]
+
+#: Percentiles every latency block reports.
+PERCENTILES = (50, 90, 99)
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval for a proportion of `k` successes in `n` trials.
+
+    Returns (lo, hi); (0.0, 1.0) when n is 0 (nothing is known).
+    """
+    if n < 0 or k < 0 or k > n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
+    lo, hi = max(0.0, centre - half), min(1.0, centre + half)
+    # Exact at the edges (floating point leaves 1e-17 crumbs).
+    return (0.0 if k == 0 else lo), (1.0 if k == n else hi)
+
+
+def percentiles(values: Any, qs: Sequence[float] = PERCENTILES) -> dict[str, float | int | None]:
+    """``{"count", "mean", "p50", "p90", "p99", "max"}`` of a numeric array (NaN dropped).
+
+    Percentiles use linear interpolation (numpy's default). Empty input gives None values.
+    """
+    import numpy as np
+
+    arr = np.asarray(values, dtype=float)
+    arr = arr[~np.isnan(arr)]
+    out: dict[str, float | int | None] = {"count": int(arr.size)}
+    if arr.size == 0:
+        out.update({"mean": None, **{f"p{q:g}": None for q in qs}, "max": None})
+        return out
+    pct = np.percentile(arr, list(qs))
+    out["mean"] = round(float(arr.mean()), 3)
+    out.update({f"p{q:g}": round(float(v), 3) for q, v in zip(qs, pct)})
+    out["max"] = round(float(arr.max()), 3)
+    return out
+
 
 OUTCOMES = ("warm", "cold", "throttled", "failed")
 THROTTLED_STATUS = 429
@@ -187,3 +235,45 @@ def busy_seconds(intervals: Any) -> dict[str, float]:
         return {}
     spans = (intervals["end"] - intervals["start"]).groupby(intervals["instance_id"]).sum()
     return {str(k): float(v) for k, v in spans.items()}
+
+
+# -- cold-start phases -----------------------------------------------------------------------------
+
+class PhaseSample(Protocol):
+    """One kept cold start: its end-to-end and warm latency and its phases (ms; None unknown)."""
+
+    e2e_ms: float
+    warm_ms: float | None
+    phases: Mapping[str, float | None]
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """``{"median", "p25", "p75", "min", "max"}`` of a non-empty list (quartiles: Python's
+    `statistics.quantiles`, exclusive method; one value is its own quartiles)."""
+    q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+    return {"median": statistics.median(values), "p25": q[0], "p75": q[2],
+            "min": min(values), "max": max(values)}
+
+
+def phase_mode(kept: Iterable[PhaseSample]) -> str:
+    """``harness`` when the harness timed the starts (an ``unattributed`` phase), else
+    ``headers`` (only the instance's own headers: a URL, FC)."""
+    return "harness" if any("unattributed" in s.phases for s in kept) else "headers"
+
+
+def phase_stats(kept: Sequence[PhaseSample], names: Iterable[str]) -> dict[str, dict[str, float]]:
+    """`spread` per phase in `names`, then ``e2e``, ``warm`` and ``cold_penalty`` (e2e − warm),
+    over the kept cold starts; a phase nobody measured is left out ("unknown"), never a zero."""
+    stats: dict[str, dict[str, float]] = {}
+    for name in [*names, "e2e", "warm", "cold_penalty"]:
+        if name == "e2e":
+            values = [s.e2e_ms for s in kept]
+        elif name == "warm":
+            values = [s.warm_ms for s in kept if s.warm_ms is not None]
+        elif name == "cold_penalty":
+            values = [s.e2e_ms - s.warm_ms for s in kept if s.warm_ms is not None]
+        else:
+            values = [v for s in kept if (v := s.phases.get(name)) is not None]
+        if values:
+            stats[name] = spread(values)
+    return stats

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from fcbench.report.summary import summarize, write_summary
+from fcbench.results.summary import summarize, write_summary
 
 RATE = 0.0007  # fc-doc-simple: CNY per GB·s of gpuMemorySize
 

@@ -13,7 +13,7 @@ import pytest
 from fcbench.harness.scheduler import FunctionConfig
 from fcbench.measures import block_bootstrap, is_cold
 from fcbench.protocol import ALL_COLUMNS, InvocationRecord
-from fcbench.report.summary import summarize
+from fcbench.results.summary import summarize
 from fcbench.sim import simulate
 
 

@@ -18,9 +18,9 @@ from fcbench.errors import UsageError
 from fcbench.harness.server import HarnessConfig, HarnessThread
 from fcbench.report.plots import plot_latency
 from fcbench.protocol import ALL_COLUMNS, COLUMNS, InvocationRecord, parse_headers
-from fcbench.report.records import RecordWriter, merge_parts, read_records
-from fcbench.report.stats import percentiles, wilson
-from fcbench.report.summary import summarize, write_summary
+from fcbench.results.records import RecordWriter, merge_parts, read_records
+from fcbench.measures import percentiles, wilson
+from fcbench.results.summary import summarize, write_summary
 from fcbench.targets import FakeTarget, target_class
 from fcbench.targets.local import LocalTarget
 from fcbench.targets.url import UrlTarget, invoke_url

@@ -21,10 +21,10 @@ from fcbench.cost.tables import load_table
 from fcbench.errors import UsageError
 from fcbench.report.html import write_report
 from fcbench.report.plots import run_busy
-from fcbench.report.summary import load_requests, summarize, write_summary
-from fcbench.report.timeline import (choose_lanes, in_flight, lane_states, load_instances,
-                                     step_envelope)
+from fcbench.report.timeline import choose_lanes, in_flight, lane_states, step_envelope
 from fcbench.report.waterfall import read_phases, waterfall
+from fcbench.results import RunFolder
+from fcbench.results.summary import load_requests, summarize, write_summary
 
 T = 1_000.0  # epoch origin of the hand-written runs
 
@@ -63,7 +63,7 @@ def write_run(folder: Path, requests=REQUESTS, instances=INSTANCES, gpu_mb: int 
 
 def test_busy_periods_merge_overlaps_and_start_when_the_instance_was_ready(tmp_path):
     run = write_run(tmp_path / "run")
-    busy = run_busy(load_requests(run / "requests.csv"), load_instances(run / "instances.csv"))
+    busy = run_busy(load_requests(run / "requests.csv"), RunFolder(run).instances())
     got = sorted((r.instance_id, r.start - T, r.end - T) for r in busy.itertuples())
     assert got == [("a", 1.0, 4.0), ("a", 6.0, 7.0), ("b", 3.0, 5.0)]
 
@@ -74,7 +74,7 @@ def test_in_flight_peak_is_exact_and_ends_go_before_starts(tmp_path):
     t, level = in_flight(df["start_ts"], df["end_ts"])
     assert level.max() == 3 and t[np.argmax(level)] - T == pytest.approx(3.5)
     assert level[np.searchsorted(t, T + 3.0)] == 2 and level[-1] == 0
-    inst = load_instances(run / "instances.csv")
+    inst = RunFolder(run).instances()
     busy = run_busy(df, inst)
     assert in_flight(busy["start"], busy["end"])[1].max() == 2  # a and b busy in [3, 4]
     # a one-instant peak survives downsampling into wide bins
@@ -84,7 +84,7 @@ def test_in_flight_peak_is_exact_and_ends_go_before_starts(tmp_path):
 
 def test_lane_raster_paints_starting_idle_busy(tmp_path):
     run = write_run(tmp_path / "run")
-    df, inst = load_requests(run / "requests.csv"), load_instances(run / "instances.csv")
+    df, inst = load_requests(run / "requests.csv"), RunFolder(run).instances()
     busy = run_busy(df, inst)
     lanes = choose_lanes(inst, busy)
     raster = lane_states(lanes, busy, t0=T, t1=T + 12, width=12)  # one pixel a second
@@ -99,7 +99,7 @@ def test_many_instances_are_capped_and_the_plot_says_so(tmp_path):
     insts = [(f"i{k}", k, k + 0.5, k + 3) for k in range(n)]
     reqs = [(f"r{k}", f"i{k}", k + 0.2, k + 1.0, 200, 1) for k in range(n)]
     run = write_run(tmp_path / "run", reqs, insts)
-    inst = load_instances(run / "instances.csv")
+    inst = RunFolder(run).instances()
     lanes = choose_lanes(inst, run_busy(load_requests(run / "requests.csv"), inst), cap=40)
     assert len(lanes.ids) == 40 and lanes.total == n and "40 of 100" in lanes.note
     assert lanes.ids[0] == "i0" and lanes.ids[-1] == f"i{n - 1}"  # the whole run is spanned
@@ -108,7 +108,7 @@ def test_many_instances_are_capped_and_the_plot_says_so(tmp_path):
 def test_without_instances_csv_lanes_come_from_the_requests(tmp_path):
     run = write_run(tmp_path / "run", instances=None)
     df = load_requests(run / "requests.csv")
-    lanes = choose_lanes(load_instances(run / "instances.csv"), run_busy(df, None))
+    lanes = choose_lanes(RunFolder(run).instances(), run_busy(df, None))
     assert lanes.ids == ["a", "b"] and "unknown" in lanes.note
 
 
@@ -329,7 +329,7 @@ def test_in_flight_of_a_short_run_stays_exact(tmp_path):
 
     run = write_run(tmp_path / "run")
     df = load_requests(run / "requests.csv")
-    fig = in_flight_figure(df, load_instances(run / "instances.csv"))
+    fig = in_flight_figure(df, RunFolder(run).instances())
     try:
         top = fig.axes[0]
         assert not top.patches and not fig.texts  # steps, no bins, no binning note
@@ -400,7 +400,7 @@ def test_lane_busy_share_is_the_busy_part_of_each_pixel(tmp_path):
     from fcbench.report.timeline import lane_busy_share
 
     run = write_run(tmp_path / "run")
-    df, inst = load_requests(run / "requests.csv"), load_instances(run / "instances.csv")
+    df, inst = load_requests(run / "requests.csv"), RunFolder(run).instances()
     busy = run_busy(df, inst)  # a: [1, 4], [6, 7]; b: [3, 5]
     lanes = choose_lanes(inst, busy)
     share = lane_busy_share(lanes, busy, t0=T, t1=T + 12, width=5)  # pixels of 2.4 s

@@ -21,7 +21,7 @@ import pytest
 
 from fcbench._net import free_port
 from fcbench.protocol import ALL_COLUMNS, COLUMNS
-from fcbench.report.rundir import new_run_dir
+from fcbench.results.rundir import new_run_dir
 from fcbench.load.workload import load_workload
 
 SECRET = "s3cr3t-value-never-in-results"

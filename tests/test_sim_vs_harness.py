@@ -14,7 +14,7 @@ import pytest
 
 from fcbench.harness.scheduler import FunctionConfig
 from fcbench.load.workload import load_workload
-from fcbench.report.summary import summarize
+from fcbench.results.summary import summarize
 from fcbench.sim import simulate
 
 CONFIGS = [

@@ -155,7 +155,7 @@ def test_too_few_requests_is_said_by_the_measures_and_the_run_summary():
     import numpy as np
 
     from fcbench.measures import p_cold
-    from fcbench.report.summary import summary_table
+    from fcbench.results.summary import summary_table
 
     two_cold = p_cold(np.array(["cold", "cold"], dtype=object), ["i-1", "i-2"])
     assert two_cold["value"] == 1.0 and two_cold["cluster"]["known"] is False

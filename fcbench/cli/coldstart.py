@@ -11,6 +11,8 @@ import click
 
 from ..sim.settings import SWEEP_SETTINGS
 from ._base import REQUIRE_GPU_HELP, check_gpu_options, first_failure, plan_gpus, read_data
+from ..errors import UsageError
+from ..results import RunFolder, layout
 
 __all__ = ["coldstart"]
 
@@ -175,8 +177,8 @@ def _sweep_help() -> str:
     from ..coldstart.levels import INTERVALS_HELP
 
     return ("Measure cold-start probability at each concurrency level and plot it.\n\n"
-            "Writes sweep.csv (per level: P(cold), the four outcome shares warm / cold / "
-            "throttled / failed, p50/p99, instances), plots/p_cold.png and report.html; each "
+            f"Writes {layout.SWEEP} (per level: P(cold), the four outcome shares warm / cold / "
+            f"throttled / failed, p50/p99, instances), plots/p_cold.png and {layout.REPORT}; each "
             f"level's own run folder is kept under levels/. {INTERVALS_HELP}.\n\n"
             "Exits 1, printing the first failure, when no level had a successful request.")
 
@@ -191,7 +193,7 @@ def _sweep_help() -> str:
 @click.option("--load", type=float, default=None, help="When --vary is not concurrency: mean "
               "requests in flight (default: the largest level for instance-concurrency, else 1).")
 @click.option("--predict", is_flag=True, help="Also simulate the same levels, calibrated on the "
-              "measured runs, and overlay the simulator's curve (predicted.csv).")
+              f"measured runs, and overlay the simulator's curve ({layout.PREDICTED}).")
 @click.option("--duration", type=float, default=60.0, show_default=True,
               help="Seconds of load per level.")
 @click.option("--service-ms", type=float, default=None,
@@ -266,9 +268,9 @@ def _level_ok(run_dir: Path, level: dict[str, Any]) -> int:
     """Successful requests of one sweep level: its run's summary.json (every request, warm-up
     included), else the steady-state counts."""
     try:
-        doc = json.loads((run_dir / str(level.get("run_dir") or "") / "summary.json").read_text())
+        doc = RunFolder(run_dir / str(level.get("run_dir") or "")).summary()
         return int(doc["ok"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, UsageError):
         return int(level.get("requests") or 0) - int(level.get("errors") or 0)
 
 
@@ -279,7 +281,7 @@ def _fail_if_no_level_succeeded(run_dir: Path, summary: dict[str, Any]) -> None:
     first = None
     for lv in levels:
         if lv.get("run_dir"):
-            first = first_failure(run_dir / str(lv["run_dir"]) / "requests.csv")
+            first = first_failure(run_dir / str(lv["run_dir"]) / layout.REQUESTS)
             if first:
                 first = f"level {lv['level']:g}: {first}"
                 break

@@ -13,6 +13,7 @@ import click
 
 from ..fc import PRICE_FAMILIES
 from ..tables import label_width, print_columns, print_labels
+from ..results import layout
 
 __all__ = ["cost"]
 
@@ -149,7 +150,7 @@ def _run_usage(run_dir: Path, options):  # noqa: ANN001, ANN202
     click.echo(f"a day is 86400 s / {window.seconds:g} s: metering scaled ×{window.scale:.1f} "
                f"to a day ({usage.invocations:,.0f} calls, {usage.active_s:,.1f} busy "
                f"instance-s), by {window.why}")
-    if usage.metered_from == "requests.csv":
+    if usage.metered_from == layout.REQUESTS:
         click.echo("  its target meters nothing (FC, a URL): busy time is the union of each "
                    "instance's requests, idle time unknown (not billed on demand)")
     return usage, priced.shape
@@ -204,11 +205,11 @@ def _what_if(run_dir: Path, texts: tuple[str, ...], tables: tuple[str, ...], see
     click.echo("the first row is the run as measured, the row marked * its own settings "
                "simulated: their difference is the calibration error; intervals are 95 %")
     print_columns(*what_if_table(rows, list(grid)))
-    path = write_what_if_csv(rows, run_dir / f"whatif-{time.strftime('%Y%m%d-%H%M%S')}.csv")
+    path = write_what_if_csv(rows, run_dir / layout.whatif_name(time.strftime('%Y%m%d-%H%M%S')))
     from ..report.html import write_report
 
     write_report(run_dir)
-    click.echo(f"written: {path} (and the run's report.html)")
+    click.echo(f"written: {path} (and the run's {layout.REPORT})")
 
 
 def _plot(table, usage, server_per_hour: float | None, out: Path) -> None:  # noqa: ANN001

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ..results import layout
+
 __all__ = ["report"]
 
 
@@ -15,7 +17,8 @@ __all__ = ["report"]
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--compare", is_flag=True,
               help="Put two or more run folders side by side (the first is the baseline): "
-              "a terminal table, compare.csv, config-diff.csv and compare.html in a new folder.")
+              f"a terminal table, {layout.COMPARE_CSV}, {layout.CONFIG_DIFF} and "
+              f"{layout.COMPARE_HTML} in a new folder.")
 @click.option("--table", default="fc-doc-simple", show_default=True,
               help="With --compare: the price table for cost per day and per 1000 requests "
               "(a shipped name or a YAML file).")
@@ -40,4 +43,4 @@ def report(run_dirs: tuple[Path, ...], compare: bool, table: str, out: Path | No
     folder = write_comparison(comparison, out or Path("results"))
     for line in terminal_table(comparison):
         click.echo(line)
-    click.echo(f"comparison: {folder / 'compare.html'}")
+    click.echo(f"comparison: {folder / layout.COMPARE_HTML}")

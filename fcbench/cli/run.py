@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ._base import first_failure, plan_gpus
+from ..results import layout
 
 __all__ = ["first_failure", "run"]
 
@@ -63,7 +64,7 @@ def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: flo
     Locust itself failed or every request failed (the first error is printed).
     """
     from ..load.runner import RunOptions, locust_failure_reason, run_workload
-    from ..report.summary import summary_table
+    from ..results.summary import summary_table
     from ..load.workload import load_workload, with_target
     from ..tables import print_labels
 
@@ -92,7 +93,7 @@ def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: flo
         reason = locust_failure_reason(result.run_dir)
         click.echo(f"error: Locust exited with code {result.locust_exit_code}"
                    f"{f' ({reason})' if reason else ''}; its log is "
-                   f"{result.run_dir / 'locust.log'}", err=True)
+                   f"{result.run_dir / layout.LOCUST_LOG}", err=True)
     if result.exit_code:
         sys.exit(result.exit_code)
     if all_failed(result.summary):

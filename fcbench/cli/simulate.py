@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..results import layout
 from ..sim.run import default_times_help
 
 __all__ = ["simulate"]
@@ -30,7 +31,7 @@ __all__ = ["simulate"]
               help="Draw service and start-up times from a measured run folder's warm requests "
               "and instance starts (repeat to pool several); --service-ms/--startup-ms still win.")
 @click.option("--sweep", "sweep_spec", default=None, metavar="KEY=V1,V2,...",
-              help="Simulate one level per value and write sweep.csv like `fcbench coldstart "
+              help=f"Simulate one level per value and write {layout.SWEEP} like `fcbench coldstart "
               "sweep`: concurrency (Poisson at level / service time), instanceConcurrency, "
               "idleTimeout or minInstances (the workload's own arrivals).")
 @click.option("--warmup", "warmup_s", type=click.FloatRange(min=0), default=None,
@@ -47,7 +48,7 @@ def simulate(workload: str, service_ms: str | None, startup_ms: str | None,
     report.html), marked simulated, so `fcbench report` and `fcbench cost` read it unchanged.
     """
     from ..load.workload import load_workload
-    from ..report.summary import summary_table
+    from ..results.summary import summary_table
     from ..sim.calibrate import calibrate
     from ..sim.run import SimulationSettings, assumed_note, simulate_workload
     from ..tables import print_labels

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..measures import MIN_BLOCKS, OUTCOMES
+from ..results import layout
 
 __all__ = ["INTERVALS_HELP", "NOT_COMPARABLE_SHARE", "SWEEP_FIELDS", "SweepLevel",
            "level_figures", "level_line", "monotone_within_intervals", "read_sweep_csv",
@@ -37,7 +38,7 @@ INTERVALS_HELP = (
     "P(cold) = cold / requests sent, with a 95 % block-bootstrap interval (blocks of "
     "consecutive requests, so the cold requests one start makes stay together; with fewer than "
     f"{MIN_BLOCKS} blocks of requests there is none: '{TOO_FEW}'); Wilson's interval "
-    "(independent requests) is kept in sweep.csv as p_cold_lo/p_cold_hi. A level with more "
+    f"(independent requests) is kept in {layout.SWEEP} as p_cold_lo/p_cold_hi. A level with more "
     f"than {NOT_COMPARABLE_SHARE:.0%} of its requests throttled (429) or failed is marked not "
     "comparable and left out of the 'falls monotonically' verdict")
 

@@ -58,13 +58,13 @@ class SimulatedSweep(ColdStartSweep):
         return self.service_ms
 
     def execute(self, workload: Any) -> tuple[Path, dict[str, Any], list[Any]]:
-        from ..report.summary import load_requests
+        from ..results import RunFolder
         from ..sim.run import run_simulation
 
         (self.run_dir / "levels").mkdir(parents=True, exist_ok=True)
         run_dir, summary = simulate_workload(workload, self.settings,
                                              out_dir=self.run_dir / "levels")
-        frames = [load_requests(run_dir / "requests.csv")]
+        frames = [RunFolder(run_dir).requests()]
         for k in range(1, self.replications):
             settings = replace(self.settings, seed=self.settings.seed + k)
             frames.append(run_simulation(workload.with_seed(workload.seed + k), settings).frame())
@@ -108,7 +108,7 @@ def simulate_sweep(workload: Any, key: str, values: tuple[float, ...],
         UsageError: an unknown key, a level's function spec refused, no service time to
             assume, or a workload the simulator cannot replay; all before any folder is made.
     """
-    from ..report.rundir import RunFolder
+    from ..results import RunFolder
     from .sweep import new_sweep_dir
 
     if key not in SWEEP_KEYS:
@@ -136,8 +136,9 @@ def simulate_sweep(workload: Any, key: str, values: tuple[float, ...],
     run_dir = new_sweep_dir(out, f"simsweep-{workload.name}")
     sweep.run_dir = run_dir
     sweep.plan_doc = workload.plan.model_dump(by_alias=True, exclude_none=True, mode="json")
-    RunFolder(run_dir).write_run_yaml({
-        "title": f"Simulated P(cold) vs {key}: {workload.name}", "kind": "simulated",
+    folder = RunFolder(run_dir)
+    folder.write_run_yaml(kind="simulated", doc={
+        "title": f"Simulated P(cold) vs {key}: {workload.name}",
         "experiment": sweep.name, "vary": config.vary, "levels": list(values),
         "service_ms": sweep.service_ms, "times_from": times_source(spec, settings),
         "workload": workload.to_run_yaml(),
@@ -145,7 +146,7 @@ def simulate_sweep(workload: Any, key: str, values: tuple[float, ...],
     summary = sweep.process(sweep.run())
     from ..report.html import write_report
 
-    write_report(run_dir)
+    folder.finish(report=write_report)
     return run_dir, summary
 
 

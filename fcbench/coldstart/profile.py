@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import UsageError
+from ..measures import phase_mode, phase_stats
 from ..protocol import InvocationRecord, fc_error_message
 from ..targets.base import ColdStartMethod, Target
 from .phases import HEADER_PHASES, PHASES, clock_errors, split_with_harness, split_with_headers
@@ -215,43 +216,25 @@ class ColdStartProfile:
     def process(self, samples: list[Sample]) -> ProfileResult:
         """Counts per category and median / quartiles / min / max per phase of kept samples."""
         kept = [s for s in samples if s.kind == "ok"]
-        harness_mode = any("unattributed" in s.phases for s in kept)
-        names = PHASES if harness_mode else HEADER_PHASES
+        mode = phase_mode(kept)
+        names = PHASES if mode == "harness" else HEADER_PHASES
         counts = {k: sum(s.kind == k for s in samples)
                   for k in ("ok", "warmup", "not_cold", "failed")}
-        stats: dict[str, dict[str, float]] = {}
-        for name in [*names, "e2e", "warm", "cold_penalty"]:
-            if name == "e2e":
-                values = [s.e2e_ms for s in kept]
-            elif name == "warm":
-                values = [s.warm_ms for s in kept if s.warm_ms is not None]
-            elif name == "cold_penalty":
-                values = [s.e2e_ms - s.warm_ms for s in kept if s.warm_ms is not None]
-            else:  # a phase nobody measured stays out ("unknown"), it is not a zero
-                values = [s.phases[name] for s in kept if s.phases.get(name) is not None]
-            if values:
-                q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
-                stats[name] = {"median": statistics.median(values), "p25": q[0], "p75": q[2],
-                               "min": min(values), "max": max(values)}
-        return ProfileResult(list(names), samples, counts, stats,
-                             "harness" if harness_mode else "headers")
+        stats = phase_stats(kept, names)
+        return ProfileResult(list(names), samples, counts, stats, mode)
 
 
 def write_outputs(result: ProfileResult, run_dir: Any, *, title: str,
                   config: dict[str, Any]) -> None:
     """`phases.csv`, `plots/phases.png`, `summary.json`, `run.yaml` and `report.html`."""
-    from pathlib import Path
-
     from ..report.html import write_report
-    from ..report.rundir import RunFolder
+    from ..results import RunFolder, layout
     from .outputs import plot_phases, write_phases_csv
 
-    run_dir = Path(run_dir)
     folder = RunFolder(run_dir)
-    (run_dir / "plots").mkdir(exist_ok=True)
-    write_phases_csv(result, run_dir / "phases.csv")
+    folder.plots.mkdir(exist_ok=True)
+    write_phases_csv(result, folder.file(layout.PHASES))
     if result.kept:
-        plot_phases(result, run_dir / "plots" / "phases.png", title=title)
-    folder.write_summary(result.summary())
-    folder.write_run_yaml({"title": title, **config})
-    write_report(run_dir)
+        plot_phases(result, folder.plots / "phases.png", title=title)
+    folder.finish(summary=result.summary(), config={"title": title, **config},
+                  kind=ColdStartProfile.name, report=write_report)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..report.rundir import RunFolder, host_info, new_run_dir
+from ..results import RunFolder, host_info, new_run_dir
 from ..spec import load_function_spec, masked_environment
 from ..targets.base import ColdStartMethod
 from .profile import ColdStartProfile, ProfileConfig, ProfileResult, Sample, write_outputs
@@ -42,7 +42,7 @@ def profile_spec(spec_path: str | Path, *, repeats: int, warmup: int, pull: bool
         gpus = target.harness.harness.gpu_info
     write_outputs(result, run_dir, title=f"Cold-start profile: {spec.name} "
                   f"({runtime or spec.harness.runtime} runtime)", config={
-                      "experiment": experiment.name, "spec_file": str(spec_path),
+                      "spec_file": str(spec_path),
                       "function": {**spec.to_fc(), "environmentVariables":
                                    masked_environment(spec)},
                       "harness": spec.harness.model_dump(by_alias=True),
@@ -95,7 +95,7 @@ def profile_endpoint(url: str, function: str | None, *, repeats: int, warmup: in
         result = experiment.process(experiment.run())
     write_outputs(result, run_dir, title=f"Cold-start profile: {function or url} "
                   f"({result.mode} phases)",
-                  config={"experiment": experiment.name, "url": url, "function": function,
+                  config={"url": url, "function": function,
                           "repeats": repeats, "warmup": warmup, "force": force,
                           "phases_from": result.mode, "host": host_info()})
     return run_dir, result
@@ -120,9 +120,10 @@ def sweep_spec(spec_path: str | Path, config: Any, *, body: bytes, content_type:
                                 on_level=on_level)
     experiment.target_config = target
     service_ms = experiment.prepare()
-    RunFolder(run_dir).write_run_yaml({
+    folder = RunFolder(run_dir)
+    folder.write_run_yaml(kind=experiment.name, doc={
         "title": f"Cold-start probability vs {config.vary}: {spec.name}",
-        "experiment": experiment.name, "spec_file": str(spec_path),
+        "spec_file": str(spec_path),
         "function": {**spec.to_fc(), "environmentVariables": masked_environment(spec)},
         "harness": spec.harness.model_dump(by_alias=True),
         "levels": list(config.levels), "vary": config.vary, "mode": config.mode,
@@ -140,8 +141,8 @@ def sweep_spec(spec_path: str | Path, config: Any, *, body: bytes, content_type:
 
         predicted, _ = predict_sweep(run_dir, levels, spec, config, service_ms=service_ms,
                                      seed=config.seed)
-    summary = experiment.process(levels, predicted=predicted)
-    write_report(run_dir)
+    summary = experiment.process(levels, predicted=predicted)  # sweep.csv, summary.json
+    folder.finish(report=write_report)
     return run_dir, summary
 
 
@@ -166,7 +167,7 @@ def profile_target(target: Any, label: str, *, repeats: int, warmup: int, body: 
     run_dir = new_run_dir(Path(out), f"coldstart-{label}")
     result = experiment.process(experiment.run())
     write_outputs(result, run_dir, title=f"Cold-start profile: {label} ({result.mode} phases)",
-                  config={"experiment": experiment.name, "target": describe or {},
+                  config={"target": describe or {},
                           "repeats": repeats, "warmup": warmup, "force": force,
                           "cold_start_method": target.cold_start_method.value,
                           "phases_from": result.mode, "host": host_info()})

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from ..errors import UsageError
 from ..sim.settings import by_vary
+from ..results import layout
 from ..spec import FunctionSpec
 from .levels import (SWEEP_FIELDS, SweepLevel, level_figures, level_row,
                      monotone_within_intervals, read_sweep_csv, sweep_verdict, write_sweep_csv)
@@ -32,7 +33,7 @@ def new_sweep_dir(out: str | Path, name: str) -> Path:
     made, because each level's run folder comes back absolute (`run_workload` resolves its own)
     and is recorded relative to this one; a relative `out` (the default ``results``) would not
     contain it."""
-    from ..report.rundir import new_run_dir
+    from ..results.rundir import new_run_dir
 
     return new_run_dir(Path(out), name).resolve()
 
@@ -273,7 +274,7 @@ class ColdStartSweep:
         the requests frames to summarise (one per replication; here one, a real `fcbench run`
         against a fresh local harness, or against the target after its force_cold())."""
         from ..load.runner import run_workload
-        from ..report.summary import load_requests
+        from ..results.summary import load_requests
 
         if self.target_config is not None:
             # from zero, as a fresh harness starts: every instance of the last level retired
@@ -303,9 +304,9 @@ class ColdStartSweep:
                 predicted: list[SweepLevel] | None = None) -> dict[str, Any]:
         """Write sweep.csv, plots/p_cold.png (with the simulator's `predicted` curve when given,
         whose levels go to predicted.csv), summary.json; return the summary."""
-        write_sweep_csv(levels, self.run_dir / "sweep.csv")
+        write_sweep_csv(levels, self.run_dir / layout.SWEEP)
         if predicted is not None:
-            write_sweep_csv(predicted, self.run_dir / "predicted.csv")
+            write_sweep_csv(predicted, self.run_dir / layout.PREDICTED)
         (self.run_dir / "plots").mkdir(exist_ok=True)
         plot_p_cold(levels, self.run_dir / "plots" / "p_cold.png", vary=self.config.vary,
                     title=f"{self.title}: {self.spec.name}", points_label=self.points_label,
@@ -320,7 +321,7 @@ class ColdStartSweep:
                    "levels": [level_row(lv) for lv in levels]}
         if predicted is not None:
             summary["predicted"] = [level_row(lv) for lv in predicted]
-        from ..report.rundir import RunFolder
+        from ..results import RunFolder
 
         RunFolder(self.run_dir).write_summary(summary)
         return summary
@@ -334,7 +335,7 @@ def steady_state(frames: list[Any], warmup_s: float, *, first_offset: float = 0.
     (in order, so the block bootstrap keeps each one's clusters)."""
     import pandas as pd
 
-    from ..report.summary import summarize
+    from ..results.summary import summarize
 
     steady = []
     for df in frames:

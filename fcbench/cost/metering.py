@@ -10,14 +10,13 @@ run's ``instances.csv`` or a simulation's rows — over a window, scaled to a da
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..results import RunFolder, layout
 from .usage import DAY_S, DailyUsage, Shape
 
 __all__ = ["PricedRun", "RunWindow", "metered_rows", "priced_run", "run_shape", "run_window",
@@ -76,6 +75,7 @@ def window_of(*, planned_s: float | None, span_s: float, origin: float | None,
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    """A workload or function file as a mapping ({} when absent or unreadable)."""
     import yaml
 
     try:
@@ -100,16 +100,16 @@ def _plan_origin(run: Path, first_intended: float | None) -> float | None:
     return None if first is None else first_intended - float(first)
 
 
-def run_window(run_dir: str | Path) -> RunWindow:
+def run_window(run_dir: str | Path | RunFolder) -> RunWindow:
     """`window_of` for a run folder: the planned duration from run.yaml (``duration_s``, what
     ``fcbench run`` ran; ``workload.duration`` for a simulated run) or summary.json
     (``planned_duration_s``), the span and the first and last times from summary.json."""
-    run = Path(run_dir)
+    folder = RunFolder.of(run_dir)
     try:
-        summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        summary = folder.summary()
+    except UsageError:
         summary = {}
-    doc = _read_yaml(run / "run.yaml")
+    doc = folder.config()
     planned = doc.get("duration_s") or summary.get("planned_duration_s") \
         or (doc.get("workload") or {}).get("duration")
     try:
@@ -118,17 +118,15 @@ def run_window(run_dir: str | Path) -> RunWindow:
         planned = None
     interrupted = bool(summary.get("interrupted") or doc.get("interrupted"))
     first_intended = None
-    if (run / "requests.csv").is_file() and planned:
-        import pandas as pd
-
+    if folder.has(layout.REQUESTS) and planned:
         try:
-            col = pd.read_csv(run / "requests.csv", usecols=["intended_ts"])["intended_ts"]
+            col = folder.requests()["intended_ts"]
             first_intended = float(col.min()) if len(col) and col.notna().any() else None
         except (ValueError, KeyError):
             first_intended = None
     last = summary.get("last_ts")
     return window_of(planned_s=planned, span_s=float(summary.get("duration_s") or 0.0),
-                     origin=_plan_origin(run, first_intended),
+                     origin=_plan_origin(folder.path, first_intended),
                      last_ts=float(last) if last is not None else None,
                      interrupted=interrupted)
 
@@ -182,8 +180,8 @@ def usage_from_instances(rows: list[dict], *, requests: float, span_s: float | N
     on_demand_idle = sum(_windowed_idle(r, window.end) for r in rows if not _provisioned(r))
     kept_idle = sum(max(0.0, DAY_S - float(r.get("active_s") or 0) * scale)
                     for r in rows if _provisioned(r))
-    source = "requests.csv" if any(r.get("metered_from") == "requests" for r in rows) \
-        else "instances.csv"
+    source = layout.REQUESTS if any(r.get("metered_from") == "requests" for r in rows) \
+        else layout.INSTANCES
     return DailyUsage(invocations=requests * scale, active_s=active * scale,
                       idle_s=on_demand_idle * scale, provisioned_idle_s=kept_idle,
                       gpu_gb=gb, metered_from=source), scale
@@ -230,13 +228,13 @@ def _spec_named_by_workload(source: str, name: str | None) -> tuple[dict[str, An
     return None if spec is None else (spec, str(path))
 
 
-def run_shape(run_dir: str | Path) -> Shape:
+def run_shape(run_dir: str | Path | RunFolder) -> Shape:
     """The instance shape a run recorded: the function spec it served, as run.yaml recorded it
     (a local or simulated run); for a run against FC or a URL, the spec of that name in the
     workload file it was made from, if that file names one; the GPU memory instances.csv
     metered. `gpu_gb` is None when nothing says (never taken as 0)."""
-    run = Path(run_dir)
-    doc = _read_yaml(run / "run.yaml")
+    folder = RunFolder.of(run_dir)
+    doc = folder.config()
     workload = doc.get("workload") if isinstance(doc.get("workload"), dict) else {}
     target = workload.get("target") if isinstance(workload.get("target"), dict) else {}
     name = target.get("function")
@@ -244,7 +242,7 @@ def run_shape(run_dir: str | Path) -> Shape:
     spec = _pick(list(target.get("functionSpecs") or []), name)
     if spec is not None:
         shape = _shape_of_spec(spec, f"the function spec {spec.get('functionName')!r} "
-                                     "recorded in run.yaml")
+                                     f"recorded in {layout.RUN_YAML}")
     elif target.get("kind") in ("url", "fc"):
         named = _spec_named_by_workload(str(workload.get("source") or ""), name) \
             if workload.get("source") else None
@@ -256,23 +254,23 @@ def run_shape(run_dir: str | Path) -> Shape:
         else:
             shape = Shape(source=f"the run went to a {target.get('kind')} target "
                                  f"({target.get('url') or target.get('function') or '?'}), "
-                                 "which meters nothing, and neither run.yaml nor its workload "
+                                 f"which meters nothing, and neither {layout.RUN_YAML} nor its "
+                                 "workload "
                                  "file names a function spec with a GPU size for it")
-    metered = _metered_gpu_gb(run / "instances.csv")
+    metered = _metered_gpu_gb(folder.instance_rows())
     if metered is not None and metered > 0:
         shape = Shape(metered, shape.vcpu, shape.memory_gb, shape.disk_gb, shape.gpu_family,
-                      shape.source or "the GPU spec instances.csv metered (run.yaml names no "
-                                      "function spec)")
+                      shape.source or f"the GPU spec {layout.INSTANCES} metered "
+                                      f"({layout.RUN_YAML} names no function spec)")
     elif shape.gpu_gb is None and not shape.source:
         shape = Shape(source="the folder records no function spec and meters no GPU spec")
     return shape
 
 
-def _metered_gpu_gb(path: Path) -> float | None:
-    if not path.is_file():
+def _metered_gpu_gb(rows: list[dict[str, str]] | None) -> float | None:
+    if rows is None:
         return None
-    with open(path, newline="", encoding="utf-8") as f:
-        sizes = [_num(r.get("gpu_memory_mb")) for r in csv.DictReader(f)]
+    sizes = [_num(r.get("gpu_memory_mb")) for r in rows]
     known = [s for s in sizes if s is not None]
     return max(known) / 1024.0 if known else None
 
@@ -295,16 +293,15 @@ class PricedRun:
         return self.window.scale
 
 
-def _rows_from_requests(path: Path) -> list[dict[str, Any]]:
+def _rows_from_requests(folder: RunFolder) -> list[dict[str, Any]]:
     """Metering for a run whose target metered nothing (FC, a URL): each instance's busy time
     as its requests saw it (`fcbench.measures.busy_seconds`); idle time is unknown (0)."""
     import numpy as np
 
     from ..measures import busy_intervals, busy_seconds
-    from ..report.summary import load_requests
 
-    df = load_requests(path, extra=("ready_ts",))
-    if "instance_id" not in df or not len(df):
+    df = folder.requests()
+    if df is None or "instance_id" not in df or not len(df):
         return []
     ready: dict[str, float] = {}
     if "ready_ts" in df:
@@ -316,43 +313,42 @@ def _rows_from_requests(path: Path) -> list[dict[str, Any]]:
              "gpu_memory_mb": 0, "metered_from": "requests"} for i, s in busy.items()]
 
 
-def metered_rows(run_dir: str | Path) -> list[dict[str, Any]]:
+def metered_rows(run_dir: str | Path | RunFolder) -> list[dict[str, Any]]:
     """The run's metered instances: instances.csv, else each instance's busy time from
     requests.csv (a target that meters nothing).
 
     Raises:
         UsageError: the folder has neither file (with summary.json).
     """
-    run = Path(run_dir)
-    inst_csv = run / "instances.csv"
-    if not (run / "summary.json").is_file() or not (inst_csv.is_file()
-                                                    or (run / "requests.csv").is_file()):
-        raise UsageError(f"{run} has no instances.csv or requests.csv (with summary.json) to "
-                         "price")
-    if inst_csv.is_file():
-        with open(inst_csv, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    else:
-        rows = _rows_from_requests(run / "requests.csv")
+    folder = RunFolder.of(run_dir)
+    run = folder.path
+    if not folder.has(layout.SUMMARY) or not (folder.has(layout.INSTANCES)
+                                              or folder.has(layout.REQUESTS)):
+        raise UsageError(f"{run} has no {layout.INSTANCES} or {layout.REQUESTS} (with "
+                         f"{layout.SUMMARY}) to price")
+    rows = folder.instance_rows()
+    if rows is None:
+        rows = _rows_from_requests(folder)
     if not rows:
         raise UsageError(f"{run} metered no instance time; nothing to price")
     return rows
 
 
-def priced_run(run_dir: str | Path, options: Shape | None = None) -> PricedRun:
+def priced_run(run_dir: str | Path | RunFolder, options: Shape | None = None) -> PricedRun:
     """A run folder's metering over its window, scaled to a day, at the shape it recorded with
     `options`' parts over it.
 
     Raises:
         UsageError: nothing to price, or no GPU spec known (say ``--gpu-mem GB``).
     """
-    run = Path(run_dir)
-    rows = metered_rows(run)
-    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
-    window = run_window(run)
+    folder = RunFolder.of(run_dir)
+    run = folder.path
+    rows = metered_rows(folder)
+    summary = folder.summary()
+    window = run_window(folder)
     requests = int(summary.get("count") or 0)
     usage, _ = usage_from_instances(rows, requests=requests, window=window)
-    shape = run_shape(run)
+    shape = run_shape(folder)
     if options is not None:
         shape = options.over(shape)
     if shape.gpu_gb is None:
@@ -363,7 +359,7 @@ def priced_run(run_dir: str | Path, options: Shape | None = None) -> PricedRun:
                      sum(float(r.get("active_s") or 0) for r in rows))
 
 
-def usage_from_run(run_dir: str | Path, options: Shape | None = None
+def usage_from_run(run_dir: str | Path | RunFolder, options: Shape | None = None
                    ) -> tuple[DailyUsage, float]:
     """`priced_run`'s usage and scale (see there)."""
     priced = priced_run(run_dir, options)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..errors import UsageError
+from ..results import layout
 
 __all__ = ["DAY_S", "MONTH_DAYS", "DailyUsage", "Shape", "usage_from_calls"]
 
@@ -96,7 +97,7 @@ class DailyUsage:
     gpu_family: str = "tesla"
     #: where the busy seconds come from: the platform's metering (``instances.csv``), or the
     #: requests themselves for a target that meters nothing (``requests.csv``)
-    metered_from: str = "instances.csv"
+    metered_from: str = layout.INSTANCES
 
     @property
     def utilisation(self) -> float:

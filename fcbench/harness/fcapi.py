@@ -304,7 +304,7 @@ def trigger_guard(request: web.Request, platform: Platform, name: str
         why = ("its HTTP trigger has authType function" if trigger is not None else
                "it has no HTTP trigger, so only callers signing with the harness's key reach "
                "it (fcbench signs by itself); create an anonymous one to open it: "
-               f"fcbench deploy SPEC.yaml --trigger http")
+               "fcbench deploy SPEC.yaml --trigger http")
         return fc_error(401, "Unauthorized", "Authorization header is expected but missing: "
                         f"{why}", rid), False
     return None, True

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..results import layout
+
 
 
 if TYPE_CHECKING:
@@ -131,7 +133,7 @@ class RunResult:
 
     @property
     def requests_csv(self) -> Path:
-        return self.run_dir / "requests.csv"
+        return self.run_dir / layout.REQUESTS
 
 
 # -- workload access ----------------------------------------------------------------------------

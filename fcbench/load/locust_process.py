@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._net import free_port
+from ..results import layout
 
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def _locust_command(cfg: LocustConfig, opts: RunOptions, run_dir: Path) -> list[
         return cmd + opts.locust_args
     users = opts.expect_workers if opts.master else opts.processes
     cmd += ["--users", str(users), "--spawn-rate", str(users),
-            "--csv", str(run_dir / "locust"), "--html", str(run_dir / "locust.html")]
+            "--csv", str(run_dir / "locust"), "--html", str(run_dir / layout.LOCUST_HTML)]
     if opts.master:
         cmd += ["--master", "--master-bind-host", opts.master_bind_host, "--master-bind-port",
                 str(opts.master_port), "--expect-workers", str(opts.expect_workers)]
@@ -66,7 +67,7 @@ def run_locust(cfg: LocustConfig, opts: RunOptions, run_dir: Path, control: Path
     env.pop("LOCUST_CONFIG", None)
     cmd = _locust_command(cfg, opts, run_dir)
     (control / "command.txt").write_text(" ".join(cmd))
-    logfile = open(run_dir / "locust.log", "ab")
+    logfile = open(run_dir / layout.LOCUST_LOG, "ab")
     # Its own session: a terminal's Ctrl-C reaches only us, and we stop Locust in order.
     proc = subprocess.Popen(cmd, stdout=logfile, stderr=subprocess.STDOUT, env=env, cwd=control,
                             start_new_session=True)
@@ -125,7 +126,7 @@ def _stop_process(proc: subprocess.Popen, *, graceful: bool) -> int | None:
 def locust_failure_reason(run_dir: Path) -> str:
     """The last error line of a failed Locust's log (e.g. its web port was taken), or ''."""
     with contextlib.suppress(OSError):
-        lines = (run_dir / "locust.log").read_text(errors="replace").splitlines()[-200:]
+        lines = (run_dir / layout.LOCUST_LOG).read_text(errors="replace").splitlines()[-200:]
         for line in reversed(lines):
             text = line.strip()
             if re.match(r"^[A-Za-z_.]*(Error|Exception)\b", text) or "/ERROR/" in text:

@@ -31,7 +31,8 @@ from fcbench._io import atomic_write
 from fcbench.load.dispatch import ClosedLoop, OpenLoop
 from fcbench.load.config import CONFIG_ENV, LocustConfig, status_path
 from fcbench.protocol import ALL_COLUMNS, InvocationRecord
-from fcbench.report.records import RecordWriter
+from fcbench.results.records import RecordWriter
+from fcbench.results import layout
 
 log = logging.getLogger("fcbench.locustfile")
 
@@ -182,7 +183,7 @@ class Dispatch:
         self.start_ts, self.duration_s = start_ts, duration_s
         if count > 1:
             self.plan = self.plan.shard(index, count)
-        self.writer = RecordWriter(Path(self.cfg.run_dir) / f"requests.part-{index}.csv",
+        self.writer = RecordWriter(Path(self.cfg.run_dir) / layout.request_part(index),
                                    flush_interval_s=self.cfg.flush_interval_s)
         # Everything made so far lives for the whole run: keep the GC from rescanning it.
         gc.collect()
@@ -461,7 +462,7 @@ def _on_worker_records(environment: Any, msg: Any, **_kw: Any) -> None:
     entry = STATE.worker_rows.get(index)
     if entry is None:
         assert STATE.cfg is not None
-        path = Path(STATE.cfg.run_dir) / f"requests.part-{index}.csv"
+        path = Path(STATE.cfg.run_dir) / layout.request_part(index)
         new = not path.exists()
         # append: rows that come late (after the run was closed) must not wipe earlier ones
         f = open(path, "a", newline="", encoding="utf-8")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..events import Events
 from ..errors import UsageError
+from ..results import layout
 from .config import CONFIG_ENV, LocustConfig, RunOptions, RunResult, status_path
 from .locust_process import locust_failure_reason, run_locust, signals
 
@@ -57,7 +58,7 @@ def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: b
     Raises:
         UsageError: options that do not fit together (e.g. a worker with a local target).
     """
-    from ..report.rundir import new_run_dir
+    from ..results.rundir import new_run_dir
 
     opts = options or RunOptions()
     if out_dir is not None:
@@ -188,15 +189,20 @@ def _start_harness(workload: Any, run_dir: Path, events: Events) -> Any:
 
 def _write_run_yaml(run_dir: Path, workload: Any, opts: RunOptions, duration: float,
                     started: float, **extra: Any) -> None:
-    from ..report.rundir import RunFolder
+    from ..results import RunFolder
 
+    RunFolder(run_dir).write_run_yaml(_run_doc(workload, opts, duration, started, **extra),
+                                      kind="run")
+
+
+def _run_doc(workload: Any, opts: RunOptions, duration: float, started: float,
+             **extra: Any) -> dict[str, Any]:
     try:
         config = workload.to_run_yaml()
     except Exception as exc:  # noqa: BLE001 - run.yaml must not stop a run
         config = {"error": f"to_run_yaml failed: {exc}"}
     doc = {
         "title": f"fcbench run {workload.name}",
-        "kind": "run",
         "name": str(workload.name),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "started_ts": round(started, 3),
@@ -208,7 +214,7 @@ def _write_run_yaml(run_dir: Path, workload: Any, opts: RunOptions, duration: fl
         "workload": config,
         **extra,
     }
-    RunFolder(run_dir).write_run_yaml(doc)
+    return doc
 
 
 def _fetch_instances(url: str) -> list[dict[str, Any]] | None:
@@ -227,7 +233,7 @@ def _start_gpu_sampler(run_dir: Path) -> Any:
     """NVML telemetry into `gpu.csv` for the run (header only, said once, without a GPU)."""
     try:
         from ..telemetry import start_sampler
-        return start_sampler(run_dir / "gpu.csv", interval=0.5)
+        return start_sampler(run_dir / layout.GPU, interval=0.5)
     except Exception as exc:  # noqa: BLE001 - telemetry must never stop a run
         log.warning("GPU telemetry is off for this run: %s", exc)
         return None
@@ -236,38 +242,34 @@ def _start_gpu_sampler(run_dir: Path) -> Any:
 def _finalize(run_dir: Path, workload: Any, duration: float, started: float, interrupted: bool,
               code: int | None, instances: list[dict[str, Any]] | None,
               opts: RunOptions, gpus: dict[str, Any] | None = None) -> dict[str, Any]:
-    from ..report.records import merge_parts
-    from ..report.rundir import RunFolder
-    from ..report.summary import load_requests, summarize
+    from ..results import RunFolder
+    from ..results.summary import summarize
 
-    parts = sorted(run_dir.glob("requests.part-*.csv"))
-    rows = merge_parts(parts, run_dir / "requests.csv")
-    for p in parts:
-        p.unlink()
+    folder = RunFolder(run_dir)
+    rows = folder.merge_request_parts()
     if instances is not None:
-        RunFolder(run_dir).write_instances(instances)
-    df = load_requests(run_dir / "requests.csv")
-    summary = summarize(df, instances_csv=run_dir / "instances.csv"
-                        if instances is not None else None)
+        folder.write_instances(instances)
+    df = folder.requests()
+    summary = summarize(df, instances_started=folder.instances_started())
     summary.update({"name": str(workload.name), "planned_duration_s": duration,
                     "interrupted": interrupted, "locust_exit_code": code})
-    RunFolder(run_dir).write_summary(summary)
     try:
         from ..report.plots import plot_latency
         plot_latency(df, run_dir / "plots" / "latency.png",
                      title=f"{workload.name}: latency over time")
-        if (run_dir / "gpu.csv").exists():
+        if folder.has(layout.GPU):
             from ..telemetry import plot_gpu
-            plot_gpu(run_dir / "gpu.csv", run_dir / "plots" / "gpu.png")
+            plot_gpu(folder.file(layout.GPU), run_dir / "plots" / "gpu.png")
     except Exception as exc:  # noqa: BLE001 - a plot must not lose the run
         log.warning("could not draw the plots: %s", exc)
-    _write_run_yaml(run_dir, workload, opts, duration, started,
-                    finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), interrupted=interrupted,
-                    requests=rows, **({"gpus": gpus} if gpus else {}))
-    try:
-        from ..report.html import write_report
-        write_report(run_dir, title=f"fcbench run: {workload.name}"
-                     + (" (interrupted)" if interrupted else ""))
-    except Exception as exc:  # noqa: BLE001 - the report must not lose the run
-        log.warning("could not write report.html: %s", exc)
+    from ..report.html import write_report
+
+    folder.finish(summary=summary, kind="run",
+                  config=_run_doc(workload, opts, duration, started,
+                                  finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                  interrupted=interrupted, requests=rows,
+                                  **({"gpus": gpus} if gpus else {})),
+                  report=lambda f: write_report(f, title=f"fcbench run: {workload.name}"
+                                                + (" (interrupted)" if interrupted else "")),
+                  report_must_not_fail=True)  # the report must not lose the run
     return summary

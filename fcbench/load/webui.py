@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fcbench.report.stats import wilson
+from fcbench.measures import wilson
 
 __all__ = ["TAB_KEY", "cold_start_rows", "install"]
 

@@ -18,6 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from .._yaml import LocatedDoc, decode_text, load_located, validate
 from ..errors import SpecError, TraceFormatError, UsageError
+from ..results import layout
 from ..secrets import looks_secret
 from . import plans
 from ..spec import FunctionSpec, function_spec_from_doc, load_function_spec, masked_environment
@@ -607,9 +608,9 @@ def recorded_workload_doc(run_dir: str | Path) -> dict[str, Any]:
     import yaml
 
     run = Path(run_dir)
-    path = run / "run.yaml"
+    path = run / layout.RUN_YAML
     if not path.is_file():
-        raise UsageError(f"{run} is not a run folder (no run.yaml)")
+        raise UsageError(f"{run} is not a run folder (no {layout.RUN_YAML})")
     doc = yaml.safe_load(decode_text(path.read_bytes(), str(path))) or {}
     recorded = doc.get("workload") if isinstance(doc, dict) else None
     target = (recorded or {}).get("target") if isinstance(recorded, dict) else None

@@ -3,7 +3,7 @@
 Key names: `load_run` (one folder's figures, read from its own files), `compare_runs`,
 `Comparison`, `Figure`, `config_diff`, `write_comparison`, `terminal_table`. Nothing is
 re-derived here: latency and P(cold) come from each folder's ``summary.json`` (made by
-`fcbench.report.summary.summarize`, which uses `fcbench.measures`) and are recomputed through
+`fcbench.results.summary.summarize`, which uses `fcbench.measures`) and are recomputed through
 that same function only where a figure is missing; phase medians come from the profile's own
 processing; money from `fcbench.cost.model`. The first run is the baseline the others are
 held against.
@@ -11,8 +11,6 @@ held against.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections.abc import Iterator, Sequence
@@ -20,14 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write
 from ..errors import UsageError
-from ..secrets import mask_secrets
 from ..tables import column_lines
+from ..results import RunFolder, layout
 
 __all__ = [
     "DEFAULT_TABLE",
-    "RUN_FILES",
     "Comparison",
     "ConfigDifference",
     "Figure",
@@ -39,8 +35,6 @@ __all__ = [
     "write_comparison",
 ]
 
-#: Any of these makes a folder a run folder (the same files `fcbench report` accepts).
-RUN_FILES = ("run.yaml", "summary.json", "requests.csv", "phases.csv", "sweep.csv")
 #: The price table figures are priced with unless `--table` says otherwise.
 DEFAULT_TABLE = "fc-doc-simple"
 #: summary.json blocks a run's figures are read from; missing ones are recomputed.
@@ -93,6 +87,8 @@ class RunData:
     figures: dict[str, Figure] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     recomputed: list[str] = field(default_factory=list)
+    #: the folder it was read from (its files are read once, here and by the plots)
+    folder: RunFolder | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -149,66 +145,13 @@ class Comparison:
 
 # -- reading one folder ---------------------------------------------------------------------------
 
-def _is_run_folder(path: Path) -> bool:
-    return path.is_dir() and any((path / name).is_file() for name in RUN_FILES)
+def _phase_stats(folder: RunFolder) -> dict[str, Any]:
+    """Phase statistics of a profile's phases.csv: `fcbench.measures.phase_stats` over its kept
+    cold starts, the profile's own definition."""
+    from ..measures import phase_stats
 
-
-def _read_run_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple, int]]:
-    from .._yaml import load_located
-
-    if not path.is_file():
-        return {}, {}
-    doc = load_located(path)
-    if doc.data is None:
-        return {}, {}
-    if not isinstance(doc.data, dict):
-        raise UsageError(f"{path}:1: run.yaml is not a mapping; was it written by fcbench?")
-    return mask_secrets(doc.data), dict(doc.lines)
-
-
-def _read_summary(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); rebuild it or "
-                         "remove it so it is recomputed from requests.csv") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}:1: summary.json is not a JSON object")
-    return data
-
-
-def _phase_stats(phases_csv: Path) -> dict[str, Any]:
-    """Phase statistics of a profile's phases.csv, through the profile's own processing."""
-    from ..coldstart.profile import ColdStartProfile, Sample
-
-    fixed = {"index", "kind", "status", "instance_id", "e2e_ms", "warm_ms", "cold_penalty_ms",
-             "pull_bytes", "pull_mb_s", "error"}
-
-    def num(text: str | None) -> float | None:
-        return float(text) if text not in (None, "") else None
-
-    samples = []
-    with open(phases_csv, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            phases = {k[:-3]: num(v) for k, v in row.items()
-                      if k not in fixed and k.endswith("_ms")}
-            samples.append(Sample(index=int(row.get("index") or 0), kind=row.get("kind", ""),
-                                  status=int(float(row.get("status") or 0)),
-                                  e2e_ms=num(row.get("e2e_ms")) or 0.0,
-                                  warm_ms=num(row.get("warm_ms")),
-                                  instance_id=row.get("instance_id", ""), phases=phases))
-    # process() reads nothing of the experiment's state: called unbound, it is the one
-    # definition of a phase's median
-    return ColdStartProfile.process(None, samples).stats  # type: ignore[arg-type]
-
-
-def _kind(config: dict[str, Any], summary: dict[str, Any], path: Path) -> str:
-    kind = config.get("kind") or config.get("experiment") or summary.get("experiment")
-    if kind is None and (path / "phases.csv").is_file():
-        kind = "coldstart-profile"
-    return str(kind or "run")
+    names, samples = folder.phases() or ([], [])
+    return phase_stats([s for s in samples if s.kind == "ok"], names)
 
 
 def load_run(path: str | Path, *, label: str | None = None,
@@ -219,33 +162,29 @@ def load_run(path: str | Path, *, label: str | None = None,
         UsageError: `path` is not a run folder (named in the message), or is a comparison.
         SpecError: its run.yaml does not parse (file:line).
     """
-    run = Path(path)
-    if not _is_run_folder(run):
-        raise UsageError(f"{run} is not a fcbench run folder: it holds none of "
-                         f"{', '.join(RUN_FILES)}")
-    config, lines = _read_run_yaml(run / "run.yaml")
-    if config.get("kind") == "compare":
+    folder = RunFolder.open(path)
+    run = folder.path
+    config, lines = folder.config_located()
+    if folder.kind() == "compare":
         raise UsageError(f"{run} is a comparison, not a run; compare the run folders it names")
-    summary = _read_summary(run / "summary.json")
-    data = RunData(path=run, label=label or run.name, kind=_kind(config, summary, run),
-                   config=config, lines=lines, summary=summary)
-    requests_csv = run / "requests.csv"
+    summary = dict(folder.summary())
+    data = RunData(path=run, label=label or run.name, kind=folder.kind(), config=config,
+                   lines=lines, summary=summary, folder=folder)
     missing = [k for k in SUMMARY_KEYS if k not in summary]
-    if missing and requests_csv.is_file():
-        from .summary import summarize
+    if missing and folder.has(layout.REQUESTS):
+        from ..results.summary import summarize
 
-        inst = run / "instances.csv"
-        fresh = summarize(requests_csv, instances_csv=inst if inst.is_file() else None)
+        fresh = summarize(folder.requests(), instances_started=folder.instances_started())
         for key in missing:
             if key in fresh:
                 summary[key] = fresh[key]
                 data.recomputed.append(key)
-    if "phases_ms" not in summary and (run / "phases.csv").is_file():
-        summary["phases_ms"] = _phase_stats(run / "phases.csv")
+    if "phases_ms" not in summary and folder.has(layout.PHASES):
+        summary["phases_ms"] = _phase_stats(folder)
         data.recomputed.append("phases_ms")
     for fig in _figures(summary):
         data.figures[fig.metric] = fig
-    for fig in _cost_figures(run, table, data.notes):
+    for fig in _cost_figures(folder, table, data.notes):
         data.figures[fig.metric] = fig
     return data
 
@@ -322,7 +261,7 @@ def _figures(s: dict[str, Any]) -> Iterator[Figure]:
                          _num(st.get("median")))
 
 
-def _cost_figures(run: Path, table_name: str, notes: list[str]) -> Iterator[Figure]:
+def _cost_figures(folder: RunFolder, table_name: str, notes: list[str]) -> Iterator[Figure]:
     """Cost per day and per 1000 requests, as `fcbench cost RUN_DIR` prices the run (its
     planned duration, its recorded shape, `fcbench.cost.billing.bill`); a run that cannot be
     priced (no GPU spec recorded, a CPU function in a GB·s table) has none, and a note says
@@ -334,7 +273,7 @@ def _cost_figures(run: Path, table_name: str, notes: list[str]) -> Iterator[Figu
 
     table = load_table(table_name)
     try:
-        priced = priced_run(run)
+        priced = priced_run(folder)
         total = bill(table, priced.usage).total
     except UsageError as exc:
         notes.append(f"cost: {exc}")
@@ -443,14 +382,6 @@ def comparison_rows(c: Comparison) -> Iterator[dict[str, Any]]:
                    "label": label, "folder": str(run.path.resolve())}
 
 
-def _write_csv(path: Path, columns: Sequence[str], rows: Iterator[dict[str, Any]]) -> Path:
-    text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=list(columns))
-    writer.writeheader()
-    writer.writerows(rows)
-    return atomic_write(path, text.getvalue())
-
-
 def _diff_rows(c: Comparison) -> Iterator[dict[str, Any]]:
     for d in c.diff:
         for run, value, present, line in zip(c.runs, d.values, d.present, d.lines):
@@ -463,19 +394,18 @@ def write_comparison(c: Comparison, parent: str | Path = "results") -> Path:
     """A fresh ``parent/<time>-compare/`` (never an existing folder) with compare.csv,
     config-diff.csv, compare.html (+ plots/) and run.yaml; returns the folder."""
     from .compare_html import write_compare_html
-    from .rundir import RunFolder
 
     folder = RunFolder.create(parent, "compare")
-    _write_csv(folder.path / "compare.csv", CSV_COLUMNS, comparison_rows(c))
-    _write_csv(folder.path / "config-diff.csv",
-               ("key", "run", "present", "value", "line", "bookkeeping"), _diff_rows(c))
-    folder.write_run_yaml({"title": "fcbench comparison: " + " vs ".join(r.label for r in c.runs),
-                           "kind": "compare", "baseline": c.baseline.label,
-                           "runs": [{"label": r.label, "folder": str(r.path.resolve()),
-                                     "kind": r.kind, "recomputed": r.recomputed,
-                                     "notes": r.notes} for r in c.runs],
-                           "table": c.table})
-    write_compare_html(c, folder.path)
+    folder.write_csv(layout.COMPARE_CSV, CSV_COLUMNS, comparison_rows(c))
+    folder.write_csv(layout.CONFIG_DIFF, ("key", "run", "present", "value", "line",
+                                          "bookkeeping"), _diff_rows(c))
+    folder.finish(config={"title": "fcbench comparison: " + " vs ".join(r.label for r in c.runs),
+                          "baseline": c.baseline.label,
+                          "runs": [{"label": r.label, "folder": str(r.path.resolve()),
+                                    "kind": r.kind, "recomputed": r.recomputed,
+                                    "notes": r.notes} for r in c.runs],
+                          "table": c.table},
+                  kind="compare", report=lambda f: write_compare_html(c, f.path))
     return folder.path
 
 
@@ -533,8 +463,8 @@ def terminal_table(c: Comparison) -> list[str]:
     settings = [d for d in c.diff if not d.bookkeeping]
     other = [d for d in c.diff if d.bookkeeping]
     if not c.diff:
-        lines.append("configuration: run.yaml is the same in every run")
-    for title, group in (("configuration differences (run.yaml)", settings),
+        lines.append(f"configuration: {layout.RUN_YAML} is the same in every run")
+    for title, group in ((f"configuration differences ({layout.RUN_YAML})", settings),
                          ("also differ (when, where, names)", other)):
         if group:
             lines.append(f"{title}:")

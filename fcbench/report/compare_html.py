@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import base64
 import os
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__
-from .._io import atomic_write
+from ..results import RunFolder, layout
+from .render import render_html
 
 if TYPE_CHECKING:
     from .compare import Comparison
@@ -46,15 +45,11 @@ def plot_latency_cdfs(c: Comparison, out: Path) -> Path | None:
     import numpy as np
 
     from ..measures import outcomes
-    from .summary import load_requests
 
     curves = []
     for run in c.runs:
-        path = run.path / "requests.csv"
-        if not path.is_file():
-            continue
-        df = load_requests(path)
-        if not len(df):
+        df = RunFolder.of(run.folder or run.path).requests()
+        if df is None or not len(df):
             continue
         kinds = outcomes(df["status"].to_numpy(), df["cold"].to_numpy() if "cold" in df
                          else np.full(len(df), np.nan))
@@ -200,8 +195,6 @@ def _shown(value: Any, present: bool) -> str:
 def write_compare_html(c: Comparison, out_dir: str | Path) -> Path:
     """Draw the plots into `out_dir/plots/` and write `out_dir/compare.html` (images embedded,
     CSVs and each run's own report linked); returns its path."""
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
     out_dir = Path(out_dir)
     pngs = [p for p in (plot_latency_cdfs(c, out_dir / "plots" / "latency_cdf.png"),
                         plot_p_cold(c, out_dir / "plots" / "p_cold.png"),
@@ -209,7 +202,7 @@ def write_compare_html(c: Comparison, out_dir: str | Path) -> Path:
     plots = [{"name": p.name, "data": base64.b64encode(p.read_bytes()).decode()} for p in pngs]
     runs = []
     for r in c.runs:
-        report = r.path / "report.html"
+        report = r.path / layout.REPORT
         runs.append({"label": r.label, "kind": r.kind, "folder": str(r.path.resolve()),
                      "report": os.path.relpath(report.resolve(), out_dir.resolve())
                      if report.is_file() else None,
@@ -218,11 +211,9 @@ def write_compare_html(c: Comparison, out_dir: str | Path) -> Path:
              "cells": [{"text": _shown(v, p), "present": p, "line": ln} for v, p, ln in
                         zip(d.values, d.present, d.lines)]}
             for d in sorted(c.diff, key=lambda d: d.bookkeeping)]
-    env = Environment(loader=PackageLoader("fcbench.report", "templates"),
-                      autoescape=select_autoescape(["html"]))
-    html = env.get_template("compare.html").render(
+    # the template is named after the page it renders
+    return render_html(
+        layout.COMPARE_HTML, out_dir / layout.COMPARE_HTML,
         title="Comparison: " + " vs ".join(r.label for r in c.runs), runs=runs,
         baseline=c.baseline.label, rows=_rows(c), diff=diff, plots=plots, table=c.table,
-        made=time.strftime("%Y-%m-%d %H:%M:%S"), version=__version__,
-        files=[n for n in ("compare.csv", "config-diff.csv") if (out_dir / n).is_file()])
-    return atomic_write(out_dir / "compare.html", html)
+        files=[n for n in (layout.COMPARE_CSV, layout.CONFIG_DIFF) if (out_dir / n).is_file()])

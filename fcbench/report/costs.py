@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FcbenchError
+from ..results import RunFolder, layout
 
 __all__ = ["CostSection", "cost_section", "draw_cost_plot"]
 
@@ -32,11 +33,11 @@ def _money(value: float | None, currency: str) -> str:
 
 
 _METERS_NOTHING = ("Its target meters nothing (FC, a URL): busy time is the union of each "
-                   "instance's requests (from requests.csv); idle time is unknown and not billed "
-                   "on demand.")
+                   f"instance's requests (from {layout.REQUESTS}); idle time is unknown and not "
+                   "billed on demand.")
 
 
-def cost_section(run_dir: str | Path) -> CostSection:
+def cost_section(run_dir: str | Path | RunFolder) -> CostSection:
     """The run's day (its metering over its planned duration, scaled to 24 h) priced in each
     shipped table, with the server comparison where the table has a server price; a table
     that cannot price this function says why in its row."""
@@ -47,12 +48,12 @@ def cost_section(run_dir: str | Path) -> CostSection:
 
     out = CostSection(header=["price table", "regime", "FC per day", "GPU server per day (24 h)",
                               "saving", "break-even utilisation", "source"])
+    folder = RunFolder.of(run_dir)
     try:
-        priced = priced_run(run_dir)
+        priced = priced_run(folder)
     except FcbenchError as exc:
         out.error = str(exc)
-        run = Path(run_dir)
-        if not (run / "instances.csv").is_file() and (run / "requests.csv").is_file():
+        if not folder.has(layout.INSTANCES) and folder.has(layout.REQUESTS):
             out.notes.append(_METERS_NOTHING)
         return out
     usage, shape = priced.usage, priced.shape
@@ -81,7 +82,7 @@ def cost_section(run_dir: str | Path) -> CostSection:
                      f"{usage.active_s:,.0f} busy instance-seconds ({usage.utilisation:.1%} of a "
                      f"day), {usage.idle_s:,.0f} idle, GPU spec {usage.gpu_gb:g} GB. Prices as "
                      "published; check your console.")
-    if usage.metered_from == "requests.csv":
+    if usage.metered_from == layout.REQUESTS:
         out.notes.append(_METERS_NOTHING)
     out.notes.append(f"Shape priced: {shape.describe()}, from {shape.source}."
                      + (f" CU tables bill no {', '.join(shape.missing)}: the spec sets none "

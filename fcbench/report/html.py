@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import base64
 import csv
-import json
 import logging
 import math
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from .._io import atomic_write
-from ..errors import UsageError
+from ..results import RunFolder, layout
+from .render import render_html
 
 __all__ = ["column_header", "column_kind", "format_number", "format_table", "write_report"]
 
@@ -293,21 +290,20 @@ def _draw(section: _Section, caption: str, draw: Any) -> None:
         section.add(Path(png), caption)
 
 
-def _draw_sections(run: Path, summary: dict[str, Any]) -> list[_Section]:
+def _draw_sections(folder: RunFolder) -> list[_Section]:
     """Draw the run's serverless plots into `run/plots` and return the sections showing them."""
     from .costs import cost_section, draw_cost_plot
     from .plots import plot_in_flight, plot_latency, plot_latency_cdf, plot_timeline
     from .plots import run_busy, run_outcomes
-    from .summary import load_requests
-    from .timeline import load_instances
     from .waterfall import plot_phase_waterfall
 
-    plots = run / "plots"
+    summary = folder.summary()
+    plots = folder.plots
     sections: list[_Section] = []
-    has_requests = (run / "requests.csv").is_file()
+    has_requests = folder.has(layout.REQUESTS)
     if has_requests:
-        df = load_requests(run / "requests.csv")
-        instances = load_instances(run / "instances.csv")
+        df = folder.requests()
+        instances = folder.instances()
         busy, kinds = run_busy(df, instances), run_outcomes(df)  # shared by the plots
         inst = _Section("instances", "Instances over time",
                         intro="Each lane is one instance: starting (created → ready), busy (a "
@@ -331,8 +327,8 @@ def _draw_sections(run: Path, summary: dict[str, Any]) -> list[_Section]:
               lambda: plot_latency_cdf(df, plots / "latency_cdf.png", summary=summary,
                                        kinds=kinds))
         sections += [inst, lat]
-    if has_requests or (run / "instances.csv").is_file():
-        priced = cost_section(run)
+    if has_requests or folder.has(layout.INSTANCES):
+        priced = cost_section(folder)
         cost = _Section("cost", "Cost per day", notes=list(priced.notes))
         if priced.error:
             cost.notes.insert(0, f"not priced: {priced.error}")
@@ -341,12 +337,12 @@ def _draw_sections(run: Path, summary: dict[str, Any]) -> list[_Section]:
             _draw(cost, "daily cost against calls per day, per GPU size, against a 24 h server",
                   lambda: draw_cost_plot(priced, plots / "cost.png"))
         sections.append(cost)
-    if (run / "phases.csv").is_file():
+    if folder.has(layout.PHASES):
         wf = _Section("waterfall", "Cold-start waterfall",
                       intro="Each phase starts where the previous one ended; a dotted gap is "
                             "a phase nothing measured (unknown, not zero).")
         _draw(wf, "phase waterfall per cold start and the medians",
-              lambda: plot_phase_waterfall(run, plots / "waterfall.png"))
+              lambda: plot_phase_waterfall(folder, plots / "waterfall.png"))
         if not wf.figures and not wf.notes:
             wf.notes.append("no kept cold start to draw")
         sections.append(wf)
@@ -357,49 +353,33 @@ def _embed(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
 
-#: Any of these makes a folder a run folder.
-RUN_FILES = ("run.yaml", "summary.json", "requests.csv", "phases.csv", "sweep.csv")
-
-
-def write_report(run_dir: str | Path, *, title: str | None = None) -> Path:
+def write_report(run_dir: str | Path | RunFolder, *, title: str | None = None) -> Path:
     """Write `run_dir/report.html` from what the folder holds; returns its path."""
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    run = Path(run_dir)
-    if not run.is_dir() or not any((run / name).is_file() for name in RUN_FILES):
-        raise UsageError(f"{run} is not a fcbench run folder: it holds none of "
-                         f"{', '.join(RUN_FILES)}")
-    summary: dict[str, Any] = {}
-    if (run / "summary.json").exists():
-        summary = json.loads((run / "summary.json").read_text())
-    config = (run / "run.yaml").read_text() if (run / "run.yaml").exists() else ""
+    folder = RunFolder.open(run_dir)
+    run = folder.path
+    config = folder.config_text()
     if title is None and config:
-        import yaml
-        doc = yaml.safe_load(config)
-        title = doc.get("title") if isinstance(doc, dict) else None
-    tables = [t for t in (_latency_table(summary), _phase_table(summary),
-                          _csv_table(run / "sweep.csv", "Sweep: cold-start probability vs "
-                                     "concurrency"),
-                          _csv_table(run / "predicted.csv", "Sweep: the simulator's prediction, "
-                                     "calibrated on these levels"),
-                          *(_csv_table(w, f"Priced what-ifs ({w.stem[len('whatif-'):]}): "
-                                       "simulated, calibrated on this run; “as run” = its "
-                                       "own settings") for w in sorted(run.glob("whatif-*.csv"))))
+        title = folder.config().get("title")
+    whatifs = sorted(run.glob(layout.WHATIF_GLOB))
+    tables = [t for t in (_latency_table(folder.summary()), _phase_table(folder.summary()),
+                          _csv_table(folder.file(layout.SWEEP), "Sweep: cold-start probability "
+                                     "vs concurrency"),
+                          _csv_table(folder.file(layout.PREDICTED), "Sweep: the simulator's "
+                                     "prediction, calibrated on these levels"),
+                          *(_csv_table(w, f"Priced what-ifs ({w.stem[len(layout.WHATIF_PREFIX):]}"
+                                       "): simulated, calibrated on this run; “as run” = its "
+                                       "own settings") for w in whatifs))
               if t]
-    sections = _draw_sections(run, summary)
+    sections = _draw_sections(folder)
     placed = {fig["name"] for sec in sections for fig in sec.figures}
     plots = [{"name": p.name, "data": _embed(p)}
-             for p in sorted((run / "plots").glob("*.png")) if p.name not in placed] \
-        if (run / "plots").is_dir() else []
+             for p in sorted(folder.plots.glob("*.png")) if p.name not in placed] \
+        if folder.plots.is_dir() else []
     files = [{"name": p.name, "href": p.name, "size": _size(p.stat().st_size)}
              for p in sorted(run.glob("*")) if p.is_file() and p.suffix in (".csv", ".json",
                                                                              ".yaml", ".html")
-             and p.name != "report.html"]
-    env = Environment(loader=PackageLoader("fcbench.report", "templates"),
-                      autoescape=select_autoescape(["html"]))
-    html = env.get_template("report.html").render(
-        title=title or f"fcbench run {run.name}", run_name=run.name,
-        made=time.strftime("%Y-%m-%d %H:%M:%S"), version=__version__,
-        cards=_summary_cards(summary), tables=tables, sections=sections, plots=plots,
-        files=files, config=config)
-    return atomic_write(run / "report.html", html)
+             and p.name != layout.REPORT]
+    return render_html(layout.REPORT, folder.file(layout.REPORT),
+                       title=title or f"fcbench run {run.name}", run_name=run.name,
+                       cards=_summary_cards(folder.summary()), tables=tables, sections=sections,
+                       plots=plots, files=files, config=config)

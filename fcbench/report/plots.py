@@ -15,6 +15,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..results import layout
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -76,7 +78,7 @@ def latency_figure(records: str | Path | pd.DataFrame, *,  # type: ignore[no-unt
     """The figure `plot_latency` saves (open: the caller closes it)."""
     import numpy as np
 
-    from .summary import load_requests
+    from ..results.summary import load_requests
 
     plt = _pyplot()
     df = load_requests(records) if isinstance(records, (str, Path)) else records
@@ -386,7 +388,7 @@ def in_flight_figure(df: pd.DataFrame, instances: pd.DataFrame | None, *, title:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="upper right", fontsize=8)
     if instances is None:
-        bottom.text(0.01, 0.95, "no instances.csv: alive/ready unknown", fontsize=8,
+        bottom.text(0.01, 0.95, f"no {layout.INSTANCES}: alive/ready unknown", fontsize=8,
                     transform=bottom.transAxes, va="top", color="#57606a")
     if binned:
         fig.text(0.01, 0.005, f"Per {_bin_width((t1 - t0) / STEP_BINS)} bin: filled = "

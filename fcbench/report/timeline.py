@@ -1,8 +1,8 @@
 """What the instances of a run did over time, from `instances.csv` and `requests.csv`.
 
-Key names: `load_instances`, `busy_intervals`, `in_flight`, `step_envelope`, `step_mean`,
-`choose_lanes`, `lane_states`, `lane_busy_share`, `ordinal`, `STATES`. Pure numpy/pandas,
-vectorised so a 1,000,000-row run stays fast; the drawing is in `fcbench.report.plots`.
+Key names: `busy_intervals`, `in_flight`, `step_envelope`, `step_mean`, `choose_lanes`,
+`lane_states`, `lane_busy_share`, `ordinal`, `STATES`. Pure numpy/pandas, vectorised so a
+1,000,000-row run stays fast; the drawing is in `fcbench.report.plots`.
 
 * **starting**: created → ready (an instance that never got ready starts until it stopped).
 * **busy**: at least one request in flight on it (the union of its requests' start → end; a
@@ -14,47 +14,23 @@ vectorised so a 1,000,000-row run stays fast; the drawing is in `fcbench.report.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..measures import busy_intervals
+from ..results import layout
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["INSTANCE_COLUMNS", "STATES", "Lanes", "busy_intervals", "choose_lanes", "in_flight",
-           "lane_busy_share", "lane_states", "load_instances", "ordinal", "step_envelope",
+__all__ = ["STATES", "Lanes", "busy_intervals", "choose_lanes", "in_flight",
+           "lane_busy_share", "lane_states", "ordinal", "step_envelope",
            "step_mean"]
 
-#: The instances.csv columns the timeline reads (others are skipped).
-INSTANCE_COLUMNS = ("instance_id", "created_ts", "ready_ts", "stopped_ts")
 #: Lane state codes, by index (0: not alive).
 STATES = ("", "starting", "idle", "busy")
 _STARTING, _IDLE, _BUSY = 1, 2, 3
-
-
-def load_instances(path: str | Path) -> pd.DataFrame | None:
-    """The lifecycle columns of an instances.csv (absent ones NaN), sorted by creation;
-    None where there is no such file, an empty frame where it has no rows."""
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        return None
-    header = path.open(encoding="utf-8").readline().strip().split(",")
-    cols = [c for c in INSTANCE_COLUMNS if c in header]
-    if "instance_id" not in cols:
-        return pd.DataFrame({c: pd.Series(dtype=object if c == "instance_id" else float)
-                             for c in INSTANCE_COLUMNS})
-    df = pd.read_csv(path, usecols=cols, dtype={c: object if c == "instance_id" else float
-                                                for c in cols},
-                     keep_default_na=False, na_values={c: [""] for c in cols[1:]})
-    for c in INSTANCE_COLUMNS:
-        if c not in df:
-            df[c] = np.nan
-    return df.sort_values("created_ts", kind="stable").reset_index(drop=True)
 
 
 def in_flight(start_ts: Any, end_ts: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -151,7 +127,7 @@ def choose_lanes(instances: pd.DataFrame | None, busy: pd.DataFrame, *, cap: int
         first = busy.groupby("instance_id", sort=False)["start"].min().sort_values()
         ids = first.index.astype(str).tolist()
         created = ready = stopped = np.full(len(ids), np.nan)
-        note = ("no instances.csv: start, idle and reclaim times are unknown; busy periods "
+        note = (f"no {layout.INSTANCES}: start, idle and reclaim times are unknown; busy periods "
                 "come from the requests")
     total = len(ids)
     if total > cap:

@@ -9,17 +9,17 @@ unknown, never as a zero-length measurement.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..results import RunFolder
+from ..results.folder import NOT_PHASES
 
 __all__ = ["PhaseRows", "plot_phase_waterfall", "read_phases", "waterfall"]
 
 #: Cold starts drawn at most (the first ones), besides the medians.
 MAX_ROWS = 20
-_NOT_PHASES = ("e2e_ms", "warm_ms", "cold_penalty_ms")
 
 
 @dataclass(frozen=True)
@@ -38,25 +38,21 @@ def _float(text: str | None) -> float:
         return math.nan
 
 
-def read_phases(run_dir: str | Path, *, limit: int = MAX_ROWS) -> PhaseRows | None:
+def read_phases(run_dir: str | Path | RunFolder, *, limit: int = MAX_ROWS) -> PhaseRows | None:
     """The kept cold starts (``kind == ok``) of `run_dir/phases.csv` and the medians; None
     when the folder has no phases.csv or it holds no kept cold start."""
-    run = Path(run_dir)
-    path = run / "phases.csv"
-    if not path.is_file():
+    folder = RunFolder.of(run_dir)
+    read = folder.phase_rows()
+    if read is None:
         return None
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        names = [c[:-3] for c in reader.fieldnames or []
-                 if c.endswith("_ms") and c not in _NOT_PHASES]
-        kept = [r for r in reader if r.get("kind") == "ok"]
+    columns, all_rows = read
+    names = [c[:-3] for c in columns if c.endswith("_ms") and c not in NOT_PHASES]
+    kept = [r for r in all_rows if r.get("kind") == "ok"]
     if not kept or not names:
         return None
     rows = [(f"#{r.get('index', i)}", [_float(r.get(f"{n}_ms")) for n in names],
              _float(r.get("e2e_ms"))) for i, r in enumerate(kept[:limit])]
-    stats: dict[str, dict[str, float | None]] = {}
-    if (run / "summary.json").is_file():
-        stats = json.loads((run / "summary.json").read_text()).get("phases_ms") or {}
+    stats: dict[str, dict[str, float | None]] = folder.summary().get("phases_ms") or {}
     if stats:
         def median(name: str) -> float:
             value = (stats.get(name) or {}).get("median")
@@ -81,7 +77,7 @@ def waterfall(values: list[float]) -> list[tuple[float, float | None]]:
     return out
 
 
-def plot_phase_waterfall(run_dir: str | Path, out: str | Path, *, title: str = ""
+def plot_phase_waterfall(run_dir: str | Path | RunFolder, out: str | Path, *, title: str = ""
                          ) -> Path | None:
     """Draw the waterfall of `run_dir`'s phases.csv to `out`; None when there is nothing to
     draw (no phases.csv, no kept cold start)."""

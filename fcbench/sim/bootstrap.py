@@ -16,6 +16,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..results import layout
+
 __all__ = ["DEFAULT_REPLICATIONS", "Interval", "Prediction", "predict", "simulated_figures"]
 
 #: bootstrap replications of the calibration per prediction
@@ -172,7 +174,7 @@ def predict_folder(workload: Any, settings: Any, run_dir: Any, *,
            "costs": {name: {"currency": cur, "per_day": vars(day), "per_1000_requests":
                             vars(per_k)} for name, (cur, day, per_k) in got.costs.items()},
            "notes": notes}
-    (folder / "prediction.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    (folder / layout.PREDICTION).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     lines = [f"prediction ({got.replications} bootstrap replications of the calibration, the "
              "same arrivals; 95 % intervals):",
              f"  P(cold)                   {got.p_cold.text('.4f')}",
@@ -181,5 +183,5 @@ def predict_folder(workload: Any, settings: Any, run_dir: Any, *,
         lines.append(f"  {name} {cur}/day{'':<{max(0, 9 - len(name) - len(cur))}} "
                      f"{day.text('.2f')}  (per 1000 requests {per_k.text('.4f')})")
     lines += [f"  {n}" for n in notes]
-    lines.append(f"written: {folder / 'prediction.json'}")
+    lines.append(f"written: {folder / layout.PREDICTION}")
     return lines

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
+from ..results import RunFolder, layout
 
 __all__ = ["Calibration", "calibrate", "engine_options"]
 
@@ -43,7 +44,7 @@ class Calibration:
     service_ms: tuple[float, ...]
     startup_ms: tuple[float, ...]
     sources: tuple[str, ...]
-    startup_from: str = "instances.csv"
+    startup_from: str = layout.INSTANCES
     service_from: str = "warm requests"
     #: service times of cold requests (they waited for their instance's start); empty: none
     #: measured, cold requests draw warm times
@@ -110,7 +111,8 @@ def engine_options(settings: Any, duration_s: float | None) -> dict[str, Any]:
     return out
 
 
-def calibrate(run_dirs: Iterable[str | Path], *, function: str | None = None) -> Calibration:
+def calibrate(run_dirs: Iterable[str | Path | RunFolder], *,
+              function: str | None = None) -> Calibration:
     """Pool the warm service and start-up times of one or more run folders (e.g. every level of
     a sweep). `function` keeps only that function's instances when a run served several.
 
@@ -118,7 +120,6 @@ def calibrate(run_dirs: Iterable[str | Path], *, function: str | None = None) ->
         UsageError: a folder without requests.csv, or no warm request to learn from.
     """
     from ..measures import outcomes
-    from ..report.summary import load_requests
 
     service: list[float] = []
     cold_held: list[float] = []
@@ -126,28 +127,28 @@ def calibrate(run_dirs: Iterable[str | Path], *, function: str | None = None) ->
     cold_latency: list[float] = []
     sources: list[str] = []
     labels: set[str] = set()  # where the start-ups came from
-    for run in (Path(p) for p in run_dirs):
-        csv_path = run / "requests.csv"
-        if not csv_path.is_file() and (run / "phases.csv").is_file():
+    for folder in (RunFolder.of(p) for p in run_dirs):
+        run = folder.path
+        if not folder.has(layout.REQUESTS) and folder.has(layout.PHASES):
             sources.append(str(run))  # a cold-start profile: its phases time every start
-            warm, starts = _from_phases(run / "phases.csv")
+            warm, starts = _from_phases(folder)
             service.extend(warm)
             startup.extend(starts)
-            labels.add("phases.csv")
+            labels.add(layout.PHASES)
             continue
-        if not csv_path.is_file():
-            raise UsageError(f"{run} is not a run folder (no requests.csv or phases.csv) to "
-                             "calibrate from")
+        if not folder.has(layout.REQUESTS):
+            raise UsageError(f"{run} is not a run folder (no {layout.REQUESTS} or "
+                             f"{layout.PHASES}) to calibrate from")
         sources.append(str(run))
-        df = load_requests(csv_path, extra=("queue_ms", "forward_ms"))
+        df = folder.requests()
         kinds = outcomes(df["status"], df["cold"])
         held = _held_ms(df)
         service.extend(_finite(held[kinds == "warm"]))
         cold_held.extend(_finite(held[kinds == "cold"]))
-        starts = _startups_ms(run / "instances.csv", function)
+        starts = _startups_ms(folder.instance_rows(), function)
         startup.extend(starts)
         if starts:
-            labels.add("instances.csv")
+            labels.add(layout.INSTANCES)
         if not starts:
             cold_latency.extend(_finite(df["latency_ms"].to_numpy(dtype=float)[kinds == "cold"]))
     service_from = "warm requests"
@@ -165,19 +166,22 @@ def calibrate(run_dirs: Iterable[str | Path], *, function: str | None = None) ->
         startup = [max(0.0, x - median) for x in cold_latency]
         startup_from = "cold requests"
     if not startup:
-        raise UsageError("no instance start was measured (no instances.csv, no cold request) "
-                         "to learn a start-up time from; give --startup-ms")
+        raise UsageError(f"no instance start was measured (no {layout.INSTANCES}, no cold "
+                         "request) to learn a start-up time from; give --startup-ms")
     return Calibration(tuple(service), tuple(startup), tuple(sources), startup_from,
                        service_from, cold_service)
 
 
-def _from_phases(path: Path) -> tuple[list[float], list[float]]:
+def _from_phases(folder: RunFolder) -> tuple[list[float], list[float]]:
     """A profile's warm service times (its warm requests, ``warm_ms``) and start-ups: each
     forced cold start's end-to-end time less what serving it took (first inference and
     transit), so the start covers every phase before the instance was ready."""
+    import io
+
     import pandas as pd
 
-    df = pd.read_csv(path, keep_default_na=False, na_values={c: [""] for c in
+    df = pd.read_csv(io.StringIO(folder.text(layout.PHASES) or ""), keep_default_na=False,
+                     na_values={c: [""] for c in
                      ("e2e_ms", "warm_ms", "first_inference_ms", "transit_ms")})
     ok = df[df["kind"] == "ok"] if "kind" in df else df
     warm = _finite(ok["warm_ms"].to_numpy(dtype=float)) if "warm_ms" in ok else []
@@ -202,20 +206,15 @@ def _held_ms(df: Any) -> np.ndarray:
     return held
 
 
-def _startups_ms(path: Path, function: str | None) -> list[float]:
-    import csv
-
-    if not path.is_file():
-        return []
+def _startups_ms(rows: list[dict[str, str]] | None, function: str | None) -> list[float]:
     out = []
-    with open(path, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            if function and row.get("function") not in (None, "", function):
-                continue
-            try:
-                created, ready = float(row["created_ts"]), float(row["ready_ts"])
-            except (KeyError, TypeError, ValueError):
-                continue  # never became ready (a failed start)
-            if ready >= created:
-                out.append((ready - created) * 1000.0)
+    for row in rows or []:
+        if function and row.get("function") not in (None, "", function):
+            continue
+        try:
+            created, ready = float(row["created_ts"]), float(row["ready_ts"])
+        except (KeyError, TypeError, ValueError):
+            continue  # never became ready (a failed start)
+        if ready >= created:
+            out.append((ready - created) * 1000.0)
     return out

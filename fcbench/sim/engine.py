@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import heapq
-import itertools
 import math
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -145,7 +144,7 @@ class SimResult:
 
     def to_frame(self, *, origin_ts: float = 0.0) -> pd.DataFrame:
         """The requests as a requests.csv frame (same columns as a measured run), so
-        `fcbench.report.summary.summarize` reads a simulation exactly as a measurement.
+        `fcbench.results.summary.summarize` reads a simulation exactly as a measurement.
         Times are `origin_ts` + simulated seconds; a request is sent at its intended time."""
         import pandas as pd
 

@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..results import RunFolder, layout
+
 __all__ = ["BASE", "SETTINGS", "heldout"]
 
 #: the calibration run's workload (its function's settings are what the what-ifs vary)
@@ -71,8 +73,6 @@ def heldout(out: Path, *, seed: int = 7, duration: float = 90.0,
     """Measure the base and every held-out setting on the same arrivals (one seed), predict
     each from the base run alone; returns one row per setting (the base first: its own
     settings simulated, the calibration's self-check)."""
-    import json
-
     from ..cost.metering import priced_run
     from ..cost.billing import bill
     from ..cost.tables import load_table
@@ -89,7 +89,7 @@ def heldout(out: Path, *, seed: int = 7, duration: float = 90.0,
             if key is None else {key: (value,)}
         predicted = [r for r in what_if(base_run, grid, seed=seed, replications=replications)
                      if r.source == "simulated" and (key is None or not r.as_run)][0]
-        summary = json.loads((measured_run / "summary.json").read_text())
+        summary = RunFolder(measured_run).summary()
         p = summary["p_cold"]["value"]
         cost = bill(table, priced_run(measured_run).usage).total
         _, day, (lo, hi), _, _ = predicted.costs[table.name]
@@ -109,7 +109,7 @@ def heldout(out: Path, *, seed: int = 7, duration: float = 90.0,
             "p99_ms_lo": round(predicted.p99_ms_lo), "p99_ms_hi": round(predicted.p99_ms_hi),
             "p99_covered": predicted.p99_ms_lo <= p99 <= predicted.p99_ms_hi,
             "run": str(measured_run)})
-    with open(out / "heldout.csv", "w", newline="") as f:
+    with open(out / layout.HELDOUT, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{r['cost_error_pct']:+.1f} % | {r['p99_ms_measured']} | "
               f"{r['p99_ms_predicted']} [{r['p99_ms_lo']}, {r['p99_ms_hi']}]"
               f"{mark(r['p99_covered'])} |")
-    print(f"written: {args.out / 'heldout.csv'}")
+    print(f"written: {args.out / layout.HELDOUT}")
 
 
 if __name__ == "__main__":

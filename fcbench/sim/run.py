@@ -144,15 +144,15 @@ def simulate_workload(workload: Any, settings: SimulationSettings, *,
         UsageError: see `run_simulation`.
     """
     from ..report.html import write_report
-    from ..report.rundir import RunFolder
-    from ..report.summary import summarize
+    from ..results import RunFolder
+    from ..results.summary import summarize
 
     sim = run_simulation(workload, settings)
     result = sim.result
     folder = RunFolder.create(Path(out_dir or workload.output_dir()), f"sim-{workload.name}")
     origin = time.time()
     frame = sim.frame(origin)
-    frame.to_csv(folder.path / "requests.csv", index=False, float_format="%.6f")
+    folder.write_requests(frame)
     folder.write_instances([{**row, "created_ts": _ts(origin, row["created_ts"]),
                              "ready_ts": _ts(origin, row["ready_ts"]),
                              "stopped_ts": _ts(origin, row["stopped_ts"])}
@@ -162,15 +162,13 @@ def simulate_workload(workload: Any, settings: SimulationSettings, *,
                     "planned_duration_s": workload.duration,
                     "instances_started": result.instances_started,
                     "simulation_s": round(sim.elapsed_s, 3)})
-    folder.write_summary(summary)
-    folder.write_run_yaml({
-        "title": f"fcbench simulate {workload.name} (simulated)", "kind": "simulated",
+    folder.finish(summary=summary, kind="simulated", report=write_report, config={
+        "title": f"fcbench simulate {workload.name} (simulated)",
         "name": str(workload.name), "service_ms": sim.service, "startup_ms": sim.startup,
         "times_from": sim.source,
         "seed": settings.seed, "calibration": settings.calibration.describe()
         if settings.calibration else None,
         "workload": workload.to_run_yaml(), "time": sim.time_scale, "gpus": sim.gpu_info})
-    write_report(folder.path)
     return folder.path, summary
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..errors import SpecError, UsageError
 from .settings import SETTINGS
+from ..results import RunFolder, layout
 
 __all__ = ["WHAT_IF_KEYS", "WhatIfRow", "parse_what_if", "what_if", "what_if_table",
            "write_what_if_csv"]
@@ -209,12 +210,10 @@ def what_if(run_dir: str | Path, grid: dict[str, tuple[float, ...]], *,
 def _measured_row(run_dir: str | Path, own: dict[str, float], measured: Any,
                   tables: list[Any]) -> WhatIfRow:
     """The run as measured: its summary's figures, its metering priced as `fcbench cost`."""
-    import json
-
     from ..cost.billing import bill
     from ..cost.model import per_thousand_requests
 
-    summary = json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8"))
+    summary = RunFolder(run_dir).summary()
     pc = summary.get("p_cold") or {}
     cluster = pc.get("cluster") or {}
     lfi = summary.get("latency_from_intended_ms") or {}
@@ -265,7 +264,7 @@ def _get(spec: dict[str, Any], key: str) -> Any:
     if node is None:  # not written: the schema's default
         from ..spec import function_spec_from_dict
 
-        return SETTINGS[key].get(function_spec_from_dict(spec, source="run.yaml"))
+        return SETTINGS[key].get(function_spec_from_dict(spec, source=layout.RUN_YAML))
     return node
 
 

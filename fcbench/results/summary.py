@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._io import atomic_write
-from ..measures import latency_from_intended, outcome_shares, outcomes, p_cold
-from .stats import percentiles
+from ..measures import latency_from_intended, outcome_shares, outcomes, p_cold, percentiles
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,13 +54,14 @@ def _clean(value: Any) -> Any:
 
 
 def summarize(records: str | Path | pd.DataFrame, *, instances_csv: str | Path | None = None,
-              z: float = 1.96) -> dict[str, Any]:
+              instances_started: int | None = None, z: float = 1.96) -> dict[str, Any]:
     """Counts, outcomes (warm / cold / throttled / failed), P(cold) over all requests with
     Wilson and block-bootstrap intervals, latency (service over successes; from intended over
     all, failures censored), throughput. Definitions: `fcbench.measures`.
 
     `records` is a requests.csv path or a DataFrame (measured or simulated, same columns).
-    Works on 0 rows.
+    `instances_started` (or the rows of `instances_csv`) is how many instances the platform
+    started; without either, the instances the requests saw. Works on 0 rows.
     """
     import numpy as np
 
@@ -97,7 +97,8 @@ def summarize(records: str | Path | pd.DataFrame, *, instances_csv: str | Path |
     span = (last - first) if first is not None and last is not None else 0.0
     seen = int(df.loc[df["instance_id"].fillna("") != "", "instance_id"].nunique()) \
         if n and "instance_id" in df else 0
-    started = _instances_started(instances_csv)
+    started = _instances_started(instances_csv) if instances_csv is not None \
+        else instances_started
     summary = {
         "count": n,
         "ok": ok,

@@ -132,9 +132,10 @@ class Counters:
             self.errors += 1
         if rec.cold is not None:
             self.cold_known += 1
-        if rec.outcome == "cold":  # fcbench.measures: answered, and cold (a 504 is "failed")
-            self.cold += 1
-            self.recent_cold_ms.append(round(rec.latency_ms, 1))
+            # fcbench.measures: answered, and cold (a 504 is "failed"); asked only when cold
+            if rec.cold and rec.outcome == "cold":
+                self.cold += 1
+                self.recent_cold_ms.append(round(rec.latency_ms, 1))
 
     def as_dict(self) -> dict[str, Any]:
         return {"sent": self.sent, "done": self.done, "errors": self.errors, "cold": self.cold,

@@ -31,6 +31,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationIn
                       model_validator)
 from pydantic.alias_generators import to_camel
 
+from ._model import Model
 from ._yaml import LocatedDoc, _dotted, load_located, validate
 from .errors import SpecError
 from .harness.gpus import GPU_TYPES  # FC's gpuType values (a leaf module: no cycle)
@@ -143,7 +144,7 @@ FC_PASSTHROUGH_KEYS = frozenset({
 _CPU_STEP = 0.05
 
 
-class _Spec(BaseModel):
+class _Spec(Model):
     # allow_inf_nan=False: FC takes finite numbers only, and `inf` passed every `gt=0` bound
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True,

@@ -11,12 +11,8 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("fcbench.load.runner")
 
@@ -35,13 +31,20 @@ EXIT_INTERRUPTED = 130
 
 @dataclass
 class LocustConfig:
-    """Everything the locustfile needs, written by the runner as JSON."""
+    """Everything the locustfile needs, written by the runner as JSON: ready configs, no pickles.
 
-    workload_pickle: str
+    `target` is a url or fc target config as its model dumps it (None: a master sends nothing),
+    `plan` the plan's model with its seed and an absolute trace file, `body_file` the request
+    body's bytes.
+    """
+
     run_dir: str
     control_dir: str
     duration_s: float
-    target: dict[str, Any]
+    target: dict[str, Any] | None
+    plan: dict[str, Any]
+    body_file: str
+    content_type: str
     timeout_s: float = 60.0
     harness_url: str | None = None
     request_name: str = "invoke"
@@ -62,6 +65,19 @@ class LocustConfig:
     @classmethod
     def read(cls, path: str | Path) -> LocustConfig:
         return cls(**json.loads(Path(path).read_text()))
+
+    def target_config(self) -> Any:
+        """The `fcbench.targets.config` model of `target` (for `fcbench.targets.open_target`)."""
+        from ..targets.config import read_target_config
+
+        assert self.target is not None
+        return read_target_config(self.target)
+
+    def plan_spec(self) -> Any:
+        """The plan's model (`load.plan_specs`), which yields the arrivals."""
+        from .plan_specs import PLAN_MODELS
+
+        return PLAN_MODELS[self.plan["kind"]].model_validate(self.plan)
 
 
 def status_path(control_dir: Path, name: str) -> Path:
@@ -133,5 +149,3 @@ class RunResult:
     def requests_csv(self) -> Path:
         return self.run_dir / "requests.csv"
 
-
-# -- workload access ----------------------------------------------------------------------------

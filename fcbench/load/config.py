@@ -74,10 +74,10 @@ class LocustConfig:
         return read_target_config(self.target)
 
     def plan_spec(self) -> Any:
-        """The plan's model (`load.plan_specs`), which yields the arrivals."""
-        from .plan_specs import PLAN_MODELS
+        """The plan (`load.plans`), bound: ready to yield the arrivals."""
+        from .plans import PLAN_MODELS
 
-        return PLAN_MODELS[self.plan["kind"]].model_validate(self.plan)
+        return PLAN_MODELS[self.plan["kind"]].model_validate(self.plan).bind()
 
 
 def status_path(control_dir: Path, name: str) -> Path:

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator
 
-__all__ = ["Duration", "MAX_DURATION_S", "MAX_RATE", "MAX_USERS", "Rate", "parse_duration"]
+__all__ = ["Count", "Duration", "Factor", "MAX_DURATION_S", "MAX_RATE", "MAX_USERS", "Rate",
+           "not_bool", "parse_duration"]
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?", re.I)
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -64,5 +65,15 @@ def _sane_duration(value: float) -> float:
     return value
 
 
+def not_bool(value: Any) -> Any:
+    """Refuse true/false where a number goes (pydantic would read them as 1 and 0)."""
+    if isinstance(value, bool):
+        raise ValueError("this must be a number, not true or false")
+    return value
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_sane_duration)]
-Rate = Annotated[float, AfterValidator(_sane_rate)]
+Rate = Annotated[float, BeforeValidator(not_bool), AfterValidator(_sane_rate)]
+#: A number of something (users, a compression factor, a minute): never a boolean.
+Count = Annotated[int, BeforeValidator(not_bool)]
+Factor = Annotated[float, BeforeValidator(not_bool)]

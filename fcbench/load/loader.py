@@ -17,8 +17,7 @@ from ..errors import SpecError, TraceFormatError, UsageError
 from ..secrets import looks_secret
 from ..spec import FunctionSpec, function_spec_from_doc, load_function_spec
 from ..targets.config import CREDENTIAL_ENV, TARGET_MODELS, check_url, target_keys
-from . import plans
-from .plan_specs import PLAN_KINDS, PLAN_MODELS, TraceSpec, _PlanBase
+from .plans import PLAN_KINDS, PLAN_MODELS, Plan, TracePlan
 from .workload import RequestConfig, Workload
 
 __all__ = ["load_workload", "recorded_workload_doc", "workload_from_dict", "workload_from_run"]
@@ -143,7 +142,7 @@ def _reject_credentials(doc: LocatedDoc, node: Any, loc: tuple[Any, ...]) -> Non
             _reject_credentials(doc, item, loc + (i,))
 
 
-def _validate_plan(doc: LocatedDoc, raw: Any) -> _PlanBase:
+def _validate_plan(doc: LocatedDoc, raw: Any) -> Plan:
     kinds = ", ".join(PLAN_KINDS)
     if not isinstance(raw, dict):
         raise located_error(doc, ("plan",), f"plan must be a mapping with a kind ({kinds})")
@@ -243,14 +242,14 @@ def _check_request(doc: LocatedDoc, wl: Workload) -> None:
                        "are relative to the workload's folder")
 
 
-def _build_plan(doc: LocatedDoc, wl: Workload) -> plans.Plan:
+def _build_plan(doc: LocatedDoc, wl: Workload) -> Plan:
     try:
-        return wl.plan.build(wl.plan_seed, wl.base_dir)
+        return wl.plan.bind(wl.plan_seed, wl.base_dir)
     except (OSError, TraceFormatError) as exc:
         raise located_error(doc, ("plan", "file"), str(exc)) from None
     except ValueError as exc:
         key = "kind"
-        if isinstance(wl.plan, TraceSpec):
+        if isinstance(wl.plan, TracePlan):
             key = "startMinute" if str(exc).startswith("start_minute") else "function"
         raise located_error(doc, ("plan", key), str(exc)) from None
 

@@ -141,8 +141,7 @@ class Dispatch:
     def __init__(self, env: Any, cfg: LocustConfig) -> None:
         self.env, self.cfg = env, cfg
         self.body, self.content_type = Path(cfg.body_file).read_bytes(), cfg.content_type
-        spec = cfg.plan_spec()
-        self.plan = spec.build(spec.seed, Path(cfg.run_dir))  # a trace file is absolute
+        self.plan = cfg.plan_spec()
         self.target = open_target(cfg.target_config(), timeout=cfg.timeout_s)
         warm_up = getattr(self.target, "warm_up", None)
         if warm_up is not None:

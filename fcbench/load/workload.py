@@ -3,7 +3,7 @@ and how it is written into a run folder's run.yaml.
 
 Key names: `Workload`, `RequestConfig`, `with_target`. Build one with
 `fcbench.load.loader.load_workload` (or `workload_from_dict` / `workload_from_run`); target
-configs and ``--target`` live in `fcbench.targets.config`, plan models in `load.plan_specs`,
+configs and ``--target`` live in `fcbench.targets.config`, plan models in `load.plans`,
 durations in `load.durations`. The names that lived here before stay importable from here.
 """
 
@@ -21,9 +21,8 @@ from pydantic import Field, PrivateAttr, field_validator
 from .._model import Model
 from ..spec import FunctionSpec, masked_environment
 from ..targets.config import FcTargetConfig, TargetConfig, UrlTargetConfig, target_from_url
-from . import plans
 from .durations import Duration
-from .plan_specs import PlanSpec, TraceSpec
+from .plans import Plan, PlanSpec, TracePlan
 
 __all__ = ["DEFAULT_OUTPUT", "DEFAULT_REQUEST_TIMEOUT_S", "RequestConfig", "Workload",
            "with_target"]
@@ -37,8 +36,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _MOVED = {
     **dict.fromkeys(("load_workload", "workload_from_dict", "workload_from_run",
                      "recorded_workload_doc"), "fcbench.load.loader"),
-    **dict.fromkeys(("PLAN_KINDS", "PLAN_MODELS", "PoissonSpec", "ConstantSpec", "UniformSpec",
-                     "BurstSpec", "DiurnalSpec", "ClosedSpec"), "fcbench.load.plan_specs"),
+    **dict.fromkeys(("PLAN_KINDS", "PLAN_MODELS"), "fcbench.load.plans"),
     **dict.fromkeys(("parse_duration", "MAX_RATE", "MAX_DURATION_S", "MAX_USERS", "Rate"),
                     "fcbench.load.durations"),
     **dict.fromkeys(("TARGET_MODELS", "TARGET_FORMS", "TARGET_KINDS", "CREDENTIAL_ENV",
@@ -87,7 +85,7 @@ class Workload(Model):
                         description="parent folder of run folders, relative to the current dir")
 
     _source: Path | None = PrivateAttr(None)
-    _plan: plans.Plan | None = PrivateAttr(None)
+    _plan: Plan | None = PrivateAttr(None)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, base_dir: str | Path,
@@ -213,10 +211,10 @@ class Workload(Model):
         out._plan = None
         return out
 
-    def plan_obj(self) -> plans.Plan:
+    def plan_obj(self) -> Plan:
         """The arrival plan (built once by `load_workload`; built here when missing)."""
         if self._plan is None:
-            self._plan = self.plan.build(self.plan_seed, self.base_dir)
+            self._plan = self.plan.bind(self.plan_seed, self.base_dir)
         return self._plan
 
     def request_body(self) -> tuple[bytes, str]:
@@ -258,7 +256,7 @@ class Workload(Model):
             request["body"] = f"<inline, {len(json.dumps(body))} characters>"
         plan = self.plan.model_dump(by_alias=True, exclude_none=True, mode="json")
         plan["seed"] = self.plan_seed
-        if isinstance(self.plan, TraceSpec):
+        if isinstance(self.plan, TracePlan):
             plan["file"] = str(self.resolve(self.plan.file))
         plan["resolved"] = self.plan_obj().to_dict()
         return {

@@ -47,15 +47,39 @@ DIGESTS = {
     ('trace', 7, None): (52, 'd555874a41e87490'),
     ('trace', 7, (1, 3)): (17, 'b8e27b2f8d3a762f'),
 }
-RESOLVED = {
-    'poisson': {'kind': 'poisson', 'rate': 50.0, 'seed': 7, 'shard': [1, 3]},
-    'constant': {'kind': 'constant', 'rate': 7.0, 'shard': [1, 3]},
-    'uniform': {'kind': 'uniform', 'rate': 50.0, 'seed': 7, 'shard': [1, 3]},
-    'burst': {'kind': 'burst', 'rate_on': 80.0, 'on_s': 2.0, 'off_s': 3.0, 'rate_off': 5.0, 'seed': 7, 'process': 'poisson', 'shard': [1, 3]},
-    'burst-constant': {'kind': 'burst', 'rate_on': 40.0, 'on_s': 1.5, 'off_s': 1.0, 'rate_off': 0.0, 'seed': 7, 'process': 'constant', 'shard': [1, 3]},
-    'diurnal': {'kind': 'diurnal', 'rates': [5.0, 60.0, 20.0, 0.0], 'period_s': 8.0, 'seed': 7, 'shard': [1, 3]},
-    'trace': {'kind': 'trace', 'path': str(TRACE), 'function': 'b6a636baac7b9f243a668b1910731202d6e2ed18fccea025d181f9f0e2c7ed3b', 'compression': 600.0, 'seed': 7, 'start_minute': 3, 'shard': [1, 3], 'total': 1842, 'span_s': 143.70000000000002},
-}
+RESOLVED = {'poisson': {'kind': 'poisson', 'rate': 50.0, 'seed': 7, 'shard': [1, 3]},
+ 'constant': {'kind': 'constant', 'rate': 7.0, 'shard': [1, 3]},
+ 'uniform': {'kind': 'uniform', 'rate': 50.0, 'seed': 7, 'shard': [1, 3]},
+ 'burst': {'kind': 'burst',
+           'rate_on': 80.0,
+           'on_s': 2.0,
+           'off_s': 3.0,
+           'rate_off': 5.0,
+           'seed': 7,
+           'process': 'poisson',
+           'shard': [1, 3]},
+ 'burst-constant': {'kind': 'burst',
+                    'rate_on': 40.0,
+                    'on_s': 1.5,
+                    'off_s': 1.0,
+                    'rate_off': 0.0,
+                    'seed': 7,
+                    'process': 'constant',
+                    'shard': [1, 3]},
+ 'diurnal': {'kind': 'diurnal',
+             'rates': [5.0, 60.0, 20.0, 0.0],
+             'period_s': 8.0,
+             'seed': 7,
+             'shard': [1, 3]},
+ 'trace': {'kind': 'trace',
+           'path': str(TRACE),
+           'function': 'b6a636baac7b9f243a668b1910731202d6e2ed18fccea025d181f9f0e2c7ed3b',
+           'compression': 600.0,
+           'seed': 7,
+           'start_minute': 3,
+           'shard': [1, 3],
+           'total': 1842,
+           'span_s': 143.70000000000002}}
 
 
 def _plan(doc: dict, seed: int):
@@ -85,6 +109,7 @@ def test_closed_loop_users_and_think_times_as_before():
     plan = plan.shard(1, 2)
     rng = plan.user_rng(1)
     assert plan.users == 2
-    assert plan.to_dict() == {'kind': 'closed', 'users': 2, 'think': 'exponential', 'think_s': 0.5, 'seed': 7, 'shard': [1, 2]}
+    assert plan.to_dict() == {'kind': 'closed', 'users': 2, 'think': 'exponential',
+                              'think_s': 0.5, 'seed': 7, 'shard': [1, 2]}
     assert [round(plan.think_time(rng), 12) for _ in range(4)] == \
         [0.022090281754, 0.270743443709, 0.362617010706, 0.620831512702]

@@ -85,7 +85,8 @@ def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: flo
     """
     from ..load.runner import RunOptions, locust_failure_reason, run_workload
     from ..report.summary import summary_table
-    from ..load.workload import load_workload, with_target
+    from ..load.loader import load_workload
+    from ..load.workload import with_target
 
     wl = load_workload(workload)
     if target_url is not None:

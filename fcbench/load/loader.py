@@ -22,6 +22,8 @@ from .workload import RequestConfig, Workload
 
 __all__ = ["load_workload", "recorded_workload_doc", "workload_from_dict", "workload_from_run"]
 
+_err = located_error  # every check below raises one, at a location of the document
+
 
 def load_workload(path: str | Path) -> Workload:
     """Read and validate a workload YAML, its function specs, body file and arrival plan.
@@ -106,7 +108,7 @@ def _load(doc: LocatedDoc, source: Path) -> Workload:
     if isinstance(raw_target, dict):
         kind = raw_target.get("kind", "local")
         if not isinstance(kind, str) or kind not in TARGET_MODELS:
-            raise located_error(doc, ("target", "kind"), f"unknown target kind {kind!r}; use one of "
+            raise _err(doc, ("target", "kind"), f"unknown target kind {kind!r}; use one of "
                                                 f"{', '.join(map(repr, TARGET_MODELS))}")
         _reject_foreigntarget_keys(doc, raw_target, kind)
         reject_unknown_keys(doc, raw_target, TARGET_MODELS[kind], ("target",))
@@ -132,7 +134,7 @@ def _reject_credentials(doc: LocatedDoc, node: Any, loc: tuple[Any, ...]) -> Non
     if isinstance(node, dict):
         for key, value in node.items():
             if isinstance(key, str) and looks_secret(key):
-                raise located_error(doc, loc + (key,),
+                raise _err(doc, loc + (key,),
                            "credentials never go in a workload file (they would end up in "
                            f"results); remove {key!r} and set {' and '.join(CREDENTIAL_ENV)} in "
                            "the environment instead")
@@ -145,12 +147,12 @@ def _reject_credentials(doc: LocatedDoc, node: Any, loc: tuple[Any, ...]) -> Non
 def _validate_plan(doc: LocatedDoc, raw: Any) -> Plan:
     kinds = ", ".join(PLAN_KINDS)
     if not isinstance(raw, dict):
-        raise located_error(doc, ("plan",), f"plan must be a mapping with a kind ({kinds})")
+        raise _err(doc, ("plan",), f"plan must be a mapping with a kind ({kinds})")
     if "kind" not in raw:
-        raise located_error(doc, ("plan",), f"plan needs a kind; use one of {kinds}")
+        raise _err(doc, ("plan",), f"plan needs a kind; use one of {kinds}")
     model = PLAN_MODELS.get(raw["kind"]) if isinstance(raw["kind"], str) else None
     if model is None:
-        raise located_error(doc, ("plan", "kind"), f"unknown plan kind {raw['kind']!r}; use one of {kinds}")
+        raise _err(doc, ("plan", "kind"), f"unknown plan kind {raw['kind']!r}; use one of {kinds}")
     reject_unknown_keys(doc, raw, model, ("plan",), f"a {raw['kind']} plan")
     sub = LocatedDoc(data=raw, file=doc.file, lines=doc.lines)
     return validate(sub, model.model_validate, prefix=("plan",))
@@ -164,7 +166,7 @@ def _reject_foreigntarget_keys(doc: LocatedDoc, raw: dict[str, Any], kind: str) 
             continue
         owners = [k for k in TARGET_MODELS if key in target_keys(k)]
         if owners:
-            raise located_error(doc, ("target", key),
+            raise _err(doc, ("target", key),
                        f"{key} applies only to target kind {' or '.join(map(repr, owners))}, "
                        f"not {kind!r}; remove it or change target.kind")
 
@@ -175,15 +177,15 @@ def _check_target(doc: LocatedDoc, wl: Workload) -> None:
         _load_specs(doc, wl)
     elif kind == "url":
         if not target.url:
-            raise located_error(doc, ("target", "url"), "a url target needs url, e.g. "
+            raise _err(doc, ("target", "url"), "a url target needs url, e.g. "
                                                "http://127.0.0.1:9080")
         check_url(doc, ("target", "url"), target.url)
     else:
         if not target.function:
-            raise located_error(doc, ("target", "function"), "an fc target needs function (the FC "
+            raise _err(doc, ("target", "function"), "an fc target needs function (the FC "
                                                     "function name)")
         if not (target.region or target.endpoint):
-            raise located_error(doc, ("target",), "an fc target needs region (e.g. cn-hangzhou) or "
+            raise _err(doc, ("target",), "an fc target needs region (e.g. cn-hangzhou) or "
                                          "endpoint")
         if target.endpoint:
             check_url(doc, ("target", "endpoint"), target.endpoint, scheme_optional=True)
@@ -192,7 +194,7 @@ def _check_target(doc: LocatedDoc, wl: Workload) -> None:
 def _load_specs(doc: LocatedDoc, wl: Workload) -> None:
     target = wl.target
     if not target.functions:
-        raise located_error(doc, ("target", "functions"),
+        raise _err(doc, ("target", "functions"),
                    "a local target needs functions: a list of function spec files (relative to "
                    "this workload) or inline specs")
     specs: list[FunctionSpec] = []
@@ -201,23 +203,23 @@ def _load_specs(doc: LocatedDoc, wl: Workload) -> None:
         if isinstance(entry, str):
             file = wl.resolve(entry)
             if not file.is_file():
-                raise located_error(doc, loc, f"function spec file {entry!r} not found (looked for "
+                raise _err(doc, loc, f"function spec file {entry!r} not found (looked for "
                                      f"{file}); paths are relative to the workload's folder")
             spec = load_function_spec(file)
         else:
             spec = function_spec_from_doc(LocatedDoc(data=entry, file=doc.file, lines=doc.lines),
                                           prefix=loc)
         if any(s.name == spec.name for s in specs):
-            raise located_error(doc, loc, f"function {spec.name!r} is listed twice; give each function "
+            raise _err(doc, loc, f"function {spec.name!r} is listed twice; give each function "
                                  "once")
         specs.append(spec)
     names = [s.name for s in specs]
     if target.function is not None and target.function not in names:
-        raise located_error(doc, ("target", "function"),
+        raise _err(doc, ("target", "function"),
                    f"function {target.function!r} is not among the target's functions "
                    f"({', '.join(names)}); use one of those names")
     if target.function is None and len(specs) > 1:
-        raise located_error(doc, ("target", "functions"),
+        raise _err(doc, ("target", "functions"),
                    f"the target serves {len(specs)} functions ({', '.join(names)}); say which one "
                    "to invoke with target.function")
     if target.virtual_gpus:
@@ -225,7 +227,7 @@ def _load_specs(doc: LocatedDoc, wl: Workload) -> None:
         try:
             parse_virtual_gpus(target.virtual_gpus)
         except ValueError as exc:
-            raise located_error(doc, ("target", "virtualGpus"), str(exc)) from None
+            raise _err(doc, ("target", "virtualGpus"), str(exc)) from None
     target._specs = tuple(specs)
 
 
@@ -233,11 +235,11 @@ def _check_request(doc: LocatedDoc, wl: Workload) -> None:
     body = wl.request.body
     if isinstance(body, str) and body.startswith("@"):
         if not body[1:].strip():
-            raise located_error(doc, ("request", "body"), "write @ followed by a file name, e.g. "
+            raise _err(doc, ("request", "body"), "write @ followed by a file name, e.g. "
                                                  "@images/sample.jpg")
         file = wl.resolve(body[1:])
         if not file.is_file():
-            raise located_error(doc, ("request", "body"),
+            raise _err(doc, ("request", "body"),
                        f"request body file {body[1:]!r} not found (looked for {file}); paths "
                        "are relative to the workload's folder")
 
@@ -246,10 +248,10 @@ def _build_plan(doc: LocatedDoc, wl: Workload) -> Plan:
     try:
         return wl.plan.bind(wl.plan_seed, wl.base_dir)
     except (OSError, TraceFormatError) as exc:
-        raise located_error(doc, ("plan", "file"), str(exc)) from None
+        raise _err(doc, ("plan", "file"), str(exc)) from None
     except ValueError as exc:
         key = "kind"
         if isinstance(wl.plan, TracePlan):
             key = "startMinute" if str(exc).startswith("start_minute") else "function"
-        raise located_error(doc, ("plan", key), str(exc)) from None
+        raise _err(doc, ("plan", key), str(exc)) from None
 

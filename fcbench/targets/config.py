@@ -24,6 +24,8 @@ __all__ = ["CREDENTIAL_ENV", "FcTargetConfig", "LocalTargetConfig", "TARGET_FORM
            "TARGET_KINDS", "TARGET_MODELS", "TargetConfig", "UrlTargetConfig", "check_url",
            "read_target_config", "target_from_url", "target_keys"]
 
+_err = located_error  # every check below raises one, at a location of the document
+
 TARGET_KINDS = ("local", "url", "fc")
 CREDENTIAL_ENV = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
 
@@ -153,7 +155,7 @@ def check_url(doc: LocatedDoc, loc: tuple[Any, ...], url: str, *,
     credentials."""
     parts = urlsplit(url if "://" in url or not scheme_optional else f"https://{url}")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise located_error(doc, loc, f"{url!r} is not an http(s) URL; write e.g. http://127.0.0.1:9080")
+        raise _err(doc, loc, f"{url!r} is not an http(s) URL; write e.g. http://127.0.0.1:9080")
     if parts.username or parts.password:
-        raise located_error(doc, loc, "credentials never go in a workload file; remove the user:password "
+        raise _err(doc, loc, "credentials never go in a workload file; remove the user:password "
                              "part of the URL")

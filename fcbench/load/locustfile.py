@@ -17,6 +17,7 @@ import os
 import time
 from collections import deque
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -206,7 +207,8 @@ class Dispatch:
             (lambda ts: gevent.sleep(max(0.0, ts - time.time())))
         self._loop = OpenLoop(plan.offsets(self.duration_s), self.start_ts, clock=time.time,
                               sleep_until=sleep_until, pause=lambda: gevent.sleep(0),
-                              spawn=lambda due: self.group.spawn(self._one, due), spin_s=spin)
+                              spawn=lambda due: self.group.spawn(self._wait, *self._send(due)),
+                              spin_s=spin)
         try:
             self._loop.run()
         finally:
@@ -226,13 +228,24 @@ class Dispatch:
             self.group.spawn(user.run)
 
     def _one(self, intended: float) -> None:
+        """Closed loop: send and wait in this user's greenlet."""
+        self._wait(*self._send(intended))
+
+    def _send(self, intended: float) -> tuple[Callable[[], InvocationRecord], str, float, float]:
+        # Open loop: called by the dispatcher at the intended time, so the request leaves then,
+        # not when a new greenlet gets its turn behind every answer that is due.
         self._seq += 1
         rid = f"w{self.index}-{self._seq}"
         self.counters.sent += 1
         begin = time.time()
+        answer = self.target.send(self.body, self.content_type, self.cfg.timeout_s,
+                                  intended_ts=intended, request_id=rid)
+        return answer, rid, intended, begin
+
+    def _wait(self, answer: Callable[[], InvocationRecord], rid: str, intended: float,
+              begin: float) -> None:
         try:
-            rec = self.target.invoke(self.body, self.content_type, self.cfg.timeout_s,
-                                     intended_ts=intended, request_id=rid)
+            rec = answer()
         except gevent.GreenletExit:
             now = time.time()
             self._record(InvocationRecord(request_id=rid, intended_ts=intended, start_ts=begin,

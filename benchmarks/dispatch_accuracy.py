@@ -28,9 +28,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fcbench._net import free_port
 from fcbench.load.runner import RunOptions, run_workload
-from fcbench.load.workload import load_workload
+
+# ab.py runs this script on older commits too: take each name from wherever that tree has it.
+try:
+    from fcbench.load.loader import load_workload
+except ImportError:
+    try:
+        from fcbench.load.workload import load_workload
+    except ImportError:
+        from fcbench.workload import load_workload
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a master's workers)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 NOOP_SERVER = textwrap.dedent('''
     import asyncio, sys

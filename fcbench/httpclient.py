@@ -52,17 +52,21 @@ class _Conn:
         self.sock = sock
         self.used = False
 
-    def exchange(self, method: str, data: bytes, timeout: float
-                 ) -> tuple[int, list[tuple[str, str]], bytes, bool]:
+    def send(self, data: bytes, timeout: float) -> None:
+        """Send a whole request (`Stale`: a reused connection the server had closed)."""
         sock = self.sock
         sock.settimeout(timeout)
-        reused, self.used = self.used, True
         try:
             sock.sendall(data)
         except (BrokenPipeError, ConnectionResetError):
-            if reused:
+            if self.used:
                 raise Stale from None
             raise
+
+    def receive(self, method: str) -> tuple[int, list[tuple[str, str]], bytes, bool]:
+        """Read the response to the request `send` sent: (status, headers, body, keep_alive)."""
+        sock = self.sock
+        reused, self.used = self.used, True
         resp = ResponseReader(method)
         while True:
             try:
@@ -146,13 +150,47 @@ class ConnectionPool:
             OSError / TimeoutError: the connection failed or no complete answer in time.
             HttpProtocolError: the server's bytes are not a valid response.
         """
+        return self.finish(self.start(data, timeout), method, data, timeout)
+
+    def start(self, data: bytes, timeout: float, *, fresh: bool = False) -> _Conn:
+        """Send `data` on an idle connection (a new one when none is idle, or when the idle one
+        turns out closed); `finish` reads the answer. Sending does not wait for the server, so
+        an open-loop dispatcher can send at the intended time and leave the wait to a greenlet.
+
+        Raises:
+            OSError / TimeoutError: no connection, or the request could not be sent.
+        """
         for attempt in (0, 1):
-            conn = self.get(timeout, fresh=attempt > 0)
+            conn = self.get(timeout, fresh=fresh or attempt > 0)
             try:
-                status, headers, payload, keep = conn.exchange(method, data, timeout)
+                conn.send(data, timeout)
+                return conn
             except Stale:
                 conn.close()
                 if attempt == 0:
+                    continue
+                raise
+            except BaseException:
+                conn.close()
+                raise
+        raise AssertionError("unreachable")
+
+    def finish(self, conn: _Conn, method: str, data: bytes, timeout: float
+               ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """The answer to the request `start` sent on `conn` (sent again, once, on a new
+        connection when a reused one closes before answering); `conn` goes back to the pool
+        when it can be kept alive.
+
+        Raises:
+            OSError / TimeoutError / HttpProtocolError: as `exchange`.
+        """
+        for attempt in (0, 1):
+            try:
+                status, headers, payload, keep = conn.receive(method)
+            except Stale:
+                conn.close()
+                if attempt == 0:
+                    conn = self.start(data, timeout, fresh=True)
                     continue
                 raise
             except BaseException:

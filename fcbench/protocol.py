@@ -11,7 +11,7 @@ and the CLI import these; nothing else spells a header name or a route.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import quote
@@ -247,39 +247,51 @@ def _bool(text: str | None) -> bool | None:
     return text.strip().lower() in ("1", "true", "yes")
 
 
+def _text(text: str | None) -> str | None:
+    return text or None
+
+
+def _batch(text: str | None) -> int | None:
+    value = _float(text)
+    return None if value is None else int(value)
+
+
+#: header -> (record field, reader); read in one pass over a response's headers (the URL
+#: target's hot path: a dict lookup per header instead of a lookup per known header).
+_HEADER_FIELDS: dict[str, tuple[str, Callable[[str | None], Any]]] = {
+    H_FC_REQUEST_ID: ("fc_request_id", _text), H_FIRST: ("first", _bool),
+    H_COLD: ("platform_cold", _bool), H_QUEUE_MS: ("queue_ms", _float),
+    H_INFERENCE_MS: ("inference_ms", _float), H_IMPORT_MS: ("import_ms", _float),
+    H_MODEL_LOAD_MS: ("model_load_ms", _float), H_FORWARD_MS: ("forward_ms", _float),
+    H_BOOT_TS: ("boot_ts", _ns_to_s), H_READY_TS: ("ready_ts", _ns_to_s),
+    H_GATEWAY_TS: ("gateway_ts", _ns_to_s), H_BATCH_SIZE: ("batch_size", _batch)}
+
+
 def parse_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, Any]:
     """Record fields from response headers (`x-fc-*`, `x-fcbench-*`), for any target that sends
-    them. Keys are `InvocationRecord` field names; absent headers give no key.
+    them. Keys are `InvocationRecord` field names; absent headers give no key (a repeated header:
+    its last value counts).
 
     ``platform_cold`` comes from ``x-fcbench-cold`` (the harness), ``first`` and ``ready_ts``
     from the instance; the target then decides ``cold`` with `fcbench.measures.is_cold`.
     """
     items = headers.items() if isinstance(headers, Mapping) else headers
-    h = {k.lower(): v for k, v in items}
     out: dict[str, Any] = {}
-    instance = h.get(H_FC_INSTANCE_ID) or h.get(H_INSTANCE_ID)
+    fc_instance = instance = None
+    for name, value in items:
+        key = name.lower()
+        known = _HEADER_FIELDS.get(key)
+        if known is not None:
+            parsed = known[1](value)
+            if parsed is None:
+                out.pop(known[0], None)
+            else:
+                out[known[0]] = parsed
+        elif key == H_FC_INSTANCE_ID:
+            fc_instance = value
+        elif key == H_INSTANCE_ID:
+            instance = value
+    instance = fc_instance or instance
     if instance:
         out["instance_id"] = instance
-    if h.get(H_FC_REQUEST_ID):
-        out["fc_request_id"] = h[H_FC_REQUEST_ID]
-    first = _bool(h.get(H_FIRST))
-    if first is not None:
-        out["first"] = first
-    platform_cold = _bool(h.get(H_COLD))
-    if platform_cold is not None:
-        out["platform_cold"] = platform_cold
-    for header, name in ((H_QUEUE_MS, "queue_ms"), (H_INFERENCE_MS, "inference_ms"),
-                         (H_IMPORT_MS, "import_ms"), (H_MODEL_LOAD_MS, "model_load_ms"),
-                         (H_FORWARD_MS, "forward_ms")):
-        value = _float(h.get(header))
-        if value is not None:
-            out[name] = value
-    for header, name in ((H_BOOT_TS, "boot_ts"), (H_READY_TS, "ready_ts"),
-                         (H_GATEWAY_TS, "gateway_ts")):
-        value = _ns_to_s(h.get(header))
-        if value is not None:
-            out[name] = value
-    batch = _float(h.get(H_BATCH_SIZE))
-    if batch is not None:
-        out["batch_size"] = int(batch)
     return out

@@ -31,6 +31,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationIn
                       model_validator)
 from pydantic.alias_generators import to_camel
 
+from ._model import Model
 from ._yaml import LocatedDoc, _dotted, load_located, validate
 from .errors import SpecError
 from .fc import (CPU_STEP, DEFAULT_GPU_TYPE, DEFAULT_IDLE_TIMEOUT_S,
@@ -117,7 +118,7 @@ FC_PASSTHROUGH_KEYS = frozenset({
     "tags", "tracingConfig", "vpcConfig"})
 
 
-class _Spec(BaseModel):
+class _Spec(Model):
     # allow_inf_nan=False: FC takes finite numbers only, and `inf` passed every `gt=0` bound
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True,

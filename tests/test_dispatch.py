@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from fcbench.load import plans
+from plan_utils import burst, constant, poisson
+
 from fcbench.load.dispatch import ClosedLoop, OpenLoop
 
 
@@ -47,7 +48,7 @@ class VirtualClock:
 
 def test_arrivals_are_handed_over_in_order_never_early_and_within_the_spin():
     vc = VirtualClock()
-    offsets = list(plans.poisson(200, seed=4).offsets(5.0))
+    offsets = list(poisson(200, seed=4).offsets(5.0))
     loop = vc.open_loop(offsets, spin_s=0.001)
     assert loop.run() == len(offsets)
     dues = [d for d, _ in vc.spawned]
@@ -94,8 +95,8 @@ def test_stop_interrupts_before_the_next_arrival():
     assert loop.run() == 10 and len(vc.spawned) == 10
 
 
-@pytest.mark.parametrize("plan", [plans.poisson(300, seed=2), plans.constant(97),
-                                  plans.burst(400, 0.5, 0.5, seed=8)])
+@pytest.mark.parametrize("plan", [poisson(300, seed=2), constant(97),
+                                  burst(400, 0.5, 0.5, seed=8)])
 @pytest.mark.parametrize("count", [2, 3])
 def test_shards_partition_the_plan_exactly(plan, count):
     whole = []

@@ -157,9 +157,10 @@ def test_inline_spec_and_inline_bodies(tmp_path: Path) -> None:
 
 def test_plan_seed_defaults_to_the_workload_seed(tmp_path: Path) -> None:
     wl = load_workload(_write(tmp_path, BASE + "seed: 9\n"))
-    assert wl.plan_obj() == plans.poisson(1, seed=9)
+    assert wl.plan_obj() == plans.PoissonPlan(kind="poisson", rate=1, seed=9)
     text = BASE.replace("rate: 1", "rate: 1\n  seed: 3") + "seed: 9\n"
-    assert load_workload(_write(tmp_path, text)).plan_obj() == plans.poisson(1, seed=3)
+    assert load_workload(_write(tmp_path, text)).plan_obj() == plans.PoissonPlan(kind="poisson",
+                                                                             rate=1, seed=3)
 
 
 def test_url_and_fc_targets(tmp_path: Path) -> None:
@@ -169,7 +170,8 @@ def test_url_and_fc_targets(tmp_path: Path) -> None:
         plan: {kind: closed, users: 2, think: exponential, thinkS: 0.5}
         """))
     assert wl.function_specs == () and wl.function_name == "sleep"
-    assert wl.plan_obj() == plans.closed(2, think="exponential", think_s=0.5)
+    assert wl.plan_obj() == plans.ClosedPlan(kind="closed", users=2, think="exponential",
+                                            think_s=0.5, seed=0)
     fc = load_workload(_write(tmp_path, """\
         target: {kind: fc, region: cn-hangzhou, function: sd}
         duration: 5
@@ -336,8 +338,7 @@ def test_one_registry_of_plan_and_target_kinds():
     from fcbench.load import plans
     from fcbench.load.workload import PLAN_KINDS, PLAN_MODELS, TARGET_MODELS
 
-    runtime_kinds = {cls.kind for cls in vars(plans).values()
-                     if isinstance(cls, type) and issubclass(cls, plans.Plan)
-                     and cls is not plans.Plan}
-    assert set(PLAN_KINDS) == set(PLAN_MODELS) == runtime_kinds  # each kind, once, both sides
+    kinds = {cls.model_fields["kind"].annotation.__args__[0] for cls in vars(plans).values()
+             if isinstance(cls, type) and issubclass(cls, plans.Plan) and cls is not plans.Plan}
+    assert set(PLAN_KINDS) == set(PLAN_MODELS) == kinds  # each kind, one model
     assert set(TARGET_MODELS) == {"local", "url", "fc"}

@@ -64,8 +64,10 @@ def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: flo
     Locust itself failed or every request failed (the first error is printed).
     """
     from ..load.runner import RunOptions, locust_failure_reason, run_workload
+    from ..report.html import write_run_report
     from ..results.summary import summary_table
-    from ..load.workload import load_workload, with_target
+    from ..load.loader import load_workload
+    from ..load.workload import with_target
     from ..tables import print_labels
 
     wl = load_workload(workload)
@@ -80,7 +82,8 @@ def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: flo
                       ui_linger_s=ui_linger, processes=processes, master=master,
                       expect_workers=expect_workers, worker=worker, master_host=master_host,
                       master_port=master_port, master_bind_host=master_bind_host,
-                      duration_s=duration, progress=not no_progress)
+                      duration_s=duration, progress=not no_progress,
+                      report=write_run_report)
     if ui:
         click.echo(f"web UI: http://127.0.0.1:{web_port}/" +
                    ("" if autostart else "  (press Start to begin the run)"), err=True)

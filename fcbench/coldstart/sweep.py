@@ -273,14 +273,16 @@ class ColdStartSweep:
         """Run one level's workload into a folder under ``levels/``; returns it, its summary and
         the requests frames to summarise (one per replication; here one, a real `fcbench run`
         against a fresh local harness, or against the target after its force_cold())."""
-        from ..load.runner import run_workload
+        from ..load.runner import RunOptions, run_workload
+        from ..report.html import write_run_report
         from ..results.summary import load_requests
 
         if self.target_config is not None:
             # from zero, as a fresh harness starts: every instance of the last level retired
             with self._open_target() as target:
                 target.force_cold()
-        result = run_workload(workload, out_dir=self.run_dir / "levels", progress=False)
+        result = run_workload(workload, options=RunOptions(
+            out_dir=self.run_dir / "levels", progress=False, report=write_run_report))
         if result.interrupted:
             raise KeyboardInterrupt
         return result.run_dir, result.summary, [load_requests(result.requests_csv)]

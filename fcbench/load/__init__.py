@@ -1,5 +1,6 @@
-"""Load generation: arrival plans (pure, `plans.py`), Azure-format traces (`trace.py`), and the
-Locust side (locustfile, runner), which only ever runs in its own subprocess.
+"""Load generation: arrival plans (pure models, `plans.py`), Azure-format traces (`trace.py`),
+workloads (`workload.py`, read by `loader.py`), and the Locust side (locustfile, runner), which
+only ever runs in its own subprocess.
 
 Importing this package imports neither Locust nor gevent.
 """
@@ -7,6 +8,8 @@ Importing this package imports neither Locust nor gevent.
 from __future__ import annotations
 
 from .plans import (
+    PLAN_KINDS,
+    PLAN_MODELS,
     BurstPlan,
     ClosedPlan,
     ConstantPlan,
@@ -15,13 +18,6 @@ from .plans import (
     PoissonPlan,
     TracePlan,
     UniformPlan,
-    burst,
-    closed,
-    constant,
-    diurnal,
-    poisson,
-    trace,
-    uniform,
 )
 
 __all__ = [
@@ -29,15 +25,10 @@ __all__ = [
     "ClosedPlan",
     "ConstantPlan",
     "DiurnalPlan",
+    "PLAN_KINDS",
+    "PLAN_MODELS",
     "Plan",
     "PoissonPlan",
     "TracePlan",
     "UniformPlan",
-    "burst",
-    "closed",
-    "constant",
-    "diurnal",
-    "poisson",
-    "trace",
-    "uniform",
 ]

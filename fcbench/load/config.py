@@ -11,14 +11,11 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from ..results import layout
 
-
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("fcbench.load.runner")
 
@@ -37,13 +34,20 @@ EXIT_INTERRUPTED = 130
 
 @dataclass
 class LocustConfig:
-    """Everything the locustfile needs, written by the runner as JSON."""
+    """Everything the locustfile needs, written by the runner as JSON: ready configs, no pickles.
 
-    workload_pickle: str
+    `target` is a url or fc target config as its model dumps it (None: a master sends nothing),
+    `plan` the plan's model with its seed and an absolute trace file, `body_file` the request
+    body's bytes.
+    """
+
     run_dir: str
     control_dir: str
     duration_s: float
-    target: dict[str, Any]
+    target: dict[str, Any] | None
+    plan: dict[str, Any]
+    body_file: str
+    content_type: str
     timeout_s: float = 60.0
     harness_url: str | None = None
     request_name: str = "invoke"
@@ -65,6 +69,19 @@ class LocustConfig:
     def read(cls, path: str | Path) -> LocustConfig:
         return cls(**json.loads(Path(path).read_text()))
 
+    def target_config(self) -> Any:
+        """The `fcbench.targets.config` model of `target` (for `fcbench.targets.open_target`)."""
+        from ..targets.config import read_target_config
+
+        assert self.target is not None
+        return read_target_config(self.target)
+
+    def plan_spec(self) -> Any:
+        """The plan (`load.plans`), bound: ready to yield the arrivals."""
+        from .plans import PLAN_MODELS
+
+        return PLAN_MODELS[self.plan["kind"]].model_validate(self.plan).bind()
+
 
 def status_path(control_dir: Path, name: str) -> Path:
     """Where a Locust process publishes its counters (``main`` = the whole run)."""
@@ -85,6 +102,10 @@ class RunOptions:
         worker / master_host: be a worker of a master elsewhere (url or fc targets only).
         duration_s: override the workload's duration.
         progress: show a live progress line.
+        report: draws the run's plots and writes its report.html, called with the folder, the
+            workload's name and whether the run was interrupted (the CLI passes
+            `fcbench.report.write_run_report`; None: the folder holds its data files only; the
+            report sits above this package, so its caller chooses it).
         spin_ms / timer: dispatcher tuning (``timer="gevent"`` turns the precise Linux timerfd
             off); for benchmarks/dispatch_accuracy.py.
     """
@@ -103,6 +124,7 @@ class RunOptions:
     master_bind_host: str = "127.0.0.1"
     duration_s: float | None = None
     progress: bool = True
+    report: Callable[[Any, str, bool], Any] | None = None
     spin_ms: float | None = DEFAULT_SPIN_MS
     timer: str = DEFAULT_TIMER
     locust_args: list[str] = field(default_factory=list)
@@ -135,5 +157,3 @@ class RunResult:
     def requests_csv(self) -> Path:
         return self.run_dir / layout.REQUESTS
 
-
-# -- workload access ----------------------------------------------------------------------------

@@ -34,7 +34,8 @@ from .progress import Progress
 def _locust_command(cfg: LocustConfig, opts: RunOptions, run_dir: Path) -> list[str]:
     cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--exit-code-on-error", "0",
            "--stop-timeout", "0", "--loglevel", "INFO"]
-    host = cfg.target.get("url") or cfg.target.get("endpoint") or "http://fc"
+    target = cfg.target or {}
+    host = target.get("url") or target.get("endpoint") or "http://fc"
     cmd += ["--host", str(host)]
     if opts.worker:
         cmd += ["--worker", "--master-host", str(opts.master_host),

@@ -10,15 +10,14 @@ think time. Records stream to ``requests.part-<worker>.csv``; counters to a smal
 
 from __future__ import annotations
 
-import csv
 import gc
 import json
 import logging
 import os
-import pickle
 import time
 from collections import deque
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -33,6 +32,7 @@ from fcbench.load.config import CONFIG_ENV, LocustConfig, status_path
 from fcbench.protocol import ALL_COLUMNS, InvocationRecord
 from fcbench.results.records import RecordWriter
 from fcbench.results import layout
+from fcbench.targets import open_target
 
 log = logging.getLogger("fcbench.locustfile")
 
@@ -102,18 +102,6 @@ def _precise_timer() -> _TimerFd | None:
         return None
 
 
-def make_target(cfg: LocustConfig) -> Any:
-    """The `Target` this process sends to (a URL, the harness's URL, or FC)."""
-    t = cfg.target
-    if t["kind"] == "fc":
-        from fcbench.targets.fc import FcTarget
-        return FcTarget(t["function"], endpoint=t.get("endpoint"), region=t.get("region"),
-                        qualifier=t.get("qualifier"), timeout=cfg.timeout_s)
-    from fcbench.targets.url import UrlTarget
-    return UrlTarget(t["url"], function=t.get("function"), path=t.get("path"),
-                     timeout=cfg.timeout_s)
-
-
 class Counters:
     """What the progress line and the web UI show; small and bounded."""
 
@@ -134,9 +122,10 @@ class Counters:
             self.errors += 1
         if rec.cold is not None:
             self.cold_known += 1
-        if rec.outcome == "cold":  # fcbench.measures: answered, and cold (a 504 is "failed")
-            self.cold += 1
-            self.recent_cold_ms.append(round(rec.latency_ms, 1))
+            # fcbench.measures: answered, and cold (a 504 is "failed"); asked only when cold
+            if rec.cold and rec.outcome == "cold":
+                self.cold += 1
+                self.recent_cold_ms.append(round(rec.latency_ms, 1))
 
     def as_dict(self) -> dict[str, Any]:
         return {"sent": self.sent, "done": self.done, "errors": self.errors, "cold": self.cold,
@@ -153,12 +142,10 @@ class Dispatch:
     """
 
     def __init__(self, env: Any, cfg: LocustConfig) -> None:
-        with open(cfg.workload_pickle, "rb") as f:
-            self.workload = pickle.load(f)
         self.env, self.cfg = env, cfg
-        self.body, self.content_type = self.workload.request_body()
-        self.plan = self.workload.plan_obj()
-        self.target = make_target(cfg)
+        self.body, self.content_type = Path(cfg.body_file).read_bytes(), cfg.content_type
+        self.plan = cfg.plan_spec()
+        self.target = open_target(cfg.target_config(), timeout=cfg.timeout_s)
         warm_up = getattr(self.target, "warm_up", None)
         if warm_up is not None:
             warm_up()
@@ -222,7 +209,8 @@ class Dispatch:
             (lambda ts: gevent.sleep(max(0.0, ts - time.time())))
         self._loop = OpenLoop(plan.offsets(self.duration_s), self.start_ts, clock=time.time,
                               sleep_until=sleep_until, pause=lambda: gevent.sleep(0),
-                              spawn=lambda due: self.group.spawn(self._one, due), spin_s=spin)
+                              spawn=lambda due: self.group.spawn(self._wait, *self._send(due)),
+                              spin_s=spin)
         try:
             self._loop.run()
         finally:
@@ -242,13 +230,24 @@ class Dispatch:
             self.group.spawn(user.run)
 
     def _one(self, intended: float) -> None:
+        """Closed loop: send and wait in this user's greenlet."""
+        self._wait(*self._send(intended))
+
+    def _send(self, intended: float) -> tuple[Callable[[], InvocationRecord], str, float, float]:
+        # Open loop: called by the dispatcher at the intended time, so the request leaves then,
+        # not when a new greenlet gets its turn behind every answer that is due.
         self._seq += 1
         rid = f"w{self.index}-{self._seq}"
         self.counters.sent += 1
         begin = time.time()
+        answer = self.target.send(self.body, self.content_type, self.cfg.timeout_s,
+                                  intended_ts=intended, request_id=rid)
+        return answer, rid, intended, begin
+
+    def _wait(self, answer: Callable[[], InvocationRecord], rid: str, intended: float,
+              begin: float) -> None:
         try:
-            rec = self.target.invoke(self.body, self.content_type, self.cfg.timeout_s,
-                                     intended_ts=intended, request_id=rid)
+            rec = answer()
         except gevent.GreenletExit:
             now = time.time()
             self._record(InvocationRecord(request_id=rid, intended_ts=intended, start_ts=begin,
@@ -306,7 +305,7 @@ class Dispatch:
         self.done.set()
         for g in self._greenlets[1:]:
             g.kill(block=False)
-        on_dispatch_done(self.env, self)
+        self.env.fcbench.dispatch_done(self)
 
     def interrupt(self) -> None:
         """Stop sending; in-flight requests are written as ``interrupted`` rows."""
@@ -328,12 +327,12 @@ def write_status(control_dir: Path, name: str, data: dict[str, Any]) -> None:
 
 # -- the per-process run state, driven by Locust's events ---------------------------------------
 
-class _State:
-    """What this Locust process knows about the run (one per process: Locust's events are
-    process-wide too)."""
+class RunState:
+    """What this Locust process knows about the run, kept on Locust's `Environment` as
+    ``environment.fcbench`` (Locust's events are process-wide; each handler finds it there)."""
 
-    def __init__(self) -> None:
-        self.cfg: LocustConfig | None = None
+    def __init__(self, environment: Any, cfg: LocustConfig) -> None:
+        self.env, self.cfg = environment, cfg
         self.dispatch: Dispatch | None = None
         self.started = False
         self.finishing = False
@@ -342,31 +341,161 @@ class _State:
         self.assigned: dict[str, int] = {}  # master: worker client id -> shard index
         self.worker_status: dict[int, dict[str, Any]] = {}
         self.workers_done: set[int] = set()
-        self.worker_rows: dict[int, Any] = {}  # master: worker index -> (file, csv writer)
+        self.worker_rows: dict[int, RecordWriter] = {}  # master: worker index -> its part file
 
+    def snapshot(self) -> dict[str, Any]:
+        """Counters of this whole run as this process knows them (all workers on a master)."""
+        if self.dispatch is not None:
+            return {"workers": 1, **self.dispatch.counters.as_dict()}
+        total: dict[str, Any] = {"sent": 0, "done": 0, "errors": 0, "cold": 0, "cold_known": 0,
+                                 "in_flight": 0, "recent_cold_ms": [], "expected": None,
+                                 "started": self.started, "workers": len(self.worker_status)}
+        recent: list[tuple[float, float]] = []
+        expected = 0
+        for data in self.worker_status.values():
+            for key in ("sent", "done", "errors", "cold", "cold_known", "in_flight"):
+                total[key] += int(data.get(key) or 0)
+            expected += int(data.get("expected") or 0)
+            recent += [(data.get("ts", 0), v) for v in data.get("recent_cold_ms", [])]
+        total["expected"] = expected or None
+        total["recent_cold_ms"] = [v for _, v in recent[-_RECENT_COLD:]]
+        total["finished"] = bool(self.assigned) and len(self.workers_done) >= len(self.assigned)
+        total["ts"] = time.time()
+        return total
 
-STATE = _State()
+    def status_loop(self) -> None:
+        """The runner's view: this process's counters, or on a master all workers' together."""
+        if isinstance(self.env.runner, WorkerRunner):
+            return
+        while True:
+            gevent.sleep(_STATUS_INTERVAL_S)
+            write_status(Path(self.cfg.control_dir), "main", self.snapshot())
 
+    def start(self) -> None:
+        """Locust's test_start: begin the plan here, or on a master split it among workers."""
+        cfg, runner = self.cfg, self.env.runner
+        if isinstance(runner, WorkerRunner):
+            return  # waits for the master's fcbench_assign
+        if self.started:
+            log.warning("fcbench runs its plan once per Locust process; restart `fcbench run` "
+                        "for another run")
+            return
+        self.started = True
+        start_ts = time.time() + cfg.start_delay_s
+        if isinstance(runner, MasterRunner):
+            nodes = runner.clients.ready + runner.clients.running + runner.clients.spawning
+            ids = sorted((n.id for n in nodes), key=runner.get_worker_index)
+            self.assigned = {cid: i for i, cid in enumerate(ids)}
+            for cid, i in self.assigned.items():
+                runner.send_message("fcbench_assign", {"index": i, "count": len(ids),
+                                                       "start_ts": start_ts,
+                                                       "duration_s": cfg.duration_s},
+                                    client_id=cid)
+            log.info("fcbench: plan split across %d workers, start at %.3f", len(ids), start_ts)
+            gevent.spawn_later(cfg.start_delay_s + cfg.duration_s + cfg.timeout_s + 60,
+                               self.finish, "workers did not all report back in time")
+            return
+        self.begin(0, 1, start_ts, cfg.duration_s)
 
-def snapshot() -> dict[str, Any]:
-    """Counters of this whole run as this process knows them (all workers on a master)."""
-    if STATE.dispatch is not None:
-        return {"workers": 1, **STATE.dispatch.counters.as_dict()}
-    total: dict[str, Any] = {"sent": 0, "done": 0, "errors": 0, "cold": 0, "cold_known": 0,
-                             "in_flight": 0, "recent_cold_ms": [], "expected": None,
-                             "started": STATE.started, "workers": len(STATE.worker_status)}
-    recent: list[tuple[float, float]] = []
-    expected = 0
-    for data in STATE.worker_status.values():
-        for key in ("sent", "done", "errors", "cold", "cold_known", "in_flight"):
-            total[key] += int(data.get(key) or 0)
-        expected += int(data.get("expected") or 0)
-        recent += [(data.get("ts", 0), v) for v in data.get("recent_cold_ms", [])]
-    total["expected"] = expected or None
-    total["recent_cold_ms"] = [v for _, v in recent[-_RECENT_COLD:]]
-    total["finished"] = bool(STATE.assigned) and len(STATE.workers_done) >= len(STATE.assigned)
-    total["ts"] = time.time()
-    return total
+    def begin(self, index: int, count: int, start_ts: float, duration_s: float) -> None:
+        """Send shard `index` of `count` from `start_ts` on (or end the run: nothing to send)."""
+        self.started = True
+        if self.dispatch is None:  # it failed to prepare (logged): end the run now
+            runner = self.env.runner
+            if isinstance(runner, WorkerRunner):
+                runner.send_message("fcbench_done", {"worker": index, "failed": True})
+            else:
+                self.finish("the dispatcher could not start")
+            return
+        self.dispatch.begin(index, count, start_ts, duration_s)
+
+    def on_assign(self, msg: Any) -> None:
+        if self.dispatch is not None and self.dispatch.counters.started:
+            return
+        d = msg.data
+        self.begin(int(d["index"]), int(d["count"]), float(d["start_ts"]),
+                   float(d["duration_s"]))
+
+    def on_worker_status(self, msg: Any) -> None:
+        self.worker_status[int(msg.data["worker"])] = msg.data
+
+    def on_worker_records(self, msg: Any) -> None:
+        """A remote worker's rows: appended to this master's part file for that worker (append:
+        rows that come late, after the run was closed, must not wipe earlier ones)."""
+        index = int(msg.data["worker"])
+        writer = self.worker_rows.get(index)
+        if writer is None:
+            writer = self.worker_rows[index] = RecordWriter(
+                Path(self.cfg.run_dir) / layout.request_part(index),
+                flush_interval_s=self.cfg.flush_interval_s)
+        for row in msg.data["rows"]:
+            writer.write(InvocationRecord.from_row(dict(zip(ALL_COLUMNS, row))))
+        writer.flush()
+
+    def close_worker_rows(self) -> None:
+        for writer in self.worker_rows.values():
+            writer.close()
+        self.worker_rows.clear()
+
+    def on_worker_done(self, msg: Any) -> None:
+        self.worker_status[int(msg.data["worker"])] = msg.data
+        self.workers_done.add(int(msg.data["worker"]))
+        if len(self.workers_done) >= len(self.assigned):
+            self.finish("every worker finished its share of the plan")
+
+    def dispatch_done(self, dispatch: Dispatch) -> None:
+        """This process sent and recorded its share: tell the master, or end the run."""
+        runner = self.env.runner
+        if isinstance(runner, WorkerRunner):
+            send_stats = getattr(runner, "_send_stats", None)
+            if send_stats is not None:
+                send_stats()  # the master's totals then include every request before "done"
+            runner.send_message("fcbench_done", {"worker": dispatch.index,
+                                                 **dispatch.counters.as_dict()})
+            return
+        if not self.quitting:
+            self.finish("the plan is complete" if not self.stopped_early
+                        else "stopped from the web UI")
+
+    def finish(self, reason: str) -> None:
+        """End the run: last status, then quit Locust (after its CSV and, with a UI, a linger)."""
+        if self.finishing:
+            return
+        self.finishing = True
+        cfg, environment = self.cfg, self.env
+        log.info("fcbench: %s", reason)
+        self.close_worker_rows()
+        write_status(Path(cfg.control_dir), "main", {**self.snapshot(), "finished": True,
+                                                     "stopped_early": self.stopped_early})
+        runner = environment.runner
+        if cfg.ui and environment.web_ui is not None:
+            runner.stop()
+
+            def quit_later() -> None:
+                gevent.sleep(max(cfg.ui_linger_s, _LOCUST_CSV_INTERVAL_S + 0.2))
+                runner.quit()
+                environment.web_ui.stop()
+
+            gevent.spawn(quit_later)
+        else:
+            # Locust rewrites its CSV statistics once a second and not at exit: let it catch up.
+            gevent.spawn_later(_LOCUST_CSV_INTERVAL_S + 0.2, runner.quit)
+
+    def stop(self) -> None:
+        """Stop pressed in the web UI (or a master's stop): end the plan early, keep the rows."""
+        if self.finishing or self.quitting:
+            return
+        self.stopped_early = True
+        if self.dispatch is not None:
+            gevent.spawn(self.dispatch.interrupt)
+        elif self.assigned and not isinstance(self.env.runner, WorkerRunner):
+            gevent.spawn_later(10, self.finish, "stopped from the web UI")
+
+    def quit(self) -> None:
+        self.quitting = True
+        if self.dispatch is not None:
+            self.dispatch.interrupt()
+        self.close_worker_rows()
 
 
 @events.init.add_listener
@@ -374,178 +503,38 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     path = os.environ.get(CONFIG_ENV)
     if not path:
         raise RuntimeError(f"{CONFIG_ENV} is not set; run this locustfile through `fcbench run`")
-    STATE.cfg = LocustConfig.read(path)
+    state = environment.fcbench = RunState(environment, LocustConfig.read(path))
     runner = environment.runner
     if isinstance(runner, MasterRunner):
-        runner.register_message("fcbench_status", _on_worker_status)
-        runner.register_message("fcbench_done", _on_worker_done)
-        runner.register_message("fcbench_records", _on_worker_records)
+        runner.register_message("fcbench_status", lambda msg, **_: state.on_worker_status(msg))
+        runner.register_message("fcbench_done", lambda msg, **_: state.on_worker_done(msg))
+        runner.register_message("fcbench_records", lambda msg, **_: state.on_worker_records(msg))
     elif isinstance(runner, WorkerRunner):
-        runner.register_message("fcbench_assign", _on_assign)
+        runner.register_message("fcbench_assign", lambda msg, **_: state.on_assign(msg))
     if environment.web_ui is not None:
         from fcbench.load.webui import install
-        install(environment, snapshot, harness_url=STATE.cfg.harness_url)
-    if not isinstance(runner, MasterRunner) and STATE.cfg.target.get("kind") != "none":
+        install(environment, state.snapshot, harness_url=state.cfg.harness_url)
+    if not isinstance(runner, MasterRunner) and state.cfg.target is not None:
         try:
-            STATE.dispatch = Dispatch(environment, STATE.cfg)
+            state.dispatch = Dispatch(environment, state.cfg)
         except Exception:  # noqa: BLE001 - the run then ends at its start, with this logged
             log.exception("fcbench could not prepare this process's load")
-    gevent.spawn(_main_status_loop, environment)
-
-
-def _main_status_loop(environment: Any) -> None:
-    """The runner's view: this process's counters, or on a master all workers' together."""
-    if isinstance(environment.runner, WorkerRunner):
-        return
-    while True:
-        gevent.sleep(_STATUS_INTERVAL_S)
-        assert STATE.cfg is not None
-        write_status(Path(STATE.cfg.control_dir), "main", snapshot())
+    gevent.spawn(state.status_loop)
 
 
 @events.test_start.add_listener
 def _on_test_start(environment: Any, **_kw: Any) -> None:
-    cfg = STATE.cfg
-    assert cfg is not None
-    runner = environment.runner
-    if isinstance(runner, WorkerRunner):
-        return  # waits for the master's fcbench_assign
-    if STATE.started:
-        log.warning("fcbench runs its plan once per Locust process; restart `fcbench run` "
-                    "for another run")
-        return
-    STATE.started = True
-    start_ts = time.time() + cfg.start_delay_s
-    if isinstance(runner, MasterRunner):
-        nodes = runner.clients.ready + runner.clients.running + runner.clients.spawning
-        ids = sorted((n.id for n in nodes), key=runner.get_worker_index)
-        STATE.assigned = {cid: i for i, cid in enumerate(ids)}
-        for cid, i in STATE.assigned.items():
-            runner.send_message("fcbench_assign", {"index": i, "count": len(ids),
-                                                   "start_ts": start_ts,
-                                                   "duration_s": cfg.duration_s}, client_id=cid)
-        log.info("fcbench: plan split across %d workers, start at %.3f", len(ids), start_ts)
-        gevent.spawn_later(cfg.start_delay_s + cfg.duration_s + cfg.timeout_s + 60,
-                           _finish, environment, "workers did not all report back in time")
-        return
-    _begin(environment, 0, 1, start_ts, cfg.duration_s)
-
-
-def _begin(environment: Any, index: int, count: int, start_ts: float, duration_s: float) -> None:
-    STATE.started = True
-    dispatch = STATE.dispatch
-    if dispatch is None:  # it failed to prepare (logged): end the run now
-        runner = environment.runner
-        if isinstance(runner, WorkerRunner):
-            runner.send_message("fcbench_done", {"worker": index, "failed": True})
-        else:
-            _finish(environment, "the dispatcher could not start")
-        return
-    dispatch.begin(index, count, start_ts, duration_s)
-
-
-def _on_assign(environment: Any, msg: Any, **_kw: Any) -> None:
-    if STATE.dispatch is not None and STATE.dispatch.counters.started:
-        return
-    d = msg.data
-    _begin(environment, int(d["index"]), int(d["count"]), float(d["start_ts"]),
-           float(d["duration_s"]))
-
-
-def _on_worker_status(environment: Any, msg: Any, **_kw: Any) -> None:
-    STATE.worker_status[int(msg.data["worker"])] = msg.data
-
-
-def _on_worker_records(environment: Any, msg: Any, **_kw: Any) -> None:
-    """A remote worker's rows: appended to this master's part file for that worker."""
-    index = int(msg.data["worker"])
-    entry = STATE.worker_rows.get(index)
-    if entry is None:
-        assert STATE.cfg is not None
-        path = Path(STATE.cfg.run_dir) / layout.request_part(index)
-        new = not path.exists()
-        # append: rows that come late (after the run was closed) must not wipe earlier ones
-        f = open(path, "a", newline="", encoding="utf-8")
-        writer = csv.writer(f, lineterminator="\n")
-        if new:
-            writer.writerow(ALL_COLUMNS)
-        entry = STATE.worker_rows[index] = (f, writer)
-    f, writer = entry
-    writer.writerows(msg.data["rows"])
-    f.flush()
-
-
-def _close_worker_rows() -> None:
-    for f, _ in STATE.worker_rows.values():
-        f.close()
-    STATE.worker_rows.clear()
-
-
-def _on_worker_done(environment: Any, msg: Any, **_kw: Any) -> None:
-    STATE.worker_status[int(msg.data["worker"])] = msg.data
-    STATE.workers_done.add(int(msg.data["worker"]))
-    if len(STATE.workers_done) >= len(STATE.assigned):
-        _finish(environment, "every worker finished its share of the plan")
-
-
-def on_dispatch_done(environment: Any, dispatch: Dispatch) -> None:
-    """This process sent and recorded its share: tell the master, or end the run."""
-    runner = environment.runner
-    if isinstance(runner, WorkerRunner):
-        send_stats = getattr(runner, "_send_stats", None)
-        if send_stats is not None:
-            send_stats()  # the master's totals then include every request before "done"
-        runner.send_message("fcbench_done", {"worker": dispatch.index,
-                                             **dispatch.counters.as_dict()})
-        return
-    if not STATE.quitting:
-        _finish(environment, "the plan is complete" if not STATE.stopped_early
-                else "stopped from the web UI")
-
-
-def _finish(environment: Any, reason: str) -> None:
-    if STATE.finishing:
-        return
-    STATE.finishing = True
-    cfg = STATE.cfg
-    assert cfg is not None
-    log.info("fcbench: %s", reason)
-    _close_worker_rows()
-    write_status(Path(cfg.control_dir), "main", {**snapshot(), "finished": True,
-                                                 "stopped_early": STATE.stopped_early})
-    runner = environment.runner
-    if cfg.ui and environment.web_ui is not None:
-        runner.stop()
-
-        def quit_later() -> None:
-            gevent.sleep(max(cfg.ui_linger_s, _LOCUST_CSV_INTERVAL_S + 0.2))
-            runner.quit()
-            environment.web_ui.stop()
-
-        gevent.spawn(quit_later)
-    else:
-        # Locust rewrites its CSV statistics once a second and not at exit: let it catch up.
-        gevent.spawn_later(_LOCUST_CSV_INTERVAL_S + 0.2, runner.quit)
+    environment.fcbench.start()
 
 
 @events.test_stop.add_listener
 def _on_test_stop(environment: Any, **_kw: Any) -> None:
-    """Stop pressed in the web UI (or a master's stop): end the plan early, keep the rows."""
-    if STATE.finishing or STATE.quitting:
-        return
-    STATE.stopped_early = True
-    if STATE.dispatch is not None:
-        gevent.spawn(STATE.dispatch.interrupt)
-    elif STATE.assigned and not isinstance(environment.runner, WorkerRunner):
-        gevent.spawn_later(10, _finish, environment, "stopped from the web UI")
+    environment.fcbench.stop()
 
 
 @events.quitting.add_listener
 def _on_quitting(environment: Any, **_kw: Any) -> None:
-    STATE.quitting = True
-    if STATE.dispatch is not None:
-        STATE.dispatch.interrupt()
-    _close_worker_rows()
+    environment.fcbench.quit()
 
 
 class FcbenchUser(User):

@@ -1,39 +1,31 @@
-"""Arrival plans (`poisson`, `constant`, `uniform`, `burst`, `diurnal`, `trace`, `closed`): small
-factories like Locust's `between`; open-loop plans yield intended send offsets lazily and
-deterministically, and `Plan.shard` splits one plan across processes by arrival ordinal.
+"""Arrival plans: one validated model per plan kind (as written in a workload's ``plan:``) that
+also yields its arrivals, lazily and deterministically.
+
+Key names: `Plan` (the base: `offsets`, `expected_count`, `shard`, `to_dict`), `PoissonPlan`,
+`ConstantPlan`, `UniformPlan`, `BurstPlan`, `DiurnalPlan`, `TracePlan`, `ClosedPlan`;
+`PLAN_MODELS` (kind -> model: the one list the loader, the errors, the union and the docs read),
+`PLAN_KINDS`, `PlanSpec` (the discriminated union). `Plan.bind` fills in the workload's seed and
+reads a trace's file; `Plan.shard` splits one plan across processes by arrival ordinal.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 import random
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
+from pydantic import Field, PrivateAttr, field_validator
+
+from .._model import Model
 from ..errors import UsageError
 from . import trace as _trace
+from .durations import MAX_USERS, Count, Duration, Factor, Rate
 
-__all__ = [
-    "BurstPlan",
-    "ClosedPlan",
-    "ConstantPlan",
-    "DiurnalPlan",
-    "Plan",
-    "PoissonPlan",
-    "TracePlan",
-    "UniformPlan",
-    "burst",
-    "closed",
-    "constant",
-    "diurnal",
-    "poisson",
-    "trace",
-    "uniform",
-]
+__all__ = ["BurstPlan", "ClosedPlan", "ConstantPlan", "DiurnalPlan", "PLAN_KINDS", "PLAN_MODELS",
+           "Plan", "PlanSpec", "PoissonPlan", "TracePlan", "UniformPlan"]
 
 SECONDS_PER_MINUTE = 60.0
 
@@ -42,21 +34,40 @@ SECONDS_PER_MINUTE = 60.0
 # Base
 
 
-@dataclass(frozen=True, kw_only=True)
-class Plan:
-    """An arrival plan. Build one with a factory (`poisson(...)`, ...), not the class itself.
+class Plan(Model):
+    """An arrival plan. `kind` names it in workload YAML.
 
     Attributes:
-        kind: the plan's name in workload YAML (``poisson``, ``burst``, ...).
         open_loop: True when arrivals follow a schedule regardless of responses.
         shard_index / shard_count: which share of the arrivals this plan yields (see `shard`).
     """
 
-    kind: ClassVar[str] = "plan"
     open_loop: ClassVar[bool] = True
+    #: run.yaml's ``resolved`` keys and the attributes they come from, in order.
+    _RESOLVED: ClassVar[tuple[tuple[str, str], ...]] = ()
 
-    shard_index: int = 0
-    shard_count: int = 1
+    seed: int | None = Field(None, description="default: the workload's seed")
+
+    _shard: tuple[int, int] = PrivateAttr((0, 1))
+
+    @property
+    def shard_index(self) -> int:
+        return self._shard[0]
+
+    @property
+    def shard_count(self) -> int:
+        return self._shard[1]
+
+    def bind(self, seed: int | None = None, base: Path | None = None) -> Plan:
+        """This plan ready to send: `seed` where it names none (the workload's), and its files
+        read relative to `base` (a trace's CSV).
+
+        Raises:
+            OSError / TraceFormatError / ValueError: a trace that cannot be read or replayed.
+        """
+        if self.seed is not None or seed is None:
+            return self
+        return self.model_copy(update={"seed": int(seed)})
 
     def offsets(self, duration_s: float) -> Iterator[float]:
         """Intended send times, in seconds from the run start: non-decreasing, all < `duration_s`.
@@ -81,17 +92,20 @@ class Plan:
         The shards of one plan partition it exactly (no arrival lost or repeated); sharding a
         shard splits it further the same way.
         """
+        return self._sharded(index, count, {})
+
+    def _sharded(self, index: int, count: int, update: dict[str, Any]) -> Plan:
         _check_shard(index, count)
-        return dataclasses.replace(self, shard_index=self.shard_index + index * self.shard_count,
-                                   shard_count=self.shard_count * count)
+        out = self.model_copy(update=update)
+        out._shard = (self.shard_index + index * self.shard_count, self.shard_count * count)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
-        """The plan's parameters as plain values (for run.yaml)."""
+        """The plan's parameters as plain values (for run.yaml's ``resolved``)."""
         out: dict[str, Any] = {"kind": self.kind}
-        for f in dataclasses.fields(self):
-            if f.repr and f.name not in ("shard_index", "shard_count"):
-                value = getattr(self, f.name)
-                out[f.name] = list(value) if isinstance(value, tuple) else value
+        for key, attr in self._RESOLVED:
+            value = getattr(self, attr)
+            out[key] = 0 if key == "seed" and value is None else value
         if self.shard_count > 1:
             out["shard"] = [self.shard_index, self.shard_count]
         return out
@@ -103,21 +117,24 @@ class Plan:
     def _expected(self, duration_s: float) -> float:
         raise NotImplementedError
 
+    def _seed(self) -> int:
+        return 0 if self.seed is None else self.seed
+
 
 # --------------------------------------------------------------------------------------------
 # Homogeneous open-loop plans
 
 
-@dataclass(frozen=True)
 class PoissonPlan(Plan):
-    """Poisson arrivals: exponential inter-arrival times with mean 1/rate."""
+    """Poisson arrivals at `rate` per second (exponential inter-arrival times)."""
 
-    kind: ClassVar[str] = "poisson"
-    rate: float
-    seed: int = 0
+    kind: Literal["poisson"]
+    rate: Rate = Field(gt=0, description="requests per second")
+
+    _RESOLVED = (("rate", "rate"), ("seed", "seed"))
 
     def _arrivals(self, duration_s: float) -> Iterator[float]:
-        rng = random.Random(self.seed)
+        rng = random.Random(self._seed())
         rate = self.rate
         t = 0.0
         while True:
@@ -130,12 +147,14 @@ class PoissonPlan(Plan):
         return self.rate * duration_s
 
 
-@dataclass(frozen=True)
-class ConstantPlan(Plan):
-    """Evenly spaced arrivals at 0, 1/rate, 2/rate, ..."""
 
-    kind: ClassVar[str] = "constant"
-    rate: float
+class ConstantPlan(Plan):
+    """Evenly spaced arrivals at `rate` per second: 0, 1/rate, 2/rate, ..."""
+
+    kind: Literal["constant"]
+    rate: Rate = Field(gt=0, description="requests per second")
+
+    _RESOLVED = (("rate", "rate"),)
 
     def _arrivals(self, duration_s: float) -> Iterator[float]:
         rate = self.rate
@@ -149,16 +168,17 @@ class ConstantPlan(Plan):
         return float(math.ceil(self.rate * duration_s))
 
 
-@dataclass(frozen=True)
+
 class UniformPlan(Plan):
     """Inter-arrival times uniform on [0, 2/rate]: mean 1/rate, fewer long gaps than Poisson."""
 
-    kind: ClassVar[str] = "uniform"
-    rate: float
-    seed: int = 0
+    kind: Literal["uniform"]
+    rate: Rate = Field(gt=0, description="requests per second")
+
+    _RESOLVED = (("rate", "rate"), ("seed", "seed"))
 
     def _arrivals(self, duration_s: float) -> Iterator[float]:
-        rng = random.Random(self.seed)
+        rng = random.Random(self._seed())
         span = 2.0 / self.rate
         t = 0.0
         while True:
@@ -175,20 +195,22 @@ class UniformPlan(Plan):
 # Time-varying open-loop plans
 
 
-@dataclass(frozen=True)
 class BurstPlan(Plan):
-    """On/off traffic: `rate_on` for `on_s` seconds, then `rate_off` for `off_s`, repeated."""
+    """`rateOn` for `onS` seconds, then `rateOff` for `offS` seconds, repeated; `process` is
+    ``poisson`` (random arrivals within each window) or ``constant`` (even spacing)."""
 
-    kind: ClassVar[str] = "burst"
-    rate_on: float
-    on_s: float
-    off_s: float
-    rate_off: float = 0.0
-    seed: int = 0
+    kind: Literal["burst"]
+    rate_on: Rate = Field(gt=0, description="requests per second while on")
+    on_s: Duration = Field(gt=0)
+    off_s: Duration = Field(ge=0)
+    rate_off: Rate = Field(0.0, ge=0, description="requests per second while off")
     process: Literal["poisson", "constant"] = "poisson"
 
+    _RESOLVED = (("rate_on", "rate_on"), ("on_s", "on_s"), ("off_s", "off_s"),
+                 ("rate_off", "rate_off"), ("seed", "seed"), ("process", "process"))
+
     def _arrivals(self, duration_s: float) -> Iterator[float]:
-        rng = random.Random(self.seed)
+        rng = random.Random(self._seed())
         period = self.on_s + self.off_s
         for cycle in itertools.count():
             start = cycle * period
@@ -223,32 +245,41 @@ class BurstPlan(Plan):
                 + self.rate_off * max(0.0, rest - self.on_s))
 
 
-@dataclass(frozen=True)
+
 class DiurnalPlan(Plan):
-    """Non-homogeneous Poisson arrivals whose rate follows a piecewise-linear daily-style curve.
+    """Non-homogeneous Poisson arrivals whose rate follows a piecewise-linear curve over
+    `period`, repeated.
 
     The period is cut into ``len(rates)`` equal segments; ``rates[i]`` is the rate at the start
     of segment i, and the rate moves linearly to ``rates[i+1]`` (wrapping to ``rates[0]``, so the
     repeated curve is continuous). Arrivals are drawn by thinning a Poisson process at max(rates).
     """
 
-    kind: ClassVar[str] = "diurnal"
-    rates: tuple[float, ...]
-    period_s: float
-    seed: int = 0
+    kind: Literal["diurnal"]
+    rates: list[Annotated[Rate, Field(ge=0)]] = Field(min_length=1)
+    period: Duration = Field(gt=0)
+
+    _RESOLVED = (("rates", "rates"), ("period_s", "period"), ("seed", "seed"))
+
+    @field_validator("rates")
+    @classmethod
+    def _some_traffic(cls, value: list[float]) -> list[float]:
+        if max(value) <= 0:
+            raise ValueError("at least one rate must be greater than 0 requests per second")
+        return value
 
     def rate_at(self, t: float) -> float:
         """The intended rate (per second) at `t` seconds from the run start."""
         n = len(self.rates)
-        seg = self.period_s / n
-        phase = t % self.period_s
+        seg = self.period / n
+        phase = t % self.period
         i = min(int(phase // seg), n - 1)
         frac = (phase - i * seg) / seg
         r0, r1 = self.rates[i], self.rates[(i + 1) % n]
         return r0 + (r1 - r0) * frac
 
     def _arrivals(self, duration_s: float) -> Iterator[float]:
-        rng = random.Random(self.seed)
+        rng = random.Random(self._seed())
         peak = max(self.rates)
         t = 0.0
         while True:
@@ -260,10 +291,10 @@ class DiurnalPlan(Plan):
 
     def _expected(self, duration_s: float) -> float:
         n = len(self.rates)
-        seg = self.period_s / n
-        periods = math.floor(duration_s / self.period_s)
+        seg = self.period / n
+        periods = math.floor(duration_s / self.period)
         total = periods * seg * sum(self.rates)
-        rest = duration_s - periods * self.period_s
+        rest = duration_s - periods * self.period
         for i in range(n):
             if rest <= 0:
                 break
@@ -274,22 +305,56 @@ class DiurnalPlan(Plan):
         return total
 
 
-@dataclass(frozen=True)
+
 class TracePlan(Plan):
-    """Replay of one function's per-minute invocation counts (Azure Functions 2019 format).
+    """Replay of one function of an Azure Functions 2019 per-minute CSV.
 
     Each minute's count is spread uniformly at random within the minute, then the time axis is
     divided by `compression` (60 = one trace minute per second). The replay starts at trace
-    minute `start_minute` and ends with the trace (it does not wrap around).
+    minute `startMinute` and ends with the trace (it does not wrap around). `bind` reads the
+    file; until then the plan has no arrivals.
     """
 
-    kind: ClassVar[str] = "trace"
-    counts: tuple[int, ...] = field(repr=False)
-    path: str
-    function: str
-    compression: float = 1.0
-    seed: int = 0
-    start_minute: int = 0
+    kind: Literal["trace"]
+    file: str = Field(min_length=1, description="relative to the workload's folder")
+    function: str = Field("top", description="HashFunction, index:N or top")
+    compression: Factor = Field(1.0, gt=0, le=1e6,
+                                description="60 = one trace minute per second")
+    start_minute: Count = Field(0, ge=0)
+
+    _RESOLVED = (("path", "path"), ("function", "function_hash"),
+                 ("compression", "compression"), ("seed", "seed"),
+                 ("start_minute", "start_minute"))
+    _counts: tuple[int, ...] = PrivateAttr(())
+    _path: str = PrivateAttr("")
+    _function: str = PrivateAttr("")
+
+    def bind(self, seed: int | None = None, base: Path | None = None) -> TracePlan:
+        out = super().bind(seed, base)
+        assert isinstance(out, TracePlan)
+        out = out.model_copy()
+        path = Path(base or ".") / self.file
+        row = _trace.read_function(path, self.function)
+        if self.start_minute >= len(row.counts):
+            raise ValueError(f"start_minute {self.start_minute} is past the trace's last minute "
+                             f"({len(row.counts) - 1}); pick an earlier minute")
+        out._counts, out._path, out._function = row.counts, str(path), row.function
+        return out
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """Invocations per trace minute (after `bind`)."""
+        return self._counts
+
+    @property
+    def path(self) -> str:
+        """The CSV read (after `bind`)."""
+        return self._path
+
+    @property
+    def function_hash(self) -> str:
+        """The HashFunction replayed (after `bind`; `function` may be ``top`` or ``index:N``)."""
+        return self._function
 
     @property
     def minute_s(self) -> float:
@@ -299,7 +364,7 @@ class TracePlan(Plan):
     @property
     def span_s(self) -> float:
         """Length of the replayed part of the trace after compression, in seconds."""
-        return (len(self.counts) - self.start_minute) * self.minute_s
+        return (len(self._counts) - self.start_minute) * self.minute_s
 
     def minute_start(self, j: int) -> float:
         """Offset (s) at which the `j`-th replayed minute begins; arrivals of minute j lie in
@@ -309,7 +374,7 @@ class TracePlan(Plan):
     def _arrivals(self, duration_s: float) -> Iterator[float]:
         rng = random.Random(self.seed)
         width = self.minute_s
-        for j, count in enumerate(self.counts[self.start_minute:]):
+        for j, count in enumerate(self._counts[self.start_minute:]):
             lo = self.minute_start(j)
             if lo >= duration_s:
                 return
@@ -327,7 +392,7 @@ class TracePlan(Plan):
 
     def _expected(self, duration_s: float) -> float:
         total = 0.0
-        for j, count in enumerate(self.counts[self.start_minute:]):
+        for j, count in enumerate(self._counts[self.start_minute:]):
             lo, hi = self.minute_start(j), self.minute_start(j + 1)
             if lo >= duration_s:
                 break
@@ -336,7 +401,7 @@ class TracePlan(Plan):
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
-        out["total"] = sum(self.counts[self.start_minute:])
+        out["total"] = sum(self._counts[self.start_minute:])
         out["span_s"] = self.span_s
         return out
 
@@ -345,19 +410,22 @@ class TracePlan(Plan):
 # Closed loop
 
 
-@dataclass(frozen=True)
 class ClosedPlan(Plan):
-    """Closed loop: `users` users each send a request, wait for its answer, think, repeat.
+    """Closed loop: `users` users, each sending, awaiting the answer and thinking `thinkS`
+    seconds (``constant``) or an exponentially distributed time with that mean
+    (``exponential``), repeated.
 
     There is no arrival schedule (`offsets` raises); sharding splits the users.
     """
 
-    kind: ClassVar[str] = "closed"
     open_loop: ClassVar[bool] = False
-    users: int
+    kind: Literal["closed"]
+    users: Count = Field(ge=1, le=MAX_USERS)
     think: Literal["constant", "exponential"] = "constant"
-    think_s: float = 1.0
-    seed: int = 0
+    think_s: Duration = Field(1.0, ge=0)
+
+    _RESOLVED = (("users", "users"), ("think", "think"), ("think_s", "think_s"),
+                 ("seed", "seed"))
 
     def think_time(self, rng: random.Random) -> float:
         """Seconds a user waits after a response before its next request."""
@@ -367,7 +435,7 @@ class ClosedPlan(Plan):
 
     def user_rng(self, user: int) -> random.Random:
         """A seeded generator for this shard's `user`-th user (distinct across shards)."""
-        return random.Random(f"{self.seed}/{self.shard_index + user * self.shard_count}")
+        return random.Random(f"{self._seed()}/{self.shard_index + user * self.shard_count}")
 
     def offsets(self, duration_s: float) -> Iterator[float]:
         raise UsageError("a closed-loop plan has no arrival schedule; run its `users` users with "
@@ -384,95 +452,18 @@ class ClosedPlan(Plan):
         """Users whose number % count == index (so the shards' users add up to `users`)."""
         _check_shard(index, count)
         share = self.users // count + (1 if index < self.users % count else 0)
-        return dataclasses.replace(self, users=share,
-                                   shard_index=self.shard_index + index * self.shard_count,
-                                   shard_count=self.shard_count * count)
+        out = self._sharded(index, count, {"users": share})
+        assert isinstance(out, ClosedPlan)
+        return out
 
 
-# --------------------------------------------------------------------------------------------
-# Factories
-
-
-def poisson(rate: float, seed: int = 0) -> PoissonPlan:
-    """Poisson arrivals at `rate` requests per second."""
-    return PoissonPlan(rate=_positive("rate", rate, "requests per second"), seed=int(seed))
-
-
-def constant(rate: float) -> ConstantPlan:
-    """Evenly spaced arrivals at `rate` requests per second, the first at 0."""
-    return ConstantPlan(rate=_positive("rate", rate, "requests per second"))
-
-
-def uniform(rate: float, seed: int = 0) -> UniformPlan:
-    """Arrivals with inter-arrival times uniform on [0, 2/rate]."""
-    return UniformPlan(rate=_positive("rate", rate, "requests per second"), seed=int(seed))
-
-
-def burst(rate_on: float, on_s: float, off_s: float, rate_off: float = 0.0, seed: int = 0,
-          process: str = "poisson") -> BurstPlan:
-    """`rate_on` req/s for `on_s` seconds, then `rate_off` for `off_s` seconds, repeated.
-
-    `process` is ``poisson`` (random arrivals within each window) or ``constant`` (even spacing).
-    """
-    if process not in ("poisson", "constant"):
-        raise ValueError(f"process must be 'poisson' or 'constant' (got {process!r})")
-    return BurstPlan(rate_on=_positive("rate_on", rate_on, "requests per second"),
-                     on_s=_positive("on_s", on_s, "seconds"),
-                     off_s=_non_negative("off_s", off_s, "seconds"),
-                     rate_off=_non_negative("rate_off", rate_off, "requests per second"),
-                     seed=int(seed), process=process)  # type: ignore[arg-type]
-
-
-def diurnal(rates: Sequence[float], period_s: float, seed: int = 0) -> DiurnalPlan:
-    """Poisson arrivals whose rate follows the piecewise-linear curve `rates` over `period_s`."""
-    if isinstance(rates, (str, bytes)) or not isinstance(rates, Sequence) or not rates:
-        raise ValueError("rates must be a non-empty list of rates (requests per second), one per "
-                         "equal segment of the period")
-    values = tuple(_non_negative(f"rates[{i}]", r, "requests per second")
-                   for i, r in enumerate(rates))
-    if max(values) <= 0:
-        raise ValueError("at least one of rates must be greater than 0 requests per second")
-    return DiurnalPlan(rates=values, period_s=_positive("period_s", period_s, "seconds"),
-                       seed=int(seed))
-
-
-def trace(path: str | Path, function: str = "top", compression: float = 1.0, seed: int = 0,
-          start_minute: int = 0) -> TracePlan:
-    """Replay one function of an Azure Functions 2019 per-minute invocation CSV.
-
-    Args:
-        path: the CSV (``HashOwner,HashApp,HashFunction,Trigger,1,...,1440``; ``.gz`` too).
-        function: a HashFunction value, ``index:N`` (N-th data row, from 0) or ``top``
-            (the row with most invocations).
-        compression: time compression; 60 replays one trace minute per second.
-        seed: places the arrivals within each minute.
-        start_minute: the trace minute (from 0) the replay starts at.
-
-    Raises:
-        FileNotFoundError: the CSV does not exist.
-        ValueError: no such function, a malformed CSV, or a bad argument.
-    """
-    compression = _positive("compression", compression, "",
-                            hint="; 60 replays one trace minute per second")
-    if isinstance(start_minute, bool) or not isinstance(start_minute, int) or start_minute < 0:
-        raise ValueError(f"start_minute must be a whole number ≥ 0 (got {start_minute!r})")
-    row = _trace.read_function(path, function)
-    if start_minute >= len(row.counts):
-        raise ValueError(f"start_minute {start_minute} is past the trace's last minute "
-                         f"({len(row.counts) - 1}); pick an earlier minute")
-    return TracePlan(counts=row.counts, path=str(path), function=row.function,
-                     compression=compression, seed=int(seed), start_minute=start_minute)
-
-
-def closed(users: int, think: str = "constant", think_s: float = 1.0, seed: int = 0) -> ClosedPlan:
-    """Closed loop: `users` concurrent users, each thinking `think_s` seconds between requests
-    (``constant``) or an exponentially distributed time with that mean (``exponential``)."""
-    if isinstance(users, bool) or not isinstance(users, int) or users < 1:
-        raise ValueError(f"users must be a whole number ≥ 1 (got {users!r})")
-    if think not in ("constant", "exponential"):
-        raise ValueError(f"think must be 'constant' or 'exponential' (got {think!r})")
-    return ClosedPlan(users=users, think=think,  # type: ignore[arg-type]
-                      think_s=_non_negative("think_s", think_s, "seconds"), seed=int(seed))
+#: plan kind -> its model: the one list the loader, the errors, the union and the docs read.
+PLAN_MODELS: dict[str, type[Plan]] = {
+    get_args(m.model_fields["kind"].annotation)[0]: m
+    for m in (PoissonPlan, ConstantPlan, UniformPlan, BurstPlan, DiurnalPlan, TracePlan,
+              ClosedPlan)}
+PLAN_KINDS = tuple(PLAN_MODELS)
+PlanSpec = Annotated[Union[tuple(PLAN_MODELS.values())], Field(discriminator="kind")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -489,14 +480,6 @@ def _number(name: str, value: Any, unit: str) -> float:
         what = f" of {unit}" if unit else ""
         raise ValueError(f"{name} must be a finite number{what} (got {value!r})")
     return float(value)
-
-
-def _positive(name: str, value: Any, unit: str, *, hint: str = "") -> float:
-    number = _number(name, value, unit)
-    if number <= 0:
-        raise ValueError(f"{name} must be greater than 0{' ' + unit if unit else ''} "
-                         f"(got {value!r}){hint}")
-    return number
 
 
 def _non_negative(name: str, value: Any, unit: str) -> float:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import pickle
 import shutil
 import tempfile
 import time
@@ -30,18 +29,6 @@ __all__ = ["CONFIG_ENV", "LocustConfig", "RunOptions", "RunResult", "locust_fail
            "run_workload", "status_path"]
 
 log = logging.getLogger(__name__)
-
-
-def _target_dict(workload: Workload, harness_url: str | None) -> dict[str, Any]:
-    """What the locustfile needs to build its `Target` (a local target is a URL by then)."""
-    t = workload.target
-    if t.kind == "local":
-        return {"kind": "url", "url": harness_url, "function": workload.function_name,
-                "path": t.path}
-    if t.kind == "url":
-        return {"kind": "url", "url": t.url, "function": t.function, "path": t.path}
-    return {"kind": "fc", "function": t.function, "endpoint": t.endpoint, "region": t.region,
-            "qualifier": t.qualifier}
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -69,7 +56,7 @@ def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: b
     opts.progress = opts.progress and progress
     _check(workload, opts)
     if not opts.master:
-        _preflight(_target_dict(workload, None), float(workload.request.timeout))
+        _preflight(workload.send_target(), float(workload.request.timeout))
     duration = float(opts.duration_s if opts.duration_s is not None else workload.duration)
     run_dir = new_run_dir(opts.out_dir or workload.output_dir(), str(workload.name)).resolve()
     control = Path(tempfile.mkdtemp(prefix="fcbench-run-"))
@@ -88,11 +75,10 @@ def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: b
             if _is_local(workload) and not opts.master:
                 harness = _start_harness(workload, run_dir, events)
             cfg = LocustConfig(
-                workload_pickle=str(_pickle(workload, control)), run_dir=str(run_dir),
-                control_dir=str(control), duration_s=duration,
-                target={"kind": "none"} if opts.master else
-                _target_dict(workload, harness.url if harness else None),
-                timeout_s=float(workload.request.timeout),
+                run_dir=str(run_dir), control_dir=str(control), duration_s=duration,
+                target=None if opts.master else workload.send_target(
+                    harness.url if harness else None).model_dump(mode="json", by_alias=True),
+                **_plan_and_body(workload, control), timeout_s=float(workload.request.timeout),
                 harness_url=harness.url if harness else None,
                 request_name=_request_name(workload), ui=opts.ui,
                 ui_linger_s=opts.ui_linger_s, start_delay_s=1.0 if opts.distributed else 0.3,
@@ -121,28 +107,22 @@ def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: b
                      locust_exit_code=code)
 
 
-def _preflight(target: dict[str, Any], timeout_s: float) -> None:
-    """Build an fc target once here, so a missing SDK or credentials fail before any folder or
+def _preflight(target: Any, timeout_s: float) -> None:
+    """Open an fc target once here, so a missing SDK or credentials fail before any folder or
     process is made; a URL nobody answers at (a name that does not resolve, a port nothing
     listens on) fails here too, rather than after a run of failed requests."""
-    if target.get("kind") == "url" and target.get("url"):
+    if target.kind == "url" and target.url:
         from ..targets.url import invoke_url, unreachable
 
-        url = invoke_url(target["url"], target.get("function"), target.get("path"))
+        url = invoke_url(target.url, target.function, target.path)
         why = unreachable(url, min(timeout_s, 5.0))
         if why is not None:
             raise UsageError(f"cannot reach {url}: {why}; check the URL, or start the server "
                              "first (for the harness: fcbench harness serve SPEC.yaml)")
-        return
-    if target.get("kind") != "fc":
-        return
-    from ..targets import target_class
-    try:
-        target_class("fc")(target["function"], endpoint=target.get("endpoint"),
-                           region=target.get("region"), qualifier=target.get("qualifier"),
-                           timeout=timeout_s).close()
-    except ImportError as exc:
-        raise UsageError(str(exc)) from None
+    elif target.kind == "fc":
+        from ..targets import open_target
+
+        open_target(target, timeout=timeout_s).close()
 
 
 def _check(workload: Any, opts: RunOptions) -> None:
@@ -168,11 +148,18 @@ def _request_name(workload: Workload) -> str:
     return workload.function_name or (getattr(workload.target, "path", None) or "invoke")
 
 
-def _pickle(workload: Any, control: Path) -> Path:
-    path = control / "workload.pickle"
-    with open(path, "wb") as f:
-        pickle.dump(workload, f)
-    return path
+def _plan_and_body(workload: Workload, control: Path) -> dict[str, Any]:
+    """The Locust child's plan (its model, seed filled in, trace file absolute) and request body
+    (bytes in a file of the control folder)."""
+    update: dict[str, Any] = {"seed": workload.plan_seed}
+    if hasattr(workload.plan, "file"):
+        update["file"] = str(workload.resolve(workload.plan.file))
+    plan = workload.plan.model_copy(update=update)
+    body, content_type = workload.request_body()
+    body_file = control / "body.bin"
+    body_file.write_bytes(body)
+    return {"plan": plan.model_dump(mode="json", by_alias=True), "body_file": str(body_file),
+            "content_type": content_type}
 
 
 def _start_harness(workload: Any, run_dir: Path, events: Events) -> Any:
@@ -253,23 +240,13 @@ def _finalize(run_dir: Path, workload: Any, duration: float, started: float, int
     summary = summarize(df, instances_started=folder.instances_started())
     summary.update({"name": str(workload.name), "planned_duration_s": duration,
                     "interrupted": interrupted, "locust_exit_code": code})
-    try:
-        from ..report.plots import plot_latency
-        plot_latency(df, run_dir / "plots" / "latency.png",
-                     title=f"{workload.name}: latency over time")
-        if folder.has(layout.GPU):
-            from ..telemetry import plot_gpu
-            plot_gpu(folder.file(layout.GPU), run_dir / "plots" / "gpu.png")
-    except Exception as exc:  # noqa: BLE001 - a plot must not lose the run
-        log.warning("could not draw the plots: %s", exc)
-    from ..report.html import write_report
-
+    report = opts.report
     folder.finish(summary=summary, kind="run",
                   config=_run_doc(workload, opts, duration, started,
                                   finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                   interrupted=interrupted, requests=rows,
                                   **({"gpus": gpus} if gpus else {})),
-                  report=lambda f: write_report(f, title=f"fcbench run: {workload.name}"
-                                                + (" (interrupted)" if interrupted else "")),
+                  report=None if report is None else
+                  lambda f: report(f, str(workload.name), interrupted),
                   report_must_not_fail=True)  # the report must not lose the run
     return summary

@@ -22,7 +22,8 @@ from typing import Any
 from ..results import RunFolder, layout
 from .render import render_html
 
-__all__ = ["column_header", "column_kind", "format_number", "format_table", "write_report"]
+__all__ = ["column_header", "column_kind", "format_number", "format_table", "write_report",
+           "write_run_report"]
 
 log = logging.getLogger(__name__)
 
@@ -351,6 +352,24 @@ def _draw_sections(folder: RunFolder) -> list[_Section]:
 
 def _embed(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
+
+
+def write_run_report(folder: RunFolder, name: str, interrupted: bool = False) -> Path:
+    """A load run's plots (latency over time; GPU telemetry when ``gpu.csv`` was sampled) and its
+    report.html, titled by the workload's `name`; a plot that fails is logged, the report is
+    still written. The `fcbench.load.RunOptions.report` of ``fcbench run`` and of sweep levels."""
+    from ..telemetry import plot_gpu
+    from .plots import plot_latency
+
+    try:
+        plot_latency(folder.requests(), folder.plots / "latency.png",
+                     title=f"{name}: latency over time")
+        if folder.has(layout.GPU):
+            plot_gpu(folder.file(layout.GPU), folder.plots / "gpu.png")
+    except Exception as exc:  # noqa: BLE001 - a plot must not lose the report
+        log.warning("could not draw the plots: %s", exc)
+    return write_report(folder, title=f"fcbench run: {name}"
+                        + (" (interrupted)" if interrupted else ""))
 
 
 def write_report(run_dir: str | Path | RunFolder, *, title: str | None = None) -> Path:

@@ -1,7 +1,9 @@
 """Where requests go: one `Target` interface for the local harness, any URL and FC.
 
 Key names: `Target`, `TargetState`, `target_class` (name -> class, imported lazily),
-`open_target` (a workload's url or fc target config -> an open `Target`), `TARGETS`. ``fc`` needs ``pip install fcbench[fc]``; the others need nothing extra.
+`open_target` (a url or fc target config, `targets.config`, -> an open `Target`: the one place
+configs become targets), `TARGETS`. ``fc`` needs ``pip install fcbench[fc]``; the others need
+nothing extra.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ def target_class(name: str) -> type[Target]:
 
 
 def open_target(config: Any, *, timeout: float) -> Target:
-    """The `Target` a url or fc target config (`fcbench.load.workload.target_from_url`, or a
-    workload's ``target:``) names.
+    """The `Target` a url or fc target config (`fcbench.targets.config.target_from_url`, a
+    workload's ``target:``, or the config the runner hands each Locust process) names.
 
     Raises:
         UsageError: the FC SDK is missing (names the pip extra), or no credentials for FC.

@@ -60,15 +60,37 @@ class Target(ABC):
             intended_ts: when the arrival plan wanted it sent (epoch s), copied into the record.
             request_id: the record's id (default: a random hex id).
         """
+        return self.send(body, content_type, timeout, intended_ts=intended_ts,
+                         request_id=request_id)()
+
+    def send(self, body: bytes = b"", content_type: str = "application/octet-stream",
+             timeout: float | None = None, *, intended_ts: float | None = None,
+             request_id: str | None = None) -> Callable[[], InvocationRecord]:
+        """Send one request now; the call returned waits for its answer and gives its record.
+
+        An open-loop dispatcher sends at the intended time itself and leaves only the wait to a
+        greenlet, so a request's start is not delayed behind other requests' answers. A target
+        that cannot split the two (the FC SDK) sends when the returned call is made.
+        """
         if self.state is TargetState.CLOSED:
             raise UsageError(f"this {type(self).__name__} is closed; create a new one")
-        record = self._invoke(body, content_type, timeout)
-        if record.cold is None:
-            record.cold = is_cold(start_ts=record.start_ts, ready_ts=record.ready_ts,
-                                  platform_cold=record.platform_cold, first=record.first)
-        record.intended_ts = intended_ts
-        record.request_id = request_id or uuid.uuid4().hex
+        answer = self._start(body, content_type, timeout)
+
+        def record() -> InvocationRecord:
+            rec = answer()
+            if rec.cold is None:
+                rec.cold = is_cold(start_ts=rec.start_ts, ready_ts=rec.ready_ts,
+                                   platform_cold=rec.platform_cold, first=rec.first)
+            rec.intended_ts = intended_ts
+            rec.request_id = request_id or uuid.uuid4().hex
+            return rec
+
         return record
+
+    def _start(self, body: bytes, content_type: str, timeout: float | None
+               ) -> Callable[[], InvocationRecord]:
+        """Send the request now if the target can (`send`); by default it is sent by the call."""
+        return lambda: self._invoke(body, content_type, timeout)
 
     @abstractmethod
     def _invoke(self, body: bytes, content_type: str, timeout: float | None) -> InvocationRecord:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from ..errors import UsageError
@@ -145,6 +146,11 @@ class UrlTarget(Target):
                              "give an idle wait in seconds")
 
     def _invoke(self, body: bytes, content_type: str, timeout: float | None) -> InvocationRecord:
+        return self._start(body, content_type, timeout)()
+
+    def _start(self, body: bytes, content_type: str, timeout: float | None
+               ) -> Callable[[], InvocationRecord]:
+        # Sends now; the returned call waits for the answer (see Target.send).
         timeout = self.timeout if timeout is None else timeout
         key = (content_type, len(body))
         head = self._heads.get(key)
@@ -161,17 +167,29 @@ class UrlTarget(Target):
         start = time.time()
         t0 = time.perf_counter()
         try:
-            status, resp_headers, payload = self._pool.exchange(self.method, data, timeout)
+            conn = self._pool.start(data, timeout)
         except (TimeoutError, socket.timeout):
-            return self._failed(start, t0, "timeout")
-        except (OSError, HttpProtocolError, Stale) as exc:
-            return self._failed(start, t0, f"{type(exc).__name__}: {exc}")
-        ms = (time.perf_counter() - t0) * 1000.0
-        record = InvocationRecord(start_ts=start, end_ts=start + ms / 1000.0, latency_ms=ms,
-                                  status=status, body=payload, **parse_headers(resp_headers))
-        if status >= 400:
-            record.error = fc_error_code(status, payload)
-        return record
+            return lambda: self._failed(start, t0, "timeout")
+        except (OSError, Stale) as exc:
+            error = f"{type(exc).__name__}: {exc}"  # `exc` is gone once the except ends
+            return lambda: self._failed(start, t0, error)
+
+        def answer() -> InvocationRecord:
+            try:
+                status, resp_headers, payload = self._pool.finish(conn, self.method, data,
+                                                                  timeout)
+            except (TimeoutError, socket.timeout):
+                return self._failed(start, t0, "timeout")
+            except (OSError, HttpProtocolError, Stale) as exc:
+                return self._failed(start, t0, f"{type(exc).__name__}: {exc}")
+            ms = (time.perf_counter() - t0) * 1000.0
+            record = InvocationRecord(start_ts=start, end_ts=start + ms / 1000.0, latency_ms=ms,
+                                      status=status, body=payload, **parse_headers(resp_headers))
+            if status >= 400:
+                record.error = fc_error_code(status, payload)
+            return record
+
+        return answer
 
     def warm_up(self, connections: int = 2) -> None:
         """Resolve the host and open a few idle keep-alive connections before the first request

@@ -82,6 +82,14 @@ log = logging.getLogger(__name__)
 # SDK): letters, digits, _ and -, not starting with a digit or -.
 _FUNCTION_NAME = re.compile(rf"[A-Za-z_][A-Za-z0-9_-]{{0,{FUNCTION_NAME_MAX - 1}}}")
 _TRIGGER_NAME = re.compile(rf"[A-Za-z_][A-Za-z0-9_-]{{0,{TRIGGER_NAME_MAX - 1}}}")
+
+
+def _checked_name(value: str, pattern: re.Pattern[str], key: str, most: int) -> str:
+    """`value` when `pattern` matches all of it (fullmatch: a trailing newline is refused)."""
+    if not pattern.fullmatch(value):
+        raise ValueError(f"{key} must start with a letter or _ and contain only letters, "
+                         f"digits, _ and - (at most {most} characters)")
+    return value
 #: FC's rule for environment variable names: "must start with a letter and can contain only
 #: letters, digits, and underscores"; names starting FC_ are FC's own and reserved.
 _ENV_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -388,10 +396,7 @@ class FunctionSpec(_Spec):
     @field_validator("function_name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not _FUNCTION_NAME.fullmatch(value):
-            raise ValueError("functionName must start with a letter or _ and contain only "
-                             "letters, digits, _ and - (at most 64 characters)")
-        return value
+        return _checked_name(value, _FUNCTION_NAME, "functionName", FUNCTION_NAME_MAX)
 
     @field_validator("environment_variables", mode="before")
     @classmethod
@@ -735,10 +740,7 @@ class TriggerSpec(_Spec):
     @field_validator("trigger_name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not _TRIGGER_NAME.fullmatch(value):
-            raise ValueError("triggerName must start with a letter or _ and contain only "
-                             "letters, digits, _ and - (at most 128 characters)")
-        return value
+        return _checked_name(value, _TRIGGER_NAME, "triggerName", TRIGGER_NAME_MAX)
 
     @field_validator("trigger_config", mode="before")
     @classmethod

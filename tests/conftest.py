@@ -19,6 +19,21 @@ import yaml
 # subprocesses inherit the setting, so the CLI and the clients find the same files
 os.environ.setdefault("FCBENCH_KEYS_DIR", tempfile.mkdtemp(prefix="fcbench-test-keys-"))
 
+_WHOLE_MODULE_SLOW = "\npytestmark = pytest.mark.slow"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The fast loop (``-m "not slow"``) does not even import a module marked slow as a whole:
+    some import torch, and importing is most of what such a loop would spend."""
+    if (config.option.markexpr or "").strip() != "not slow" or collection_path.suffix != ".py" \
+            or not collection_path.name.startswith("test_"):
+        return None
+    try:
+        text = collection_path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return True if _WHOLE_MODULE_SLOW in text else None
+
 
 @pytest.fixture
 def sleep_workload(tmp_path: Path) -> Callable[..., Path]:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here starts processes or servers
+
 BINARY = bytes(range(128, 256)) * 4 + bytes(range(128))  # undecodable at once
 
 

@@ -55,6 +55,7 @@ def _tensor_body(seed: int) -> tuple[np.ndarray, bytes]:
                           "data": base64.b64encode(x.tobytes()).decode()}).encode()
 
 
+@pytest.mark.slow
 def test_eight_concurrent_requests_share_fewer_model_calls_with_correct_answers(tmp_path,
                                                                                 monkeypatch):
     pytest.importorskip("onnxruntime")

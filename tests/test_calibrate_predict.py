@@ -93,6 +93,7 @@ def test_calibration_without_a_warm_request_says_what_to_do(tmp_path):
         calibrate([tmp_path / "nothing"])
 
 
+@pytest.mark.slow
 def test_simulate_calibrated_on_a_measured_run_finds_its_service_time(sleep_workload,
                                                                       fcbench_run, tmp_path):
     """A real harness run of a 150 ms sleep: calibrating on it recovers 150 ms, and the
@@ -117,6 +118,7 @@ def test_simulate_calibrated_on_a_measured_run_finds_its_service_time(sleep_work
     assert yaml.safe_load((sim / "run.yaml").read_text())["calibration"]["service_samples"] > 0
 
 
+@pytest.mark.slow
 def test_simulate_sweep_writes_the_measured_sweeps_format(sleep_workload, fcbench_run, tmp_path):
     path = sleep_workload({"kind": "poisson", "rate": 2}, duration=300, sleep_ms=200,
                           startup_ms=300, idle=2, max_instances=50)
@@ -149,6 +151,7 @@ def test_simulate_sweep_writes_the_measured_sweeps_format(sleep_workload, fcbenc
     assert not (tmp_path / "bad").exists()  # checked before any level ran
 
 
+@pytest.mark.slow
 def test_coldstart_sweep_predict_overlays_the_calibrated_simulator(fcbench_run, tmp_path):
     """The shipped sleep spec (1 s per request, 2 slots, idle reclaim after 2 s), measured and
     predicted in one sweep."""
@@ -179,6 +182,7 @@ def test_coldstart_sweep_predict_overlays_the_calibrated_simulator(fcbench_run, 
     assert (folder / "plots" / "p_cold.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_what_if_prices_each_combination_from_a_simulated_run(sleep_workload, fcbench_run,
                                                               tmp_path):
     """One request every 10 s, 1 s each, idle reclaim after 2 s, a 4 GB GPU spec: every request

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import asyncio
 import csv
 import json
@@ -11,6 +12,8 @@ import sys
 from docker_fixtures import (baked_image, docker_client, mobilenet_image,  # noqa: F401, F811
                              registry)
 from fcbench.harness.runtimes.docker import remove_image
+
+pytestmark = pytest.mark.slow  # every test here starts processes or servers
 
 
 def test_profile_with_pull_shows_pull_and_container_phases(docker_client, baked_image, registry,

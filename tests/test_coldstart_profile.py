@@ -14,6 +14,8 @@ from fcbench.harness.server import HarnessConfig, HarnessThread
 from harness_utils import sleep_spec
 from proxy_utils import Proxy
 
+pytestmark = pytest.mark.slow  # every test here starts processes or servers
+
 
 def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "fcbench", "coldstart", "profile", *args],

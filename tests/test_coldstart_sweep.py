@@ -111,6 +111,7 @@ def test_sweep_timing_extends_short_levels_or_says_they_are_not_steady():
     assert (t.level_s, t.warmup_s, t.steady) == (60, 3, True)
 
 
+@pytest.mark.slow
 def test_a_closed_loop_sweep_runs(tmp_path):
     spec = tmp_path / "c.yaml"
     spec.write_text("functionName: c\nenvironmentVariables:\n  FCBENCH_MODEL: sleep\n"

@@ -17,6 +17,8 @@ import yaml
 from browser import dump_dom, screenshot
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # every test here starts processes or servers
+
 SECRET = "hunter2-never-in-a-file"
 
 

@@ -93,6 +93,7 @@ def test_the_command_prints_both_regimes_separately():
     assert "30,267 CU" in out and "48.00 USD" in out  # the USD server price went to USD only
 
 
+@pytest.mark.slow
 def test_bad_tables_are_located_errors(tmp_path):
     bad = tmp_path / "t.yaml"
     bad.write_text("name: t\nregime: gb-s\ncurrency: CNY\nsource: me\ndate: x\ngpuGbS: -1\n")
@@ -118,6 +119,7 @@ def test_provisioned_idle_seconds_are_billed_on_demand_ones_are_not(simple):
                                                         + 10 / 10000 * 75)
 
 
+@pytest.mark.slow
 def test_cost_plot_from_the_command_marks_compares_break_even(fcbench_run, tmp_path):
     """`fcbench cost ... --plot`: one PNG per table; the break-even it marks for 16 GB is the
     documentation's ~34.7 % utilisation, the same number the terminal table prints."""

@@ -70,6 +70,7 @@ def _url_run(folder: Path, *, source: Path | None = None) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_a_run_without_a_recorded_gpu_spec_is_refused_not_priced_at_zero(tmp_path,
                                                                           fcbench_run):
     run = _url_run(tmp_path / "url-run")
@@ -94,6 +95,7 @@ def test_a_run_without_a_recorded_gpu_spec_is_refused_not_priced_at_zero(tmp_pat
     assert "FC cost per day" not in res.stdout and "--gpu-mem GB" in res.stdout
 
 
+@pytest.mark.slow
 def test_a_url_run_takes_its_shape_from_the_spec_its_workload_names(tmp_path, fcbench_run):
     """`fcbench run wl.yaml --target URL` keeps the workload's local functions in its file:
     the spec of the function the run invoked gives the GPU size and the CU shape."""
@@ -141,6 +143,7 @@ def _local_run(folder: Path, *, planned: float | None, interrupted: bool = False
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("planned, interrupted, seconds, why", [
     (60.0, False, 60.0, "by its planned duration, 60 s"),
     (None, False, 55.4, "no planned duration is recorded"),
@@ -157,6 +160,7 @@ def test_a_run_is_scaled_to_a_day_by_its_planned_duration(tmp_path, fcbench_run,
     assert _money(res.stdout) == pytest.approx(round(4 * 0.5 * RATE * scale, 2))
 
 
+@pytest.mark.slow
 def test_cost_options_are_named_for_what_they_mean_and_it_shows_its_working(fcbench_run):
     res = fcbench_run("cost", "--calls-per-day", "3600", "--seconds-per-call", "1",
                       "--gpu-mem", "4", "--table", "fc-doc-simple", "--table", "fc3-cu-2024-08",
@@ -225,6 +229,7 @@ def _sim_run(sleep_workload, fcbench_run, tmp_path: Path, service: str, name: st
     return run
 
 
+@pytest.mark.slow
 def test_what_if_intervals_carry_the_calibrations_own_sampling(sleep_workload, fcbench_run,
                                                                tmp_path):
     """40 sparse requests, each cold, served in uniform(0.5, 1.5) s — a true mean of 1 s, so the
@@ -283,7 +288,7 @@ def test_the_harness_meter_and_the_simulator_count_an_instances_seconds_alike(
     from fcbench.harness.gpus import GpuPool
     from fcbench.harness.scheduler import FunctionConfig
     from fcbench.harness.server import HarnessConfig
-    from fcbench.load.workload import workload_from_run
+    from fcbench.load.loader import workload_from_run
     from fcbench.sim import simulate
 
     path = _gpu_sleep(sleep_workload, {"kind": "burst", "rateOn": 2, "onS": 2, "offS": 2,

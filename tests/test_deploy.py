@@ -107,6 +107,7 @@ def _blocks(out: str) -> dict[str, dict | None]:
     return calls
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_exact_bodies_and_masks_secrets(tmp_path: Path) -> None:
     spec = rich_spec(tmp_path)
     path = tmp_path / "rich.yaml"
@@ -201,6 +202,7 @@ def test_s_yaml_round_trip_keeps_every_field(tmp_path: Path) -> None:
     assert back.spec == spec and back.provision == 2
 
 
+@pytest.mark.slow
 def test_cli_export_then_import(tmp_path: Path) -> None:
     src = ROOT / "workloads/functions/mobilenet-v2-quickstart.yaml"
     s_yaml, fn = tmp_path / "s.yaml", tmp_path / "out" / "fn.yaml"
@@ -218,6 +220,7 @@ def test_cli_export_then_import(tmp_path: Path) -> None:
 
 
 # ---- Serverless Devs 1.x --------------------------------------------------------------------
+@pytest.mark.slow
 def test_import_start_fc_gpu_1x(tmp_path: Path) -> None:
     got = import_s_yaml(FIXTURE_1X)
     spec = got.spec
@@ -276,6 +279,7 @@ def _line_of(text: str, needle: str) -> int:
     return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("edit, needle, key", [
     (("instanceConcurrency: 1", "instanceConcurrency: lots"), "instanceConcurrency: lots",
      "resources.mobilenet-v2.props.instanceConcurrency"),
@@ -306,6 +310,7 @@ def test_bad_s_yaml_names_file_line_key(tmp_path: Path, edit: tuple[str, str], n
     assert "Traceback" not in res.stderr
 
 
+@pytest.mark.slow
 def test_bad_s_yaml_shapes(tmp_path: Path) -> None:
     cases = {
         "no-edition": ("name: x\nresources: {}\n", "edition"),
@@ -352,6 +357,7 @@ def _sdk(base: str):
     return sdk(base), m
 
 
+@pytest.mark.slow
 def test_live_deploy_update_delete_against_the_harness(tmp_path: Path) -> None:
     spec_path = tmp_path / "fn.yaml"
     doc = {"functionName": "deployed", "instanceConcurrency": 2, "timeout": 60,
@@ -433,6 +439,7 @@ def test_live_deploy_update_delete_against_the_harness(tmp_path: Path) -> None:
         assert res.returncode == 1 and "FunctionNotFound" in res.stderr
 
 
+@pytest.mark.slow
 def test_deploy_to_a_harness_that_is_not_running(tmp_path: Path) -> None:
     from fcbench._net import free_port
 
@@ -444,6 +451,7 @@ def test_deploy_to_a_harness_that_is_not_running(tmp_path: Path) -> None:
     assert "Traceback" not in res.stderr
 
 
+@pytest.mark.slow
 def test_fc_without_credentials_says_so(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD")}
     env["HOME"] = str(tmp_path)  # no ~/.alibabacloud/credentials either
@@ -460,6 +468,7 @@ def test_deploy_plan_toward_fc_never_holds_harness_keys(tmp_path: Path) -> None:
             assert "harness" not in json.dumps(call.wire_body() or {})
 
 
+@pytest.mark.slow
 def test_deploy_reads_an_s_yaml_with_its_trigger_and_provision(tmp_path: Path) -> None:
     spec = rich_spec(tmp_path)
     path = tmp_path / "s.yaml"

@@ -73,6 +73,7 @@ def _lists_command_and_reference(stderr: str) -> None:
     assert "customContainerConfig.command: python3 serve.py" in stderr, stderr
 
 
+@pytest.mark.slow
 def test_import_writes_the_reference_never_the_value(tmp_path: Path, s_yaml: Path) -> None:
     out = tmp_path / "out.yaml"
     res = cli("import", str(s_yaml), "-o", str(out), cwd=tmp_path)
@@ -92,6 +93,7 @@ def test_import_writes_the_reference_never_the_value(tmp_path: Path, s_yaml: Pat
     _no_secret(res)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["s.yaml", "FUNCTION.yaml"])
 def test_dry_run_prints_commands_and_references_never_the_value(tmp_path: Path, s_yaml: Path,
                                                                 which: str) -> None:
@@ -133,6 +135,7 @@ def test_a_reference_in_a_number_field_is_refused_at_import(tmp_path: Path) -> N
     assert "put the value itself" in res.stderr
 
 
+@pytest.mark.slow
 def test_apply_refuses_a_command_before_connecting(tmp_path: Path, s_yaml: Path) -> None:
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens: a connection would fail
     res = cli(str(s_yaml), "--endpoint", endpoint, "--timeout", "5", cwd=tmp_path)
@@ -169,6 +172,7 @@ def test_toward_fc_commands_are_printed_and_secrets_still_refused(tmp_path: Path
     _no_secret(res)
 
 
+@pytest.mark.slow
 def test_a_plain_spec_needs_no_flag(tmp_path: Path) -> None:
     res = cli(str(ROOT / "workloads/functions/sleep.yaml"), "--endpoint", "http://127.0.0.1:9",
               "--dry-run", cwd=tmp_path)

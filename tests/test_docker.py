@@ -53,6 +53,7 @@ def harness_for(tmp_path):
         h.close()
 
 
+@pytest.mark.slow
 def test_serves_from_zero_cold_then_warm_in_one_container_and_reclaim_removes_it(
         docker_client, baked_image, harness_for):
     h = harness_for(docker_spec(baked_image))
@@ -89,6 +90,7 @@ def test_serves_from_zero_cold_then_warm_in_one_container_and_reclaim_removes_it
     assert h3["x-fc-instance-id"] != h1["x-fc-instance-id"]
 
 
+@pytest.mark.slow
 def test_container_instances_get_only_their_own_environment_and_the_gateway_keeps_fc_limits(
         docker_client, baked_image, harness_for, monkeypatch):
     from test_wire import (FC_OWN, SECRET, SECRET_ID, assert_gateway_limits,
@@ -134,6 +136,7 @@ def _unique_image(client, base: str, repo: str, tag: str, nbytes: int) -> str:
     return image.id
 
 
+@pytest.mark.slow
 def test_pull_from_the_loopback_registry_is_a_real_phase(docker_client, baked_image, registry,
                                                          harness_for):
     ref = f"{registry}/fcbench-test/mobilenet-v2:pull"
@@ -181,6 +184,7 @@ def test_remove_image_takes_every_tag_and_restore_tags_gives_them_back(docker_cl
     asyncio.run(remove_image(f"{repo}:a"))
 
 
+@pytest.mark.slow
 def test_mount_mode_binds_the_host_model_read_only(docker_client, mount_image, harness_for):
     h = harness_for(docker_spec(mount_image, name="mounted"))
     status, headers, body = invoke(h.url, "mounted", TENSOR)
@@ -194,6 +198,7 @@ def test_mount_mode_binds_the_host_model_read_only(docker_client, mount_image, h
     assert mount["RW"] is False
 
 
+@pytest.mark.slow
 def test_instance_that_exits_before_ready_names_its_saved_log(docker_client, baked_image,
                                                               harness_for):
     spec = docker_spec(baked_image, name="broken",
@@ -268,6 +273,7 @@ def test_no_daemon_is_a_clear_error_saying_how_to_start_it(monkeypatch, tmp_path
     assert "systemctl start docker" in message and "dockerd" in message
 
 
+@pytest.mark.slow
 def test_stopping_harness_serve_leaves_no_container_running(docker_client, baked_image,
                                                             tmp_path):
     spec_file = tmp_path / "fn.yaml"

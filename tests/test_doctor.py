@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import os
 import subprocess
 import sys
@@ -9,6 +10,8 @@ import sys
 # fixtures are imported by name so pytest finds them here
 from docker_fixtures import docker_client, mobilenet_image, registry  # noqa: F401
 from fcbench.cli.doctor import run_checks
+
+pytestmark = pytest.mark.slow  # every test here starts processes or servers
 
 
 def doctor(**env: str) -> tuple[int, str]:

@@ -3,9 +3,12 @@ harness's instance and request events; a listener that raises is counted, and th
 
 from __future__ import annotations
 
+import pytest
 from fcbench.events import Events
 from fcbench.load.runner import run_workload
-from fcbench.load.workload import load_workload
+from fcbench.load.loader import load_workload
+
+pytestmark = pytest.mark.slow  # every test here starts processes or servers
 
 
 def test_a_run_fires_its_events_and_survives_a_failing_listener(sleep_workload, tmp_path):

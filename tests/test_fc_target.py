@@ -20,7 +20,7 @@ import yaml
 from fcbench.credentials import Credentials, resolve_credentials
 from fcbench.errors import UsageError
 from fcbench.harness.server import HarnessConfig, HarnessThread
-from fcbench.load.workload import target_from_url
+from fcbench.targets.config import target_from_url
 from fcbench.signing import AccessKey, read_harness_key, sign, write_harness_key
 from harness_utils import instances
 
@@ -232,6 +232,7 @@ def test_the_default_chain_reads_env_then_the_credentials_file(tmp_path, monkeyp
                                                               key.access_key_secret)
 
 
+@pytest.mark.slow
 def test_missing_credentials_is_one_message_and_exit_2(tmp_path, fcbench_run):
     empty = tmp_path / "empty-home"
     empty.mkdir()
@@ -257,6 +258,7 @@ def test_missing_credentials_is_one_message_and_exit_2(tmp_path, fcbench_run):
 
 # ---- fcbench run ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_run_with_an_fc_target_records_fc_ids_and_leaks_no_credential(
         tmp_path, harness, fcbench_run):
     create(harness.url, "f")
@@ -288,6 +290,7 @@ def test_run_with_an_fc_target_records_fc_ids_and_leaks_no_credential(
     assert not any(v in proc.stdout + proc.stderr for v in values)
 
 
+@pytest.mark.slow
 def test_credentials_file_under_home_signs_and_stays_out_of_results(
         tmp_path, harness, fcbench_run):
     create(harness.url, "f")
@@ -309,6 +312,7 @@ def test_credentials_file_under_home_signs_and_stays_out_of_results(
     assert not any(v in proc.stdout + proc.stderr for v in FILE_SECRET)
 
 
+@pytest.mark.slow
 def test_throttling_is_recorded_per_request_and_the_run_goes_on(tmp_path, harness,
                                                                 fcbench_run):
     create(harness.url, "one", sleep_ms=400, max_instances=1, queue_size=0)
@@ -329,6 +333,7 @@ def test_throttling_is_recorded_per_request_and_the_run_goes_on(tmp_path, harnes
     assert summary["count"] == len(got) and summary["errors_by_status"]["429"] == len(throttled)
 
 
+@pytest.mark.slow
 def test_http_trigger_url_target_records_fc_ids(tmp_path, harness, fcbench_run):
     create(harness.url, "t")
     trig = sdk(harness.url).create_trigger("t", m.CreateTriggerRequest(
@@ -353,6 +358,7 @@ def test_http_trigger_url_target_records_fc_ids(tmp_path, harness, fcbench_run):
 
 # ---- forced cold starts -----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_coldstart_profile_with_an_fc_target_updates_the_function_each_time(
         tmp_path, harness, fcbench_run):
     create(harness.url, "cold", startup_ms=150, idle=600)  # nothing would idle out by itself
@@ -396,6 +402,7 @@ def test_force_cold_refuses_a_published_version(harness):
         assert info.value.code == "FunctionNotFound" and info.value.request_id
 
 
+@pytest.mark.slow
 def test_sweep_against_an_fc_target_starts_every_level_from_zero(tmp_path, harness,
                                                                   fcbench_run):
     """`coldstart sweep --target fc://...`: each level runs through the SDK against the deployed
@@ -430,6 +437,7 @@ def test_sweep_against_an_fc_target_starts_every_level_from_zero(tmp_path, harne
     assert "Traceback" not in proc.stderr and not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow
 def test_a_run_against_fc_is_priced_from_its_requests_busy_time(tmp_path, harness, fcbench_run):
     """An fc target meters nothing (no instances.csv): `fcbench cost RUN_DIR --gpu-mem 4` prices
     each instance's busy time as its requests saw it. With instanceConcurrency 1 no two requests

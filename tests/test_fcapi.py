@@ -19,7 +19,7 @@ fc = pytest.importorskip("alibabacloud_fc20230330.client")
 from alibabacloud_fc20230330 import models as m  # noqa: E402
 from alibabacloud_tea_util.models import RuntimeOptions  # noqa: E402
 from Tea.exceptions import TeaException  # noqa: E402
-from sdk_utils import CreateInput, UpdateInput  # noqa: E402
+from sdk_utils import CreateInput  # noqa: E402
 from sdk_utils import sdk as sdk_for  # noqa: E402
 
 SLEEP_ENV = {"FCBENCH_MODEL": "sleep", "FCBENCH_SLEEP_MS": "0", "FCBENCH_STARTUP_MS": "0"}
@@ -70,6 +70,7 @@ def wait_for(pred, timeout: float = 20.0):
     raise AssertionError("condition not met in time")
 
 
+@pytest.mark.slow
 def test_gpu_function_lifecycle_through_the_sdk(harness):
     client = sdk(harness)
     fn = create(client, "gpu", cpu=2.0, memory_size=8192, instance_concurrency=1,
@@ -141,6 +142,7 @@ def test_gpu_function_lifecycle_through_the_sdk(harness):
     assert instances(harness.url) == []
 
 
+@pytest.mark.slow
 def test_provision_config_keeps_instances_started_and_visible(harness):
     client = sdk(harness)
     create(client, "prov", harness={"maxInstances": 3, "idleTimeout": 0.3})
@@ -225,6 +227,7 @@ def test_http_trigger_with_function_auth_wants_an_authorization_header(harness):
     assert status == 200 and json.loads(body)["id"] == 7
 
 
+@pytest.mark.slow
 def test_health_check_timings_decide_readiness_and_failures_fail_the_start(harness):
     client = sdk(harness)
     create(client, "healthy", custom_container_config=m.CustomContainerConfig(
@@ -251,6 +254,7 @@ def _lines(path: Path) -> list[tuple[str, str]]:
     return [tuple(line.split(" ", 2)[1:]) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("harness", [{"allow_api_commands": True}], indirect=True)
 def test_pre_stop_runs_before_the_stop_on_update_and_delete_within_its_timeout(harness,
                                                                              tmp_path):

@@ -130,6 +130,7 @@ def test_spec_without_gpu_type_gets_a_16gb_card(tmp_path):
 
 # ---- the CLI ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @no_nvml_gpu
 def test_require_gpu_refuses_with_exit_2_and_says_what_to_do(tmp_path):
     spec = tmp_path / "g.yaml"
@@ -148,6 +149,7 @@ def test_require_gpu_refuses_with_exit_2_and_says_what_to_do(tmp_path):
     assert both.returncode == 2 and "contradict" in both.stderr
 
 
+@pytest.mark.slow
 @no_nvml_gpu
 def test_cpu_spec_serves_with_require_gpu_and_no_notice(tmp_path, fcbench_proc):
     spec = tmp_path / "cpu.yaml"
@@ -160,6 +162,7 @@ def test_cpu_spec_serves_with_require_gpu_and_no_notice(tmp_path, fcbench_proc):
     assert not [line for line in _drain(err) if NOTICE in line]
 
 
+@pytest.mark.slow
 @no_nvml_gpu
 def test_readme_serve_of_mobilenet_starts_with_one_notice_and_the_invoke_hint_works(
         fcbench_proc):
@@ -184,6 +187,7 @@ def test_readme_serve_of_mobilenet_starts_with_one_notice_and_the_invoke_hint_wo
     assert not [line for line in _drain(err) if NOTICE in line]  # said once
 
 
+@pytest.mark.slow
 @no_nvml_gpu
 def test_the_gpus_used_are_recorded_in_run_yaml(tmp_path):
     import yaml
@@ -200,6 +204,7 @@ def test_the_gpus_used_are_recorded_in_run_yaml(tmp_path):
     assert gpus["source"] == "virtual-default" and gpus["virtual_gpus"].endswith("x48GB")
 
 
+@pytest.mark.slow
 @no_nvml_gpu
 def test_a_gpu_function_deployed_to_a_harness_started_without_gpus_gets_a_virtual_card(
         tmp_path, fcbench_run):

@@ -62,6 +62,7 @@ def _simultaneous(url: str, name: str, n: int, body: dict) -> list[tuple[int, di
         return list(pool.map(lambda _: invoke(url, name, body), range(n)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("harness", [[sleep_spec(concurrency=1)]], indirect=True)
 def test_concurrency_one_two_simultaneous_requests_start_two_instances(harness):
     results = _simultaneous(harness.url, "sleep", 2, {"sleep_ms": 400})
@@ -72,6 +73,7 @@ def test_concurrency_one_two_simultaneous_requests_start_two_instances(harness):
     assert all(r[1]["x-fcbench-cold"] == "1" for r in results)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("harness", [[sleep_spec(concurrency=4)]], indirect=True)
 def test_concurrency_four_four_simultaneous_requests_share_one_instance(harness):
     results = _simultaneous(harness.url, "sleep", 4, {"sleep_ms": 400})
@@ -80,6 +82,7 @@ def test_concurrency_four_four_simultaneous_requests_share_one_instance(harness)
     assert len(instances(harness.url)) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("harness", [[sleep_spec(idle=0.5)]], indirect=True)
 def test_idle_instance_is_reclaimed_and_next_request_is_cold(harness):
     _, h1, _ = invoke(harness.url, "sleep")
@@ -100,6 +103,7 @@ def test_idle_instance_is_reclaimed_and_next_request_is_cold(harness):
     assert h2["x-fcbench-cold"] == "1" and h2["x-fc-instance-id"] != h1["x-fc-instance-id"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("harness", [[sleep_spec(max_instances=1, queue_size=1)]], indirect=True)
 def test_max_instances_and_full_queue_answer_429_resource_throttled(harness):
     results = _simultaneous(harness.url, "sleep", 3, {"sleep_ms": 800})
@@ -114,6 +118,7 @@ def test_max_instances_and_full_queue_answer_429_resource_throttled(harness):
     assert len(instances(harness.url)) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("harness", [[sleep_spec(max_instances=1, queue_size=5,
                                                  queue_timeout=0.3)]], indirect=True)
 def test_queue_timeout_answers_429(harness):
@@ -121,6 +126,7 @@ def test_queue_timeout_answers_429(harness):
     assert sorted(r[0] for r in results) == [200, 429]
 
 
+@pytest.mark.slow
 def test_killed_instance_gives_a_clear_error_and_a_replacement(harness):
     invoke(harness.url, "sleep")
     victim = instances(harness.url)[0]
@@ -192,6 +198,7 @@ def test_management_routes_create_get_list_delete(harness):
     assert [i for i in instances(harness.url) if i["function"] == "extra"] == []
 
 
+@pytest.mark.slow
 def test_metering_reports_active_idle_and_gb_seconds(tmp_path):
     spec = sleep_spec(gpuConfig={"gpuMemorySize": 4096})
     with HarnessThread([spec], HarnessConfig(port=0, virtual_gpus="1x16GB",
@@ -205,6 +212,7 @@ def test_metering_reports_active_idle_and_gb_seconds(tmp_path):
     assert inst["gpu_gb_s"] == pytest.approx(4.0 * inst["active_s"], rel=1e-3)
 
 
+@pytest.mark.slow
 def test_gpu_spec_placed_four_per_16gb_virtual_card(tmp_path):
     spec = sleep_spec(gpuConfig={"gpuMemorySize": 4096}, max_instances=10, queue_size=10)
     with HarnessThread([spec], HarnessConfig(port=0, virtual_gpus="1x16GB",
@@ -216,6 +224,7 @@ def test_gpu_spec_placed_four_per_16gb_virtual_card(tmp_path):
         assert max(waited) > 600  # the fifth waited for a slot, it could not start a 5th
 
 
+@pytest.mark.slow
 def test_fc_sdk_invokes_the_harness(harness):
     """The real alibabacloud-fc20230330 SDK, pointed at the harness (no FC account needed)."""
     fc = pytest.importorskip("alibabacloud_fc20230330.client")
@@ -246,6 +255,7 @@ def test_fc_sdk_invokes_the_harness(harness):
     assert info.value.code == "EntityTooLarge"
 
 
+@pytest.mark.slow
 def test_mobilenet_v2_end_to_end_through_the_harness(tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
     import io
@@ -286,6 +296,7 @@ def _serve(tmp_path, *args: str) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_stopping_the_harness_leaves_no_instance_processes(tmp_path, sig):
     proc = _serve(tmp_path)
@@ -305,6 +316,7 @@ def test_stopping_the_harness_leaves_no_instance_processes(tmp_path, sig):
             proc.wait()
 
 
+@pytest.mark.slow
 def test_bad_spec_yaml_gives_file_line_key_and_exit_2(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("functionName: f\ngpuConfig:\n  gpuMemorySize: lots\n")
@@ -323,6 +335,7 @@ def test_bad_spec_yaml_gives_file_line_key_and_exit_2(tmp_path):
     assert res.returncode == 2 and "invalid YAML" in res.stderr and f"{bad}:" in res.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("harness", [[sleep_spec(timeout=0.5)]], indirect=True)
 def test_function_timeout_answers_504_and_the_instance_keeps_serving(harness):
     status, _, body = invoke(harness.url, "sleep", {"sleep_ms": 3000})
@@ -332,6 +345,7 @@ def test_function_timeout_answers_504_and_the_instance_keeps_serving(harness):
     assert status == 200
 
 
+@pytest.mark.slow
 def test_fcbench_invoke_shows_cold_then_warm_and_the_body(tmp_path, harness):
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "fcbench", "invoke", *args],
@@ -350,6 +364,7 @@ def test_fcbench_invoke_shows_cold_then_warm_and_the_body(tmp_path, harness):
     assert "Traceback" not in gone.stderr
 
 
+@pytest.mark.slow
 def test_provisioned_instances_keep_sparse_requests_warm(tmp_path):
     from fcbench.spec import function_spec_from_dict
 

@@ -30,6 +30,7 @@ def test_wheelhouse_pins_the_host_versions_and_lists_older_glibc_tags():
     assert "manylinux2014_x86_64" in tags and "manylinux_2_37_x86_64" not in tags
 
 
+@pytest.mark.slow
 def test_mobilenet_image_is_built_offline_and_follows_the_instance_contract(docker_client,
                                                                             baked_image):
     image = docker_client.images.get(baked_image)
@@ -73,6 +74,7 @@ def test_mobilenet_image_is_built_offline_and_follows_the_instance_contract(dock
         container.remove(force=True)
 
 
+@pytest.mark.slow
 def test_images_list_shows_size_and_layers(baked_image):
     proc = subprocess.run([sys.executable, "-m", "fcbench", "images", "list"],
                           capture_output=True, text=True, timeout=60)
@@ -94,6 +96,7 @@ def test_base_image_is_reused_when_present(docker_client, mobilenet_image):
     assert any(i.tags == (DEFAULT_BASE,) for i in list_images(docker_client))
 
 
+@pytest.mark.slow
 def test_missing_base_image_fails_with_a_sentence_naming_the_log(docker_client, registry):
     with pytest.raises(RuntimeBackendError) as err:
         build_image(docker_client, "mobilenet-v2", base=f"{REGISTRY}/fcbench-test/absent:1",
@@ -103,6 +106,7 @@ def test_missing_base_image_fails_with_a_sentence_naming_the_log(docker_client, 
     assert "its log is" in message and "fcbench images base" in message
 
 
+@pytest.mark.slow
 def test_push_to_the_loopback_registry(docker_client, baked_image, registry):
     proc = subprocess.run(
         [sys.executable, "-m", "fcbench", "images", "build", "mobilenet-v2", "--tag",

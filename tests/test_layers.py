@@ -9,6 +9,7 @@ entry points may import the CLI, and no CLI module imports another.
 from __future__ import annotations
 
 import ast
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,7 @@ def _imports(path: Path) -> set[str]:
     return {name for name in found if name.startswith("fcbench")}
 
 
+@lru_cache(maxsize=1)
 def _graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for path in ROOT.rglob("*.py"):

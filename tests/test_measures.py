@@ -101,6 +101,7 @@ def test_block_bootstrap_widens_the_interval_for_clustered_cold_requests():
     assert block_bootstrap(clustered, block=20, seed=3) == (lo4, hi4)  # seeded
 
 
+@pytest.mark.slow
 def test_on_a_harness_run_the_ready_ts_rule_equals_the_harness_flag(sleep_workload,
                                                                      fcbench_run, tmp_path):
     # bursts against instanceConcurrency 4: starts, claims, scale-out, queueing behind warm

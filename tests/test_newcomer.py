@@ -80,6 +80,7 @@ def test_every_shipped_spec_names_a_sample_request():
 
 # ---- experiments whose every sample failed ------------------------------------------------
 
+@pytest.mark.slow
 def test_profile_whose_every_request_fails_prints_the_error_and_exits_1(tmp_path, fcbench_run):
     spec = tmp_path / "s.yaml"
     spec.write_text(SLEEP)
@@ -94,6 +95,7 @@ def test_profile_whose_every_request_fails_prints_the_error_and_exits_1(tmp_path
     assert [r["kind"] for r in csv.DictReader(open(run / "phases.csv"))] == ["failed"] * 2
 
 
+@pytest.mark.slow
 def test_profile_of_an_instance_that_never_starts_exits_1(tmp_path, fcbench_run):
     spec = tmp_path / "broken.yaml"
     spec.write_text("functionName: broken\nharness:\n"
@@ -106,6 +108,7 @@ def test_profile_of_an_instance_that_never_starts_exits_1(tmp_path, fcbench_run)
     assert "FunctionNotStarted" in res.stderr
 
 
+@pytest.mark.slow
 def test_sweep_whose_every_level_fails_prints_the_error_and_exits_1(tmp_path, fcbench_run):
     spec = tmp_path / "s.yaml"
     spec.write_text(SLEEP)
@@ -118,6 +121,7 @@ def test_sweep_whose_every_level_fails_prints_the_error_and_exits_1(tmp_path, fc
     assert (_one_run_dir(tmp_path / "res") / "sweep.csv").is_file()
 
 
+@pytest.mark.slow
 def test_run_whose_every_request_fails_prints_the_error_and_exits_1(tmp_path, fcbench_run,
                                                                     sleep_workload):
     workload = sleep_workload({"kind": "poisson", "rate": 4}, duration=2, startup_ms=0,
@@ -133,6 +137,7 @@ def test_run_whose_every_request_fails_prints_the_error_and_exits_1(tmp_path, fc
 
 # ---- the README's first profile -----------------------------------------------------------
 
+@pytest.mark.slow
 def test_readme_profile_of_mobilenet_keeps_its_sample(tmp_path):
     pytest.importorskip("onnxruntime")
     res = subprocess.run([sys.executable, "-m", "fcbench", "coldstart", "profile",
@@ -159,6 +164,7 @@ def _suggested(out: str) -> list[str]:
     return re.findall(r"`([^`]+)`", out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("docker_host", [None, "unix:///nonexistent/docker.sock"])
 def test_doctor_suggests_only_commands_that_work_here(docker_host):
     out = _doctor(**({"DOCKER_HOST": docker_host} if docker_host else {}))

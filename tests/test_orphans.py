@@ -180,6 +180,7 @@ def _children(pid: int) -> set[int]:
     return {int(p) for p in out.split()}
 
 
+@pytest.mark.slow
 def test_a_harness_killed_with_sigkill_leaves_nothing_behind(tmp_path, survivors):
     spec = tmp_path / "stubborn.yaml"
     spec.write_text(yaml.safe_dump(_stubborn_doc(tmp_path)))
@@ -270,6 +271,7 @@ time.sleep(300)
 """
 
 
+@pytest.mark.slow
 def test_a_killed_harness_leaves_no_docker_container(docker_client):  # noqa: F811
     images = sorted(docker_client.images.list(), key=lambda i: not i.tags)  # tagged ones first
     if not images:

@@ -4,6 +4,7 @@ are in flight, and the harness's metering shows the provisioned instances' idle 
 
 from __future__ import annotations
 
+import pytest
 import json
 import os
 import time
@@ -13,6 +14,8 @@ import yaml
 from harness_utils import instances
 
 from fcbench.harness.server import HarnessConfig, HarnessThread
+
+pytestmark = pytest.mark.slow  # every test here starts processes or servers
 
 
 def test_two_provisioned_instances_leave_a_sparse_run_warm_and_bill_their_idle_time(

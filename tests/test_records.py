@@ -216,6 +216,7 @@ def harness():
         yield h
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["url", "fc"])
 def test_targets_fill_records_from_a_real_harness(harness, kind):
     h = harness
@@ -267,6 +268,7 @@ def test_summary_reads_a_real_requests_csv_schema(tmp_path):
     assert summarize(path)["latency_ms"]["max"] == 100.0
 
 
+@pytest.mark.slow
 def test_url_target_resends_once_on_a_connection_the_server_dropped(harness):
     # Idle keep-alive connections can be closed under the client at any time; the request then
     # goes out again on a fresh connection instead of failing.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ from PIL import Image
 from browser import dump_dom, image_widths, screenshot
 
 
+@pytest.mark.slow
 def test_report_is_self_contained_and_renders_in_chromium(tmp_path):
     spec = tmp_path / "f.yaml"
     spec.write_text("functionName: f\nenvironmentVariables:\n  FCBENCH_MODEL: sleep\n"
@@ -45,6 +47,7 @@ def test_report_of_a_missing_folder_is_a_clear_error(tmp_path):
     assert res.returncode == 2 and "does not exist" in res.stderr
 
 
+@pytest.mark.slow
 def test_report_of_a_measured_run_shows_instances_latency_and_cost(sleep_workload, fcbench_run,
                                                                   tmp_path):
     wl = sleep_workload({"kind": "poisson", "rate": 12}, duration=3, sleep_ms=40,
@@ -187,6 +190,7 @@ def test_every_table_scrolls_inside_its_own_box(tmp_path):
     assert html.count("<table") == html.count('<div class="table-wrap"><table')
 
 
+@pytest.mark.slow
 def test_a_wide_table_does_not_widen_the_page_in_chromium(tmp_path):
     """Chromium at 800 px: a what-if with 12 price tables (27 columns) scrolls in its box and
     the page itself has no horizontal scroll."""

@@ -137,6 +137,7 @@ def test_phase_rows_read_kept_cold_starts_and_the_profiles_medians(tmp_path):
     assert 'id="fig-waterfall"' in html and (run / "plots" / "waterfall.png").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,server_per_day", [("fc-doc-simple", None),
                                                  ("fc3-cu-2024-08", 48.0)])
 def test_cost_plot_marks_compares_break_even(tmp_path, name, server_per_day):
@@ -188,6 +189,7 @@ def _check_in_chromium(report: Path, tmp_path: Path, figures: list[str]) -> str:
     return dump_dom(report.as_uri())
 
 
+@pytest.mark.slow
 def test_report_of_a_simulated_run_shows_the_serverless_picture(sleep_workload, fcbench_run,
                                                                tmp_path):
     path = sleep_workload({"kind": "poisson", "rate": 8}, duration=120, sleep_ms=200,
@@ -210,6 +212,7 @@ def test_report_of_a_simulated_run_shows_the_serverless_picture(sleep_workload, 
     assert f"{fc:,.2f} CNY" in dom
 
 
+@pytest.mark.slow
 def test_report_of_a_hand_written_run_in_chromium(tmp_path):
     run = write_run(tmp_path / "run")
     report = write_report(run)
@@ -220,6 +223,7 @@ def test_report_of_a_hand_written_run_in_chromium(tmp_path):
     assert f"{4 * (2 + 2) * 0.0007 * 86400 / 8.5:,.2f} CNY" in dom
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["no-instances", "all-failed", "empty"])
 def test_report_survives_missing_and_empty_files(tmp_path, case):
     if case == "no-instances":
@@ -295,6 +299,7 @@ def _sparse_day(n: int = 3000, gap: float = 10.0, service: float = 0.5):
                          "cold": np.r_[1, np.zeros(n - 1)], "instance_id": "a"})
 
 
+@pytest.mark.slow
 def test_in_flight_of_a_long_sparse_run_draws_time_weighted_means_not_a_full_band():
     from fcbench.report.plots import MAX_STEP_POINTS, STEP_BINS, _pyplot, in_flight_figure
 

@@ -43,6 +43,7 @@ def _spelled(path: Path) -> list[str]:
             for m in NAMES.finditer(node.value)]
 
 
+@pytest.mark.slow
 def test_no_module_outside_results_names_a_run_folder_file() -> None:
     found = [hit for path in sorted(PACKAGE.rglob("*.py"))
              if PACKAGE / "results" not in path.parents for hit in _spelled(path)]
@@ -121,6 +122,7 @@ def test_an_old_profile_reads_its_phases() -> None:
         assert stats[name] == pytest.approx(block, abs=0.01), name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["run", "sim", "profile"])
 def test_an_old_folder_renders_its_report(tmp_path: Path, name: str) -> None:
     from fcbench.report.html import write_report

@@ -22,7 +22,9 @@ import pytest
 from fcbench._net import free_port
 from fcbench.protocol import ALL_COLUMNS, COLUMNS
 from fcbench.results.rundir import new_run_dir
-from fcbench.load.workload import load_workload
+from fcbench.load.loader import load_workload
+
+pytestmark = pytest.mark.slow  # every test here starts processes or servers
 
 SECRET = "s3cr3t-value-never-in-results"
 

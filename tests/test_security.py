@@ -105,6 +105,7 @@ def test_a_web_page_in_a_real_browser_cannot_create_a_function_that_runs_a_comma
     assert "pwned" not in functions(harness)
 
 
+@pytest.mark.slow
 def test_forged_requests_are_refused_before_anything_runs(harness, tmp_path):
     marker = tmp_path / "ran"
     body = json.dumps(evil_body(marker)).encode()
@@ -225,6 +226,7 @@ def test_the_fc_sdk_gets_fc_s_own_errors_for_a_wrong_key(harness):
         == "sleep"
 
 
+@pytest.mark.slow
 def test_serve_prints_where_its_key_is_and_the_cli_finds_it(tmp_path, fcbench_proc):
     spec = tmp_path / "sleep.yaml"
     spec.write_text("functionName: sleep\nenvironmentVariables: {FCBENCH_MODEL: sleep}\n")
@@ -255,6 +257,7 @@ def test_an_explicit_key_pair_is_the_one_checked(tmp_path):
 
 # ---- 3. commands come only from the operator ------------------------------------------------
 
+@pytest.mark.slow
 def test_a_command_through_the_api_runs_only_when_the_operator_said_so(tmp_path):
     marker = tmp_path / "ran"
     with HarnessThread([], HarnessConfig(port=0, log_dir=tmp_path / "l1")) as h:

@@ -150,6 +150,7 @@ def test_the_size_bound_applies_to_text_too(monkeypatch):
     assert "larger than" in refused("a: " + "1" * 97 + "\n").message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text, line, needle", [
     (laughs(10), 6, "billion laughs"),
     ("functionName: f\nharness: &h {queue: [*h]}\n", 2, "recursive alias"),

@@ -13,9 +13,11 @@ import pandas as pd
 import pytest
 
 from fcbench.harness.scheduler import FunctionConfig
-from fcbench.load.workload import load_workload
+from fcbench.load.loader import load_workload
 from fcbench.results.summary import summarize
 from fcbench.sim import simulate
+
+pytestmark = pytest.mark.slow  # every test here starts processes or servers
 
 CONFIGS = [
     # rate/s, instanceConcurrency, idle timeout s, service ms, extra start-up ms, seed

@@ -9,7 +9,9 @@ import json
 import pytest
 import yaml
 
-from fcbench.load.workload import load_workload
+from fcbench.load.loader import load_workload
+
+pytestmark = pytest.mark.slow  # every test here starts processes or servers
 
 
 def test_simulate_writes_a_run_folder_that_cost_and_report_read(sleep_workload, fcbench_run,

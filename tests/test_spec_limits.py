@@ -131,6 +131,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["timeout-inf", "env-key-with-equals", "name-trailing-newline",
                                   "queue-timeout-1e308"])
 def test_the_cli_prints_file_line_key_and_exits_2(tmp_path: Path, case: str) -> None:

@@ -28,6 +28,8 @@ from fcbench.models import stable_diffusion as sd  # noqa: E402
 from fcbench.spec import function_spec_from_dict  # noqa: E402
 from harness_utils import http, instances  # noqa: E402
 
+pytestmark = pytest.mark.slow  # torch and diffusers alone take seconds to import
+
 SPEC_FILE = pathlib.Path(__file__).resolve().parents[1] / "workloads/functions/stable-diffusion.yaml"
 
 
@@ -56,6 +58,7 @@ def _files(root: pathlib.Path) -> dict[str, bytes]:
 # ------------------------------------------------------------------------------------ the tiny pipeline
 
 
+@pytest.mark.slow
 def test_tiny_pipeline_has_sd_layout_and_reloads(pipeline_dir: pathlib.Path) -> None:
     from diffusers import StableDiffusionPipeline
 
@@ -188,6 +191,7 @@ def test_load_options_fail_fast_with_sentences(pipeline_dir: pathlib.Path, tmp_p
 # ------------------------------------------------------------------------------------ through the harness
 
 
+@pytest.mark.slow
 def test_text_to_png_through_the_harness(pipeline_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:
     doc = yaml.safe_load(SPEC_FILE.read_text())
     doc["environmentVariables"]["FCBENCH_MODEL_PATH"] = str(pipeline_dir)

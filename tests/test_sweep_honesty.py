@@ -129,7 +129,7 @@ def test_a_simulated_sweep_shows_throttling_and_too_few_requests(tmp_path, fcben
     # the plot, drawn by the same sweep in process: legend says simulated, no bar for the
     # level with too few requests, level 16 apart, and the four shares stacked per level
     from fcbench.coldstart.predict import simulate_sweep
-    from fcbench.load.workload import load_workload
+    from fcbench.load.loader import load_workload
     from fcbench.sim.run import SimulationSettings
 
     figures = _capture_figures(monkeypatch)
@@ -182,6 +182,7 @@ def test_simulate_sweep_of_the_quickstart_uses_mobilenets_sample_time(tmp_path):
     assert "mobilenet-v2 sample default" in doc["times_from"]["service"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sweep", [None, "minInstances=0,1"])
 def test_simulate_without_a_service_time_refuses_before_any_folder(tmp_path, fcbench_run,
                                                                    sweep):
@@ -202,6 +203,7 @@ def test_simulate_without_a_service_time_refuses_before_any_folder(tmp_path, fcb
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_help_says_what_is_computed_and_which_defaults_exist(fcbench_run):
     sweep = " ".join(fcbench_run("coldstart", "sweep", "--help").stdout.split())
     assert "Wilson intervals" not in sweep and "95 % block-bootstrap interval" in sweep

@@ -19,6 +19,8 @@ import pytest
 
 from fcbench._net import free_port
 
+pytestmark = pytest.mark.slow  # every test here starts processes or servers
+
 SCREENSHOT = Path(os.environ.get("FCBENCH_WEBUI_SCREENSHOT", "/tmp/webui.png"))
 
 

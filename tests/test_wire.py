@@ -154,6 +154,7 @@ def _settle(url: str, deadline_s: float = 10.0) -> list[dict]:
             return live
 
 
+@pytest.mark.slow
 def test_every_answer_reaches_its_own_caller_under_mixed_wire_behaviour(harness):
     rng = random.Random(9)
     kinds = ["plain", "expect", "chunked", "slow", "expect", "plain", "aborted", "short-timeout"]
@@ -265,6 +266,7 @@ def test_head_and_204_have_no_body_and_the_connection_stays_in_step(harness):
     conn.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path, status, code", [
     ("/http/rude/partial-close", 502, "InstanceExited"),
     ("/http/rude/partial-stall", 504, "FunctionTimeout"),
@@ -283,6 +285,7 @@ def test_an_instance_that_breaks_mid_response_gives_an_fc_error_and_no_stale_byt
     conn.close()
 
 
+@pytest.mark.slow
 def test_an_instance_killed_mid_request_answers_502_and_the_next_caller_is_served(tmp_path):
     spec = sleep_spec("victim", concurrency=2)
     with HarnessThread([spec], HarnessConfig(port=0, log_dir=tmp_path / "logs")) as h:

@@ -13,7 +13,9 @@ import yaml
 
 from fcbench.errors import SpecError
 from fcbench.load import plans
-from fcbench.load.workload import Workload, load_workload, parse_duration
+from fcbench.load.workload import Workload
+from fcbench.load.loader import load_workload
+from fcbench.load.durations import parse_duration
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS = sorted((ROOT / "workloads").glob("*.yaml"))
@@ -336,7 +338,8 @@ def test_compressed_time_compresses_the_harness_timeouts_unless_pinned(tmp_path)
 
 def test_one_registry_of_plan_and_target_kinds():
     from fcbench.load import plans
-    from fcbench.load.workload import PLAN_KINDS, PLAN_MODELS, TARGET_MODELS
+    from fcbench.load.plans import PLAN_KINDS, PLAN_MODELS
+    from fcbench.targets.config import TARGET_MODELS
 
     kinds = {cls.model_fields["kind"].annotation.__args__[0] for cls in vars(plans).values()
              if isinstance(cls, type) and issubclass(cls, plans.Plan) and cls is not plans.Plan}

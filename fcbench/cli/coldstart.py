@@ -21,25 +21,25 @@ _DATA_HELP = ("Request body: a string or @FILE (default: the spec's harness.samp
 
 
 def _spec_request(spec_path: str, data: str | None, virtual_gpus: str | None,
-                  require_gpu: bool) -> tuple[bytes, str]:
+                  require_gpu: bool) -> tuple[bytes, str, Any]:
     """Check the GPU options against SPEC (printing the virtual-GPU notice) and pick the request
     body: --data, else the spec's sample request, else an empty body (said so)."""
     from ..spec import load_function_spec
 
     check_gpu_options(virtual_gpus, require_gpu)
     spec = load_function_spec(spec_path)
-    plan_gpus([spec], virtual_gpus=virtual_gpus, require_gpu=require_gpu)
+    gpu_plan = plan_gpus([spec], virtual_gpus=virtual_gpus, require_gpu=require_gpu)
     if data is not None:
-        return read_data(data)
+        return (*read_data(data), gpu_plan)
     sample = spec.harness.sample_request
     if sample is None:
         click.echo(f"note: no --data and {spec_path} has no harness.sampleRequest: sending an "
                    "empty body", err=True)
-        return read_data(None)
+        return (*read_data(None), gpu_plan)
     body, ctype = sample.body()
     click.echo(f"request: {spec_path} harness.sampleRequest ({sample.describe()}, "
                f"{len(body)} bytes, {ctype})")
-    return body, ctype
+    return body, ctype, gpu_plan
 
 
 def _error_text(error: str) -> str:
@@ -120,7 +120,7 @@ def profile(spec: str | None, repeats: int, warmup: int, pull: bool, data: str |
 
     target_config = None
     if target_url is not None:
-        from ..load.workload import target_from_url
+        from ..targets.config import target_from_url
 
         if spec is not None or url is not None:
             raise click.UsageError("give one of SPEC.yaml, --url URL or --target TARGET")
@@ -129,8 +129,9 @@ def profile(spec: str | None, repeats: int, warmup: int, pull: bool, data: str |
             url, target_config = target_config.url, None
     elif (spec is None) == (url is None):
         raise click.UsageError("give either SPEC.yaml, --url URL or --target TARGET")
+    gpu_plan = None
     if spec is not None:
-        body, ctype = _spec_request(spec, data, virtual_gpus, require_gpu)
+        body, ctype, gpu_plan = _spec_request(spec, data, virtual_gpus, require_gpu)
     else:
         body, ctype = read_data(data)
 
@@ -152,7 +153,7 @@ def profile(spec: str | None, repeats: int, warmup: int, pull: bool, data: str |
         run_dir, result = profile_spec(spec, repeats=repeats, warmup=warmup, pull=pull,
                                        body=body, content_type=ctype, force=force or "reclaim",
                                        virtual_gpus=virtual_gpus, runtime=runtime, out=out,
-                                       on_sample=progress)
+                                       on_sample=progress, gpu_plan=gpu_plan)
     else:
         run_dir, result = profile_endpoint(url, function_name, repeats=repeats, warmup=warmup,
                                            body=body, content_type=ctype, force=force, out=out,
@@ -234,7 +235,7 @@ def sweep(spec: str, levels: tuple[float, ...], vary: str, load: float | None, p
 
     target_config = None
     if target_url is not None:
-        from ..load.workload import target_from_url
+        from ..targets.config import target_from_url
         from ..spec import load_function_spec as _load
 
         target_config = target_from_url(target_url, function=_load(spec).name)
@@ -242,7 +243,7 @@ def sweep(spec: str, levels: tuple[float, ...], vary: str, load: float | None, p
             raise click.UsageError("against a target only the load can vary (--vary "
                                    "concurrency): set instanceConcurrency or a provision config "
                                    "with `fcbench deploy` between sweeps")
-    body, ctype = _spec_request(spec, data, virtual_gpus, require_gpu)
+    body, ctype, _ = _spec_request(spec, data, virtual_gpus, require_gpu)
     config = SweepConfig(levels=levels, vary=vary, load=load, duration_s=duration,  # type: ignore[arg-type]
                          service_ms=service_ms, mode=mode, think_s=think_s, seed=seed,  # type: ignore[arg-type]
                          warmup_s=warmup_s, steady_multiple=steady_multiple,

@@ -36,7 +36,7 @@ def invoke(name: str | None, data: str | None, endpoint: str, target_url: str | 
     Requests to a harness are signed with its key, found by the endpoint's port
     (docs/security.md)."""
     from ..errors import UsageError
-    from ..load.workload import target_from_url
+    from ..targets.config import target_from_url
     from ..targets.url import UrlTarget
 
     body, guessed = read_data(data)

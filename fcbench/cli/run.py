@@ -73,8 +73,9 @@ def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: flo
     wl = load_workload(workload)
     if target_url is not None:
         wl = with_target(wl, target_url)
+    gpu_plan = None
     if wl.target.kind == "local" and not worker:
-        plan_gpus(wl.function_specs, virtual_gpus=wl.target.virtual_gpus, require_gpu=False,
+        gpu_plan = plan_gpus(wl.function_specs, virtual_gpus=wl.target.virtual_gpus, require_gpu=False,
                   choose_hint="set target.virtualGpus in the workload to choose",
                   size_hint="set target.virtualGpus in the workload (e.g. 1x48GB) to choose the "
                             "virtual GPUs")
@@ -83,7 +84,7 @@ def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: flo
                       expect_workers=expect_workers, worker=worker, master_host=master_host,
                       master_port=master_port, master_bind_host=master_bind_host,
                       duration_s=duration, progress=not no_progress,
-                      report=write_run_report)
+                      report=write_run_report, gpu_plan=gpu_plan)
     if ui:
         click.echo(f"web UI: http://127.0.0.1:{web_port}/" +
                    ("" if autostart else "  (press Start to begin the run)"), err=True)

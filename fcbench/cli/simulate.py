@@ -47,7 +47,7 @@ def simulate(workload: str, service_ms: str | None, startup_ms: str | None,
     Writes a run folder like a measured run (requests.csv, instances.csv, summary.json,
     report.html), marked simulated, so `fcbench report` and `fcbench cost` read it unchanged.
     """
-    from ..load.workload import load_workload
+    from ..load.loader import load_workload
     from ..results.summary import summary_table
     from ..sim.calibrate import calibrate
     from ..sim.run import SimulationSettings, assumed_note, simulate_workload

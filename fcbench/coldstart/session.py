@@ -22,15 +22,17 @@ __all__ = ["profile_endpoint", "profile_spec", "profile_target", "sweep_spec"]
 def profile_spec(spec_path: str | Path, *, repeats: int, warmup: int, pull: bool, body: bytes,
                  content_type: str, force: str = "target", virtual_gpus: str | None = None,
                  runtime: str | None = None, out: Path = Path("results"),
-                 on_sample: Callable[[Sample], None] | None = None) -> tuple[Path, ProfileResult]:
-    """Profile cold starts of one spec on a local harness started for the purpose."""
+                 on_sample: Callable[[Sample], None] | None = None,
+                 gpu_plan: Any = None) -> tuple[Path, ProfileResult]:
+    """Profile cold starts of one spec on a local harness started for the purpose; `gpu_plan`
+    (`fcbench.harness.gpuplan.plan_gpus`, when the command planned the GPUs) is handed to it."""
     from ..harness.server import HarnessConfig
     from ..targets.local import LocalTarget
 
     spec = load_function_spec(spec_path)
     run_dir = new_run_dir(Path(out), f"coldstart-{spec.name}")
     config = HarnessConfig(port=0, runtime=runtime, virtual_gpus=virtual_gpus,
-                           log_dir=run_dir / "logs")
+                           log_dir=run_dir / "logs", gpu_plan=gpu_plan)
     with LocalTarget([spec], config=config, timeout=spec.timeout + 60) as target:
         before = _pull_hook(target, spec) if pull else None
         experiment = ColdStartProfile(

@@ -91,7 +91,7 @@ def _plan_origin(run: Path, first_intended: float | None) -> float | None:
     if first_intended is None:
         return None
     try:
-        from ..load.workload import workload_from_run
+        from ..load.loader import workload_from_run
 
         wl = workload_from_run(run)
         first = next(iter(wl.plan_obj().offsets(wl.duration)), None)

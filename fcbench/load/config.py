@@ -106,6 +106,9 @@ class RunOptions:
             workload's name and whether the run was interrupted (the CLI passes
             `fcbench.report.write_run_report`; None: the folder holds its data files only; the
             report sits above this package, so its caller chooses it).
+        gpu_plan: the GPUs a command already planned for the workload's specs
+            (`fcbench.harness.gpuplan.plan_gpus`), handed to the harness so it does not resolve
+            them again; None: the harness resolves them from ``target.virtualGpus``.
         spin_ms / timer: dispatcher tuning (``timer="gevent"`` turns the precise Linux timerfd
             off); for benchmarks/dispatch_accuracy.py.
     """
@@ -125,6 +128,7 @@ class RunOptions:
     duration_s: float | None = None
     progress: bool = True
     report: Callable[[Any, str, bool], Any] | None = None
+    gpu_plan: Any = None
     spin_ms: float | None = DEFAULT_SPIN_MS
     timer: str = DEFAULT_TIMER
     locust_args: list[str] = field(default_factory=list)

@@ -73,7 +73,7 @@ def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: b
     with signals() as stop:
         try:
             if _is_local(workload) and not opts.master:
-                harness = _start_harness(workload, run_dir, events)
+                harness = _start_harness(workload, run_dir, events, opts.gpu_plan)
             cfg = LocustConfig(
                 run_dir=str(run_dir), control_dir=str(control), duration_s=duration,
                 target=None if opts.master else workload.send_target(
@@ -162,12 +162,12 @@ def _plan_and_body(workload: Workload, control: Path) -> dict[str, Any]:
             "content_type": content_type}
 
 
-def _start_harness(workload: Any, run_dir: Path, events: Events) -> Any:
+def _start_harness(workload: Any, run_dir: Path, events: Events, gpu_plan: Any = None) -> Any:
     from ..harness.server import HarnessConfig, HarnessThread
 
     t = workload.target
     config = HarnessConfig(port=0, runtime=t.runtime, virtual_gpus=t.virtual_gpus,
-                           log_dir=run_dir / "logs")
+                           log_dir=run_dir / "logs", gpu_plan=gpu_plan)
     specs, _ = workload.scaled_specs()  # compressed time compresses idle and queue timeouts too
     h = HarnessThread(list(specs), config, events=events)
     h.__enter__()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import mimetypes
 import re
-from importlib import import_module
 from pathlib import Path
 from typing import Any, Union
 
@@ -30,25 +29,6 @@ __all__ = ["DEFAULT_OUTPUT", "DEFAULT_REQUEST_TIMEOUT_S", "RequestConfig", "Work
 DEFAULT_OUTPUT = "results"
 DEFAULT_REQUEST_TIMEOUT_S = 120.0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-#: Names that moved out of this module -> where they live now (imported on first use, so
-#: ``from fcbench.load.workload import load_workload`` keeps working without an import cycle).
-_MOVED = {
-    **dict.fromkeys(("load_workload", "workload_from_dict", "workload_from_run",
-                     "recorded_workload_doc"), "fcbench.load.loader"),
-    **dict.fromkeys(("PLAN_KINDS", "PLAN_MODELS"), "fcbench.load.plans"),
-    **dict.fromkeys(("parse_duration", "MAX_RATE", "MAX_DURATION_S", "MAX_USERS", "Rate"),
-                    "fcbench.load.durations"),
-    **dict.fromkeys(("TARGET_MODELS", "TARGET_FORMS", "TARGET_KINDS", "CREDENTIAL_ENV",
-                     "LocalTargetConfig"), "fcbench.targets.config"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        return getattr(import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 def with_target(workload: Workload, text: str) -> Workload:
     """`workload` sent to the target ``--target`` names instead of its own (an fc URL without a

@@ -161,7 +161,7 @@ def what_if(run_dir: str | Path, grid: dict[str, tuple[float, ...]], *,
     """
     from ..cost.metering import priced_run
     from ..cost.tables import load_table
-    from ..load.workload import recorded_workload_doc, workload_from_dict
+    from ..load.loader import recorded_workload_doc, workload_from_dict
     from .bootstrap import DEFAULT_REPLICATIONS, predict
     from .calibrate import calibrate
     from .run import SimulationSettings

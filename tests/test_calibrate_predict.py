@@ -15,6 +15,7 @@ import yaml
 
 from fcbench.coldstart.sweep import SWEEP_FIELDS, read_sweep_csv
 from fcbench.errors import UsageError
+from fcbench.results import RunFolder, layout
 from fcbench.sim.calibrate import calibrate
 
 
@@ -22,15 +23,10 @@ def _write_run(folder: Path, rows: list[dict], instances: list[dict]) -> Path:
     folder.mkdir(parents=True)
     cols = ["request_id", "intended_ts", "start_ts", "end_ts", "latency_ms", "status", "cold",
             "instance_id", "queue_ms", "error", "forward_ms"]
-    with open(folder / "requests.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        for r in rows:
-            w.writerow({c: r.get(c, "") for c in cols})
-    with open(folder / "instances.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["instance_id", "function", "created_ts", "ready_ts"])
-        w.writeheader()
-        w.writerows(instances)
+    run = RunFolder(folder)
+    run.write_csv(layout.REQUESTS, cols, ({c: r.get(c, "") for c in cols} for r in rows))
+    run.write_csv(layout.INSTANCES, ["instance_id", "function", "created_ts", "ready_ts"],
+                  instances)
     return folder
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from fcbench.results import RunFolder, layout
 from fcbench.results.summary import summarize, write_summary
 
 RATE = 0.0007  # fc-doc-simple: CNY per GB·s of gpuMemorySize
@@ -37,11 +38,8 @@ def _rows(path: Path) -> list[dict[str, str]]:
 def _write_requests(folder: Path, rows: list[dict]) -> None:
     cols = ["request_id", "intended_ts", "start_ts", "end_ts", "latency_ms", "status", "cold",
             "instance_id", "queue_ms", "error", "ready_ts"]
-    with open(folder / "requests.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        for r in rows:
-            w.writerow({c: r.get(c, "") for c in cols})
+    RunFolder(folder).write_csv(layout.REQUESTS, cols, ({c: r.get(c, "") for c in cols}
+                                                        for r in rows))
 
 
 T = 1_800_000_000.0

@@ -8,6 +8,8 @@ build requests with `request_head`, so the rules a proxy must keep live here onc
 * a response to HEAD, and any 204 or 304, has no body whatever its headers say;
 * chunked and read-until-close bodies are de-framed; a connection is reusable only after a
   complete response that did not ask to close it;
+* a body can be taken piece by piece while it arrives (`ResponseReader.take`), for a proxy that
+  streams a chunked response on instead of buffering it;
 * hop-by-hop headers (``Connection`` and every header it names, ``Keep-Alive``, ``TE``,
   ``Trailer``, ``Transfer-Encoding``, ``Upgrade``, ``Proxy-*``) and ``Expect`` never cross.
 
@@ -113,10 +115,14 @@ class ResponseReader:
     `feed(data)` returns True once the final response is complete; `eof()` tells it the peer
     closed. Then `status`, `headers` (lower-case names, in order), `body` and `keep_alive` hold the
     response. Bytes after the final response make the connection unusable (`keep_alive` False).
+
+    Streaming: once `head_done`, `take()` hands over the body bytes parsed so far (and `body`
+    then holds only what was not taken); `chunked` says whether the final response is
+    ``Transfer-Encoding: chunked``, the mark FC streams a response by.
     """
 
-    __slots__ = ("method", "status", "headers", "body", "keep_alive", "done", "_parser",
-                 "_parts", "_framed", "_in_message", "_head_done", "_got_bytes")
+    __slots__ = ("method", "status", "headers", "body", "keep_alive", "done", "chunked",
+                 "head_done", "_parser", "_parts", "_framed", "_in_message", "_got_bytes")
 
     def __init__(self, method: str = "POST") -> None:
         self.method = method.upper()
@@ -125,10 +131,12 @@ class ResponseReader:
         self.body = b""
         self.keep_alive = False
         self.done = False
+        #: the final response's head is complete (`status`, `headers` and `chunked` are known)
+        self.head_done = False
+        self.chunked = False
         self._parts: list[bytes] = []
         self._framed = False
         self._in_message = False
-        self._head_done = False
         self._got_bytes = False
         self._parser = httptools.HttpResponseParser(self)
 
@@ -138,21 +146,27 @@ class ResponseReader:
             self.keep_alive = False
             return
         self._in_message = True
-        self.headers, self._parts, self._framed, self._head_done = [], [], False, False
+        self.headers, self._parts, self._framed, self.head_done = [], [], False, False
+        self.chunked = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.done:
             return
         key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
         if key in ("content-length", "transfer-encoding"):
             self._framed = True
-        self.headers.append((key, value.decode("latin-1")))
+            if key == "transfer-encoding":
+                # the last coding frames the message (RFC 9112 6.1)
+                self.chunked = text.rsplit(",", 1)[-1].strip().lower() == "chunked"
+        self.headers.append((key, text))
 
     def on_headers_complete(self) -> None:
         if self.done:
             return
-        self._head_done = True
         self.status = self._parser.get_status_code()
+        # an interim 1xx head is not the final response's: streaming waits for that one
+        self.head_done = self.status >= 200
         if self.status >= 200 and self.method == "HEAD":
             # llhttp cannot be told the request was HEAD: the message ends at its head
             self._finish(self._parser.should_keep_alive())
@@ -212,12 +226,27 @@ class ResponseReader:
         """
         if self.done:
             return True
-        if self._head_done and not self._framed and self.status >= 200:
+        if self.head_done and not self._framed:
             self._finish(False)
             return True
         if not self._in_message:
             raise HttpProtocolError("the server closed the connection before it answered")
         raise HttpProtocolError("the server closed the connection in the middle of its response")
+
+    def take(self) -> bytes:
+        """The body bytes parsed since the last call (b"" when none), handed over: a streaming
+        proxy sends them on at once instead of holding the whole body."""
+        parts = self._parts
+        if not parts:
+            return b""
+        self._parts = []
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    @property
+    def body_started(self) -> bool:
+        """Whether body bytes were parsed and not yet taken, or the response is complete (for
+        a client timing its first body byte)."""
+        return self.done or bool(self._parts)
 
     @property
     def started(self) -> bool:

@@ -13,14 +13,18 @@ import socket
 import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from time import perf_counter
 from urllib.parse import urlsplit
 
 from .http1 import HttpProtocolError, ResponseReader, end_to_end, request_head
 from .signing import Signer, sign
 
-__all__ = ["ConnectionPool", "HttpClient", "Response", "Stale"]
+__all__ = ["Answer", "ConnectionPool", "HttpClient", "Response", "Stale"]
 
 _RECV = 65536
+#: an answer: status, lower-case headers in order, body, and the `time.perf_counter()` its
+#: first body byte arrived at
+Answer = tuple[int, list[tuple[str, str]], bytes, float]
 
 
 class Stale(Exception):
@@ -63,11 +67,14 @@ class _Conn:
                 raise Stale from None
             raise
 
-    def receive(self, method: str) -> tuple[int, list[tuple[str, str]], bytes, bool]:
-        """Read the response to the request `send` sent: (status, headers, body, keep_alive)."""
+    def receive(self, method: str) -> tuple[int, list[tuple[str, str]], bytes, bool, float]:
+        """Read the response to the request `send` sent: (status, headers, body, keep_alive,
+        first), `first` the `time.perf_counter()` its first body byte arrived at (for a body
+        of none, when the response was complete)."""
         sock = self.sock
         reused, self.used = self.used, True
         resp = ResponseReader(method)
+        first = 0.0
         while True:
             try:
                 chunk = sock.recv(_RECV)
@@ -85,7 +92,9 @@ class _Conn:
                 break
             if resp.feed(chunk):  # HttpProtocolError: garbage from the server
                 break
-        return resp.status, resp.headers, resp.body, resp.keep_alive
+            if not first and resp.body_started:
+                first = perf_counter()
+        return resp.status, resp.headers, resp.body, resp.keep_alive, first or perf_counter()
 
     def close(self) -> None:
         try:
@@ -142,9 +151,8 @@ class ConnectionPool:
             self._idle.pop().close()
 
 
-    def exchange(self, method: str, data: bytes, timeout: float
-                 ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """Send `data` (a whole request) and return (status, headers, body).
+    def exchange(self, method: str, data: bytes, timeout: float) -> Answer:
+        """Send `data` (a whole request) and return (status, headers, body, first byte time).
 
         Raises:
             OSError / TimeoutError: the connection failed or no complete answer in time.
@@ -175,18 +183,18 @@ class ConnectionPool:
                 raise
         raise AssertionError("unreachable")
 
-    def finish(self, conn: _Conn, method: str, data: bytes, timeout: float
-               ) -> tuple[int, list[tuple[str, str]], bytes]:
+    def finish(self, conn: _Conn, method: str, data: bytes, timeout: float) -> Answer:
         """The answer to the request `start` sent on `conn` (sent again, once, on a new
-        connection when a reused one closes before answering); `conn` goes back to the pool
-        when it can be kept alive.
+        connection when a reused one closes before answering): (status, headers, body,
+        first), `first` the `time.perf_counter()` the first body byte arrived at (`_Conn.
+        receive`). `conn` goes back to the pool when it can be kept alive.
 
         Raises:
             OSError / TimeoutError / HttpProtocolError: as `exchange`.
         """
         for attempt in (0, 1):
             try:
-                status, headers, payload, keep = conn.receive(method)
+                status, headers, payload, keep, first = conn.receive(method)
             except Stale:
                 conn.close()
                 if attempt == 0:
@@ -200,7 +208,7 @@ class ConnectionPool:
                 self.put(conn)
             else:
                 conn.close()
-            return status, headers, payload
+            return status, headers, payload, first
         raise AssertionError("unreachable")
 
     def warm_up(self, connections: int = 2, timeout: float = 5.0) -> None:
@@ -254,8 +262,8 @@ class HttpClient:
         head = request_head(method, target, self.host,
                             end_to_end(items, drop=frozenset({"host", "content-length"})),
                             len(body))
-        status, got, payload = self.pool.exchange(method, head + body,
-                                                  self.timeout if timeout is None else timeout)
+        status, got, payload, _ = self.pool.exchange(method, head + body,
+                                                     self.timeout if timeout is None else timeout)
         return Response(status, got, payload)
 
     def close(self) -> None:

@@ -18,6 +18,10 @@ simulated run can only disagree by behaviour, never by formula.
 * **latency from intended** = end − intended send time, over *all* requests sent: a request with
   no answer counts as the time until the client gave up (a lower bound; the count is reported as
   ``censored``), so overload shows in the tail instead of vanishing from it.
+* **time to first byte** (``ttfb_ms``) = send → the first byte of the response body (the whole
+  response for an empty body), as the client timed it; it equals the latency for a body that
+  arrives at once and is far less for a streamed one (SSE tokens). Reported like the latency:
+  `percentiles` over successful requests.
 * **busy time** of an instance, where the platform meters none (FC, a URL): the union of its
   requests' [start, end] (overlaps once; a request sent before its instance was ready counts
   from the ready time). The harness meters the same thing itself (`harness.meter`).

@@ -110,12 +110,12 @@ COLUMNS = ("request_id", "intended_ts", "start_ts", "end_ts", "latency_ms", "sta
 #: Columns that follow; new ones are only ever appended.
 EXTRA_COLUMNS = ("latency_from_intended_ms", "inference_ms", "first", "batch_size", "boot_ts",
                  "import_ms", "model_load_ms", "ready_ts", "fc_request_id", "worker",
-                 "platform_cold", "outcome", "gateway_ts", "forward_ms")
+                 "platform_cold", "outcome", "gateway_ts", "forward_ms", "ttfb_ms")
 ALL_COLUMNS = COLUMNS + EXTRA_COLUMNS
 
 _TS = ("intended_ts", "start_ts", "end_ts", "boot_ts", "ready_ts", "gateway_ts")
 _MS = ("latency_ms", "queue_ms", "latency_from_intended_ms", "inference_ms", "import_ms",
-       "model_load_ms", "forward_ms")
+       "model_load_ms", "forward_ms", "ttfb_ms")
 _INT = ("status", "batch_size", "worker")
 _BOOL = ("cold", "first", "platform_cold")
 
@@ -152,6 +152,9 @@ class InvocationRecord:
     platform_cold: bool | None = None
     gateway_ts: float | None = None
     forward_ms: float | None = None
+    #: Time to first byte: send → the first byte of the body arrived (for an empty body: the
+    #: whole response); equals `latency_ms` for a body that came at once, far less for a stream.
+    ttfb_ms: float | None = None
     #: The response body, for callers that show it (`fcbench invoke`); never written to CSV.
     body: bytes = b""
 
@@ -182,7 +185,7 @@ class InvocationRecord:
                 _ts(self.boot_ts), _ms(self.import_ms), _ms(self.model_load_ms),
                 _ts(self.ready_ts), self.fc_request_id, _int(self.worker),
                 _flag(self.platform_cold), self.outcome, _ts(self.gateway_ts),
-                _ms(self.forward_ms))
+                _ms(self.forward_ms), _ms(self.ttfb_ms))
 
     @classmethod
     def from_row(cls, row: Mapping[str, str]) -> InvocationRecord:

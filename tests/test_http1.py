@@ -40,6 +40,26 @@ def test_chunked_body_is_dechunked():
     assert r.done and r.body == b"hiabc" and r.keep_alive
 
 
+def test_a_chunked_body_can_be_taken_piece_by_piece_as_it_arrives():
+    r = ResponseReader()
+    assert not r.feed(b"HTTP/1.1 100 Continue\r\n\r\n") and not r.head_done
+    assert not r.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+    assert r.head_done and r.chunked and r.status == 200 and not r.body_started
+    assert r.take() == b""
+    assert not r.feed(b"2\r\nhi\r\n3\r\nab") and r.body_started
+    assert r.take() == b"hiab" and r.take() == b"" and not r.body_started
+    assert r.feed(b"c\r\n4\r\nlast\r\n0\r\n\r\n") and r.body_started
+    assert r.body == b"clast" and r.keep_alive  # what was not taken
+
+
+@pytest.mark.parametrize("head", [b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n",
+                                  b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n"
+                                  b"Connection: close\r\n\r\n"])
+def test_only_a_response_whose_last_coding_is_chunked_counts_as_chunked(head):
+    r = read(head)
+    assert r.head_done and not r.chunked
+
+
 @pytest.mark.parametrize("method, status", [("HEAD", 200), ("POST", 204), ("GET", 304)])
 def test_head_204_and_304_have_no_body_whatever_content_length_says(method, status):
     r = read(f"HTTP/1.1 {status} X\r\nContent-Length: 5\r\n\r\n".encode(), method=method)

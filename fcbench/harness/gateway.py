@@ -31,8 +31,10 @@ from ..protocol import (H_COLD, H_FC_INSTANCE_ID, H_FC_REQUEST_ID, H_FORWARD_MS,
                         H_QUEUE_MS, HARNESS_API, function_path)
 from .answers import fc_error
 from .fcapi import PLATFORM, add_fc_routes, trigger_guard
+from .forward import BodyStream
 from .guard import GUARD, Guard
 from .platform import Platform
+from .streaming import relay_stream
 
 __all__ = ["MAX_SYNC_PAYLOAD_BYTES", "PLATFORM", "build_gateway", "fc_error",
            "normalize_trigger_path"]
@@ -121,7 +123,7 @@ def _platform(request: web.Request) -> Platform:
 
 
 async def _relay(request: web.Request, name: str, method: str, path: str, *,
-                 signed: bool) -> web.Response:
+                 signed: bool) -> web.StreamResponse:
     platform = _platform(request)
     t0 = time.perf_counter()
     received_ns = time.time_ns()
@@ -147,9 +149,13 @@ async def _relay(request: web.Request, name: str, method: str, path: str, *,
              H_COLD: "1" if admit.cold else "0", H_QUEUE_MS: f"{queue_ms:.3f}",
              H_GATEWAY_TS: str(received_ns)}
     t_forward = time.perf_counter()
+    streamed: BodyStream | None = None
     try:
         status, headers, data = await platform.forwarder.send(
-            handle, method, path, body, request.headers, platform.specs[name].timeout)
+            handle, method, path, body, request.headers, platform.specs[name].timeout,
+            stream=True)
+        if data.__class__ is BodyStream:
+            streamed = data  # type: ignore[assignment]
     except InvokeTimeout as exc:
         _record(platform, name, rid, admit.instance_id, 504, admit.cold, t0, queue_ms, "timeout")
         return fc_error(504, "FunctionTimeout", str(exc), rid, extra)
@@ -162,11 +168,18 @@ async def _relay(request: web.Request, name: str, method: str, path: str, *,
         _record(platform, name, rid, admit.instance_id, 502, admit.cold, t0, queue_ms, "crash")
         return fc_error(502, "InstanceExited", message, rid, extra)
     finally:
-        platform.release(rid)
+        if streamed is None:
+            platform.release(rid)
     headers.update(extra)
+    if streamed is not None:  # chunked: relayed as it arrives; released after the last byte
+        def ended(end_status: int, error: str | None) -> None:
+            platform.release(rid)
+            _record(platform, name, rid, admit.instance_id, end_status, admit.cold, t0,
+                    queue_ms, error)
+        return await relay_stream(request, status, headers, streamed, ended)
     headers[H_FORWARD_MS] = f"{(time.perf_counter() - t_forward) * 1000.0:.3f}"
     _record(platform, name, rid, admit.instance_id, status, admit.cold, t0, queue_ms, None)
-    return web.Response(status=status, body=data, headers=headers)
+    return web.Response(status=status, body=data, headers=headers)  # type: ignore[arg-type]
 
 
 async def _crash_message(handle: Any, fallback: str) -> str:
@@ -185,11 +198,11 @@ def _record(platform: Platform, name: str, rid: str, instance_id: str | None, st
         cold=cold, latency_ms=(time.perf_counter() - t0) * 1000.0, queue_ms=queue_ms, error=error)
 
 
-async def _invoke(request: web.Request) -> web.Response:
+async def _invoke(request: web.Request) -> web.StreamResponse:
     return await _relay(request, request.match_info["name"], "POST", "/invoke", signed=True)
 
 
-async def _http_trigger(request: web.Request) -> web.Response:
+async def _http_trigger(request: web.Request) -> web.StreamResponse:
     # the raw (still percent-encoded) path, so "%2e%2e" cannot slip past the dot-segment check
     raw = request.rel_url.raw_path.split("/", 3)  # "", "http", name, rest
     path = normalize_trigger_path(raw[3] if len(raw) > 3 else "")

@@ -216,9 +216,10 @@ def _summary_cards(summary: dict[str, Any]) -> list[tuple[str, str]]:
 def _latency_table(summary: dict[str, Any]) -> dict[str, Any] | None:
     rows = []
     for key, label in (("latency_ms", "service latency (answered requests)"),
+                       ("ttfb_ms", "time to first byte (answered requests)"),
                        ("latency_from_intended_ms", "from intended send time (all requests)")):
         stats = summary.get(key)
-        if isinstance(stats, dict):
+        if isinstance(stats, dict) and (key != "ttfb_ms" or stats.get("count")):
             rows.append([label] + [_fmt(stats.get(q), "ms") for q in ("p50", "p90", "p99",
                                                                         "max")])
     if not rows:

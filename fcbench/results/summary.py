@@ -1,7 +1,8 @@
 """`summary.json` from raw per-request records (never from Locust's bucketed statistics).
 
-Key names: `load_requests`, `summarize`, `write_summary`, `summary_table`. Latency percentiles are
-over successful requests; P(cold) is over requests whose cold/warm the target reported.
+Key names: `load_requests`, `summarize`, `write_summary`, `summary_table`. Latency and
+time-to-first-byte percentiles are over successful requests; P(cold) is over requests whose
+cold/warm the target reported.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ __all__ = ["SUMMARY_COLUMNS", "load_requests", "summarize", "summary_table", "wr
 
 #: The requests.csv columns a summary or plot reads (others are skipped for speed).
 SUMMARY_COLUMNS = ("intended_ts", "start_ts", "end_ts", "latency_ms", "status", "cold",
-                   "instance_id", "error", "latency_from_intended_ms")
+                   "instance_id", "error", "latency_from_intended_ms", "ttfb_ms")
 
 
 def load_requests(path: str | Path, *, extra: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -32,7 +33,8 @@ def load_requests(path: str | Path, *, extra: tuple[str, ...] = ()) -> pd.DataFr
     header = Path(path).open(encoding="utf-8").readline().strip().split(",")
     cols = [c for c in (*SUMMARY_COLUMNS, *extra) if c in header]
     dtypes = {c: "float64" for c in ("intended_ts", "start_ts", "end_ts", "latency_ms",
-                                      "cold", "latency_from_intended_ms", *extra) if c in cols}
+                                      "cold", "latency_from_intended_ms", "ttfb_ms", *extra)
+              if c in cols}
     dtypes.update({c: "object" for c in ("instance_id", "error") if c in cols})
     if "status" in cols:
         dtypes["status"] = "float64"
@@ -57,7 +59,8 @@ def summarize(records: str | Path | pd.DataFrame, *, instances_csv: str | Path |
               instances_started: int | None = None, z: float = 1.96) -> dict[str, Any]:
     """Counts, outcomes (warm / cold / throttled / failed), P(cold) over all requests with
     Wilson and block-bootstrap intervals, latency (service over successes; from intended over
-    all, failures censored), throughput. Definitions: `fcbench.measures`.
+    all, failures censored), time to first byte (over successes), throughput. Definitions:
+    `fcbench.measures`.
 
     `records` is a requests.csv path or a DataFrame (measured or simulated, same columns).
     `instances_started` (or the rows of `instances_csv`) is how many instances the platform
@@ -109,6 +112,8 @@ def summarize(records: str | Path | pd.DataFrame, *, instances_csv: str | Path |
         "cold_starts": cold_k,
         "p_cold": pc,
         "latency_ms": percentiles(lat),
+        # time to first byte over the same successes (none recorded: count 0, values None)
+        "ttfb_ms": percentiles(col("ttfb_ms")[ok_mask] if n else np.zeros(0)),
         "latency_from_intended_ms": latency_from_intended(col("intended_ts"), col("end_ts"),
                                                           status),
         "latency_ms_cold": percentiles(col("latency_ms")[kinds == "cold"]),
@@ -162,6 +167,8 @@ def summary_table(summary: dict[str, Any]) -> list[tuple[str, str]]:
         ("outcomes", mix),
         ("P(cold) [95% CI]", pc),
         ("service ms (ok)", ms(summary.get("latency_ms"))),
+        *([("first byte ms (ok)", ms(summary["ttfb_ms"]))]
+          if (summary.get("ttfb_ms") or {}).get("count") else []),
         ("from intended ms", ms(lfi) + (f" ({lfi['censored']} censored: lower bounds)"
                                         if lfi.get("censored") else "")),
         ("throughput", "–" if summary.get("throughput_rps") is None

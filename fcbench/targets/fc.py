@@ -130,6 +130,9 @@ class FcTarget(Target):
                                     status=_status(exc), error=self._error_text(exc),
                                     fc_request_id=getattr(exc, "request_id", None) or "")
         ms = (time.perf_counter() - t0) * 1000.0
+        # ttfb_ms stays empty: the SDK reads the whole body before InvokeFunction returns
+        # (darabonba's do_action takes requests' `resp.content`), streamed or not, so when its
+        # first byte came is not known here
         return InvocationRecord(start_ts=start, end_ts=start + ms / 1000.0, latency_ms=ms,
                                 status=int(resp.status_code or 0), body=payload,
                                 **parse_headers(resp.headers or {}))

@@ -176,15 +176,17 @@ class UrlTarget(Target):
 
         def answer() -> InvocationRecord:
             try:
-                status, resp_headers, payload = self._pool.finish(conn, self.method, data,
-                                                                  timeout)
+                status, resp_headers, payload, first = self._pool.finish(
+                    conn, self.method, data, timeout)
             except (TimeoutError, socket.timeout):
                 return self._failed(start, t0, "timeout")
             except (OSError, HttpProtocolError, Stale) as exc:
                 return self._failed(start, t0, f"{type(exc).__name__}: {exc}")
             ms = (time.perf_counter() - t0) * 1000.0
             record = InvocationRecord(start_ts=start, end_ts=start + ms / 1000.0, latency_ms=ms,
-                                      status=status, body=payload, **parse_headers(resp_headers))
+                                      status=status, body=payload,
+                                      ttfb_ms=(first - t0) * 1000.0,
+                                      **parse_headers(resp_headers))
             if status >= 400:
                 record.error = fc_error_code(status, payload)
             return record

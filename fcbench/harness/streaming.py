@@ -1,0 +1,109 @@
+"""Relaying a streamed response from an instance to its caller, piece by piece as it arrives.
+
+Key names: `relay_stream`. FC streams a custom container's response when it carries
+``Transfer-Encoding: chunked`` (SSE tokens, progress events); the gateway does the same: the head
+goes out at once, then every piece the instance sends (`fcbench.harness.forward.BodyStream`).
+
+What the request counts as once the stream ended (the ``on_end`` status and error):
+
+* complete: the instance's status, no error;
+* the function's ``timeout`` ran out before the last byte: ``504`` / ``timeout``. The head went
+  out already, so no ``FunctionTimeout`` answer can follow: the stream is cut (the connection
+  closes without the last chunk, which every HTTP client reports as an incomplete body);
+* the instance closed or broke the stream: ``502`` / ``crash``, cut the same way;
+* the caller hung up first: ``499`` / ``client_closed``. The instance's request is not cancelled:
+  the gateway reads the rest of the stream and drops it, so the request runs to its end on the
+  instance, holds its slot and is metered until then (as FC does: its 499 FAQ says the cancelled
+  request goes on running on the instance);
+* the gateway shut down mid-stream: ``503`` / ``shutdown``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+
+from aiohttp import web
+
+from ..errors import InstanceGone, InvokeTimeout
+from .forward import BodyStream
+
+__all__ = ["relay_stream"]
+
+
+async def relay_stream(request: web.Request, status: int, headers: Mapping[str, str],
+                       body: BodyStream, on_end: Callable[[int, str | None], None]
+                       ) -> web.StreamResponse:
+    """Send `status` and `headers` now, then `body` as it arrives; `on_end(status, error)` is
+    called once, after the instance's last byte (or when the stream failed, see the module)."""
+    state = _State(request)
+    body.on_expire = state.expired
+    end_status, error = status, None
+    try:
+        response = web.StreamResponse(status=status, headers=headers)
+        try:
+            await response.prepare(request)
+        except ConnectionError:
+            state.hung_up = True
+        while True:
+            try:
+                piece = await body.read()
+            except InvokeTimeout:
+                end_status, error = 504, "timeout"
+                state.cut()
+                break
+            except InstanceGone:
+                end_status, error = 502, "crash"
+                state.cut()
+                break
+            if not piece:
+                break
+            if state.hung_up:
+                continue  # the instance's request goes on: read to its end, drop the rest
+            state.writing = True
+            try:
+                await response.write(piece)
+            except ConnectionError:
+                state.hung_up = not state.timed_out
+            finally:
+                state.writing = False
+        if error is None and not state.hung_up:
+            try:
+                await response.write_eof()
+            except ConnectionError:
+                state.hung_up = True
+        if state.hung_up:
+            end_status, error = 499, "client_closed"
+    except asyncio.CancelledError:
+        end_status, error = 503, "shutdown"
+        raise
+    finally:
+        body.close()  # a no-op when the response was complete (the connection went back)
+        on_end(end_status, error)
+    return response
+
+
+class _State:
+    """Where a relay stands, for the timeout callback that may fire while a write blocks."""
+
+    __slots__ = ("request", "writing", "hung_up", "timed_out")
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.writing = False
+        self.hung_up = False
+        self.timed_out = False
+
+    def expired(self) -> None:
+        # a write blocked on a caller that stopped reading would outlive the timeout: abort it
+        self.timed_out = True
+        if self.writing:
+            transport = self.request.transport
+            if transport is not None:
+                transport.abort()
+
+    def cut(self) -> None:
+        """End the caller's response without its last chunk (the caller sees it incomplete)."""
+        transport = self.request.transport
+        if transport is not None:
+            transport.close()

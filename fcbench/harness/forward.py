@@ -70,6 +70,16 @@ class BodyStream:
         """The instance sent the whole response."""
         return self._eof and self._error is None
 
+    @property
+    def ready(self) -> bool:
+        """A `read()` now returns without waiting for the instance."""
+        return bool(self._pieces) or self._eof
+
+    @property
+    def drained(self) -> bool:
+        """Complete, and every piece read: the next `read()` returns b""."""
+        return self._eof and self._error is None and not self._pieces
+
     async def read(self) -> bytes:
         """The next piece of the body; b"" once it ended.
 

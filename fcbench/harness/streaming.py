@@ -41,6 +41,10 @@ async def relay_stream(request: web.Request, status: int, headers: Mapping[str, 
     end_status, error = status, None
     try:
         response = web.StreamResponse(status=status, headers=headers)
+        if body.ready:
+            # the first piece came with the head: send both in one write (aiohttp coalesces
+            # buffered headers with the first chunk; the head still goes out at once)
+            response._send_headers_immediately = False
         try:
             await response.prepare(request)
         except ConnectionError:
@@ -62,6 +66,9 @@ async def relay_stream(request: web.Request, status: int, headers: Mapping[str, 
                 continue  # the instance's request goes on: read to its end, drop the rest
             state.writing = True
             try:
+                if body.drained:  # the last piece: with the terminating chunk, in one write
+                    await response.write_eof(piece)
+                    break
                 await response.write(piece)
             except ConnectionError:
                 state.hung_up = not state.timed_out

@@ -108,8 +108,12 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=3000, help="per side and kind")
     ap.add_argument("--chunks", type=int, default=2)
     ap.add_argument("--interval-ms", type=float, default=2.0)
+    ap.add_argument("--together", action="store_true",
+                    help="the instance sends its head and first event in one write (default: "
+                         "the head on its own first, as aiohttp servers do)")
     args = ap.parse_args()
-    stream = json.dumps({"chunks": args.chunks, "interval_ms": args.interval_ms}).encode()
+    stream = json.dumps({"chunks": args.chunks, "interval_ms": args.interval_ms,
+                         "together": args.together}).encode()
     plain = json.dumps({"chunks": args.chunks, "plain": True}).encode()
     with tempfile.TemporaryDirectory() as tmp:
         direct_proc, port = start_direct()
@@ -140,8 +144,9 @@ def main() -> None:
     n = len(got["raw_first"])
     if via.whole:
         print(f"({via.whole} streamed answers reached the gateway whole and went on buffered)")
-    print(f"streamed answer, {args.chunks} events {args.interval_ms:g} ms apart, {n} sequential "
-          "requests per side (keep-alive):")
+    how = "with the head in one write" if args.together else "the head sent on its own first"
+    print(f"streamed answer, {args.chunks} events {args.interval_ms:g} ms apart ({how}), {n} "
+          "sequential requests per side (keep-alive):")
     _, first99 = line("first byte", got["raw_first"], got["via_first"])
     line("last byte", got["raw_last"], got["via_last"])
     print("buffered answer, the same bytes with a Content-Length:")

@@ -8,6 +8,8 @@ prints ``listening on PORT`` (to be hit directly). A POST's JSON body says what 
 * ``chunks`` (5), ``interval_ms`` (200): that many events ``data: i``, the first at once, then
   one every `interval_ms`, as ``Transfer-Encoding: chunked``; ``size`` pads each event to that
   many bytes;
+* ``together``: the head and the first event in one write (else the head goes out on its own
+  first, as aiohttp and the foreign stream server send it);
 * ``plain``: the same bytes at once with a ``Content-Length`` (a buffered answer);
 * ``mark``: a file to write ``{"sent": k, "complete": bool, "end_ns": ...}`` to once the
   request ended on the instance (so a test sees whether it ran to its end).
@@ -41,13 +43,17 @@ async def _stream(writer: asyncio.StreamWriter, args: dict) -> None:
             await writer.drain()
             sent, complete = chunks, True
             return
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                     b"x-stream-test: 1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                b"x-stream-test: 1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        if not args.get("together"):  # the head on its own, at once (as aiohttp servers do)
+            writer.write(head)
+            head = b""
         for i in range(chunks):
             if i:
                 await asyncio.sleep(interval)
             event = _event(i, size)
-            writer.write(b"%x\r\n" % len(event) + event + b"\r\n")
+            writer.write(head + b"%x\r\n" % len(event) + event + b"\r\n")
+            head = b""
             await writer.drain()
             sent += 1
         writer.write(b"0\r\n\r\n")

@@ -114,6 +114,16 @@ class BodyStream:
                 self._conn.stream = None  # no reference cycle left for the collector
             self._conn.close()
 
+    def _arm(self, timer: asyncio.TimerHandle, on_end: Callable[[_Connection], None]) -> None:
+        """The forwarder hands over the function's timer and what to do with the connection at
+        the end (done at once when the stream ended before the forwarder got to it)."""
+        self._timer, self._on_end = timer, on_end
+        if self._eof:
+            self._cancel_timer()
+            if self._error is None:
+                self._on_end = None
+                on_end(self._conn)
+
     # ---- fed by the connection ------------------------------------------------------------
     def _push(self, data: bytes) -> None:
         if data:
@@ -336,8 +346,7 @@ class Forwarder:
         data = result[2]
         if data.__class__ is BodyStream:
             # the timer runs on until the last byte; the pool gets the connection back then
-            data._timer = timer
-            data._on_end = partial(self._finished, handle.base_url)
+            data._arm(timer, partial(self._finished, handle.base_url))
             return result
         timer.cancel()
         self._finished(handle.base_url, conn)

@@ -173,10 +173,10 @@ async def _relay(request: web.Request, name: str, method: str, path: str, *,
     headers.update(extra)
     if streamed is not None:  # chunked: relayed as it arrives; released after the last byte
         def ended(end_status: int, error: str | None) -> None:
-            platform.release(rid)
             _record(platform, name, rid, admit.instance_id, end_status, admit.cold, t0,
                     queue_ms, error)
-        return await relay_stream(request, status, headers, streamed, ended)
+        return await relay_stream(request, status, headers, streamed,
+                                  lambda: platform.release(rid), ended)
     headers[H_FORWARD_MS] = f"{(time.perf_counter() - t_forward) * 1000.0:.3f}"
     _record(platform, name, rid, admit.instance_id, status, admit.cold, t0, queue_ms, None)
     return web.Response(status=status, body=data, headers=headers)  # type: ignore[arg-type]

@@ -32,11 +32,13 @@ __all__ = ["relay_stream"]
 
 
 async def relay_stream(request: web.Request, status: int, headers: Mapping[str, str],
-                       body: BodyStream, on_end: Callable[[int, str | None], None]
-                       ) -> web.StreamResponse:
-    """Send `status` and `headers` now, then `body` as it arrives; `on_end(status, error)` is
-    called once, after the instance's last byte (or when the stream failed, see the module)."""
-    state = _State(request)
+                       body: BodyStream, release: Callable[[], None],
+                       on_end: Callable[[int, str | None], None]) -> web.StreamResponse:
+    """Send `status` and `headers` now, then `body` as it arrives. `release()` is called once,
+    when the instance's part is over (its last byte came, or the stream failed): its slot is
+    held and metered until then; `on_end(status, error)` once the relay ended (see the module
+    for what the request counts as)."""
+    state = _State(request, release)
     body.on_expire = state.expired
     end_status, error = status, None
     try:
@@ -54,19 +56,26 @@ async def relay_stream(request: web.Request, status: int, headers: Mapping[str, 
                 piece = await body.read()
             except InvokeTimeout:
                 end_status, error = 504, "timeout"
+                state.release_once()
                 state.cut()
                 break
             except InstanceGone:
                 end_status, error = 502, "crash"
+                state.release_once()
                 state.cut()
                 break
+            last = body.drained
+            if last or not piece:
+                # the instance sent its last byte: its slot is free before the caller has it
+                # all, so a caller waiting on this one's answer never waits on this bookkeeping
+                state.release_once()
             if not piece:
                 break
             if state.hung_up:
                 continue  # the instance's request goes on: read to its end, drop the rest
             state.writing = True
             try:
-                if body.drained:  # the last piece: with the terminating chunk, in one write
+                if last:  # the last piece: with the terminating chunk, in one write
                     await response.write_eof(piece)
                     break
                 await response.write(piece)
@@ -86,6 +95,7 @@ async def relay_stream(request: web.Request, status: int, headers: Mapping[str, 
         raise
     finally:
         body.close()  # a no-op when the response was complete (the connection went back)
+        state.release_once()
         on_end(end_status, error)
     return response
 
@@ -93,13 +103,19 @@ async def relay_stream(request: web.Request, status: int, headers: Mapping[str, 
 class _State:
     """Where a relay stands, for the timeout callback that may fire while a write blocks."""
 
-    __slots__ = ("request", "writing", "hung_up", "timed_out")
+    __slots__ = ("request", "release", "writing", "hung_up", "timed_out")
 
-    def __init__(self, request: web.Request) -> None:
+    def __init__(self, request: web.Request, release: Callable[[], None] | None) -> None:
         self.request = request
+        self.release = release
         self.writing = False
         self.hung_up = False
         self.timed_out = False
+
+    def release_once(self) -> None:
+        release, self.release = self.release, None
+        if release is not None:
+            release()
 
     def expired(self) -> None:
         # a write blocked on a caller that stopped reading would outlive the timeout: abort it

@@ -10,9 +10,11 @@ through the gateway's InvokeFunction route, signed as fcbench's clients sign. Bo
 the same client (`fcbench.httpclient.ConnectionPool`, keep-alive, the first-body-byte time the
 load client records as ``ttfb_ms``), in alternating blocks, so machine noise hits both. Printed:
 first byte and last byte of the stream, p50/p99, direct and through the harness, and what the
-harness adds; then a buffered answer of the same bytes (``Content-Length``), whose added p99 is
-the harness's budget the streamed first byte is held against (issue #20: within that budget,
-and within 1 ms p99 of the direct first byte).
+harness adds; then a buffered answer of the same bytes (``Content-Length``), sent back to back
+and sent as far apart as the stream's events (every process idles between them as it does
+during a stream, and waking from idle costs more than a request that follows at once). Issue
+#20's targets: the streamed first byte's added p99 within the harness's p99 budget (+0.35 ms)
+and within 1 ms of the direct first byte.
 """
 
 from __future__ import annotations
@@ -56,10 +58,13 @@ class Side:
         #: streamed requests whose answer came buffered (it reached the gateway whole)
         self.whole = 0
 
-    def timed(self, body: bytes, n: int, *, streamed: bool) -> tuple[list[float], list[float]]:
-        """`n` requests: (first-byte ms, last-byte ms) of each."""
+    def timed(self, body: bytes, n: int, *, streamed: bool, pause_s: float = 0.0
+              ) -> tuple[list[float], list[float]]:
+        """`n` requests, `pause_s` apart: (first-byte ms, last-byte ms) of each."""
         first, last = [], []
         for _ in range(n):
+            if pause_s:
+                time.sleep(pause_s)
             headers = [("Content-Type", "application/json")]
             if self.signer is not None:
                 headers += self.signer.headers("POST", self.path, body).items()
@@ -128,8 +133,11 @@ def main() -> None:
             for side in (raw, via):  # warm-up (and the harness's cold start)
                 side.timed(stream, 200, streamed=True)
                 side.timed(plain, 200, streamed=False)
-            got: dict[str, list[float]] = {k: [] for k in (
-                "raw_first", "raw_last", "via_first", "via_last", "raw_plain", "via_plain")}
+            got: dict[str, list[float]] = {f"{side}_{k}": [] for side in ("raw", "via") for k in (
+                "first", "last", "plain", "paced")}
+            # a stream leaves every process idle for its intervals; waking from idle costs more
+            # than a request sent back to back, so the buffered answer is also timed paced so
+            pause = (args.chunks - 1) * args.interval_ms / 1000.0
             block = 250
             for _ in range(max(1, args.requests // block)):
                 for name, side in (("raw", raw), ("via", via)):
@@ -137,6 +145,8 @@ def main() -> None:
                     got[f"{name}_first"] += first
                     got[f"{name}_last"] += last
                     got[f"{name}_plain"] += side.timed(plain, block, streamed=False)[1]
+                    got[f"{name}_paced"] += side.timed(plain, block, streamed=False,
+                                                       pause_s=pause)[1]
         finally:
             for proc in (direct_proc, harness_proc):
                 proc.terminate()
@@ -150,13 +160,13 @@ def main() -> None:
     _, first99 = line("first byte", got["raw_first"], got["via_first"])
     line("last byte", got["raw_last"], got["via_last"])
     print("buffered answer, the same bytes with a Content-Length:")
-    _, budget99 = line("whole answer", got["raw_plain"], got["via_plain"])
-    within = "met" if first99 <= BUDGET_MS else "MISSED"
-    print(f"  streamed first byte, added p99 {first99:.3f} ms: within the {BUDGET_MS} ms p99 "
-          f"budget: {within}; within {FIRST_BYTE_TARGET_MS:g} ms of direct: "
-          f"{'met' if first99 <= FIRST_BYTE_TARGET_MS else 'MISSED'}; "
-          f"vs the buffered answer's added p99 measured here ({budget99:.3f} ms): "
-          f"{first99 - budget99:+.3f} ms")
+    line("back to back", got["raw_plain"], got["via_plain"])
+    _, paced99 = line(f"{pause * 1000:g} ms apart", got["raw_paced"], got["via_paced"])
+    print(f"streamed first byte, added p99 {first99:.3f} ms: within {BUDGET_MS} ms (the harness's "
+          f"p99 budget): {'met' if first99 <= BUDGET_MS else 'MISSED'}; within "
+          f"{FIRST_BYTE_TARGET_MS:g} ms of direct: "
+          f"{'met' if first99 <= FIRST_BYTE_TARGET_MS else 'MISSED'}; against a buffered "
+          f"answer paced alike (added p99 {paced99:.3f} ms here): {first99 - paced99:+.3f} ms")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ __all__ = [
     "FUNCTION_NAME_MAX", "GPU_TYPES", "GpuType", "HTTP_METHODS", "LIST_PAGE_SIZE", "MAX_CPU",
     "MAX_ENV_BYTES", "MAX_GPU_MEMORY_MB", "MAX_HARNESS_S", "MAX_HOOK_TIMEOUT_S",
     "MAX_INSTANCES", "MAX_INSTANCE_CONCURRENCY", "MAX_LIST_LIMIT", "MAX_MEMORY_MB",
-    "MAX_QUEUE_SIZE", "MAX_SYNC_PAYLOAD_BYTES", "MAX_TIMEOUT_S", "MEMORY_STEP_MB",
+    "MAX_QUEUE_SIZE", "MAX_RESERVED_CONCURRENCY", "MAX_SYNC_PAYLOAD_BYTES", "MAX_TIMEOUT_S", "MEMORY_STEP_MB",
     "MIN_MEMORY_MB", "PRICE_FAMILIES", "PriceFamily", "TRIGGER_AUTH_TYPES", "TRIGGER_NAME_MAX",
     "V1_INSTANCE_TYPES", "gpu_price_family",
 ]
@@ -92,6 +92,9 @@ MAX_HARNESS_S = 86_400
 #: `harness.maxInstances` / `minInstances`: PutProvisionConfig's `defaultTarget` is "0 to 10000",
 #: and minInstances is that target, so maxInstances has the same ceiling.
 MAX_INSTANCES = 10_000
+#: `harness.reservedConcurrency` (PutConcurrencyConfig): FC's reference gives no ceiling (its
+#: account quota does); more than every instance's every slot could never be used.
+MAX_RESERVED_CONCURRENCY = MAX_INSTANCES * MAX_INSTANCE_CONCURRENCY
 #: `harness.queue.size`: requests waiting per function; far above any benchmark's need.
 MAX_QUEUE_SIZE = 100_000
 #: FC's documented limit "the total size of all environment variables cannot exceed 4 KB"

@@ -74,6 +74,8 @@ H_INITIALIZE_MS = "x-fcbench-initialize-ms"
 REJECT_CODES: dict[str, tuple[int, str]] = {
     "queue_full": (429, "ResourceThrottled"),
     "queue_timeout": (429, "ResourceThrottled"),
+    # FC's error table: 429 ResourceExhausted, "concurrency exceeds the limit"
+    "reserved_concurrency": (429, "ResourceExhausted"),
     "start_failed": (502, "FunctionNotStarted"),
     "unknown_function": (404, "FunctionNotFound"),
     "shutdown": (503, "ServiceUnavailable"),

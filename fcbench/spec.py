@@ -2,7 +2,9 @@
 
 Key names: `FunctionSpec`, `HarnessOptions`, `SampleRequest`, `load_function_spec`,
 `function_spec_from_dict`, `updated_spec` (FC's UpdateFunction), `TriggerSpec` / `trigger_from_dict`
-(CreateTrigger), `ProvisionSpec` / `provision_from_dict` (PutProvisionConfig). FC 3.0's rules
+(CreateTrigger), `ProvisionSpec` / `provision_from_dict` (PutProvisionConfig, with its
+`ScheduledAction` / `TargetTrackingPolicy`), `ConcurrencySpec` / `concurrency_from_dict`
+(PutConcurrencyConfig). FC 3.0's rules
 (gpuMemorySize a multiple of 1024 MB, instanceConcurrency 1-100, cpu 0.05-16 in 0.05 steps at
 1:1-1:4 vCPU : GB, health-check ranges, the published maximums of every duration and size, finite
 numbers only, environment variable names and their 4 KB total) are checked here once, for YAML
@@ -41,14 +43,17 @@ from .fc import (CPU_STEP, DEFAULT_GPU_TYPE, DEFAULT_IDLE_TIMEOUT_S,
                  DEFAULT_START_TIMEOUT_S, DEFAULT_TIMEOUT_S, DISK_SIZES_MB, FUNCTION_NAME_MAX,
                  GPU_TYPES, HTTP_METHODS, MAX_CPU, MAX_ENV_BYTES, MAX_GPU_MEMORY_MB,
                  MAX_HARNESS_S, MAX_HOOK_TIMEOUT_S, MAX_INSTANCE_CONCURRENCY, MAX_INSTANCES,
-                 MAX_MEMORY_MB, MAX_QUEUE_SIZE, MAX_TIMEOUT_S, MEMORY_STEP_MB, MIN_MEMORY_MB,
-                 TRIGGER_NAME_MAX)
+                 MAX_MEMORY_MB, MAX_QUEUE_SIZE, MAX_RESERVED_CONCURRENCY, MAX_TIMEOUT_S,
+                 MEMORY_STEP_MB, MIN_MEMORY_MB, TRIGGER_NAME_MAX)
+from .provision_policy import (FC_METRIC_TYPES, TRACKED_METRIC, duplicate_names,
+                               parse_expression, parse_time, time_zone)
 from .secrets import MASK, looks_secret
 
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT_S",
     "DEFAULT_PORT",
     "HOST_ENV_KEYS",
+    "ConcurrencySpec",
     "ContainerConfig",
     "EnvRef",
     "FunctionSpec",
@@ -58,7 +63,10 @@ __all__ = [
     "HttpTriggerConfig",
     "ProvisionSpec",
     "SampleRequest",
+    "ScheduledAction",
+    "TargetTrackingPolicy",
     "TriggerSpec",
+    "concurrency_from_dict",
     "container_code",
     "env_ref_text",
     "env_refs",
@@ -300,6 +308,87 @@ class SampleRequest(_Spec):
         return f"json {json.dumps(self.json_value)[:60]}"
 
 
+# ---- provision policies (PutProvisionConfig scheduledActions / targetTrackingPolicies) ------
+class _Policy(_Spec):
+    """What both kinds of provision policy have: a name and a window in a time zone."""
+
+    name: str = Field(min_length=1)
+    start_time: str | None = None
+    end_time: str | None = None
+    time_zone: str | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        time_zone(value)
+        return value
+
+    @model_validator(mode="after")
+    def _window(self) -> _Policy:
+        tz = time_zone(self.time_zone)
+        times = {}
+        for key, value in (("startTime", self.start_time), ("endTime", self.end_time)):
+            try:
+                times[key] = parse_time(value, tz)
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
+        start, end = times["startTime"], times["endTime"]
+        if start is not None and end is not None and end <= start:
+            raise ValueError(f"endTime {self.end_time} is not after startTime {self.start_time}")
+        return self
+
+
+class ScheduledAction(_Policy):
+    """One of a provision config's `scheduledActions` (FC's ScheduledAction): at each time of
+    `scheduleExpression` (``cron(S M H DoM Mon DoW)``, seconds first, or ``at(TIME)``) inside
+    [startTime, endTime) the provisioned target becomes `target` (`fcbench.provision_policy`)."""
+
+    target: _Instances = Field(ge=0)
+    schedule_expression: str
+
+    @field_validator("schedule_expression")
+    @classmethod
+    def _expression(cls, value: str) -> str:
+        parse_expression(value)
+        return value
+
+
+class TargetTrackingPolicy(_Policy):
+    """One of a provision config's `targetTrackingPolicies` (FC's TargetTrackingPolicy): inside
+    [startTime, endTime) the provisioned target follows ProvisionedConcurrencyUtilization toward
+    `metricTarget`, within [minCapacity, maxCapacity] (`fcbench.provision_policy`)."""
+
+    metric_type: str
+    metric_target: float = Field(gt=0, le=1, description="the utilisation to keep, 0-1")
+    min_capacity: _Instances = Field(ge=0)
+    max_capacity: _Instances = Field(ge=0)
+
+    @field_validator("metric_type")
+    @classmethod
+    def _metric(cls, value: str) -> str:
+        if value not in FC_METRIC_TYPES:
+            raise ValueError(f"unknown metricType {value!r}; FC takes "
+                             f"{', '.join(FC_METRIC_TYPES)}")
+        if value != TRACKED_METRIC:
+            raise ValueError(f"the harness measures {TRACKED_METRIC} only (no CPU or GPU "
+                             f"utilisation of its instances); use it, or drop this policy")
+        return value
+
+    @model_validator(mode="after")
+    def _capacities(self) -> TargetTrackingPolicy:
+        if self.min_capacity > self.max_capacity:
+            raise ValueError(f"minCapacity {self.min_capacity} is more than maxCapacity "
+                             f"{self.max_capacity}")
+        return self
+
+
+def _unique_names(items: list[Any] | None, key: str) -> None:
+    twice = duplicate_names(items or [])
+    if twice:
+        raise ValueError(f"{key}: the name {twice[0]!r} is used twice; policies are known by "
+                         "their names")
+
+
 class HarnessOptions(_Spec):
     """Harness-only keys (ignored by FC): how the local platform runs this function."""
 
@@ -309,6 +398,17 @@ class HarnessOptions(_Spec):
     min_instances: _Instances = Field(0, ge=0, description="provisioned instances: started at "
                                       "once and never reclaimed (FC's provision config "
                                       "defaultTarget)")
+    reserved_concurrency: int | None = Field(
+        None, ge=0, le=MAX_RESERVED_CONCURRENCY,
+        description="FC's PutConcurrencyConfig reservedConcurrency: requests in flight or "
+        "waiting beyond it are refused at once with 429 ResourceExhausted; 0 disables the "
+        "function")
+    scheduled_actions: list[ScheduledAction] | None = Field(
+        None, description="FC's provision config scheduledActions: change the provisioned "
+        "target (minInstances is its default) at cron or at() times")
+    target_tracking_policies: list[TargetTrackingPolicy] | None = Field(
+        None, description="FC's provision config targetTrackingPolicies: the provisioned "
+        "target follows ProvisionedConcurrencyUtilization")
     queue: QueueOptions = QueueOptions()
     start_timeout: _HarnessS = Field(DEFAULT_START_TIMEOUT_S, gt=0, description="seconds")
     command: list[str] | None = Field(
@@ -321,6 +421,8 @@ class HarnessOptions(_Spec):
         if self.min_instances > self.max_instances:
             raise ValueError(f"minInstances {self.min_instances} is more than maxInstances "
                              f"{self.max_instances}; lower it or raise maxInstances")
+        _unique_names(self.scheduled_actions, "scheduledActions")
+        _unique_names(self.target_tracking_policies, "targetTrackingPolicies")
         return self
 
 
@@ -760,7 +862,9 @@ class TriggerSpec(_Spec):
 
 class ProvisionSpec(_Spec):
     """A PutProvisionConfig body: `defaultTarget` provisioned instances (the harness's
-    `harness.minInstances`); the scaling policies are kept and echoed, not acted on."""
+    `harness.minInstances`) and the policies that change that target over time
+    (`harness.scheduledActions`, `harness.targetTrackingPolicies`); `alwaysAllocateCPU/GPU`
+    are kept and echoed (the harness never freezes an idle instance)."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore",
                               frozen=True, allow_inf_nan=False)
@@ -768,8 +872,40 @@ class ProvisionSpec(_Spec):
     default_target: int = Field(ge=0, le=MAX_INSTANCES)
     always_allocate_cpu: bool | None = Field(None, alias="alwaysAllocateCPU")
     always_allocate_gpu: bool | None = Field(None, alias="alwaysAllocateGPU")
-    scheduled_actions: list[dict[str, Any]] | None = None
-    target_tracking_policies: list[dict[str, Any]] | None = None
+    scheduled_actions: list[ScheduledAction] | None = None
+    target_tracking_policies: list[TargetTrackingPolicy] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_target(cls, data: Any) -> Any:
+        # `target` is the field defaultTarget replaced; an old caller may send only it
+        if isinstance(data, dict) and "defaultTarget" not in data and "default_target" not in \
+                data and "target" in data:
+            return {**data, "defaultTarget": data["target"]}
+        return data
+
+    @model_validator(mode="after")
+    def _names(self) -> ProvisionSpec:
+        _unique_names(self.scheduled_actions, "scheduledActions")
+        _unique_names(self.target_tracking_policies, "targetTrackingPolicies")
+        return self
+
+    def harness_keys(self) -> dict[str, Any]:
+        """The `harness:` keys this config sets (PutProvisionConfig's effect on the spec)."""
+        dump = self.model_dump(by_alias=True, exclude_none=True)
+        return {"minInstances": self.default_target,
+                "scheduledActions": dump.get("scheduledActions") or None,
+                "targetTrackingPolicies": dump.get("targetTrackingPolicies") or None}
+
+
+class ConcurrencySpec(_Spec):
+    """A PutConcurrencyConfig body (FC's PutConcurrencyInput): `reservedConcurrency`, the
+    harness's `harness.reservedConcurrency`."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore",
+                              frozen=True, allow_inf_nan=False)
+
+    reserved_concurrency: int = Field(ge=0, le=MAX_RESERVED_CONCURRENCY)
 
 
 def trigger_from_dict(data: Any, *, source: str = "CreateTrigger body") -> TriggerSpec:
@@ -780,6 +916,12 @@ def trigger_from_dict(data: Any, *, source: str = "CreateTrigger body") -> Trigg
 def provision_from_dict(data: Any, *, source: str = "PutProvisionConfig body") -> ProvisionSpec:
     """Validate a PutProvisionConfig body (`SpecError` naming the field)."""
     return validate(LocatedDoc(data=data, file=source), _model_builder(ProvisionSpec))
+
+
+def concurrency_from_dict(data: Any, *, source: str = "PutConcurrencyConfig body"
+                          ) -> ConcurrencySpec:
+    """Validate a PutConcurrencyConfig body (`SpecError` naming the field)."""
+    return validate(LocatedDoc(data=data, file=source), _model_builder(ConcurrencySpec))
 
 
 def _model_builder(cls: type[BaseModel]) -> Any:

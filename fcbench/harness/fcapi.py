@@ -23,9 +23,9 @@ from aiohttp import web
 
 from ..errors import FcbenchError, SpecError
 from ..fc import DEFAULT_QUALIFIER, LIST_PAGE_SIZE, MAX_LIST_LIMIT
-from ..protocol import H_FC_REQUEST_ID, function_path, trigger_path
-from ..spec import (FunctionSpec, function_spec_from_dict, host_code, provision_from_dict,
-                    trigger_from_dict, updated_spec)
+from ..protocol import API_PREFIX, H_FC_REQUEST_ID, function_path, trigger_path
+from ..spec import (FunctionSpec, concurrency_from_dict, function_spec_from_dict, host_code,
+                    provision_from_dict, trigger_from_dict, updated_spec)
 from .answers import fc_error
 from .guard import GUARD
 from .platform import Platform, Trigger
@@ -310,14 +310,26 @@ def trigger_guard(request: web.Request, platform: Platform, name: str
     return None, True
 
 
-# ---- provision config and instances --------------------------------------------------------
+# ---- provision config, concurrency config and instances ------------------------------------
+def _has_provision(platform: Platform, name: str) -> bool:
+    h = platform.specs[name].harness
+    return platform.meta[name].provision is not None or bool(
+        h.min_instances or h.scheduled_actions or h.target_tracking_policies)
+
+
 def _provision_json(platform: Platform, name: str) -> dict[str, Any]:
-    meta, target = platform.meta[name], platform.specs[name].harness.min_instances
-    p = meta.provision
-    extra = p.model_dump(by_alias=True, exclude_none=True, exclude={"default_target"}) if p \
-        else {}
-    return {**extra, "functionArn": _arn(name), "defaultTarget": target, "target": target,
-            "current": platform.provisioned_ready(name), "currentError": ""}
+    """FC's ProvisionConfig: the policies as the spec holds them, `target` what they set now."""
+    h, p = platform.specs[name].harness, platform.meta[name].provision
+    doc = h.model_dump(by_alias=True, include={"scheduled_actions", "target_tracking_policies"})
+    out: dict[str, Any] = {}
+    if p is not None:
+        out.update(p.model_dump(by_alias=True, exclude_none=True,
+                                include={"always_allocate_cpu", "always_allocate_gpu"}))
+    return {**out, "functionArn": _arn(name), "defaultTarget": h.min_instances,
+            "target": platform.provision_target(name),
+            "current": platform.provisioned_ready(name), "currentError": "",
+            "scheduledActions": doc["scheduledActions"] or [],
+            "targetTrackingPolicies": doc["targetTrackingPolicies"] or []}
 
 
 async def _put_provision(request: web.Request, platform: Platform, rid: str) -> web.Response:
@@ -328,7 +340,7 @@ async def _put_provision(request: web.Request, platform: Platform, rid: str) -> 
 
 async def _get_provision(request: web.Request, platform: Platform, rid: str) -> web.Response:
     name = _name(request, platform)
-    if platform.meta[name].provision is None and not platform.specs[name].harness.min_instances:
+    if not _has_provision(platform, name):
         raise _Fail(404, "ProvisionConfigNotFound",
                     f"function {name!r} has no provision config; PUT one at "
                     f"{function_path(name)}/provision-config")
@@ -338,6 +350,64 @@ async def _get_provision(request: web.Request, platform: Platform, rid: str) -> 
 async def _delete_provision(request: web.Request, platform: Platform, rid: str) -> web.Response:
     platform.set_provision(_name(request, platform), None)
     return web.Response(status=204)
+
+
+def _listed(request: web.Request, platform: Platform, keep: Callable[[str], bool]
+            ) -> tuple[list[str], str | None]:
+    """The functions a List*Configs call names: `functionName` (one) or all, those `keep`
+    says have a config, paged like ListFunctions."""
+    wanted = request.query.get("functionName")
+    names = [n for n in platform.specs if (not wanted or n == wanted) and keep(n)]
+    return _page(request, names)
+
+
+async def _list_provisions(request: web.Request, platform: Platform, rid: str
+                           ) -> web.Response:
+    names, token = _listed(request, platform, lambda n: _has_provision(platform, n))
+    doc: dict[str, Any] = {"provisionConfigs": [_provision_json(platform, n) for n in names]}
+    if token:
+        doc["nextToken"] = token
+    return web.json_response(doc)
+
+
+def _concurrency_json(platform: Platform, name: str) -> dict[str, Any]:
+    """FC's ConcurrencyConfig."""
+    return {"functionArn": _arn(name),
+            "reservedConcurrency": platform.specs[name].harness.reserved_concurrency}
+
+
+async def _put_concurrency(request: web.Request, platform: Platform, rid: str
+                           ) -> web.Response:
+    name = _name(request, platform)
+    body = concurrency_from_dict(await _body(request))
+    platform.set_concurrency(name, body.reserved_concurrency)
+    return web.json_response(_concurrency_json(platform, name))
+
+
+async def _get_concurrency(request: web.Request, platform: Platform, rid: str
+                           ) -> web.Response:
+    name = _name(request, platform)
+    if platform.specs[name].harness.reserved_concurrency is None:
+        raise _Fail(404, "ConcurrencyConfigNotFound",
+                    f"function {name!r} has no concurrency config; PUT one at "
+                    f"{function_path(name)}/concurrency")
+    return web.json_response(_concurrency_json(platform, name))
+
+
+async def _delete_concurrency(request: web.Request, platform: Platform, rid: str
+                              ) -> web.Response:
+    platform.set_concurrency(_name(request, platform), None)
+    return web.Response(status=204)
+
+
+async def _list_concurrency(request: web.Request, platform: Platform, rid: str
+                            ) -> web.Response:
+    names, token = _listed(request, platform,
+                           lambda n: platform.specs[n].harness.reserved_concurrency is not None)
+    doc: dict[str, Any] = {"configs": [_concurrency_json(platform, n) for n in names]}
+    if token:
+        doc["nextToken"] = token
+    return web.json_response(doc)
 
 
 async def _list_instances(request: web.Request, platform: Platform, rid: str) -> web.Response:
@@ -382,4 +452,9 @@ def add_fc_routes(router: web.UrlDispatcher) -> None:
     r.add_put(fn + "/provision-config", _route(_put_provision))
     r.add_get(fn + "/provision-config", _route(_get_provision))
     r.add_delete(fn + "/provision-config", _route(_delete_provision))
+    r.add_get(API_PREFIX + "/provision-configs", _route(_list_provisions))
+    r.add_put(fn + "/concurrency", _route(_put_concurrency))
+    r.add_get(fn + "/concurrency", _route(_get_concurrency))
+    r.add_delete(fn + "/concurrency", _route(_delete_concurrency))
+    r.add_get(API_PREFIX + "/concurrency-configs", _route(_list_concurrency))
     r.add_get(fn + "/instances", _route(_list_instances))

@@ -4,7 +4,11 @@ Key names: `Platform`, `rejected`, `FunctionMeta`, `Trigger`. It applies schedul
 (start, admit, reject, reclaim), runs the one start sequence shared by all runtimes (start → wait
 ready → health check → initializer → record phases) and the one stop sequence (let in-flight
 requests of an updated instance finish → preStop → stop), watches instances for crashes, fires
-lifecycle events, and keeps what FC's management API reports (ids, times, triggers, provision).
+lifecycle events, and keeps what FC's management API reports (ids, times, triggers, provision,
+reserved concurrency). A function's provision policies (`fcbench.provision_policy`) are
+evaluated on a timer of their own, at each cron firing or window edge and every
+`policy_interval_s` while a target-tracking policy is in force; a new target goes to the
+scheduler through `Scheduler.update_function(..., restart=False)`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ from ..errors import (FcbenchError, InstanceGone, InstanceStartError, InvokeTime
 from ..events import Events
 from ..fc import DEFAULT_TIMEOUT_S
 from ..protocol import REJECT_CODES, function_path
+from ..provision_policy import TRACKING_INTERVAL_S, ProvisionPolicies
 from ..spec import FunctionSpec, ProvisionSpec, TriggerSpec, updated_spec
 from .forward import Forwarder
 from .gpus import Gpu, GpuPool, default_virtual_gpus
@@ -35,6 +40,10 @@ from .scheduler import (Admit, Decision, FunctionConfig, Instance, InstanceState
 __all__ = ["FunctionMeta", "Platform", "Trigger", "rejected"]
 
 log = logging.getLogger(__name__)
+
+#: The longest a policy timer sleeps before it looks at the wall clock again (a clock that was
+#: set, a far cron firing).
+_MAX_POLICY_SLEEP_S = 300.0
 
 
 def rejected(d: Reject, message: str) -> Rejected:
@@ -83,6 +92,7 @@ class Platform:
         runtimes: runtime name -> runtime (a spec's `harness.runtime` picks one).
         gpus: the GPUs to place GPU-memory specs on.
         log_dir: where instance logs go (a temporary folder when None).
+        policy_interval_s: how often a target-tracking provision policy is evaluated.
     Attribute `add_virtual_gpus`: no real GPU and none chosen, so a GPU function added from now
     on (the FC API, `fcbench deploy`) brings virtual cards sized like its gpuType, as the specs
     the harness started with did (`default_virtual_gpus`). The harness sets it once its own
@@ -91,7 +101,8 @@ class Platform:
 
     def __init__(self, runtimes: dict[str, Runtime], *, gpus: list[Gpu] | None = None,
                  log_dir: str | Path | None = None, events: Events | None = None,
-                 event_buffer: int = 10_000) -> None:
+                 event_buffer: int = 10_000,
+                 policy_interval_s: float = TRACKING_INTERVAL_S) -> None:
         self.runtimes = runtimes
         self.events = events or Events()
         self.scheduler = Scheduler(GpuPool(list(gpus or [])))
@@ -111,6 +122,10 @@ class Platform:
         self.recent_events: deque[dict[str, Any]] = deque(maxlen=event_buffer)
         self._event_seq = 0
         self.forwarder = Forwarder()
+        self.policy_interval_s = policy_interval_s
+        #: the provisioned target the policies of a function set (absent: its minInstances)
+        self._targets: dict[str, int] = {}
+        self._policy_timers: dict[str, asyncio.TimerHandle] = {}
         self._record_events()
 
     # ---- functions ----------------------------------------------------------------------
@@ -121,7 +136,11 @@ class Platform:
         if spec.gpu_memory_mb and not runtime.capabilities.gpus:
             raise UsageError(f"runtime {runtime.name!r} cannot run GPU specs")
         self._virtual_cards_for(spec, always=True)
-        starts = self.scheduler.add_function(FunctionConfig.from_spec(spec), time.monotonic())
+        policies = self._policies_of(spec)
+        if policies is not None:  # what they ask for now, before any instance runs
+            self._targets[spec.name] = policies.target(
+                time.time(), provisioned=0, busy=0, concurrency=spec.instance_concurrency)
+        starts = self.scheduler.add_function(self._config(spec), time.monotonic())
         # both maps filled before the await: a GetFunction while the runtime prepares (a docker
         # pull can take minutes) finds the function whole
         now = time.time()
@@ -133,8 +152,10 @@ class Platform:
             self.scheduler.remove_function(time.monotonic(), spec.name)
             self.specs.pop(spec.name, None)
             self.meta.pop(spec.name, None)
+            self._targets.pop(spec.name, None)
             raise
         self._apply(starts)  # provisioned instances start now (the runtime is prepared)
+        self._reprovision(spec.name)
 
     async def update_function(self, spec: FunctionSpec) -> None:
         """FC's UpdateFunction: `spec` replaces the function's; every next request lands on a
@@ -151,11 +172,11 @@ class Platform:
         if spec.name not in self.specs:  # deleted while the runtime prepared
             raise KeyError(spec.name)
         self._virtual_cards_for(spec, always=False)
-        decisions = self.scheduler.update_function(time.monotonic(),
-                                                   FunctionConfig.from_spec(spec))
+        decisions = self.scheduler.update_function(time.monotonic(), self._config(spec))
         self.specs[spec.name] = spec
         self.meta[spec.name].modified = time.time()
         self._apply(decisions)
+        self._reprovision(spec.name)  # its harness keys may carry other policies
 
     def _virtual_cards_for(self, spec: FunctionSpec, *, always: bool) -> None:
         """Give a GPU spec virtual cards of its gpuType (see `add_virtual_gpus`): `always` for a
@@ -174,24 +195,88 @@ class Platform:
 
     def set_provision(self, name: str, provision: ProvisionSpec | None) -> None:
         """PutProvisionConfig (None: DeleteProvisionConfig): `defaultTarget` becomes the
-        function's `harness.minInstances`; instances are kept, more started or unmarked.
+        function's `harness.minInstances` and its policies `harness.scheduledActions` /
+        `harness.targetTrackingPolicies`; the target they give now applies at once (instances
+        are kept, more started or unmarked) and their timer is armed.
 
         Raises:
-            SpecError: the target is more than `harness.maxInstances`.
+            SpecError: the default target is more than `harness.maxInstances`.
         """
-        spec = updated_spec(self.specs[name], {"harness": {
-            "minInstances": provision.default_target if provision else 0}},
-            source="PutProvisionConfig body")
-        decisions = self.scheduler.update_function(
-            time.monotonic(), FunctionConfig.from_spec(spec), restart=False)
+        keys = provision.harness_keys() if provision else {
+            "minInstances": 0, "scheduledActions": None, "targetTrackingPolicies": None}
+        spec = updated_spec(self.specs[name], {"harness": keys},
+                            source="PutProvisionConfig body")
         self.specs[name] = spec
         self.meta[name].provision = provision
-        self._apply(decisions)
+        self._reprovision(name, force=True)
+
+    def set_concurrency(self, name: str, reserved: int | None) -> None:
+        """PutConcurrencyConfig (None: DeleteConcurrencyConfig): `harness.reservedConcurrency`;
+        it counts from the next request (those already admitted keep running)."""
+        spec = updated_spec(self.specs[name], {"harness": {"reservedConcurrency": reserved}},
+                            source="PutConcurrencyConfig body")
+        self.specs[name] = spec
+        self._apply(self.scheduler.update_function(time.monotonic(), self._config(spec),
+                                                   restart=False))
+
+    def provision_target(self, name: str) -> int:
+        """The provisioned target now (FC's provision `target`): what the policies set, else
+        `harness.minInstances` (`defaultTarget`)."""
+        return self._targets.get(name, self.specs[name].harness.min_instances)
 
     def provisioned_ready(self, name: str) -> int:
         """How many provisioned instances of `name` are ready (FC's provision `current`)."""
         return sum(i.provisioned and i.state is InstanceState.READY
                    for i in self.scheduler.instances(name))
+
+    # ---- provision policies ---------------------------------------------------------------
+    def _policies_of(self, spec: FunctionSpec) -> ProvisionPolicies | None:
+        return ProvisionPolicies.of(spec.harness, interval_s=self.policy_interval_s)
+
+    def _config(self, spec: FunctionSpec) -> FunctionConfig:
+        """The scheduler's config of `spec`, with the provisioned target its policies set."""
+        config = FunctionConfig.from_spec(spec)
+        target = self._targets.get(spec.name)
+        return config if target is None else replace(config, min_instances=target)
+
+    def _reprovision(self, name: str, *, force: bool = False) -> None:
+        """Evaluate `name`'s provision policies now, hand a changed target (or, with `force`,
+        the spec's new config) to the scheduler, and arm the timer of the next evaluation."""
+        timer = self._policy_timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+        spec = self.specs.get(name)
+        if spec is None or self._closed:
+            return
+        policies = self._policies_of(spec)
+        if policies is None:
+            changed = self._targets.pop(name, None) is not None
+        else:
+            now = time.time()
+            provisioned, busy = self.scheduler.provisioned_load(name)
+            target = policies.target(now, provisioned=provisioned, busy=busy,
+                                     concurrency=spec.instance_concurrency)
+            changed = self._targets.get(name) != target
+            self._targets[name] = target
+            when = policies.next_evaluation(now)
+            if when is not None:
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:  # no loop (a synchronous caller): nothing to time
+                    loop = None
+                if loop is not None:
+                    delay = min(max(when - now, 0.001), _MAX_POLICY_SLEEP_S)
+                    self._policy_timers[name] = loop.call_later(delay, self._policy_due, name)
+        if changed or force:
+            self._apply(self.scheduler.update_function(time.monotonic(), self._config(spec),
+                                                       restart=False))
+
+    def _policy_due(self, name: str) -> None:
+        self._policy_timers.pop(name, None)
+        try:
+            self._reprovision(name)
+        except Exception:  # noqa: BLE001 - a timer callback: log, the next call re-arms
+            log.exception("provision policies of %s failed", name)
 
     def put_trigger(self, name: str, trigger: TriggerSpec) -> Trigger:
         """Add an HTTP trigger to function `name` (the caller checked it is new)."""
@@ -212,6 +297,10 @@ class Platform:
         self._apply(self.scheduler.remove_function(time.monotonic(), name))
         self.specs.pop(name, None)
         self.meta.pop(name, None)
+        self._targets.pop(name, None)
+        timer = self._policy_timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
         await self._drain_stops()
 
     def _runtime_for(self, spec: FunctionSpec) -> Runtime:
@@ -286,6 +375,9 @@ class Platform:
             return f"Reserved resource exhausted: no free instance slot and the queue is full ({d.detail})."
         if d.reason is RejectReason.QUEUE_TIMEOUT:
             return f"Reserved resource exhausted: the request {d.detail} without getting a slot."
+        if d.reason is RejectReason.RESERVED_CONCURRENCY:
+            return (f"Function concurrency exceeds the limit: {d.detail}. Retry later, or "
+                    "change it with PutConcurrencyConfig / DeleteConcurrencyConfig.")
         if d.reason is RejectReason.UNKNOWN_FUNCTION:
             return f"function not found; list functions with GET {function_path()}"
         if d.reason is RejectReason.SHUTDOWN:
@@ -461,6 +553,9 @@ class Platform:
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
+        for timer in self._policy_timers.values():
+            timer.cancel()
+        self._policy_timers.clear()
         for live in list(self._live.values()):
             self._stops.add(asyncio.ensure_future(self._stop(live)))
         self._live.clear()

@@ -4,6 +4,9 @@ clock, so simulated and measured runs follow one definition of the rules.
 Key names: `simulate`, `SimRequest`, `SimRequests` (the requests, in columns), `SimResult`.
 Service and start-up times are callables returning seconds (e.g. drawn from a distribution), or
 arrays of values drawn beforehand (numpy), so no CPU is burnt and hours run in seconds.
+Provision policies (`fcbench.provision_policy.ProvisionPolicies`, their `origin` the wall clock
+of simulated 0) are evaluated at simulated times as the harness evaluates them on its timer:
+each new target goes to the scheduler through `Scheduler.update_function(..., restart=False)`.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import heapq
 import math
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final, Union, final, overload
 
 import numpy as np
@@ -25,6 +28,8 @@ from ..harness.scheduler import (Admit, Decision, FunctionConfig, Reclaim, Rejec
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ..provision_policy import ProvisionPolicies
 
 __all__ = ["SimRequest", "SimRequests", "SimResult", "simulate"]
 
@@ -194,6 +199,7 @@ class SimResult:
 _READY: Final = 0
 _FINISH: Final = 1
 _TICK: Final = 2
+_POLICY: Final = 3
 # heapq's functions as Final names: mypyc reads them from C statics, not the module dict
 heappush: Final = heapq.heappush
 heappop: Final = heapq.heappop
@@ -210,7 +216,8 @@ Draws = Union[Callable[[], float], Sequence[float], "np.ndarray[Any, Any]"]
 def simulate(arrivals: Iterable[float], config: FunctionConfig, *,
              service_s: Draws, startup_s: Draws,
              gpus: GpuPool | None = None, cold_service_s: Callable[[], float] | None = None,
-             until: float | None = None) -> SimResult:
+             until: float | None = None,
+             policies: ProvisionPolicies | None = None) -> SimResult:
     """Run `arrivals` (non-decreasing seconds) through the scheduler.
 
     Args:
@@ -227,12 +234,17 @@ def simulate(arrivals: Iterable[float], config: FunctionConfig, *,
             clock runs on to it, reclaiming idle instances when they are due, as the harness
             does while the run lasts (metering then covers the same window); None ends the run
             at its last answer.
+        policies: the function's provision policies (None: `config.min_instances` all along);
+            the target they give at 0 replaces `config.min_instances`.
 
     Provisioned instances (`min_instances`) exist before the traffic, as on FC and in the
     harness, where they start with the function: each is created its own start-up time
-    before 0 and is ready at 0.
+    before 0 and is ready at 0. Those a policy asks for later start then, cold.
     """
     sched = Scheduler(gpus if gpus is not None else GpuPool())
+    if policies is not None:
+        config = replace(config, min_instances=policies.target(
+            0.0, provisioned=0, busy=0, concurrency=config.concurrency))
     provisioned = sched.add_function(config, 0.0)
     if isinstance(arrivals, np.ndarray):
         intended = array("d", np.ascontiguousarray(arrivals, dtype=np.float64).tobytes())
@@ -243,12 +255,16 @@ def simulate(arrivals: Iterable[float], config: FunctionConfig, *,
     times = arrivals if isinstance(arrivals, list) \
         and all(type(t) is float for t in arrivals) else intended.tolist()
     run = _Run(sched, SimRequests.sized(intended), service_s, startup_s, cold_service_s)
+    run.config = config
+    run.policies = policies
     # no reference cycles are made here: the collector would only walk the growing heap and
     # the million-row columns (up to the result's instance rows)
     collecting = gc.isenabled()
     gc.disable()
     try:
         run.provision(provisioned)  # ready when the traffic starts
+        if policies is not None:
+            run.policy_next(0.0)
         run.loop(config.name, times)
         del times
         end = run.finish_columns()
@@ -321,6 +337,8 @@ class _Run:
         self.unanswered = 0
         self.started = 0
         self.reclaims = 0
+        self.config: FunctionConfig | None = None
+        self.policies: ProvisionPolicies | None = None
 
     def draw_service(self) -> float:
         values = self.service_list
@@ -392,13 +410,53 @@ class _Run:
                 self.apply(0.0, [d])
 
     def idle_until(self, until: float) -> None:
-        """After the last answer: reclaim idle instances as they fall due, up to `until`."""
-        sched = self.sched
+        """After the last answer: reclaim idle instances as they fall due, and apply provision
+        policies (starts they asked for included), up to `until`."""
+        sched, events = self.sched, self.events
         while True:
             deadline = sched.next_deadline()
-            if deadline is None or deadline > until:
+            due = deadline is not None and deadline <= until
+            if events and events[0][0] <= until and (not due or events[0][0] <= deadline):
+                now, _, kind, _, key = heappop(events)  # the platform's own events first
+                if kind == _READY:
+                    self.apply(now, sched.instance_ready(now, key))
+                elif kind == _POLICY:
+                    self.policy_step(now)
+                continue  # a tick event: the deadline is read afresh here
+            if not due:
                 break
             self.apply(deadline, sched.tick(deadline))
+
+    def policy_next(self, now: float) -> None:
+        """Schedule the next evaluation of the provision policies after `now`."""
+        policies = self.policies
+        if policies is None:
+            return
+        when = policies.next_evaluation(now)
+        if when is not None:
+            self.seq += 1
+            heappush(self.events, (max(when, now), self.seq, _POLICY, 0, ""))
+
+    def policy_step(self, now: float) -> None:
+        """Evaluate the provision policies at `now` (as the harness's timer does) and hand a
+        changed target to the scheduler."""
+        policies, config = self.policies, self.config
+        if policies is None or config is None:
+            return
+        provisioned, busy = self.sched.provisioned_load(config.name)
+        target = policies.target(now, provisioned=provisioned, busy=busy,
+                                 concurrency=config.concurrency)
+        if target != config.min_instances:
+            config = replace(config, min_instances=target)
+            self.config = config
+            sched = self.sched
+            self.apply(now, sched.update_function(now, config, restart=False))
+            # an instance unmarked after idling longer than idle_timeout is due now, as the
+            # harness's timer for a past deadline fires at once (not back at the deadline)
+            deadline = sched.next_deadline()
+            if deadline is not None and deadline <= now:
+                self.apply(now, sched.tick(now))
+        self.policy_next(now)
 
     def apply(self, now: float, decisions: list[Decision]) -> None:
         for d in decisions:
@@ -460,6 +518,8 @@ class _Run:
                         out.clear()
                 elif kind == _READY:
                     self.apply(now, sched.instance_ready(now, key))
+                elif kind == _POLICY:
+                    self.policy_step(now)
                 else:
                     heappop(ticks)
                     deadline = sched.next_deadline()

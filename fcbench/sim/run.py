@@ -2,7 +2,10 @@
 folder that reads like a measured one (marked simulated).
 
 Key names: `simulate_workload` (into a run folder), `run_simulation` (in memory),
-`SimulationSettings`, `SAMPLE_MODEL_TIMES`, `default_times_help`. Service and start-up times
+`SimulationSettings`, `SAMPLE_MODEL_TIMES`, `default_times_help`. A function's reserved
+concurrency and provision policies (`harness.reservedConcurrency`, `harness.scheduledActions`,
+`harness.targetTrackingPolicies`) act as in the harness; simulated 0 is the wall-clock time
+`SimulationSettings.start_ts` (default: when it runs) for cron and at() times. Service and start-up times
 are distributions in the sleep model's syntax (``50``, ``exp:50``, ``uniform:20:80``,
 ``normal:50:5``, milliseconds); a `sleep` function's own ``FCBENCH_SLEEP_MS`` / ``FCBENCH_STARTUP_MS``, and for
 the other sample models their measured times (`SAMPLE_MODEL_TIMES`), are the defaults.
@@ -19,6 +22,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..harness.scheduler import FunctionConfig
+from ..provision_policy import ProvisionPolicies
 from .calibrate import Calibration, engine_options
 from .engine import SimResult, simulate
 
@@ -83,6 +87,9 @@ class SimulationSettings:
     seed: int = 0
     #: measured samples to draw from where `service_ms` / `startup_ms` are not given
     calibration: Calibration | None = None
+    #: the wall clock (epoch s) of simulated 0: what provision policies' cron and at() times
+    #: are read against, and where the run folder's timestamps start; None: when it runs
+    start_ts: float | None = None
 
 
 @dataclass
@@ -99,6 +106,8 @@ class Simulation:
     elapsed_s: float
     #: where the service and start-up times came from (`times_source`)
     source: dict[str, str]
+    #: the wall clock (epoch s) of simulated 0 (`SimulationSettings.start_ts`)
+    origin: float = 0.0
 
     def frame(self, origin_ts: float = 0.0) -> Any:
         """The requests as a requests.csv frame (`SimResult.to_frame`)."""
@@ -126,13 +135,15 @@ def run_simulation(workload: Any, settings: SimulationSettings) -> Simulation:
     # the GPUs the harness would place this spec on (virtual cards sized by gpuType when none)
     gpus, gpu_info = HarnessConfig(virtual_gpus=getattr(workload.target, "virtual_gpus", None)
                                    ).resolve_gpus([spec])
+    origin = settings.start_ts if settings.start_ts is not None else time.time()
     t0 = time.perf_counter()
     result = simulate(plan.offsets(workload.duration), FunctionConfig.from_spec(spec),
                       service_s=lambda: draw_service() / 1000.0,
                       startup_s=lambda: draw_startup() / 1000.0, gpus=GpuPool(gpus),
+                      policies=ProvisionPolicies.of(spec.harness, origin=origin),
                       **engine_options(settings, workload.duration))
     return Simulation(workload, spec, result, service, startup, time_scale, gpu_info,
-                      time.perf_counter() - t0, source)
+                      time.perf_counter() - t0, source, origin)
 
 
 def simulate_workload(workload: Any, settings: SimulationSettings, *,
@@ -150,7 +161,7 @@ def simulate_workload(workload: Any, settings: SimulationSettings, *,
     sim = run_simulation(workload, settings)
     result = sim.result
     folder = RunFolder.create(Path(out_dir or workload.output_dir()), f"sim-{workload.name}")
-    origin = time.time()
+    origin = sim.origin
     frame = sim.frame(origin)
     folder.write_requests(frame)
     folder.write_instances([{**row, "created_ts": _ts(origin, row["created_ts"]),

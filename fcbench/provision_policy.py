@@ -47,6 +47,9 @@ FC_METRIC_TYPES = (TRACKED_METRIC, "CPUUtilization", "GPUMemUtilization")
 #: choice: FC evaluates on a metric window it does not publish).
 TRACKING_INTERVAL_S = 60.0
 _TINY = timedelta(microseconds=1)
+#: a time this close to a firing or window edge counts as at it: a caller's clock plus an origin
+#: (or a timer that wakes a hair early) must neither miss a firing nor be told it is still ahead
+_EPS = 1e-6
 
 
 class ScheduledActionLike(Protocol):
@@ -219,7 +222,7 @@ class ProvisionPolicies:
 
     def scheduled_target(self, now: float) -> int | None:
         """The `target` of the latest firing of a scheduled action in its window, or None."""
-        wall = self.origin + now
+        wall = self.origin + now + _EPS
         best: tuple[float, int] | None = None
         for action in self.scheduled:
             tz, start, end = _window(action)
@@ -235,7 +238,7 @@ class ProvisionPolicies:
     def target(self, now: float, *, provisioned: int, busy: int, concurrency: int) -> int:
         """The provisioned target at `now`, given the provisioned instances live, the requests
         on them (`busy`) and the function's instance concurrency."""
-        wall = self.origin + now
+        wall = self.origin + now + _EPS
         values: list[int] = []
         scheduled = self.scheduled_target(now)
         if scheduled is not None:
@@ -250,7 +253,7 @@ class ProvisionPolicies:
     def next_evaluation(self, now: float) -> float | None:
         """When the target should be computed again: the next cron firing or window edge after
         `now`, and no later than `interval_s` from now while a tracking policy is in force."""
-        wall = self.origin + now
+        wall = self.origin + now + _EPS
         times: list[float] = []
         for action in self.scheduled:
             tz, start, end = _window(action)
@@ -264,7 +267,7 @@ class ProvisionPolicies:
             _, start, end = _window(policy)
             times += [t for t in (start, end) if t is not None and t > wall]
             if _inside(start, end, wall):
-                times.append(wall + self.interval_s)
+                times.append(self.origin + now + self.interval_s)
         return min(times) - self.origin if times else None
 
 

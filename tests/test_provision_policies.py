@@ -378,3 +378,17 @@ def test_a_simulated_workload_reads_the_policies_against_its_start_time(sleep_wo
     by_policy = [r for r in sim.result.instances if r["created_ts"] == 10.0]
     assert len(by_policy) == 2 and all(r["provisioned"] for r in by_policy)
     assert sim.frame(sim.origin)["intended_ts"].iloc[0] == start
+
+
+def test_a_fractional_origin_neither_misses_nor_repeats_a_firing():
+    origin = T0 + 0.1234567  # a wall clock read with time.time(): sim time + origin rounds
+    p = ProvisionPolicies(0, (action("odd", "cron(*/10 * * * * *)", 1,
+                                     start_time=iso(T0)),
+                              action("even", "cron(5/10 * * * * *)", 2,
+                                     start_time=iso(T0))), origin=origin)
+    rec = Recording(p)
+    simulate([0.0, 59.0], FunctionConfig("f", idle_timeout=100), service_s=lambda: 0.1,
+             startup_s=lambda: 0.1, policies=rec, until=60)
+    fired = [(round(t + origin - T0, 3), target) for t, _, _, target in rec.seen[1:]]
+    assert fired[:4] == [(5.0, 2), (10.0, 1), (15.0, 2), (20.0, 1)]
+    assert len(fired) == len(set(fired))  # each firing evaluated once

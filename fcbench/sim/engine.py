@@ -435,7 +435,9 @@ class _Run:
         when = policies.next_evaluation(now)
         if when is not None:
             self.seq += 1
-            heappush(self.events, (max(when, now), self.seq, _POLICY, 0, ""))
+            # always later than now, so a clock that rounds cannot hold the run at one time
+            heappush(self.events, (when if when > now else now + 1e-6, self.seq, _POLICY,
+                                   0, ""))
 
     def policy_step(self, now: float) -> None:
         """Evaluate the provision policies at `now` (as the harness's timer does) and hand a

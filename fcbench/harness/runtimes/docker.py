@@ -185,7 +185,7 @@ class DockerRuntime:
         spec = request.spec
         client = await self.client()
         fn = self._functions.get(spec.name)
-        if fn is None:
+        if fn is None or fn.image != spec.custom_container_config.image:  # a version's image
             await self.prepare(spec)
             fn = self._functions[spec.name]
         request.log_path.parent.mkdir(parents=True, exist_ok=True)

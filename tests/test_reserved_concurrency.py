@@ -91,24 +91,27 @@ from sdk_utils import CreateInput, sdk  # noqa: E402
 SLEEP_ENV = {"FCBENCH_MODEL": "sleep", "FCBENCH_SLEEP_MS": "0", "FCBENCH_STARTUP_MS": "0"}
 
 
-def _invoke(client, name: str, sleep_ms: int) -> tuple[int, str]:
+def _invoke(client, name: str, sleep_ms: int, qualifier: str | None = None
+            ) -> tuple[int, str]:
     """(status, FC error code or "") of one InvokeFunction."""
     try:
         client.invoke_function_with_options(
-            name, m.InvokeFunctionRequest(body=json.dumps({"sleep_ms": sleep_ms}).encode()),
+            name, m.InvokeFunctionRequest(body=json.dumps({"sleep_ms": sleep_ms}).encode(),
+                                          qualifier=qualifier),
             m.InvokeFunctionHeaders(), RuntimeOptions())
         return 200, ""
     except TeaException as exc:
         return exc.status_code, exc.code
 
 
-def _parallel(client, name: str, n: int, sleep_ms: int) -> list[tuple[int, str]]:
+def _parallel(client, name: str, n: int, sleep_ms: int, qualifier: str | None = None
+              ) -> list[tuple[int, str]]:
     start = threading.Barrier(n)
     out: list[tuple[int, str]] = [(0, "")] * n
 
     def one(i: int) -> None:
         start.wait()
-        out[i] = _invoke(client, name, sleep_ms)
+        out[i] = _invoke(client, name, sleep_ms, qualifier)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
     for t in threads:
@@ -154,6 +157,25 @@ def test_put_get_list_delete_concurrency_config_through_the_sdk(tmp_path):
         client.put_concurrency_config("f", m.PutConcurrencyConfigRequest(
             body=m.PutConcurrencyInput(reserved_concurrency=0)))
         assert _invoke(client, "f", 0) == (429, "ResourceExhausted")  # disabled
+
+
+@pytest.mark.slow
+def test_a_published_version_gets_the_functions_cap(tmp_path):
+    with HarnessThread([], HarnessConfig(port=0, log_dir=tmp_path / "logs")) as h:
+        client = sdk(h.url)
+        client.create_function(m.CreateFunctionRequest(body=CreateInput(
+            harness={"maxInstances": 4}, function_name="f", runtime="custom-container",
+            environment_variables=SLEEP_ENV)))
+        client.publish_function_version("f", m.PublishFunctionVersionRequest(
+            body=m.PublishVersionInput(description="v1")))
+        client.create_alias("f", m.CreateAliasRequest(body=m.CreateAliasInput(
+            alias_name="prod", version_id="1")))
+        assert _parallel(client, "f", 3, 300, "prod") == [(200, "")] * 3
+        # PutConcurrencyConfig takes no qualifier: the cap is the function's, versions too
+        client.put_concurrency_config("f", m.PutConcurrencyConfigRequest(
+            body=m.PutConcurrencyInput(reserved_concurrency=1)))
+        results = _parallel(client, "f", 3, 1500, "prod")
+        assert sorted(results) == [(200, "")] + [(429, "ResourceExhausted")] * 2, results
 
 
 @pytest.mark.slow

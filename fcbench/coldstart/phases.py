@@ -27,7 +27,9 @@ __all__ = ["HEADER_PHASES", "PHASES", "clock_errors", "split_with_harness",
 #: schedule (gateway received -> start asked, harness), image_pull / container_create /
 #: container_start (docker runtime calls), spawn (process runtime call), process_start (runtime
 #: done -> the instance's first line), runtime_boot (imports, instance), model_load (instance),
-#: ready (model loaded -> harness saw it listening: bind + signal), initializer (harness),
+#: ready (model loaded -> harness saw it listening: bind + signal; for an instance that reports
+#: no timeline, a foreign server, runtime done -> harness saw it ready: its whole start, unsplit,
+#: while process_start, runtime_boot and model_load stay unknown), initializer (harness),
 #: first_inference (instance's own inference time), transit (the gateway's forward round trip
 #: beyond inference), unattributed (e2e minus all of them).
 PHASES = ["schedule", "image_pull", "container_create", "container_start", "spawn",
@@ -78,8 +80,12 @@ def split_with_harness(*, record: InvocationRecord, instance: Mapping[str, Any]
     out["model_load"] = _ms(record.model_load_ms)
     loaded = None if boot is None or record.import_ms is None or record.model_load_ms is None \
         else boot + int((record.import_ms + record.model_load_ms) * 1e6)
-    out["ready"] = _span_ms(tl.get("ready_detected_ns"), loaded if loaded is not None
-                            else listening)
+    # without the instance's own points (a foreign server) the span starts where the runtime's
+    # calls ended: the whole in-instance start as one phase, never split by guess
+    runtime_done = None if launch is None else int(launch) + int(calls * 1e6)
+    since = loaded if loaded is not None else listening if listening is not None \
+        else runtime_done if boot is None else None
+    out["ready"] = _span_ms(tl.get("ready_detected_ns"), since)
     out["initializer"] = float(runtime.get("initializer", 0.0))  # 0: the spec has none
     out["first_inference"] = _ms(record.inference_ms)
     out["transit"] = (record.forward_ms - record.inference_ms) \

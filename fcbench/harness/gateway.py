@@ -27,12 +27,13 @@ from aiohttp import web
 from .. import __version__
 from ..errors import InstanceGone, InvokeTimeout, Rejected
 from ..fc import MAX_SYNC_PAYLOAD_BYTES  # re-exported: FC's limit, EntityTooLarge beyond it
-from ..protocol import (H_COLD, H_FC_INSTANCE_ID, H_FC_REQUEST_ID, H_FORWARD_MS, H_GATEWAY_TS,
-                        H_QUEUE_MS, HARNESS_API, function_path)
+from ..protocol import (H_COLD, H_FC_INSTANCE_ID, H_FC_REQUEST_ID, H_FC_VERSION, H_FORWARD_MS,
+                        H_GATEWAY_TS, H_QUEUE_MS, HARNESS_API, function_path)
 from .answers import fc_error
 from .fcapi import PLATFORM, add_fc_routes, trigger_guard
 from .guard import GUARD, Guard
 from .platform import Platform
+from .versions import QualifierError
 
 __all__ = ["MAX_SYNC_PAYLOAD_BYTES", "PLATFORM", "build_gateway", "fc_error",
            "normalize_trigger_path"]
@@ -121,7 +122,7 @@ def _platform(request: web.Request) -> Platform:
 
 
 async def _relay(request: web.Request, name: str, method: str, path: str, *,
-                 signed: bool) -> web.Response:
+                 signed: bool, qualifier: str | None = None) -> web.Response:
     platform = _platform(request)
     t0 = time.perf_counter()
     received_ns = time.time_ns()
@@ -137,19 +138,24 @@ async def _relay(request: web.Request, name: str, method: str, path: str, *,
         refused = await request.app[GUARD].signature_refusal(request, body)
         if refused is not None:
             return refused
+    try:  # LATEST, a version or an alias (a canary's draw) -> the version's scheduling unit
+        unit = platform.unit(name, qualifier)
+    except QualifierError as exc:
+        return fc_error(exc.status, exc.code, str(exc), rid)
     try:
-        admit, handle = await platform.acquire(name, rid)
+        admit, handle = await platform.acquire(unit.key, rid)
     except Rejected as exc:
         _record(platform, name, rid, None, exc.status, False, t0, None, exc.code)
         return fc_error(exc.status, exc.code, str(exc), rid)
     queue_ms = (time.perf_counter() - t0) * 1000.0
     extra = {H_FC_REQUEST_ID: rid, H_FC_INSTANCE_ID: admit.instance_id,
              H_COLD: "1" if admit.cold else "0", H_QUEUE_MS: f"{queue_ms:.3f}",
-             H_GATEWAY_TS: str(received_ns)}
+             H_GATEWAY_TS: str(received_ns), H_FC_VERSION: unit.version_id}
     t_forward = time.perf_counter()
+    timeout = (unit.spec or platform.specs[name]).timeout
     try:
         status, headers, data = await platform.forwarder.send(
-            handle, method, path, body, request.headers, platform.specs[name].timeout)
+            handle, method, path, body, request.headers, timeout)
     except InvokeTimeout as exc:
         _record(platform, name, rid, admit.instance_id, 504, admit.cold, t0, queue_ms, "timeout")
         return fc_error(504, "FunctionTimeout", str(exc), rid, extra)
@@ -186,7 +192,8 @@ def _record(platform: Platform, name: str, rid: str, instance_id: str | None, st
 
 
 async def _invoke(request: web.Request) -> web.Response:
-    return await _relay(request, request.match_info["name"], "POST", "/invoke", signed=True)
+    return await _relay(request, request.match_info["name"], "POST", "/invoke", signed=True,
+                        qualifier=request.query.get("qualifier"))
 
 
 async def _http_trigger(request: web.Request) -> web.Response:
@@ -203,7 +210,9 @@ async def _http_trigger(request: web.Request) -> web.Response:
     refused, signed = trigger_guard(request, _platform(request), name)
     if refused is not None:
         return refused
-    return await _relay(request, name, request.method, path, signed=signed)
+    trigger = _platform(request).http_trigger(name)  # its qualifier routes the request
+    return await _relay(request, name, request.method, path, signed=signed,
+                        qualifier=trigger.spec.qualifier if trigger else None)
 
 
 def _signed(handler: Callable[[web.Request], Awaitable[web.Response]]

@@ -101,6 +101,22 @@ MAX_ENV_BYTES = 4 * 1024
 
 #: FC's limit on a synchronous invocation's request body (EntityTooLarge beyond it).
 MAX_SYNC_PAYLOAD_BYTES = 32 * 1024 * 1024
+#: FC's limit on an asynchronous invocation's request body ("128 KB"; EntityTooLarge beyond it).
+MAX_ASYNC_PAYLOAD_BYTES = 128 * 1024
+#: PutAsyncInvokeConfigInput (the SDK's field docs): `maxAsyncEventAgeInSeconds` "Valid values:
+#: [1,604800]. Default value: 86400"; `maxAsyncRetryAttempts` "Valid values: [0,8]. If you do
+#: not configure this parameter, the default number of retries is 3".
+MIN_ASYNC_EVENT_AGE_S, MAX_ASYNC_EVENT_AGE_S, DEFAULT_ASYNC_EVENT_AGE_S = 1, 604_800, 86_400
+MAX_ASYNC_RETRY_ATTEMPTS, DEFAULT_ASYNC_RETRY_ATTEMPTS = 8, 3
+#: `x-fc-async-task-id`: starts with a letter or _, then letters, digits, _ and -, at most 128.
+ASYNC_TASK_ID_MAX = 128
+#: A throttled (429) asynchronous invocation: "retries for up to 5 hours using exponential
+#: backoff. The first retry starts 0.5 seconds after the failure; subsequent intervals double"
+#: (FC 3.0, "Configure a retry mechanism"); such retries are not counted as retry attempts.
+ASYNC_THROTTLE_FIRST_RETRY_S, ASYNC_THROTTLE_RETRY_FOR_S = 0.5, 5 * 3600.0
+__all__ += ["ASYNC_TASK_ID_MAX", "ASYNC_THROTTLE_FIRST_RETRY_S", "ASYNC_THROTTLE_RETRY_FOR_S",
+            "DEFAULT_ASYNC_EVENT_AGE_S", "DEFAULT_ASYNC_RETRY_ATTEMPTS", "MAX_ASYNC_EVENT_AGE_S",
+            "MAX_ASYNC_PAYLOAD_BYTES", "MAX_ASYNC_RETRY_ATTEMPTS", "MIN_ASYNC_EVENT_AGE_S"]
 #: ListFunctions / ListTriggers: the default page size and the largest `limit`.
 LIST_PAGE_SIZE, MAX_LIST_LIMIT = 20, 100
 

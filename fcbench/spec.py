@@ -2,7 +2,8 @@
 
 Key names: `FunctionSpec`, `HarnessOptions`, `SampleRequest`, `load_function_spec`,
 `function_spec_from_dict`, `updated_spec` (FC's UpdateFunction), `TriggerSpec` / `trigger_from_dict`
-(CreateTrigger), `ProvisionSpec` / `provision_from_dict` (PutProvisionConfig). FC 3.0's rules
+(CreateTrigger), `ProvisionSpec` / `provision_from_dict` (PutProvisionConfig),
+`AsyncInvokeConfigSpec` / `async_invoke_config_from_dict` (PutAsyncInvokeConfig). FC 3.0's rules
 (gpuMemorySize a multiple of 1024 MB, instanceConcurrency 1-100, cpu 0.05-16 in 0.05 steps at
 1:1-1:4 vCPU : GB, health-check ranges, the published maximums of every duration and size, finite
 numbers only, environment variable names and their 4 KB total) are checked here once, for YAML
@@ -44,6 +45,8 @@ from .fc import (CPU_STEP, DEFAULT_GPU_TYPE, DEFAULT_IDLE_TIMEOUT_S,
                  MAX_MEMORY_MB, MAX_QUEUE_SIZE, MAX_TIMEOUT_S, MEMORY_STEP_MB, MIN_MEMORY_MB,
                  TRIGGER_NAME_MAX)
 from .secrets import MASK, looks_secret
+from .fc import (DEFAULT_ASYNC_EVENT_AGE_S, DEFAULT_ASYNC_RETRY_ATTEMPTS, MAX_ASYNC_EVENT_AGE_S,
+                 MAX_ASYNC_RETRY_ATTEMPTS, MIN_ASYNC_EVENT_AGE_S)
 
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT_S",
@@ -770,6 +773,45 @@ class ProvisionSpec(_Spec):
     always_allocate_gpu: bool | None = Field(None, alias="alwaysAllocateGPU")
     scheduled_actions: list[dict[str, Any]] | None = None
     target_tracking_policies: list[dict[str, Any]] | None = None
+
+
+# ---- the async invoke config (PutAsyncInvokeConfig body) ----------------------------------
+__all__ += ["AsyncInvokeConfigSpec", "async_invoke_config_from_dict"]
+
+
+class AsyncDestination(_Spec):
+    """One `destinationConfig` target: an ARN (MNS queue or topic, a function, an EventBridge
+    bus...). Accepted and echoed; the harness sends nothing there."""
+
+    destination: str = Field(min_length=1)
+
+
+class AsyncDestinationConfig(_Spec):
+    """`destinationConfig`: where FC reports an async invocation's result."""
+
+    on_success: AsyncDestination | None = None
+    on_failure: AsyncDestination | None = None
+
+
+class AsyncInvokeConfigSpec(_Spec):
+    """A PutAsyncInvokeConfig body (FC 3.0 `PutAsyncInvokeConfigInput`), FC's bounds and
+    defaults: `maxAsyncEventAgeInSeconds` 1-604800 (86400), `maxAsyncRetryAttempts` 0-8 (3);
+    `asyncTask` turns every async invocation into a task (GetAsyncTask / ListAsyncTasks /
+    StopAsyncTask see it); `destinationConfig` is kept and echoed, not acted on."""
+
+    async_task: bool = False
+    destination_config: AsyncDestinationConfig | None = None
+    max_async_event_age_in_seconds: int = Field(DEFAULT_ASYNC_EVENT_AGE_S,
+                                                ge=MIN_ASYNC_EVENT_AGE_S,
+                                                le=MAX_ASYNC_EVENT_AGE_S)
+    max_async_retry_attempts: int = Field(DEFAULT_ASYNC_RETRY_ATTEMPTS, ge=0,
+                                          le=MAX_ASYNC_RETRY_ATTEMPTS)
+
+
+def async_invoke_config_from_dict(data: Any, *, source: str = "PutAsyncInvokeConfig body"
+                                  ) -> AsyncInvokeConfigSpec:
+    """Validate a PutAsyncInvokeConfig body (`SpecError` naming the field)."""
+    return validate(LocatedDoc(data=data, file=source), _model_builder(AsyncInvokeConfigSpec))
 
 
 def trigger_from_dict(data: Any, *, source: str = "CreateTrigger body") -> TriggerSpec:

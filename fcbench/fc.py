@@ -114,7 +114,11 @@ ASYNC_TASK_ID_MAX = 128
 #: backoff. The first retry starts 0.5 seconds after the failure; subsequent intervals double"
 #: (FC 3.0, "Configure a retry mechanism"); such retries are not counted as retry attempts.
 ASYNC_THROTTLE_FIRST_RETRY_S, ASYNC_THROTTLE_RETRY_FOR_S = 0.5, 5 * 3600.0
-__all__ += ["ASYNC_TASK_ID_MAX", "ASYNC_THROTTLE_FIRST_RETRY_S", "ASYNC_THROTTLE_RETRY_FOR_S",
+#: An async task's `status` values (the SDK's ListAsyncTasksRequest) and those it ends in.
+ASYNC_TASK_STATUSES = ("Enqueued", "Dequeued", "Running", "Succeeded", "Failed", "Stopped",
+                       "Stopping", "Expired", "Invalid", "Retrying")
+ASYNC_TASK_ENDED = ("Succeeded", "Failed", "Stopped", "Expired", "Invalid")
+__all__ += ["ASYNC_TASK_ENDED", "ASYNC_TASK_STATUSES", "ASYNC_TASK_ID_MAX", "ASYNC_THROTTLE_FIRST_RETRY_S", "ASYNC_THROTTLE_RETRY_FOR_S",
             "DEFAULT_ASYNC_EVENT_AGE_S", "DEFAULT_ASYNC_RETRY_ATTEMPTS", "MAX_ASYNC_EVENT_AGE_S",
             "MAX_ASYNC_PAYLOAD_BYTES", "MAX_ASYNC_RETRY_ATTEMPTS", "MIN_ASYNC_EVENT_AGE_S"]
 #: ListFunctions / ListTriggers: the default page size and the largest `limit`.

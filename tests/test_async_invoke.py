@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from fcbench.errors import SpecError
+from fcbench.harness.async_invoke import ASYNC_INVOKER
 from fcbench.spec import async_invoke_config_from_dict
 
 fc = pytest.importorskip("alibabacloud_fc20230330.client")
@@ -147,6 +148,12 @@ def test_async_invoke_answers_202_at_once_and_the_job_runs_later(start):
     assert json.loads(raw[2])["harness"]["cold"] is False
     assert json.loads(http("GET", f"{h.url}/2023-03-30/functions/job/async-tasks/video-1")[2]
                       )["harness"]["cold"] is True
+    # an HTTP-trigger request goes asynchronously too, to its own path
+    status, headers, body = http("POST", f"{h.url}/http/job/render?x=1", {"sleep_ms": 1},
+                                 headers={"X-Fc-Invocation-Type": "Async",
+                                          "X-Fc-Async-Task-Id": "via-trigger"})
+    assert (status, headers["x-fc-async-task-id"], body) == (202, "via-trigger", b"")
+    assert wait_status(client, "job", "via-trigger", {"Succeeded"})[0].return_payload
 
 
 @pytest.mark.slow
@@ -324,3 +331,124 @@ def test_async_invoke_config_round_trip_through_the_sdk(start):
     code, status, _ = fc_code(client.get_async_invoke_config, "cfg",
                               m.GetAsyncInvokeConfigRequest())
     assert status == 404
+
+
+# ---- fcbench run ----------------------------------------------------------------------------
+def _one_run(parent: Path) -> Path:
+    runs = [p for p in parent.iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    import csv
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_fcbench_run_async_writes_one_task_row_per_request(sleep_workload, fcbench_run,
+                                                           tmp_path):
+    wl = sleep_workload({"kind": "poisson", "rate": 5}, duration=2, sleep_ms=300,
+                        startup_ms=700, max_instances=2,
+                        extra={"request": {"timeout": 30, "invocationType": "Async",
+                                           "asyncWait": 30}})
+    res = fcbench_run("run", str(wl), "--no-progress")
+    assert res.returncode == 0, res.stderr[-3000:]
+    run = _one_run(tmp_path / "results")
+    requests = _csv(run / "requests.csv")
+    tasks = _csv(run / "tasks.csv")
+    assert requests and {r["status"] for r in requests} == {"202"}
+    # one task per request, joined on the request id, each with an end state
+    assert sorted(t["request_id"] for t in tasks) == sorted(r["request_id"] for r in requests)
+    assert {t["status"] for t in tasks} == {"Succeeded"}
+    assert all(t["task_id"].startswith("run-") and t["task_id"].endswith(t["request_id"])
+               for t in tasks)
+    for t in tasks:
+        assert float(t["submitted_ts"]) <= float(t["started_ts"]) < float(t["end_ts"])
+        assert 300 <= float(t["run_ms"]) < 600
+    cold = [t for t in tasks if t["cold"] == "True"]
+    # two instances started: two cold tasks, each waited out the injected 700 ms start-up
+    assert len(cold) == 2 and all(float(t["queue_ms"]) >= 700 for t in cold)
+    summary = json.loads((run / "summary.json").read_text())["async_tasks"]
+    assert summary["count"] == len(requests) and summary["unfinished"] == 0
+    assert summary["statuses"] == {"Succeeded": {"count": len(requests), "share": 1.0}}
+    assert summary["cold"] == 2 and summary["queue_ms_cold"]["count"] == 2
+    assert summary["queue_ms_cold"]["p50"] >= 700 and summary["run_ms"]["p50"] >= 300
+    assert summary["queue_ms_warm"]["count"] == len(requests) - 2
+    assert "async tasks" in res.stdout and "task queue ms" in res.stdout
+
+
+@pytest.mark.slow
+def test_fcbench_run_async_gives_up_waiting_and_records_last_states(sleep_workload,
+                                                                    fcbench_run, tmp_path):
+    wl = sleep_workload({"kind": "poisson", "rate": 4}, duration=1, sleep_ms=20_000,
+                        startup_ms=0, max_instances=1,
+                        extra={"request": {"timeout": 30, "invocationType": "Async"}})
+    res = fcbench_run("run", str(wl), "--no-progress", "--async-wait", "1")
+    assert res.returncode == 0, res.stderr[-3000:]
+    run = _one_run(tmp_path / "results")
+    tasks = _csv(run / "tasks.csv")
+    n = len(_csv(run / "requests.csv"))
+    assert len(tasks) == n and n >= 2
+    assert f"{n} tasks still running after" in res.stderr
+    assert sorted(t["status"] for t in tasks) == ["Enqueued"] * (n - 1) + ["Running"]
+    summary = json.loads((run / "summary.json").read_text())["async_tasks"]
+    assert summary["unfinished"] == n and summary["wait"]["gave_up"] is True
+
+
+def test_async_workload_checks(tmp_path):
+    from fcbench.load.loader import load_workload
+
+    def load(request: dict, target: dict | None = None):
+        doc = {"name": "w", "target": target or {"kind": "url", "url": "http://127.0.0.1:1",
+                                                 "function": "f"},
+               "request": request, "duration": 1, "plan": {"kind": "poisson", "rate": 1}}
+        path = tmp_path / "w.yaml"
+        path.write_text(json.dumps(doc))
+        return load_workload(path)
+
+    assert load({"invocationType": "Async"}).request.is_async
+    for request, target, key in (
+            ({"invocationType": "Async", "body": "x" * (128 * 1024 + 1)}, None, "request.body"),
+            ({"invocationType": "Async"}, {"kind": "fc", "region": "cn-hangzhou",
+                                           "function": "f"}, "request.invocationType"),
+            ({"invocationType": "Async"}, {"kind": "url", "url": "http://127.0.0.1:1/x"},
+             "target.function"),
+            ({"asyncWait": 5}, None, "request.asyncWait"),
+            ({"invocationType": "async"}, None, "request.invocationType")):
+        with pytest.raises(SpecError) as info:
+            load(request, target)
+        assert info.value.path == key, (request, info.value)
+
+
+@pytest.mark.slow
+def test_tasks_are_invalid_when_the_instance_cannot_start_or_the_function_is_gone(start):
+    broken = sleep_spec("broken")
+    broken = broken.model_copy(update={"harness": broken.harness.model_copy(update={
+        "command": [sys.executable, "-c", "import sys; sys.exit(2)"]})})
+    h, client = start(broken, sleep_spec("gone", max_instances=1))
+    put_config(client, "broken", async_task=True, max_async_retry_attempts=0)
+    submit(client, "broken", {}, task_id="never")
+    task, _ = wait_status(client, "broken", "never", {"Invalid", "Failed", "Succeeded"})
+    assert task.status == "Invalid" and "FunctionNotStarted" in task.task_error_message
+    assert task.started_time is None
+    put_config(client, "gone", async_task=True)
+    submit(client, "gone", {"sleep_ms": 20_000}, task_id="running")
+    wait_status(client, "gone", "running", {"Running"})
+    submit(client, "gone", {"sleep_ms": 1}, task_id="queued")
+    invoker = h.harness._runner.app[ASYNC_INVOKER]  # the tasks outlive the function's API
+    client.delete_function("gone")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not all(
+            invoker._tasks["gone"][t].done for t in ("running", "queued")):
+        time.sleep(0.05)
+    assert invoker._tasks["gone"]["queued"].status.value == "Invalid"
+    assert invoker._tasks["gone"]["running"].status.value in ("Invalid", "Failed")
+    # a namesake created later starts with no tasks and no config
+    client.create_function(m.CreateFunctionRequest(body=m.CreateFunctionInput(
+        function_name="gone", runtime="custom-container",
+        environment_variables={"FCBENCH_MODEL": "sleep"})))
+    assert fc_code(get, client, "gone", "queued")[1] == 404
+    assert fc_code(client.get_async_invoke_config, "gone",
+                   m.GetAsyncInvokeConfigRequest())[1] == 404

@@ -43,8 +43,9 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import InstanceGone, InvokeTimeout, Rejected
-from ..fc import (ASYNC_TASK_ID_MAX, ASYNC_THROTTLE_FIRST_RETRY_S, ASYNC_THROTTLE_RETRY_FOR_S,
-                  DEFAULT_QUALIFIER, MAX_ASYNC_PAYLOAD_BYTES)
+from ..fc import (ASYNC_TASK_ENDED, ASYNC_TASK_ID_MAX, ASYNC_TASK_STATUSES,
+                  ASYNC_THROTTLE_FIRST_RETRY_S, ASYNC_THROTTLE_RETRY_FOR_S, DEFAULT_QUALIFIER,
+                  MAX_ASYNC_PAYLOAD_BYTES)
 from ..protocol import H_INVOCATION_TYPE
 from ..spec import AsyncInvokeConfigSpec
 from .platform import Platform, Unit
@@ -83,8 +84,8 @@ class TaskStatus(str, enum.Enum):
 
 
 #: The states a task ends in.
-TERMINAL = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.STOPPED,
-                      TaskStatus.EXPIRED, TaskStatus.INVALID})
+TERMINAL = frozenset(TaskStatus(s) for s in ASYNC_TASK_ENDED)
+assert {s.value for s in TaskStatus} == set(ASYNC_TASK_STATUSES)
 
 
 def is_async(headers: Mapping[str, str]) -> bool:
@@ -132,6 +133,7 @@ class AsyncTask:
     body: bytes
     headers: Mapping[str, str]
     submitted: float  # epoch seconds
+    function_id: str = ""  # the function it was made for (a re-created namesake has others)
     qualifier: str = DEFAULT_QUALIFIER  # LATEST, a version or an alias
     status: TaskStatus = TaskStatus.ENQUEUED
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -259,12 +261,15 @@ class AsyncInvoker:
                     "characters)")
             tid = task_id
         tasks = self._tasks.setdefault(name, OrderedDict())
+        if tid in tasks and tasks[tid].function_id != (self._function_id(name) or ""):
+            del tasks[tid]  # a task of a deleted namesake
         if tid in tasks:
             raise TaskConflict(f"function {name!r} already has the async task {tid!r} "
                                f"({tasks[tid].status.value}); a task id is used once")
         self._seq += 1
         task = AsyncTask(name, tid, request_id, is_task, self._seq, method, path, body,
-                         headers, time.time(), qualifier or DEFAULT_QUALIFIER)
+                         headers, time.time(), self._function_id(name) or "",
+                         qualifier or DEFAULT_QUALIFIER)
         task.mark(TaskStatus.ENQUEUED)
         tasks[tid] = task
         self._forget_old(tasks)
@@ -381,7 +386,8 @@ class AsyncInvoker:
 
     def _still_there(self, task: AsyncTask) -> bool:
         """False (and the task `Invalid`) once its function is gone."""
-        if task.function in self.platform.specs:
+        if task.function in self.platform.specs and \
+                task.function_id == (self._function_id(task.function) or ""):
             return True
         task.error = f"function {task.function!r} was deleted before the task ran"
         task.mark(TaskStatus.INVALID, task.error)
@@ -417,11 +423,15 @@ class AsyncInvoker:
         """The task `task_id` of `name` (None: no such task, or an invocation made while async
         tasks were off)."""
         task = self._tasks.get(name, {}).get(task_id)
-        return task if task is not None and task.is_task else None
+        return task if task is not None and self._visible(task) else None
 
     def tasks(self, name: str) -> Iterable[AsyncTask]:
         """`name`'s tasks, in the order they were submitted."""
-        return (t for t in self._tasks.get(name, {}).values() if t.is_task)
+        return (t for t in self._tasks.get(name, {}).values() if self._visible(t))
+
+    def _visible(self, task: AsyncTask) -> bool:
+        """A task of the function that has this name now (not of a deleted namesake)."""
+        return task.is_task and task.function_id == (self._function_id(task.function) or "")
 
     async def stop(self, task: AsyncTask, wait_s: float = 10.0) -> None:
         """StopAsyncTask: a queued task ends at once; a dequeued or running one is cancelled

@@ -452,3 +452,27 @@ def test_tasks_are_invalid_when_the_instance_cannot_start_or_the_function_is_gon
     assert fc_code(get, client, "gone", "queued")[1] == 404
     assert fc_code(client.get_async_invoke_config, "gone",
                    m.GetAsyncInvokeConfigRequest())[1] == 404
+
+
+@pytest.mark.slow
+def test_an_async_job_runs_at_the_qualifier_it_was_invoked_with(start):
+    h, client = start(sleep_spec("ver"))
+    put_config(client, "ver", async_task=True)
+    client.publish_function_version("ver", m.PublishFunctionVersionRequest(
+        body=m.PublishVersionInput(description="v1")))
+    client.create_alias("ver", m.CreateAliasRequest(body=m.CreateAliasInput(
+        alias_name="prod", version_id="1")))
+
+    def submit_at(qualifier: str, task_id: str):
+        return client.invoke_function_with_options(
+            "ver", m.InvokeFunctionRequest(body=b'{"sleep_ms": 1}', qualifier=qualifier),
+            m.InvokeFunctionHeaders(x_fc_invocation_type="Async", x_fc_async_task_id=task_id),
+            RuntimeOptions())
+
+    submit_at("prod", "at-prod")
+    task, _ = wait_status(client, "ver", "at-prod", {"Succeeded", "Failed", "Invalid"})
+    assert task.status == "Succeeded" and task.qualifier == "prod"
+    running = next(e for e in task.events if e.status == "Running")
+    assert json.loads(running.event_detail)["versionId"] == "1"
+    code, status, _ = fc_code(submit_at, "nope", "at-nowhere")
+    assert (code, status) == ("AliasNotFound", 404)

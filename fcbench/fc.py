@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_QUEUE_TIMEOUT_S", "DEFAULT_START_TIMEOUT_S", "DEFAULT_TIMEOUT_S", "DISK_SIZES_MB",
     "FUNCTION_NAME_MAX", "GPU_TYPES", "GpuType", "HTTP_METHODS", "LIST_PAGE_SIZE", "MAX_CPU",
     "MAX_ENV_BYTES", "MAX_GPU_MEMORY_MB", "MAX_HARNESS_S", "MAX_HOOK_TIMEOUT_S",
+    "MAX_IMAGE_MB_CPU", "MAX_IMAGE_MB_GPU",
     "MAX_INSTANCES", "MAX_INSTANCE_CONCURRENCY", "MAX_LIST_LIMIT", "MAX_MEMORY_MB",
     "MAX_QUEUE_SIZE", "MAX_SYNC_PAYLOAD_BYTES", "MAX_TIMEOUT_S", "MEMORY_STEP_MB",
     "MIN_MEMORY_MB", "PRICE_FAMILIES", "PriceFamily", "TRIGGER_AUTH_TYPES", "TRIGGER_NAME_MAX",
@@ -98,6 +99,9 @@ MAX_QUEUE_SIZE = 100_000
 #: ("Configure environment variables"). FC does not say how it counts; fcbench counts the UTF-8
 #: bytes of every name and value.
 MAX_ENV_BYTES = 4 * 1024
+#: A custom container image's largest uncompressed size: 10 GB for CPU instances, 15 GB for GPU
+#: instances (FC's "Custom container images" page, Limits, ACR Personal / Enterprise Edition).
+MAX_IMAGE_MB_CPU, MAX_IMAGE_MB_GPU = 10 * 1024, 15 * 1024
 
 #: FC's limit on a synchronous invocation's request body (EntityTooLarge beyond it).
 MAX_SYNC_PAYLOAD_BYTES = 32 * 1024 * 1024

@@ -59,6 +59,10 @@ H_COLD = "x-fcbench-cold"            # 1: the request waited for an instance sta
 H_QUEUE_MS = "x-fcbench-queue-ms"    # everything waited before the request reached an instance
 H_GATEWAY_TS = "x-fcbench-gateway-ts"  # epoch ns the gateway received the request
 H_FORWARD_MS = "x-fcbench-forward-ms"  # gateway -> instance -> gateway, as the gateway timed it
+# FC 3.0 InvokeFunction request headers (the SDK's InvokeFunctionHeaders):
+H_INVOCATION_TYPE = "x-fc-invocation-type"  # Sync (default) | Async: 202 at once, run later
+H_ASYNC_TASK_ID = "x-fc-async-task-id"      # the async task's id (async tasks enabled)
+__all__ += ["H_ASYNC_TASK_ID", "H_INVOCATION_TYPE"]
 # The instance's own timeline (the in-instance server; readable on FC too):
 H_INSTANCE_ID = "x-fcbench-instance-id"
 H_BOOT_TS = "x-fcbench-boot-ts"              # epoch ns, first line of main

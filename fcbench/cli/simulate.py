@@ -18,7 +18,9 @@ __all__ = ["simulate"]
               help="Service time per request in ms: 120, exp:120, uniform:80:160, normal:120:10. "
               f"Default, without --calibrate: {default_times_help()}.")
 @click.option("--startup-ms", default=None, metavar="DIST",
-              help="Instance start-up time in ms, same forms (default: as for --service-ms).")
+              help="Instance start-up time in ms, same forms (default: as for --service-ms): the "
+              "in-instance start; a spec's harness.platform phases (FC-sized starts) are added "
+              "to it, as the harness waits them out.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Override the workload's duration (s).")
 @click.option("--seed", type=int, default=0, show_default=True,

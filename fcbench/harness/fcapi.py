@@ -9,7 +9,12 @@ UpdateFunction / DeleteFunction ``GET|PUT|DELETE /functions/{fn}``, CreateTrigge
 PublishFunctionVersion / ListFunctionVersions ``POST|GET /functions/{fn}/versions``,
 DeleteFunctionVersion ``DELETE /functions/{fn}/versions/{v}``, CreateAlias / ListAliases
 ``POST|GET /functions/{fn}/aliases``, GetAlias / UpdateAlias / DeleteAlias ``GET|PUT|DELETE
-/functions/{fn}/aliases/{a}`` (the bookkeeping: `fcbench.harness.versions`).
+/functions/{fn}/aliases/{a}`` (the bookkeeping: `fcbench.harness.versions`); asynchronous
+invocation (`fcbench.harness.async_invoke`): Put/Get/DeleteAsyncInvokeConfig ``PUT|GET|DELETE
+/functions/{fn}/async-invoke-config``, ListAsyncInvokeConfigs ``GET /async-invoke-configs``,
+ListAsyncTasks ``GET /functions/{fn}/async-tasks``, GetAsyncTask ``GET
+/functions/{fn}/async-tasks/{id}``, StopAsyncTask ``PUT /functions/{fn}/async-tasks/{id}/stop``,
+and `async_invoke` (InvokeFunction and HTTP triggers with ``x-fc-invocation-type: Async``).
 Signatures are accepted without being checked. Bodies are validated by `fcbench.spec` and state
 changes are `Platform`'s; this module only shapes HTTP.
 """
@@ -26,18 +31,22 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import FcbenchError, SpecError
-from ..fc import LIST_PAGE_SIZE, MAX_LIST_LIMIT
-from ..protocol import API_PREFIX, H_FC_REQUEST_ID, function_path, trigger_path
-from ..spec import (FunctionSpec, concurrency_from_dict, function_spec_from_dict, host_code,
-                    provision_from_dict, trigger_from_dict, updated_spec)
+from ..fc import LIST_PAGE_SIZE, MAX_ASYNC_PAYLOAD_BYTES, MAX_LIST_LIMIT
+from ..protocol import API_PREFIX, H_ASYNC_TASK_ID, H_FC_REQUEST_ID, function_path, trigger_path
+from ..spec import (FunctionSpec, async_invoke_config_from_dict, concurrency_from_dict,
+                    function_spec_from_dict, host_code, provision_from_dict, trigger_from_dict,
+                    updated_spec)
 from .answers import fc_error
+from .async_invoke import (ASYNC_INVOKER, AsyncConfig, AsyncInvoker, AsyncTask, TaskConflict,
+                           TaskStatus, async_too_large_message)
 from .guard import GUARD
 from .platform import Platform, Trigger
 from .runtimes.process import HARNESS_REGION
 from .scheduler import InstanceState
 from .versions import LATEST, LATEST_VERSION_ID, Alias, QualifierError, Version
 
-__all__ = ["ACCOUNT_ID", "PLATFORM", "add_fc_routes", "fc_error", "trigger_guard"]
+__all__ = ["ACCOUNT_ID", "PLATFORM", "add_fc_routes", "async_invoke", "fc_error",
+           "trigger_guard"]
 
 log = logging.getLogger(__name__)
 
@@ -570,6 +579,174 @@ async def _delete_alias(request: web.Request, platform: Platform, rid: str) -> w
     return web.Response(status=204)
 
 
+# ---- asynchronous invocation ---------------------------------------------------------------
+async def async_invoke(request: web.Request, name: str, method: str, path: str, *,
+                       signed: bool, qualifier: str | None = None) -> web.Response:
+    """An invocation with ``x-fc-invocation-type: Async``: FC's 202 with ``x-fc-request-id``
+    (and ``x-fc-async-task-id`` when it is a task) and an empty body, at once; the invocation
+    waits in the function's async queue (`AsyncInvoker`). 413 EntityTooLarge beyond FC's
+    128 KB."""
+    rid = uuid.uuid4().hex
+    if (request.content_length or 0) > MAX_ASYNC_PAYLOAD_BYTES:
+        return fc_error(413, "EntityTooLarge", async_too_large_message(), rid)
+    parts, size = [], 0
+    async for chunk in request.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > MAX_ASYNC_PAYLOAD_BYTES:
+            return fc_error(413, "EntityTooLarge", async_too_large_message(), rid)
+        parts.append(chunk)
+    body = b"".join(parts)
+    if signed:
+        refused = await request.app[GUARD].signature_refusal(request, body)
+        if refused is not None:
+            return refused
+    platform = request.app[PLATFORM]
+    if name not in platform.specs:
+        return fc_error(404, "FunctionNotFound", f"function {name!r} does not exist", rid)
+    try:
+        if qualifier and qualifier != LATEST:  # the version is drawn when the job runs
+            platform.meta[name].versions.check(qualifier)
+        task = request.app[ASYNC_INVOKER].submit(
+            name, method=method, path=path, body=body, headers=request.headers.copy(),
+            request_id=rid, task_id=request.headers.get(H_ASYNC_TASK_ID), qualifier=qualifier)
+    except QualifierError as exc:
+        return fc_error(exc.status, exc.code, str(exc), rid)
+    except ValueError as exc:
+        return fc_error(400, "InvalidArgument", str(exc), rid)
+    except TaskConflict as exc:
+        return fc_error(409, "AsyncTaskAlreadyExists", str(exc), rid)
+    headers = {H_FC_REQUEST_ID: rid}
+    if task.is_task:
+        headers[H_ASYNC_TASK_ID] = task.task_id
+    return web.Response(status=202, headers=headers)
+
+
+def _async_config_json(name: str, cfg: AsyncConfig) -> dict[str, Any]:
+    """FC's `AsyncConfig`."""
+    return {**cfg.spec.model_dump(by_alias=True, exclude_none=True),
+            "functionArn": _arn(name), "createdTime": _iso(cfg.created),
+            "lastModifiedTime": _iso(cfg.modified)}
+
+
+def _invoker(request: web.Request) -> AsyncInvoker:
+    return request.app[ASYNC_INVOKER]
+
+
+async def _put_async_config(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    name = _name(request, platform)
+    spec = async_invoke_config_from_dict(await _body(request))
+    return web.json_response(_async_config_json(name, _invoker(request).put_config(name, spec)))
+
+
+async def _get_async_config(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    name = _name(request, platform)
+    cfg = _invoker(request).config(name)
+    if cfg is None:
+        raise _Fail(404, "AsyncConfigNotFound", f"function {name!r} has no async invoke "
+                    f"config; PUT one at {function_path(name)}/async-invoke-config")
+    return web.json_response(_async_config_json(name, cfg))
+
+
+async def _delete_async_config(request: web.Request, platform: Platform, rid: str
+                               ) -> web.Response:
+    _invoker(request).delete_config(_name(request, platform))
+    return web.Response(status=204)
+
+
+async def _list_async_configs(request: web.Request, platform: Platform, rid: str
+                              ) -> web.Response:
+    wanted = request.query.get("functionName")
+    found = {n: c for n, c in _invoker(request).configs() if wanted in (None, "", n)}
+    names, token = _page(request, list(found))
+    doc: dict[str, Any] = {"configs": [_async_config_json(n, found[n]) for n in names]}
+    if token:
+        doc["nextToken"] = token
+    return web.json_response(doc)
+
+
+def _async_task(request: web.Request, platform: Platform, name: str) -> AsyncTask:
+    task_id = request.match_info["task"]
+    task = _invoker(request).task(name, task_id)
+    if task is None:
+        raise _Fail(404, "AsyncTaskNotFound", f"function {name!r} has no async task "
+                    f"{task_id!r} (a task needs asyncTask: true in the function's async invoke "
+                    "config when it is invoked)")
+    return task
+
+
+async def _get_async_task(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    name = _name(request, platform)
+    return web.json_response(_async_task(request, platform, name).to_fc(_arn(name)))
+
+
+def _query_ms(request: web.Request, key: str) -> int | None:
+    raw = request.query.get(key)
+    if raw in (None, ""):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise _Fail(400, "InvalidArgument", f"{key} must be a time in epoch milliseconds "
+                    f"(got {raw!r})") from None
+
+
+async def _list_async_tasks(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    """ListAsyncTasks: filters `status`, `prefix`, `startedTimeBegin` / `startedTimeEnd` (ms),
+    `sortOrderByTime` (``asc`` | ``desc``, by submission), pages of `limit` (1-100, 20)
+    through `nextToken`, `includePayload`."""
+    name = _name(request, platform)
+    q = request.query
+    status = q.get("status") or None
+    if status is not None and status not in {s.value for s in TaskStatus}:
+        raise _Fail(400, "InvalidArgument", f"status {status!r} is not one of FC's: "
+                    + ", ".join(s.value for s in TaskStatus))
+    order = (q.get("sortOrderByTime") or "desc").lower()
+    if order not in ("asc", "desc"):
+        raise _Fail(400, "InvalidArgument", "sortOrderByTime must be asc or desc")
+    try:
+        limit = min(_MAX_LIMIT, max(1, int(q.get("limit") or _LIST_LIMIT)))
+    except ValueError:
+        raise _Fail(400, "InvalidArgument", "limit must be a whole number (1-100)") from None
+    begin, end = _query_ms(request, "startedTimeBegin"), _query_ms(request, "startedTimeEnd")
+    prefix = q.get("prefix", "")
+    chosen = []
+    for task in _invoker(request).tasks(name):
+        started = None if task.started is None else int(round(task.started * 1000))
+        if (status is not None and task.status.value != status) or \
+                not task.task_id.startswith(prefix) or \
+                (begin is not None and (started is None or started < begin)) or \
+                (end is not None and (started is None or started > end)):
+            continue
+        chosen.append(task)
+    if order == "desc":
+        chosen.reverse()
+    token = q.get("nextToken")
+    if token:  # the submission number of the first task of the page
+        try:
+            seq = int(token)
+        except ValueError:
+            raise _Fail(400, "InvalidArgument", f"nextToken {token!r} is not one this "
+                        "harness gave") from None
+        chosen = [t for t in chosen if (t.seq >= seq if order == "asc" else t.seq <= seq)]
+    page = chosen[:limit]
+    payload = (q.get("includePayload") or "").lower() == "true"
+    doc: dict[str, Any] = {"tasks": [t.to_fc(_arn(name), include_payload=payload)
+                                     for t in page]}
+    if len(chosen) > limit:
+        doc["nextToken"] = str(chosen[limit].seq)
+    return web.json_response(doc)
+
+
+async def _stop_async_task(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    name = _name(request, platform)
+    task = _async_task(request, platform, name)
+    try:
+        await _invoker(request).stop(task)
+    except ValueError as exc:
+        raise _Fail(400, "InvalidArgument", str(exc)) from None
+    return web.json_response({})
+
+
 def add_fc_routes(router: web.UrlDispatcher) -> None:
     """Register the management routes (InvokeFunction stays with the gateway)."""
     fn = function_path() + "/{name}"
@@ -601,3 +778,10 @@ def add_fc_routes(router: web.UrlDispatcher) -> None:
     r.add_get(fn + "/aliases/{alias}", _route(_get_alias))
     r.add_put(fn + "/aliases/{alias}", _route(_update_alias))
     r.add_delete(fn + "/aliases/{alias}", _route(_delete_alias))
+    r.add_put(fn + "/async-invoke-config", _route(_put_async_config))
+    r.add_get(fn + "/async-invoke-config", _route(_get_async_config))
+    r.add_delete(fn + "/async-invoke-config", _route(_delete_async_config))
+    r.add_get(API_PREFIX + "/async-invoke-configs", _route(_list_async_configs))
+    r.add_get(fn + "/async-tasks", _route(_list_async_tasks))
+    r.add_get(fn + "/async-tasks/{task}", _route(_get_async_task))
+    r.add_put(fn + "/async-tasks/{task}/stop", _route(_stop_async_task))

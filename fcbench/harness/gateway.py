@@ -2,7 +2,9 @@
 
 Key names: `build_gateway`, `fc_error`. Routes (all under 127.0.0.1 by default):
 
-* ``POST /2023-03-30/functions/{name}/invocations`` — InvokeFunction (raw bytes both ways)
+* ``POST /2023-03-30/functions/{name}/invocations`` — InvokeFunction (raw bytes both ways;
+  with ``x-fc-invocation-type: Async``, 202 at once and the job queued:
+  `fcbench.harness.async_invoke`)
 * ``ANY  /http/{name}[/{path}]`` — the function's HTTP trigger URL (its methods and authType
   are enforced when it has a trigger; without one, an open pass-through to the instance)
 * FC 3.0 management (functions, triggers, provision config, instances) — `fcbench.harness.fcapi`
@@ -26,11 +28,13 @@ from aiohttp import web
 
 from .. import __version__
 from ..errors import InstanceGone, InvokeTimeout, Rejected
+from ..fc import MAX_ASYNC_PAYLOAD_BYTES
 from ..fc import MAX_SYNC_PAYLOAD_BYTES  # re-exported: FC's limit, EntityTooLarge beyond it
 from ..protocol import (H_COLD, H_FC_INSTANCE_ID, H_FC_REQUEST_ID, H_FC_VERSION, H_FORWARD_MS,
                         H_GATEWAY_TS, H_QUEUE_MS, HARNESS_API, function_path)
 from .answers import fc_error
-from .fcapi import PLATFORM, add_fc_routes, trigger_guard
+from .async_invoke import ASYNC_INVOKER, AsyncInvoker, async_too_large_message, is_async
+from .fcapi import PLATFORM, add_fc_routes, async_invoke, trigger_guard
 from .guard import GUARD, Guard
 from .platform import Platform
 from .versions import QualifierError
@@ -83,8 +87,10 @@ async def _expect(request: web.Request) -> web.StreamResponse | None:
         return fc_error(417, "InvalidArgument", f"unknown Expect {expect!r}; only "
                         "100-continue is understood", uuid.uuid4().hex)
     length = request.content_length
-    if length is not None and length > MAX_SYNC_PAYLOAD_BYTES:
-        response = fc_error(413, "EntityTooLarge", _too_large_message(), uuid.uuid4().hex)
+    limit = MAX_ASYNC_PAYLOAD_BYTES if is_async(request.headers) else MAX_SYNC_PAYLOAD_BYTES
+    if length is not None and length > limit:
+        response = fc_error(413, "EntityTooLarge", async_too_large_message() if limit ==
+                            MAX_ASYNC_PAYLOAD_BYTES else _too_large_message(), uuid.uuid4().hex)
         response.force_close()  # the body may follow anyway: do not read it as a request
         return response
     if request.version >= (1, 1):
@@ -192,8 +198,11 @@ def _record(platform: Platform, name: str, rid: str, instance_id: str | None, st
 
 
 async def _invoke(request: web.Request) -> web.Response:
-    return await _relay(request, request.match_info["name"], "POST", "/invoke", signed=True,
-                        qualifier=request.query.get("qualifier"))
+    name, qualifier = request.match_info["name"], request.query.get("qualifier")
+    if is_async(request.headers):
+        return await async_invoke(request, name, "POST", "/invoke", signed=True,
+                                  qualifier=qualifier)
+    return await _relay(request, name, "POST", "/invoke", signed=True, qualifier=qualifier)
 
 
 async def _http_trigger(request: web.Request) -> web.Response:
@@ -211,8 +220,11 @@ async def _http_trigger(request: web.Request) -> web.Response:
     if refused is not None:
         return refused
     trigger = _platform(request).http_trigger(name)  # its qualifier routes the request
-    return await _relay(request, name, request.method, path, signed=signed,
-                        qualifier=trigger.spec.qualifier if trigger else None)
+    qualifier = trigger.spec.qualifier if trigger else None
+    if is_async(request.headers):
+        return await async_invoke(request, name, request.method, path, signed=signed,
+                                  qualifier=qualifier)
+    return await _relay(request, name, request.method, path, signed=signed, qualifier=qualifier)
 
 
 def _signed(handler: Callable[[web.Request], Awaitable[web.Response]]
@@ -262,6 +274,8 @@ def build_gateway(platform: Platform, guard: Guard) -> web.Application:
     app = web.Application(client_max_size=MAX_SYNC_PAYLOAD_BYTES, middlewares=[_front_door])
     app[PLATFORM] = platform
     app[GUARD] = guard
+    app[ASYNC_INVOKER] = AsyncInvoker(platform)
+    app.on_cleanup.append(lambda a: a[ASYNC_INVOKER].close())  # before the platform closes
     r = app.router
     r.add_post(function_path() + "/{name}/invocations", _invoke, expect_handler=_expect)
     add_fc_routes(r)

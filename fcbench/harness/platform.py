@@ -41,6 +41,7 @@ from ..provision_policy import TRACKING_INTERVAL_S, ProvisionPolicies
 from ..spec import FunctionSpec, ProvisionSpec, TriggerSpec, updated_spec
 from .forward import Forwarder
 from .gpus import Gpu, GpuPool, default_virtual_gpus
+from .platform_phases import wait_platform_phases
 from .runtimes.base import InstanceHandle, Runtime, StartRequest, wait_healthy
 from .scheduler import (Admit, Decision, FunctionConfig, Instance, InstanceState, Reclaim, Reject,
                         RejectReason, Scheduler, StartInstance)
@@ -605,7 +606,11 @@ class Platform:
         handle: InstanceHandle | None = None
         launch_ns = time.time_ns()
         try:
+            # FC's own phases (GPU preparation, registry pull...), waited out before the
+            # runtime starts the instance: part of the start, measured as their own phases
+            platform_ms = await wait_platform_phases(spec, d.instance_id)
             handle = await runtime.start(StartRequest(spec, d.instance_id, gpu, log_path))
+            handle.phases_ms.update(platform_ms)
             live.handle = handle
             self._handles[d.instance_id] = handle
             handle.info["launch_ns"] = launch_ns

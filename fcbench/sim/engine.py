@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, Union, final, overload
 import numpy as np
 
 from ..harness.gpus import GpuPool
+from ..harness.platform_phases import start_time_s
 from ..protocol import REJECT_CODES
 from ..harness.scheduler import (Admit, Decision, FunctionConfig, Reclaim, Reject, Scheduler,
                                  StartInstance)
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ..provision_policy import ProvisionPolicies
+    from ..spec import PlatformOptions
 
 __all__ = ["SimRequest", "SimRequests", "SimResult", "simulate"]
 
@@ -216,16 +218,18 @@ Draws = Union[Callable[[], float], Sequence[float], "np.ndarray[Any, Any]"]
 def simulate(arrivals: Iterable[float], config: FunctionConfig, *,
              service_s: Draws, startup_s: Draws,
              gpus: GpuPool | None = None, cold_service_s: Callable[[], float] | None = None,
-             until: float | None = None,
+             until: float | None = None, platform: PlatformOptions | None = None,
+             platform_replica: int = 0,
              policies: ProvisionPolicies | None = None) -> SimResult:
     """Run `arrivals` (non-decreasing seconds) through the scheduler.
 
     Args:
         arrivals: intended send times.
         config: the function's scheduling settings.
-        service_s / startup_s: one request's service time / one instance's start time: a
-            callable drawing one, or a sequence (a numpy array) of values drawn beforehand, used
-            in order, one per admitted request / started instance (ValueError when too few).
+        service_s / startup_s: one request's service time / one instance's in-instance start
+            time (the platform phases come on top, see `platform`): a callable drawing one, or
+            a sequence (a numpy array) of values drawn beforehand, used in order, one per
+            admitted request / started instance (ValueError when too few).
         gpus: GPU pool for GPU-memory specs.
         cold_service_s: the service time of a request that waited for its instance's start
             (a fresh instance's first requests run slower: first inference, a new
@@ -234,6 +238,10 @@ def simulate(arrivals: Iterable[float], config: FunctionConfig, *,
             clock runs on to it, reclaiming idle instances when they are due, as the harness
             does while the run lasts (metering then covers the same window); None ends the run
             at its last answer.
+        platform / platform_replica: the spec's `harness.platform`: each start lasts
+            `fcbench.harness.platform_phases.start_time_s` (the in-instance draw plus the
+            platform phases of that instance id, drawn for `platform_replica`), as the harness
+            waits them out; None adds nothing.
         policies: the function's provision policies (None: `config.min_instances` all along);
             the target they give at 0 replaces `config.min_instances`.
 
@@ -254,7 +262,8 @@ def simulate(arrivals: Iterable[float], config: FunctionConfig, *,
     # one of floats already
     times = arrivals if isinstance(arrivals, list) \
         and all(type(t) is float for t in arrivals) else intended.tolist()
-    run = _Run(sched, SimRequests.sized(intended), service_s, startup_s, cold_service_s)
+    run = _Run(sched, SimRequests.sized(intended), service_s, startup_s, cold_service_s,
+               platform, platform_replica)
     run.config = config
     run.policies = policies
     # no reference cycles are made here: the collector would only walk the growing heap and
@@ -307,7 +316,8 @@ class _Run:
     into the scheduler are direct)."""
 
     def __init__(self, sched: Scheduler, reqs: SimRequests, service_s: Draws,
-                 startup_s: Draws, cold_service_s: Callable[[], float] | None = None) -> None:
+                 startup_s: Draws, cold_service_s: Callable[[], float] | None = None,
+                 platform: PlatformOptions | None = None, platform_replica: int = 0) -> None:
         self.sched = sched
         self.reqs = reqs
         # the columns, typed, as attributes of this (native, when compiled) class
@@ -325,6 +335,8 @@ class _Run:
         self.startup_s: Callable[[], float] = _no_draw if self.startup_list is not None \
             else startup_s  # type: ignore[assignment]
         self.cold_service_s = cold_service_s
+        self.platform = platform
+        self.platform_replica = platform_replica
         self.n_service = 0
         self.n_startup = 0
         # events are plain tuples (time, seq, kind, request index, key): compared in C, seq
@@ -351,16 +363,22 @@ class _Run:
         self.n_service = k + 1
         return values[k]
 
-    def draw_startup(self) -> float:
+    def draw_startup(self, instance_id: str) -> float:
+        """The start-up time of instance `instance_id`: its in-instance draw, plus the platform
+        phases when the spec names some (one definition, the harness's)."""
         values = self.startup_list
         if values is None:
-            return self.startup_s()
-        k = self.n_startup
-        if k >= len(values):
-            raise ValueError(f"startup_s holds {len(values)} values but more instances were "
-                             f"started; pass at least one per instance")
-        self.n_startup = k + 1
-        return values[k]
+            took = self.startup_s()
+        else:
+            k = self.n_startup
+            if k >= len(values):
+                raise ValueError(f"startup_s holds {len(values)} values but more instances "
+                                 f"were started; pass at least one per instance")
+            self.n_startup = k + 1
+            took = values[k]
+        if self.platform is None:
+            return took
+        return start_time_s(took, self.platform, instance_id, replica=self.platform_replica)
 
     def admitted(self, now: float, i: int, d: Admit, on_arrival: bool = False) -> None:
         if not on_arrival:  # one admitted as it arrived starts at its intended time, filled
@@ -400,7 +418,7 @@ class _Run:
         for d in decisions:
             if isinstance(d, StartInstance):
                 self.started += 1
-                took = self.draw_startup()
+                took = self.draw_startup(d.instance_id)
                 inst = self.sched.instance(d.instance_id)
                 if inst is not None:
                     inst.created_at = -took if took > 0.0 else 0.0
@@ -466,7 +484,7 @@ class _Run:
                 self.admitted(now, self.waiting.pop(d.request_id), d)
             elif isinstance(d, StartInstance):
                 self.started += 1
-                took = self.draw_startup()
+                took = self.draw_startup(d.instance_id)
                 self.seq += 1
                 heappush(self.events, (now + took if took > 0.0 else now, self.seq,
                                              _READY, 0, d.instance_id))

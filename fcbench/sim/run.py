@@ -8,7 +8,9 @@ concurrency and provision policies (`harness.reservedConcurrency`, `harness.sche
 `SimulationSettings.start_ts` (default: when it runs) for cron and at() times. Service and start-up times
 are distributions in the sleep model's syntax (``50``, ``exp:50``, ``uniform:20:80``,
 ``normal:50:5``, milliseconds); a `sleep` function's own ``FCBENCH_SLEEP_MS`` / ``FCBENCH_STARTUP_MS``, and for
-the other sample models their measured times (`SAMPLE_MODEL_TIMES`), are the defaults.
+the other sample models their measured times (`SAMPLE_MODEL_TIMES`), are the defaults. Start-up
+times are in-instance (spawn to ready); a spec's `harness.platform` phases come on top, drawn per
+instance as the harness draws them (`fcbench.harness.platform_phases.start_time_s`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..harness.platform_phases import mean_ms, planned_ms
 from ..harness.scheduler import FunctionConfig
 from ..provision_policy import ProvisionPolicies
 from .calibrate import Calibration, engine_options
@@ -80,7 +83,9 @@ def default_times_help() -> str:
 
 @dataclass(frozen=True)
 class SimulationSettings:
-    """What the simulator assumes about the function (distributions of milliseconds)."""
+    """What the simulator assumes about the function (distributions of milliseconds).
+    `startup_ms` is the in-instance start; the spec's `harness.platform` phases are added to
+    it, drawn for replica `seed` (seed 0 draws what the harness waits for each instance)."""
 
     service_ms: str | None = None
     startup_ms: str | None = None
@@ -140,6 +145,7 @@ def run_simulation(workload: Any, settings: SimulationSettings) -> Simulation:
     result = simulate(plan.offsets(workload.duration), FunctionConfig.from_spec(spec),
                       service_s=lambda: draw_service() / 1000.0,
                       startup_s=lambda: draw_startup() / 1000.0, gpus=GpuPool(gpus),
+                      platform=spec.harness.platform, platform_replica=settings.seed,
                       policies=ProvisionPolicies.of(spec.harness, origin=origin),
                       **engine_options(settings, workload.duration))
     return Simulation(workload, spec, result, service, startup, time_scale, gpu_info,
@@ -164,9 +170,13 @@ def simulate_workload(workload: Any, settings: SimulationSettings, *,
     origin = sim.origin
     frame = sim.frame(origin)
     folder.write_requests(frame)
+    platform = sim.spec.harness.platform
     folder.write_instances([{**row, "created_ts": _ts(origin, row["created_ts"]),
                              "ready_ts": _ts(origin, row["ready_ts"]),
-                             "stopped_ts": _ts(origin, row["stopped_ts"])}
+                             "stopped_ts": _ts(origin, row["stopped_ts"]),
+                             # the platform phases each start held, as the harness lists them
+                             "phases_ms": planned_ms(platform, row["instance_id"],
+                                                     replica=settings.seed)}
                             for row in result.instances])
     summary = summarize(frame)
     summary.update({"name": str(workload.name), "simulated": True,
@@ -209,9 +219,12 @@ def assumed_note(workload: Any, settings: SimulationSettings) -> str | None:
     sample = _sample_times(spec.environment_variables)
     if sample is None or source["service"] != _sample_from(spec.environment_variables, sample):
         return None
+    platform = mean_ms(spec.harness.platform)
+    extra = (f", plus its harness.platform phases (mean {platform / 1000:.3g} s)"
+             if platform else "")
     return (f"note: assuming {spec.name!r} takes {service} ms per request and {startup} ms to "
-            f"start ({source['service']}); pass --service-ms / --startup-ms, or --calibrate "
-            "RUN_DIR with a run of yours")
+            f"start{extra} ({source['service']}); pass --service-ms / --startup-ms, or "
+            "--calibrate RUN_DIR with a run of yours")
 
 
 def times_source(spec: Any, settings: SimulationSettings) -> dict[str, str]:

@@ -41,7 +41,8 @@ class EventHook:
 
 
 class Events:
-    """The hooks of one harness or run. Each attribute documents the keywords it is fired with."""
+    """The hooks of one harness or run. Each attribute documents the keywords it is fired with;
+    the harness's instance events also carry `version_id` (``LATEST`` or a published version)."""
 
     instance_starting: EventHook
     """An instance start was decided. Keywords: `ts`, `function`, `instance_id`, `gpu_index`."""

@@ -21,8 +21,9 @@ __all__ = [
     "DEFAULT_QUEUE_TIMEOUT_S", "DEFAULT_START_TIMEOUT_S", "DEFAULT_TIMEOUT_S", "DISK_SIZES_MB",
     "FUNCTION_NAME_MAX", "GPU_TYPES", "GpuType", "HTTP_METHODS", "LIST_PAGE_SIZE", "MAX_CPU",
     "MAX_ENV_BYTES", "MAX_GPU_MEMORY_MB", "MAX_HARNESS_S", "MAX_HOOK_TIMEOUT_S",
+    "MAX_IMAGE_MB_CPU", "MAX_IMAGE_MB_GPU",
     "MAX_INSTANCES", "MAX_INSTANCE_CONCURRENCY", "MAX_LIST_LIMIT", "MAX_MEMORY_MB",
-    "MAX_QUEUE_SIZE", "MAX_SYNC_PAYLOAD_BYTES", "MAX_TIMEOUT_S", "MEMORY_STEP_MB",
+    "MAX_QUEUE_SIZE", "MAX_RESERVED_CONCURRENCY", "MAX_SYNC_PAYLOAD_BYTES", "MAX_TIMEOUT_S", "MEMORY_STEP_MB",
     "MIN_MEMORY_MB", "PRICE_FAMILIES", "PriceFamily", "TRIGGER_AUTH_TYPES", "TRIGGER_NAME_MAX",
     "V1_INSTANCE_TYPES", "gpu_price_family",
 ]
@@ -92,15 +93,41 @@ MAX_HARNESS_S = 86_400
 #: `harness.maxInstances` / `minInstances`: PutProvisionConfig's `defaultTarget` is "0 to 10000",
 #: and minInstances is that target, so maxInstances has the same ceiling.
 MAX_INSTANCES = 10_000
+#: `harness.reservedConcurrency` (PutConcurrencyConfig): FC's reference gives no ceiling (its
+#: account quota does); more than every instance's every slot could never be used.
+MAX_RESERVED_CONCURRENCY = MAX_INSTANCES * MAX_INSTANCE_CONCURRENCY
 #: `harness.queue.size`: requests waiting per function; far above any benchmark's need.
 MAX_QUEUE_SIZE = 100_000
 #: FC's documented limit "the total size of all environment variables cannot exceed 4 KB"
 #: ("Configure environment variables"). FC does not say how it counts; fcbench counts the UTF-8
 #: bytes of every name and value.
 MAX_ENV_BYTES = 4 * 1024
+#: A custom container image's largest uncompressed size: 10 GB for CPU instances, 15 GB for GPU
+#: instances (FC's "Custom container images" page, Limits, ACR Personal / Enterprise Edition).
+MAX_IMAGE_MB_CPU, MAX_IMAGE_MB_GPU = 10 * 1024, 15 * 1024
 
 #: FC's limit on a synchronous invocation's request body (EntityTooLarge beyond it).
 MAX_SYNC_PAYLOAD_BYTES = 32 * 1024 * 1024
+#: FC's limit on an asynchronous invocation's request body ("128 KB"; EntityTooLarge beyond it).
+MAX_ASYNC_PAYLOAD_BYTES = 128 * 1024
+#: PutAsyncInvokeConfigInput (the SDK's field docs): `maxAsyncEventAgeInSeconds` "Valid values:
+#: [1,604800]. Default value: 86400"; `maxAsyncRetryAttempts` "Valid values: [0,8]. If you do
+#: not configure this parameter, the default number of retries is 3".
+MIN_ASYNC_EVENT_AGE_S, MAX_ASYNC_EVENT_AGE_S, DEFAULT_ASYNC_EVENT_AGE_S = 1, 604_800, 86_400
+MAX_ASYNC_RETRY_ATTEMPTS, DEFAULT_ASYNC_RETRY_ATTEMPTS = 8, 3
+#: `x-fc-async-task-id`: starts with a letter or _, then letters, digits, _ and -, at most 128.
+ASYNC_TASK_ID_MAX = 128
+#: A throttled (429) asynchronous invocation: "retries for up to 5 hours using exponential
+#: backoff. The first retry starts 0.5 seconds after the failure; subsequent intervals double"
+#: (FC 3.0, "Configure a retry mechanism"); such retries are not counted as retry attempts.
+ASYNC_THROTTLE_FIRST_RETRY_S, ASYNC_THROTTLE_RETRY_FOR_S = 0.5, 5 * 3600.0
+#: An async task's `status` values (the SDK's ListAsyncTasksRequest) and those it ends in.
+ASYNC_TASK_STATUSES = ("Enqueued", "Dequeued", "Running", "Succeeded", "Failed", "Stopped",
+                       "Stopping", "Expired", "Invalid", "Retrying")
+ASYNC_TASK_ENDED = ("Succeeded", "Failed", "Stopped", "Expired", "Invalid")
+__all__ += ["ASYNC_TASK_ENDED", "ASYNC_TASK_STATUSES", "ASYNC_TASK_ID_MAX", "ASYNC_THROTTLE_FIRST_RETRY_S", "ASYNC_THROTTLE_RETRY_FOR_S",
+            "DEFAULT_ASYNC_EVENT_AGE_S", "DEFAULT_ASYNC_RETRY_ATTEMPTS", "MAX_ASYNC_EVENT_AGE_S",
+            "MAX_ASYNC_PAYLOAD_BYTES", "MAX_ASYNC_RETRY_ATTEMPTS", "MIN_ASYNC_EVENT_AGE_S"]
 #: ListFunctions / ListTriggers: the default page size and the largest `limit`.
 LIST_PAGE_SIZE, MAX_LIST_LIMIT = 20, 100
 

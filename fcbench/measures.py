@@ -281,3 +281,52 @@ def phase_stats(kept: Sequence[PhaseSample], names: Iterable[str]) -> dict[str, 
         if values:
             stats[name] = spread(values)
     return stats
+
+
+# -- asynchronous invocation tasks -----------------------------------------------------------------
+# A task is *submitted* when the platform accepted it (FC's first event, Enqueued), *started*
+# when it was first sent to an instance (FC's startedTime) and *ended* at FC's endTime.
+# queue_ms = started − submitted (the async queue, the scheduler's queue and any cold start it
+# waited for); run_ms = ended − started (the run, retries included). A task is cold when its
+# first run waited for an instance start (the harness says; FC does not).
+__all__ += ["task_queue_ms", "task_run_ms", "task_summary"]
+
+
+def task_queue_ms(submitted_ts: float | None, started_ts: float | None) -> float | None:
+    """How long a task waited before it ran (ms); None when it never started."""
+    if submitted_ts is None or started_ts is None:
+        return None
+    return round((started_ts - submitted_ts) * 1000.0, 3)
+
+
+def task_run_ms(started_ts: float | None, end_ts: float | None) -> float | None:
+    """How long a task ran (ms, retries included); None when it did not both start and end."""
+    if started_ts is None or end_ts is None:
+        return None
+    return round((end_ts - started_ts) * 1000.0, 3)
+
+
+def task_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The async tasks of a run: how many ended in each state (shares add up to 1), how many had
+    not ended, and percentiles of queue time (all, cold, warm) and of run time (succeeded
+    tasks). `rows` carry ``status``, ``cold`` (True/False/None), ``queue_ms``, ``run_ms``."""
+    from .fc import ASYNC_TASK_ENDED
+
+    n = len(rows)
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[str(row["status"])] = counts.get(str(row["status"]), 0) + 1
+
+    def ms(key: str, keep: Any = lambda r: True) -> dict[str, float | int | None]:
+        return percentiles([r[key] for r in rows if r.get(key) is not None and keep(r)])
+
+    return {
+        "count": n,
+        "statuses": {k: {"count": v, "share": v / n} for k, v in sorted(counts.items())},
+        "unfinished": sum(v for k, v in counts.items() if k not in ASYNC_TASK_ENDED),
+        "cold": sum(1 for r in rows if r.get("cold") is True),
+        "queue_ms": ms("queue_ms"),
+        "queue_ms_cold": ms("queue_ms", lambda r: r.get("cold") is True),
+        "queue_ms_warm": ms("queue_ms", lambda r: r.get("cold") is False),
+        "run_ms": ms("run_ms", lambda r: r["status"] == "Succeeded"),
+    }

@@ -53,10 +53,16 @@ def trigger_path(function: str, path: str = "") -> str:
 # The platform's (FC's, and the harness's like it):
 H_FC_REQUEST_ID = "x-fc-request-id"
 H_FC_INSTANCE_ID = "x-fc-instance-id"
+#: the function version that served the request (LATEST or a published id), as FC names it
+H_FC_VERSION = "x-fc-invocation-service-version"
 H_COLD = "x-fcbench-cold"            # 1: the request waited for an instance start (harness)
 H_QUEUE_MS = "x-fcbench-queue-ms"    # everything waited before the request reached an instance
 H_GATEWAY_TS = "x-fcbench-gateway-ts"  # epoch ns the gateway received the request
 H_FORWARD_MS = "x-fcbench-forward-ms"  # gateway -> instance -> gateway, as the gateway timed it
+# FC 3.0 InvokeFunction request headers (the SDK's InvokeFunctionHeaders):
+H_INVOCATION_TYPE = "x-fc-invocation-type"  # Sync (default) | Async: 202 at once, run later
+H_ASYNC_TASK_ID = "x-fc-async-task-id"      # the async task's id (async tasks enabled)
+__all__ += ["H_ASYNC_TASK_ID", "H_INVOCATION_TYPE"]
 # The instance's own timeline (the in-instance server; readable on FC too):
 H_INSTANCE_ID = "x-fcbench-instance-id"
 H_BOOT_TS = "x-fcbench-boot-ts"              # epoch ns, first line of main
@@ -74,6 +80,8 @@ H_INITIALIZE_MS = "x-fcbench-initialize-ms"
 REJECT_CODES: dict[str, tuple[int, str]] = {
     "queue_full": (429, "ResourceThrottled"),
     "queue_timeout": (429, "ResourceThrottled"),
+    # FC's error table: 429 ResourceExhausted, "concurrency exceeds the limit"
+    "reserved_concurrency": (429, "ResourceExhausted"),
     "start_failed": (502, "FunctionNotStarted"),
     "unknown_function": (404, "FunctionNotFound"),
     "shutdown": (503, "ServiceUnavailable"),
@@ -110,7 +118,7 @@ COLUMNS = ("request_id", "intended_ts", "start_ts", "end_ts", "latency_ms", "sta
 #: Columns that follow; new ones are only ever appended.
 EXTRA_COLUMNS = ("latency_from_intended_ms", "inference_ms", "first", "batch_size", "boot_ts",
                  "import_ms", "model_load_ms", "ready_ts", "fc_request_id", "worker",
-                 "platform_cold", "outcome", "gateway_ts", "forward_ms", "ttfb_ms")
+                 "platform_cold", "outcome", "gateway_ts", "forward_ms", "version_id", "ttfb_ms")
 ALL_COLUMNS = COLUMNS + EXTRA_COLUMNS
 
 _TS = ("intended_ts", "start_ts", "end_ts", "boot_ts", "ready_ts", "gateway_ts")
@@ -152,6 +160,9 @@ class InvocationRecord:
     platform_cold: bool | None = None
     gateway_ts: float | None = None
     forward_ms: float | None = None
+    #: The function version that served it (``x-fc-invocation-service-version``: LATEST or a
+    #: published id), so a canary alias's split can be counted.
+    version_id: str = ""
     #: Time to first byte: send → the first byte of the body arrived (for an empty body: the
     #: whole response); equals `latency_ms` for a body that came at once, far less for a stream.
     ttfb_ms: float | None = None
@@ -185,7 +196,7 @@ class InvocationRecord:
                 _ts(self.boot_ts), _ms(self.import_ms), _ms(self.model_load_ms),
                 _ts(self.ready_ts), self.fc_request_id, _int(self.worker),
                 _flag(self.platform_cold), self.outcome, _ts(self.gateway_ts),
-                _ms(self.forward_ms), _ms(self.ttfb_ms))
+                _ms(self.forward_ms), self.version_id, _ms(self.ttfb_ms))
 
     @classmethod
     def from_row(cls, row: Mapping[str, str]) -> InvocationRecord:
@@ -267,7 +278,8 @@ _HEADER_FIELDS: dict[str, tuple[str, Callable[[str | None], Any]]] = {
     H_INFERENCE_MS: ("inference_ms", _float), H_IMPORT_MS: ("import_ms", _float),
     H_MODEL_LOAD_MS: ("model_load_ms", _float), H_FORWARD_MS: ("forward_ms", _float),
     H_BOOT_TS: ("boot_ts", _ns_to_s), H_READY_TS: ("ready_ts", _ns_to_s),
-    H_GATEWAY_TS: ("gateway_ts", _ns_to_s), H_BATCH_SIZE: ("batch_size", _batch)}
+    H_GATEWAY_TS: ("gateway_ts", _ns_to_s), H_BATCH_SIZE: ("batch_size", _batch),
+    H_FC_VERSION: ("version_id", _text)}
 
 
 def parse_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, Any]:

@@ -1,8 +1,12 @@
 """Function specs: FC 3.0 `CreateFunction` fields in YAML, validated into frozen objects.
 
-Key names: `FunctionSpec`, `HarnessOptions`, `SampleRequest`, `load_function_spec`,
+Key names: `FunctionSpec`, `HarnessOptions`, `PlatformOptions` (`harness.platform`: FC-sized
+cold starts), `SampleRequest`, `load_function_spec`,
 `function_spec_from_dict`, `updated_spec` (FC's UpdateFunction), `TriggerSpec` / `trigger_from_dict`
-(CreateTrigger), `ProvisionSpec` / `provision_from_dict` (PutProvisionConfig). FC 3.0's rules
+(CreateTrigger), `ProvisionSpec` / `provision_from_dict` (PutProvisionConfig, with its
+`ScheduledAction` / `TargetTrackingPolicy`), `ConcurrencySpec` / `concurrency_from_dict`
+(PutConcurrencyConfig), `AsyncInvokeConfigSpec` / `async_invoke_config_from_dict`
+(PutAsyncInvokeConfig). FC 3.0's rules
 (gpuMemorySize a multiple of 1024 MB, instanceConcurrency 1-100, cpu 0.05-16 in 0.05 steps at
 1:1-1:4 vCPU : GB, health-check ranges, the published maximums of every duration and size, finite
 numbers only, environment variable names and their 4 KB total) are checked here once, for YAML
@@ -26,13 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo,
-                      ValidatorFunctionWrapHandler, WrapValidator, field_validator,
-                      model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
+                      ValidationError, ValidationInfo, ValidatorFunctionWrapHandler,
+                      WrapValidator, field_validator, model_validator)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic.alias_generators import to_camel
 
 from ._model import Model
 from ._yaml import LocatedDoc, _dotted, load_located, validate
+from .distributions import Distribution, read_distribution
 from .errors import SpecError
 from .fc import (CPU_STEP, DEFAULT_GPU_TYPE, DEFAULT_IDLE_TIMEOUT_S,
                  DEFAULT_INITIALIZER_TIMEOUT_S, DEFAULT_INSTANCE_CONCURRENCY,
@@ -40,15 +46,21 @@ from .fc import (CPU_STEP, DEFAULT_GPU_TYPE, DEFAULT_IDLE_TIMEOUT_S,
                  DEFAULT_QUALIFIER, DEFAULT_QUEUE_SIZE, DEFAULT_QUEUE_TIMEOUT_S,
                  DEFAULT_START_TIMEOUT_S, DEFAULT_TIMEOUT_S, DISK_SIZES_MB, FUNCTION_NAME_MAX,
                  GPU_TYPES, HTTP_METHODS, MAX_CPU, MAX_ENV_BYTES, MAX_GPU_MEMORY_MB,
-                 MAX_HARNESS_S, MAX_HOOK_TIMEOUT_S, MAX_INSTANCE_CONCURRENCY, MAX_INSTANCES,
-                 MAX_MEMORY_MB, MAX_QUEUE_SIZE, MAX_TIMEOUT_S, MEMORY_STEP_MB, MIN_MEMORY_MB,
+                 MAX_HARNESS_S, MAX_HOOK_TIMEOUT_S, MAX_IMAGE_MB_CPU, MAX_IMAGE_MB_GPU,
+                 MAX_INSTANCE_CONCURRENCY, MAX_INSTANCES, MAX_MEMORY_MB, MAX_QUEUE_SIZE,
+                 MAX_RESERVED_CONCURRENCY, MAX_TIMEOUT_S, MEMORY_STEP_MB, MIN_MEMORY_MB,
                  TRIGGER_NAME_MAX)
+from .provision_policy import (FC_METRIC_TYPES, TRACKED_METRIC, duplicate_names,
+                               parse_expression, parse_time, time_zone)
 from .secrets import MASK, looks_secret
+from .fc import (DEFAULT_ASYNC_EVENT_AGE_S, DEFAULT_ASYNC_RETRY_ATTEMPTS, MAX_ASYNC_EVENT_AGE_S,
+                 MAX_ASYNC_RETRY_ATTEMPTS, MIN_ASYNC_EVENT_AGE_S)
 
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT_S",
     "DEFAULT_PORT",
     "HOST_ENV_KEYS",
+    "ConcurrencySpec",
     "ContainerConfig",
     "EnvRef",
     "FunctionSpec",
@@ -56,9 +68,13 @@ __all__ = [
     "HarnessOptions",
     "HealthCheckConfig",
     "HttpTriggerConfig",
+    "PlatformOptions",
     "ProvisionSpec",
     "SampleRequest",
+    "ScheduledAction",
+    "TargetTrackingPolicy",
     "TriggerSpec",
+    "concurrency_from_dict",
     "container_code",
     "env_ref_text",
     "env_refs",
@@ -300,6 +316,166 @@ class SampleRequest(_Spec):
         return f"json {json.dumps(self.json_value)[:60]}"
 
 
+# ---- provision policies (PutProvisionConfig scheduledActions / targetTrackingPolicies) ------
+class _Policy(_Spec):
+    """What both kinds of provision policy have: a name and a window in a time zone."""
+
+    name: str = Field(min_length=1)
+    start_time: str | None = None
+    end_time: str | None = None
+    time_zone: str | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        time_zone(value)
+        return value
+
+    @model_validator(mode="after")
+    def _window(self) -> _Policy:
+        tz = time_zone(self.time_zone)
+        times = {}
+        for key, value in (("startTime", self.start_time), ("endTime", self.end_time)):
+            try:
+                times[key] = parse_time(value, tz)
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
+        start, end = times["startTime"], times["endTime"]
+        if start is not None and end is not None and end <= start:
+            raise ValueError(f"endTime {self.end_time} is not after startTime {self.start_time}")
+        return self
+
+
+class ScheduledAction(_Policy):
+    """One of a provision config's `scheduledActions` (FC's ScheduledAction): at each time of
+    `scheduleExpression` (``cron(S M H DoM Mon DoW)``, seconds first, or ``at(TIME)``) inside
+    [startTime, endTime) the provisioned target becomes `target` (`fcbench.provision_policy`)."""
+
+    target: _Instances = Field(ge=0)
+    schedule_expression: str
+
+    @field_validator("schedule_expression")
+    @classmethod
+    def _expression(cls, value: str) -> str:
+        parse_expression(value)
+        return value
+
+
+class TargetTrackingPolicy(_Policy):
+    """One of a provision config's `targetTrackingPolicies` (FC's TargetTrackingPolicy): inside
+    [startTime, endTime) the provisioned target follows ProvisionedConcurrencyUtilization toward
+    `metricTarget`, within [minCapacity, maxCapacity] (`fcbench.provision_policy`)."""
+
+    metric_type: str
+    metric_target: float = Field(gt=0, le=1, description="the utilisation to keep, 0-1")
+    min_capacity: _Instances = Field(ge=0)
+    max_capacity: _Instances = Field(ge=0)
+
+    @field_validator("metric_type")
+    @classmethod
+    def _metric(cls, value: str) -> str:
+        if value not in FC_METRIC_TYPES:
+            raise ValueError(f"unknown metricType {value!r}; FC takes "
+                             f"{', '.join(FC_METRIC_TYPES)}")
+        if value != TRACKED_METRIC:
+            raise ValueError(f"the harness measures {TRACKED_METRIC} only (no CPU or GPU "
+                             f"utilisation of its instances); use it, or drop this policy")
+        return value
+
+    @model_validator(mode="after")
+    def _capacities(self) -> TargetTrackingPolicy:
+        if self.min_capacity > self.max_capacity:
+            raise ValueError(f"minCapacity {self.min_capacity} is more than maxCapacity "
+                             f"{self.max_capacity}")
+        return self
+
+
+def _unique_names(items: list[Any] | None, key: str) -> None:
+    twice = duplicate_names(items or [])
+    if twice:
+        raise ValueError(f"{key}: the name {twice[0]!r} is used twice; policies are known by "
+                         "their names")
+
+
+#: The longest a platform phase of a start may be (every parameter of `gpuPrepare` and
+#: `extraStart`, and `imageSizeMB / imagePullMBps`): ten minutes is no FC cold start.
+MAX_PLATFORM_PHASE_S = 600.0
+#: The fastest image pull `imagePullMBps` may say (MB/s): far above any registry's.
+MAX_PULL_MBPS = 100_000.0
+
+
+def _distribution_text(value: Any) -> Any:
+    """A number (seconds) or distribution text, kept as text: what the file said round-trips."""
+    if isinstance(value, bool):
+        raise ValueError("a duration or distribution, e.g. 4s or normal:6s:1s, not true/false")
+    if isinstance(value, (int, float)):
+        return f"{value:g}" if isinstance(value, float) else str(value)
+    return value
+
+
+def _check_phase(value: str) -> str:
+    dist = read_distribution(value, unit="s")
+    if any(a < 0 for a in dist.args_ms):
+        raise ValueError("a start phase takes no negative time; use numbers >= 0")
+    if dist.kind == "uniform" and dist.args_ms[0] > dist.args_ms[1]:
+        raise ValueError("uniform:LOW:HIGH needs LOW <= HIGH; swap them")
+    if max(dist.args_ms) > MAX_PLATFORM_PHASE_S * 1000.0:
+        raise ValueError(f"at most {MAX_PLATFORM_PHASE_S:g} s per parameter (no FC "
+                         "cold start lasts ten minutes); lower it")
+    return value
+
+
+_PhaseText = Annotated[str, BeforeValidator(_distribution_text), AfterValidator(_check_phase)]
+
+
+class PlatformOptions(_Spec):
+    """`harness.platform`: the platform's own phases of every start, which the local machine
+    does not have (FC prepares a GPU, pulls the image from its registry): the harness waits them
+    out during each start, before the runtime starts the instance, and the simulator adds them
+    to its start-up times (`fcbench.harness.platform_phases`).
+
+    `gpuPrepare` and `extraStart` are durations or distributions (``4s``, ``normal:6s:1s``,
+    ``uniform:2s:6s``, ``exp:3s``; a bare number is seconds); the image pull lasts
+    `imageSizeMB` / `imagePullMBps`. Draws are seeded by `seed` and the instance id."""
+
+    gpu_prepare: _PhaseText | None = Field(None, description="FC preparing the instance's GPU")
+    image_size_mb: float | None = Field(None, alias="imageSizeMB", gt=0,
+                                        description="MB of the image FC pulls (uncompressed)")
+    image_pull_mbps: float | None = Field(None, alias="imagePullMBps", gt=0, le=MAX_PULL_MBPS,
+                                          description="MB/s FC pulls it at")
+    extra_start: _PhaseText | None = Field(None, description="the rest of FC's start")
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+
+    @model_validator(mode="after")
+    def _pull_pair(self) -> PlatformOptions:
+        if (self.image_size_mb is None) != (self.image_pull_mbps is None):
+            given, missing = (("imageSizeMB", "imagePullMBps") if self.image_pull_mbps is None
+                              else ("imagePullMBps", "imageSizeMB"))
+            raise ValueError(f"{given} needs {missing} too: the platform's image pull lasts "
+                             "imageSizeMB / imagePullMBps (give both, or neither)")
+        pull = self.image_pull_ms
+        if pull is not None and pull > MAX_PLATFORM_PHASE_S * 1000.0:
+            raise ValueError(f"imageSizeMB / imagePullMBps is {pull / 1000.0:g} s, more than "
+                             f"{MAX_PLATFORM_PHASE_S:g} s; raise imagePullMBps (FC's image "
+                             "acceleration loads GB images in seconds)")
+        return self
+
+    @property
+    def gpu_prepare_dist(self) -> Distribution | None:
+        return None if self.gpu_prepare is None else read_distribution(self.gpu_prepare, unit="s")
+
+    @property
+    def extra_start_dist(self) -> Distribution | None:
+        return None if self.extra_start is None else read_distribution(self.extra_start, unit="s")
+
+    @property
+    def image_pull_ms(self) -> float | None:
+        """How long the platform's image pull takes (ms), None when the section names none."""
+        if self.image_size_mb is None or self.image_pull_mbps is None:
+            return None
+        return self.image_size_mb / self.image_pull_mbps * 1000.0
+
+
 class HarnessOptions(_Spec):
     """Harness-only keys (ignored by FC): how the local platform runs this function."""
 
@@ -309,18 +485,33 @@ class HarnessOptions(_Spec):
     min_instances: _Instances = Field(0, ge=0, description="provisioned instances: started at "
                                       "once and never reclaimed (FC's provision config "
                                       "defaultTarget)")
+    reserved_concurrency: int | None = Field(
+        None, ge=0, le=MAX_RESERVED_CONCURRENCY,
+        description="FC's PutConcurrencyConfig reservedConcurrency: requests in flight or "
+        "waiting beyond it are refused at once with 429 ResourceExhausted; 0 disables the "
+        "function")
+    scheduled_actions: list[ScheduledAction] | None = Field(
+        None, description="FC's provision config scheduledActions: change the provisioned "
+        "target (minInstances is its default) at cron or at() times")
+    target_tracking_policies: list[TargetTrackingPolicy] | None = Field(
+        None, description="FC's provision config targetTrackingPolicies: the provisioned "
+        "target follows ProvisionedConcurrencyUtilization")
     queue: QueueOptions = QueueOptions()
     start_timeout: _HarnessS = Field(DEFAULT_START_TIMEOUT_S, gt=0, description="seconds")
     command: list[str] | None = Field(
         None, description="process runtime: argv to run instead of `python -m fcbench.server`")
     sample_request: SampleRequest | None = Field(
         None, description="the request `coldstart profile`/`sweep` send when given none")
+    platform: PlatformOptions | None = Field(
+        None, description="FC's own start phases, waited out in every start (FC-sized starts)")
 
     @model_validator(mode="after")
     def _min_within_max(self) -> HarnessOptions:
         if self.min_instances > self.max_instances:
             raise ValueError(f"minInstances {self.min_instances} is more than maxInstances "
                              f"{self.max_instances}; lower it or raise maxInstances")
+        _unique_names(self.scheduled_actions, "scheduledActions")
+        _unique_names(self.target_tracking_policies, "targetTrackingPolicies")
         return self
 
 
@@ -355,6 +546,24 @@ class FunctionSpec(_Spec):
                 kept[key] = data.pop(key)
             data["passthrough"] = kept
         return data
+
+    @model_validator(mode="after")
+    def _platform_fits(self) -> FunctionSpec:
+        platform = self.harness.platform
+        if platform is None:
+            return self
+        where = ("harness", "platform")
+        if platform.gpu_prepare is not None and self.gpu_config is None:
+            raise _located_error(where + ("gpuPrepare",), platform.gpu_prepare,
+                                 "gpuPrepare is FC preparing an instance's GPU, and this "
+                                 "function has no gpuConfig; add one or drop gpuPrepare")
+        most = MAX_IMAGE_MB_GPU if self.gpu_config is not None else MAX_IMAGE_MB_CPU
+        if platform.image_size_mb is not None and platform.image_size_mb > most:
+            kind = "GPU" if self.gpu_config is not None else "CPU"
+            raise _located_error(where + ("imageSizeMB",), platform.image_size_mb,
+                                 f"at most {most} MB: FC takes images up to {most // 1024} GB "
+                                 f"uncompressed for {kind} instances; lower it")
+        return self
 
     @field_validator("memory_size")
     @classmethod
@@ -443,6 +652,13 @@ class FunctionSpec(_Spec):
                 f"gpu_memory_mb={self.gpu_memory_mb}, environment_variables={env!r})")
 
     __str__ = __repr__
+
+
+def _located_error(loc: tuple[str, ...], value: Any, message: str) -> ValidationError:
+    """A validation error at `loc` (keys as the file writes them), for a check across sections:
+    the error then names the key and its line, as a field's own check would."""
+    return ValidationError.from_exception_data("FunctionSpec", [InitErrorDetails(
+        type=PydanticCustomError("value_error", message), loc=loc, input=value)])
 
 
 def _env_str(value: Any) -> str:
@@ -760,7 +976,9 @@ class TriggerSpec(_Spec):
 
 class ProvisionSpec(_Spec):
     """A PutProvisionConfig body: `defaultTarget` provisioned instances (the harness's
-    `harness.minInstances`); the scaling policies are kept and echoed, not acted on."""
+    `harness.minInstances`) and the policies that change that target over time
+    (`harness.scheduledActions`, `harness.targetTrackingPolicies`); `alwaysAllocateCPU/GPU`
+    are kept and echoed (the harness never freezes an idle instance)."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore",
                               frozen=True, allow_inf_nan=False)
@@ -768,8 +986,79 @@ class ProvisionSpec(_Spec):
     default_target: int = Field(ge=0, le=MAX_INSTANCES)
     always_allocate_cpu: bool | None = Field(None, alias="alwaysAllocateCPU")
     always_allocate_gpu: bool | None = Field(None, alias="alwaysAllocateGPU")
-    scheduled_actions: list[dict[str, Any]] | None = None
-    target_tracking_policies: list[dict[str, Any]] | None = None
+    scheduled_actions: list[ScheduledAction] | None = None
+    target_tracking_policies: list[TargetTrackingPolicy] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_target(cls, data: Any) -> Any:
+        # `target` is the field defaultTarget replaced; an old caller may send only it
+        if isinstance(data, dict) and "defaultTarget" not in data and "default_target" not in \
+                data and "target" in data:
+            return {**data, "defaultTarget": data["target"]}
+        return data
+
+    @model_validator(mode="after")
+    def _names(self) -> ProvisionSpec:
+        _unique_names(self.scheduled_actions, "scheduledActions")
+        _unique_names(self.target_tracking_policies, "targetTrackingPolicies")
+        return self
+
+    def harness_keys(self) -> dict[str, Any]:
+        """The `harness:` keys this config sets (PutProvisionConfig's effect on the spec)."""
+        dump = self.model_dump(by_alias=True, exclude_none=True)
+        return {"minInstances": self.default_target,
+                "scheduledActions": dump.get("scheduledActions") or None,
+                "targetTrackingPolicies": dump.get("targetTrackingPolicies") or None}
+
+
+class ConcurrencySpec(_Spec):
+    """A PutConcurrencyConfig body (FC's PutConcurrencyInput): `reservedConcurrency`, the
+    harness's `harness.reservedConcurrency`."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore",
+                              frozen=True, allow_inf_nan=False)
+
+    reserved_concurrency: int = Field(ge=0, le=MAX_RESERVED_CONCURRENCY)
+
+
+# ---- the async invoke config (PutAsyncInvokeConfig body) ----------------------------------
+__all__ += ["AsyncInvokeConfigSpec", "async_invoke_config_from_dict"]
+
+
+class AsyncDestination(_Spec):
+    """One `destinationConfig` target: an ARN (MNS queue or topic, a function, an EventBridge
+    bus...). Accepted and echoed; the harness sends nothing there."""
+
+    destination: str = Field(min_length=1)
+
+
+class AsyncDestinationConfig(_Spec):
+    """`destinationConfig`: where FC reports an async invocation's result."""
+
+    on_success: AsyncDestination | None = None
+    on_failure: AsyncDestination | None = None
+
+
+class AsyncInvokeConfigSpec(_Spec):
+    """A PutAsyncInvokeConfig body (FC 3.0 `PutAsyncInvokeConfigInput`), FC's bounds and
+    defaults: `maxAsyncEventAgeInSeconds` 1-604800 (86400), `maxAsyncRetryAttempts` 0-8 (3);
+    `asyncTask` turns every async invocation into a task (GetAsyncTask / ListAsyncTasks /
+    StopAsyncTask see it); `destinationConfig` is kept and echoed, not acted on."""
+
+    async_task: bool = False
+    destination_config: AsyncDestinationConfig | None = None
+    max_async_event_age_in_seconds: int = Field(DEFAULT_ASYNC_EVENT_AGE_S,
+                                                ge=MIN_ASYNC_EVENT_AGE_S,
+                                                le=MAX_ASYNC_EVENT_AGE_S)
+    max_async_retry_attempts: int = Field(DEFAULT_ASYNC_RETRY_ATTEMPTS, ge=0,
+                                          le=MAX_ASYNC_RETRY_ATTEMPTS)
+
+
+def async_invoke_config_from_dict(data: Any, *, source: str = "PutAsyncInvokeConfig body"
+                                  ) -> AsyncInvokeConfigSpec:
+    """Validate a PutAsyncInvokeConfig body (`SpecError` naming the field)."""
+    return validate(LocatedDoc(data=data, file=source), _model_builder(AsyncInvokeConfigSpec))
 
 
 def trigger_from_dict(data: Any, *, source: str = "CreateTrigger body") -> TriggerSpec:
@@ -780,6 +1069,12 @@ def trigger_from_dict(data: Any, *, source: str = "CreateTrigger body") -> Trigg
 def provision_from_dict(data: Any, *, source: str = "PutProvisionConfig body") -> ProvisionSpec:
     """Validate a PutProvisionConfig body (`SpecError` naming the field)."""
     return validate(LocatedDoc(data=data, file=source), _model_builder(ProvisionSpec))
+
+
+def concurrency_from_dict(data: Any, *, source: str = "PutConcurrencyConfig body"
+                          ) -> ConcurrencySpec:
+    """Validate a PutConcurrencyConfig body (`SpecError` naming the field)."""
+    return validate(LocatedDoc(data=data, file=source), _model_builder(ConcurrencySpec))
 
 
 def _model_builder(cls: type[BaseModel]) -> Any:

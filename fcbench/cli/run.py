@@ -49,6 +49,9 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -
 @click.option("--duration", type=float, default=None, callback=_positive,
               help="Override the workload's duration (seconds).")
 @click.option("--no-progress", is_flag=True, help="No live progress line.")
+@click.option("--async-wait", type=float, default=None, callback=_positive,
+              help="With request.invocationType: Async: seconds to wait after the load for the "
+              "tasks to end (default: the workload's request.asyncWait, else its timeout).")
 @click.option("--target", "target_url", default=None, metavar="TARGET",
               help="Send to this target instead of the workload's: fc://REGION/FUNCTION"
               "[?qualifier=Q] (FC through its SDK), fc://127.0.0.1:PORT/FUNCTION (the harness "
@@ -57,7 +60,8 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -
 def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: float,
         out_dir: Path | None, processes: int, master: bool, expect_workers: int, worker: bool,
         master_host: str | None, master_port: int, master_bind_host: str,
-        duration: float | None, no_progress: bool, target_url: str | None) -> None:
+        duration: float | None, no_progress: bool, async_wait: float | None,
+        target_url: str | None) -> None:
     """Send WORKLOAD's requests with Locust and write results/<time>-<name>/.
 
     Exit code 130 when interrupted (Ctrl-C; the partial results are still written), 1 when
@@ -84,7 +88,7 @@ def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: flo
                       expect_workers=expect_workers, worker=worker, master_host=master_host,
                       master_port=master_port, master_bind_host=master_bind_host,
                       duration_s=duration, progress=not no_progress,
-                      report=write_run_report, gpu_plan=gpu_plan)
+                      report=write_run_report, gpu_plan=gpu_plan, async_wait_s=async_wait)
     if ui:
         click.echo(f"web UI: http://127.0.0.1:{web_port}/" +
                    ("" if autostart else "  (press Start to begin the run)"), err=True)

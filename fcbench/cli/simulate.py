@@ -18,7 +18,9 @@ __all__ = ["simulate"]
               help="Service time per request in ms: 120, exp:120, uniform:80:160, normal:120:10. "
               f"Default, without --calibrate: {default_times_help()}.")
 @click.option("--startup-ms", default=None, metavar="DIST",
-              help="Instance start-up time in ms, same forms (default: as for --service-ms).")
+              help="Instance start-up time in ms, same forms (default: as for --service-ms): the "
+              "in-instance start; a spec's harness.platform phases (FC-sized starts) are added "
+              "to it, as the harness waits them out.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Override the workload's duration (s).")
 @click.option("--seed", type=int, default=0, show_default=True,
@@ -37,11 +39,17 @@ __all__ = ["simulate"]
 @click.option("--warmup", "warmup_s", type=click.FloatRange(min=0), default=None,
               help="With --sweep: seconds from each level's start left out of the steady-state "
               "P(cold), as `coldstart sweep --warmup` (default: one idleTimeout).")
+@click.option("--start-time", "start_time", default=None, metavar="ISO",
+              help="The wall-clock time of simulated 0 (e.g. 2024-08-01T19:00:00+08:00; UTC "
+              "without an offset): what the function's provision policies' cron and at() "
+              "times are read against, and where the run folder's timestamps start "
+              "(default: now).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Parent folder of run folders (default: the workload's output).")
 def simulate(workload: str, service_ms: str | None, startup_ms: str | None,
              duration: float | None, seed: int, calibrate_from: tuple[Path, ...],
-             sweep_spec: str | None, warmup_s: float | None, out: Path | None) -> None:
+             sweep_spec: str | None, warmup_s: float | None, start_time: str | None,
+             out: Path | None) -> None:
     """Run WORKLOAD's arrivals through the harness's own scheduler on simulated time.
 
     Writes a run folder like a measured run (requests.csv, instances.csv, summary.json,
@@ -64,7 +72,8 @@ def simulate(workload: str, service_ms: str | None, startup_ms: str | None,
                    f"service times (median {d['service_median_ms']:g} ms), "
                    f"{d['startup_samples']} start-ups (median {d['startup_median_ms']:g} ms, "
                    f"from {d['startup_from']})")
-    settings = SimulationSettings(service_ms, startup_ms, seed, calibration=cal)
+    settings = SimulationSettings(service_ms, startup_ms, seed, calibration=cal,
+                                  start_ts=_start_ts(start_time))
     note = assumed_note(wl, settings)  # refuses here, before any folder, when nothing says
     if note:
         click.echo(note, err=True)
@@ -83,6 +92,17 @@ def simulate(workload: str, service_ms: str | None, startup_ms: str | None,
 
         for line in predict_folder(wl, settings, run_dir, replications=DEFAULT_REPLICATIONS):
             click.echo(line)
+
+
+def _start_ts(text: str | None) -> float | None:
+    from datetime import timezone
+
+    from ..provision_policy import parse_time
+
+    try:
+        return parse_time(text, timezone.utc)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--start-time") from None
 
 
 def _sweep(wl, text: str, settings, out: Path | None,  # noqa: ANN001

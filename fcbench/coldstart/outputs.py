@@ -40,10 +40,10 @@ def plot_phases(result: ProfileResult, path: Path, title: str = "") -> Path:
     columns.append([result.stats.get(n, {}).get("median", 0.0) for n in names])
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(labels) + 3), 4.5))
     bottoms = [0.0] * len(labels)
-    cmap = plt.get_cmap("tab10")
+    cmap = plt.get_cmap("tab20")  # more than ten phases with the platform's: no colour twice
     for j, name in enumerate(names):
         heights = [max(0.0, col[j]) for col in columns]
-        ax.bar(labels, heights, bottom=bottoms, label=name, color=cmap(j % 10))
+        ax.bar(labels, heights, bottom=bottoms, label=name, color=cmap(j % 20))
         bottoms = [b + h for b, h in zip(bottoms, heights)]
     warm = [s.warm_ms for s in kept] + [result.stats.get("warm", {}).get("median")]
     ax.scatter(labels, [w if w is not None else float("nan") for w in warm], color="black",
@@ -59,15 +59,17 @@ def plot_phases(result: ProfileResult, path: Path, title: str = "") -> Path:
 
 def phase_table(result: ProfileResult) -> str:
     """A plain-text table: median and spread (p25–p75, min–max) per phase."""
-    lines = [f"{'phase':<18}{'median ms':>11}{'p25–p75 ms':>20}{'min–max ms':>22}"]
-    for name in [*result.phase_names, "e2e", "warm", "cold_penalty"]:
+    names = [*result.phase_names, "e2e", "warm", "cold_penalty"]
+    w = max(18, 1 + max(map(len, names)))  # platform_image_pull is 19 characters
+    lines = [f"{'phase':<{w}}{'median ms':>11}{'p25–p75 ms':>20}{'min–max ms':>22}"]
+    for name in names:
         st = result.stats.get(name)
         if st is None:
             if name in result.phase_names and result.kept:
-                lines.append(f"{name:<18}{'unknown':>11}  (not measured: no such step on this "
+                lines.append(f"{name:<{w}}{'unknown':>11}  (not measured: no such step on this "
                              "runtime, or nothing reported it)")
             continue
-        lines.append(f"{name:<18}{st['median']:>11.1f}{st['p25']:>10.1f}–{st['p75']:<9.1f}"
+        lines.append(f"{name:<{w}}{st['median']:>11.1f}{st['p25']:>10.1f}–{st['p75']:<9.1f}"
                      f"{st['min']:>11.1f}–{st['max']:<10.1f}")
     counts = result.counts
     lines.append(f"samples: {counts['ok']} cold kept, {counts['warmup']} warm-up dropped, "

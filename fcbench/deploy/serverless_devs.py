@@ -11,9 +11,12 @@ by the importing shell's value; only `fcbench deploy` resolves them, in memory
 (`fcbench.spec.resolve_env_refs`). ``${vars.NAME}`` is substituted: it is in the file.
 
 Round trip: ``import_s_yaml(export_s_yaml(spec))`` gives an equal `FunctionSpec`. FC fields go
-in ``props`` under their own names; `harness.minInstances` is FC's provision config, so it goes
-out as ``props.provisionConfig.defaultTarget``; the other harness-only keys are not FC's and go
-in ``vars.x-fcbench.<resource>.harness`` (Serverless Devs ignores variables nobody references).
+in ``props`` under their own names; `harness.minInstances`, `harness.scheduledActions` and
+`harness.targetTrackingPolicies` are FC's provision config, so they go out as
+``props.provisionConfig`` (``defaultTarget``, ``scheduledActions``, ``targetTrackingPolicies``),
+and `harness.reservedConcurrency` as ``props.concurrencyConfig.reservedConcurrency``; the other
+harness-only keys are not FC's and go in ``vars.x-fcbench.<resource>.harness`` (Serverless
+Devs ignores variables nobody references).
 """
 
 from __future__ import annotations
@@ -67,6 +70,15 @@ _ENV_CALL = re.compile(r"""^env\(\s*['"]([^'"]+)['"]\s*\)$""")
 
 
 # ---- out ----------------------------------------------------------------------------------
+#: harness keys that are FC's provision and concurrency configs (fc3's `provisionConfig` and
+#: `concurrencyConfig`), so they go out there and not in the harness block
+_FC_CONFIG_KEYS = ("minInstances", "scheduledActions", "targetTrackingPolicies",
+                   "reservedConcurrency")
+#: fc3 `provisionConfig` key -> harness key
+_PROVISION_KEYS = {"defaultTarget": "minInstances", "scheduledActions": "scheduledActions",
+                   "targetTrackingPolicies": "targetTrackingPolicies"}
+
+
 def _harness_block(spec: FunctionSpec, base_dir: Path, *, drop: tuple[str, ...] = ()
                    ) -> dict[str, Any]:
     """Non-default harness keys, with `sampleRequest.file` relative to `base_dir`."""
@@ -122,10 +134,15 @@ def export_s_yaml(spec: FunctionSpec, *, region: str = "cn-hangzhou", access: st
         props["triggers"] = [{"triggerName": trigger.name, "triggerType": "http",
                               "qualifier": trigger.qualifier,
                               "triggerConfig": trigger_config(trigger)}]
-    if spec.harness.min_instances:
-        props["provisionConfig"] = {"defaultTarget": spec.harness.min_instances}
+    h = spec.harness
+    policies = jsonable(h.model_dump(by_alias=True, exclude_none=True, include={
+        "scheduled_actions", "target_tracking_policies"}))
+    if h.min_instances or policies:
+        props["provisionConfig"] = {"defaultTarget": h.min_instances, **policies}
+    if h.reserved_concurrency is not None:
+        props["concurrencyConfig"] = {"reservedConcurrency": h.reserved_concurrency}
     doc: dict[str, Any] = {"edition": EDITION, "name": spec.name, "access": access}
-    block = _harness_block(spec, Path(base_dir).resolve(), drop=("minInstances",))
+    block = _harness_block(spec, Path(base_dir).resolve(), drop=_FC_CONFIG_KEYS)
     if block:
         doc["vars"] = {EXTENSION: {spec.name: {"harness": block}}}
     doc["resources"] = {spec.name: {"component": COMPONENT, "props": props}}
@@ -429,6 +446,8 @@ class _Reader:
                 triggers = self.triggers(value, loc, v1=False)
             elif name == "provisionConfig":
                 self.provision(value, loc)
+            elif name == "concurrencyConfig":
+                self.concurrency(value, loc)
             elif name in fc_fields:
                 self.copy(fc_fields[name].annotation, (name,), loc, value)
             elif name in FC_PASSTHROUGH_KEYS:
@@ -456,11 +475,26 @@ class _Reader:
         if not isinstance(value, dict):
             raise self.error("provisionConfig must be a mapping with defaultTarget", loc)
         for name in value:
-            if name == "defaultTarget":
-                self.put(("harness", "minInstances"), loc + (name,), value[name])
-                self.mapped.append(f"{_dotted(loc + (name,))} -> harness.minInstances")
+            key = _PROVISION_KEYS.get(name)
+            if key is not None:
+                self.put(("harness", key), loc + (name,), value[name])
+                self.mapped.append(f"{_dotted(loc + (name,))} -> harness.{key}")
             else:
-                self.drop(loc + (name,), "fcbench provisions a fixed number of instances")
+                self.drop(loc + (name,), "the harness never freezes an idle instance "
+                          "(alwaysAllocateCPU/GPU)" if name.startswith("alwaysAllocate")
+                          else "not a provision config field")
+
+    def concurrency(self, value: Any, loc: tuple[Any, ...]) -> None:
+        value = self.resolve(value, loc)
+        if not isinstance(value, dict):
+            raise self.error("concurrencyConfig must be a mapping with reservedConcurrency",
+                             loc)
+        for name in value:
+            if name == "reservedConcurrency":
+                self.put(("harness", "reservedConcurrency"), loc + (name,), value[name])
+                self.mapped.append(f"{_dotted(loc + (name,))} -> harness.reservedConcurrency")
+            else:
+                self.drop(loc + (name,), "not a concurrency config field")
 
     def triggers(self, value: Any, loc: tuple[Any, ...], *, v1: bool) -> list[HttpTrigger]:
         value = self.resolve(value, loc, deep=False)

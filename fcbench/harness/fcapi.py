@@ -3,9 +3,18 @@
 Key names: `add_fc_routes`, `fc_error`, `trigger_guard`, `PLATFORM`. Routes (prefix
 ``/2023-03-30``): CreateFunction / ListFunctions ``POST|GET /functions``, GetFunction /
 UpdateFunction / DeleteFunction ``GET|PUT|DELETE /functions/{fn}``, CreateTrigger / ListTriggers
-``POST|GET /functions/{fn}/triggers``, GetTrigger / DeleteTrigger ``GET|DELETE
+``POST|GET /functions/{fn}/triggers``, GetTrigger / UpdateTrigger / DeleteTrigger ``GET|PUT|DELETE
 /functions/{fn}/triggers/{t}``, Put/Get/DeleteProvisionConfig ``PUT|GET|DELETE
-/functions/{fn}/provision-config``, ListInstances ``GET /functions/{fn}/instances``.
+/functions/{fn}/provision-config?qualifier=``, ListInstances ``GET /functions/{fn}/instances``,
+PublishFunctionVersion / ListFunctionVersions ``POST|GET /functions/{fn}/versions``,
+DeleteFunctionVersion ``DELETE /functions/{fn}/versions/{v}``, CreateAlias / ListAliases
+``POST|GET /functions/{fn}/aliases``, GetAlias / UpdateAlias / DeleteAlias ``GET|PUT|DELETE
+/functions/{fn}/aliases/{a}`` (the bookkeeping: `fcbench.harness.versions`); asynchronous
+invocation (`fcbench.harness.async_invoke`): Put/Get/DeleteAsyncInvokeConfig ``PUT|GET|DELETE
+/functions/{fn}/async-invoke-config``, ListAsyncInvokeConfigs ``GET /async-invoke-configs``,
+ListAsyncTasks ``GET /functions/{fn}/async-tasks``, GetAsyncTask ``GET
+/functions/{fn}/async-tasks/{id}``, StopAsyncTask ``PUT /functions/{fn}/async-tasks/{id}/stop``,
+and `async_invoke` (InvokeFunction and HTTP triggers with ``x-fc-invocation-type: Async``).
 Signatures are accepted without being checked. Bodies are validated by `fcbench.spec` and state
 changes are `Platform`'s; this module only shapes HTTP.
 """
@@ -22,17 +31,22 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import FcbenchError, SpecError
-from ..fc import DEFAULT_QUALIFIER, LIST_PAGE_SIZE, MAX_LIST_LIMIT
-from ..protocol import H_FC_REQUEST_ID, function_path, trigger_path
-from ..spec import (FunctionSpec, function_spec_from_dict, host_code, provision_from_dict,
-                    trigger_from_dict, updated_spec)
+from ..fc import LIST_PAGE_SIZE, MAX_ASYNC_PAYLOAD_BYTES, MAX_LIST_LIMIT
+from ..protocol import API_PREFIX, H_ASYNC_TASK_ID, H_FC_REQUEST_ID, function_path, trigger_path
+from ..spec import (FunctionSpec, async_invoke_config_from_dict, concurrency_from_dict,
+                    function_spec_from_dict, host_code, provision_from_dict, trigger_from_dict,
+                    updated_spec)
 from .answers import fc_error
+from .async_invoke import (ASYNC_INVOKER, AsyncConfig, AsyncInvoker, AsyncTask, TaskConflict,
+                           TaskStatus, async_too_large_message)
 from .guard import GUARD
 from .platform import Platform, Trigger
 from .runtimes.process import HARNESS_REGION
 from .scheduler import InstanceState
+from .versions import LATEST, LATEST_VERSION_ID, Alias, QualifierError, Version
 
-__all__ = ["ACCOUNT_ID", "PLATFORM", "add_fc_routes", "fc_error", "trigger_guard"]
+__all__ = ["ACCOUNT_ID", "PLATFORM", "add_fc_routes", "async_invoke", "fc_error",
+           "trigger_guard"]
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +87,7 @@ def _route(handler: Callable[[web.Request, Platform, str], Awaitable[web.Respons
                             f"Content-Type: application/json (got {request.content_type!r})")
             request[_BODY] = body
             response = await handler(request, request.app[PLATFORM], rid)
-        except _Fail as exc:
+        except (_Fail, QualifierError) as exc:
             return fc_error(exc.status, exc.code, str(exc), rid)
         except SpecError as exc:
             where = f"{exc.path}: " if exc.path else ""
@@ -177,11 +191,18 @@ def _page(request: web.Request, names: list[str]) -> tuple[list[str], str | None
 
 
 # ---- functions -----------------------------------------------------------------------------
-def function_json(platform: Platform, name: str) -> dict[str, Any]:
-    """FC's `Function` for `name` (plus the harness's own `harness` section)."""
+def function_json(platform: Platform, name: str, qualifier: str | None = None
+                  ) -> dict[str, Any]:
+    """FC's `Function` for `name` (plus the harness's own `harness` section); at a version or
+    alias `qualifier`, that version's configuration."""
     spec, meta = platform.specs[name], platform.meta[name]
+    modified = meta.modified
+    version_id = meta.versions.main(qualifier)
+    if version_id != LATEST:  # an alias shows its main version
+        version = meta.versions.version(version_id)
+        spec, modified = version.spec, version.created
     return {**spec.to_fc(), "functionArn": _arn(name), "functionId": meta.function_id,
-            "createdTime": _iso(meta.created), "lastModifiedTime": _iso(meta.modified),
+            "createdTime": _iso(meta.created), "lastModifiedTime": _iso(modified),
             "state": "Active", "lastUpdateStatus": "Successful",
             "harness": spec.harness.model_dump(by_alias=True, exclude_none=True)}
 
@@ -206,7 +227,8 @@ async def _list_functions(request: web.Request, platform: Platform, rid: str) ->
 
 
 async def _get_function(request: web.Request, platform: Platform, rid: str) -> web.Response:
-    return web.json_response(function_json(platform, _name(request, platform)))
+    return web.json_response(function_json(platform, _name(request, platform),
+                                           request.query.get("qualifier")))
 
 
 async def _update_function(request: web.Request, platform: Platform, rid: str) -> web.Response:
@@ -250,6 +272,7 @@ def _trigger(request: web.Request, platform: Platform, name: str) -> Trigger:
 async def _create_trigger(request: web.Request, platform: Platform, rid: str) -> web.Response:
     name = _name(request, platform)
     spec = trigger_from_dict(await _body(request))
+    platform.meta[name].versions.check(spec.qualifier)  # 404 for no such version or alias
     existing = platform.meta[name].triggers
     if spec.trigger_name in existing:
         raise _Fail(409, "TriggerAlreadyExists",
@@ -274,6 +297,26 @@ async def _list_triggers(request: web.Request, platform: Platform, rid: str) -> 
 async def _get_trigger(request: web.Request, platform: Platform, rid: str) -> web.Response:
     name = _name(request, platform)
     return web.json_response(_trigger_json(request, name, _trigger(request, platform, name)))
+
+
+#: The UpdateTrigger body's fields (`UpdateTriggerInput`); name and type stay as created.
+_TRIGGER_UPDATES = ("description", "qualifier", "triggerConfig", "invocationRole")
+
+
+async def _update_trigger(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    """UpdateTrigger: the given fields replace the trigger's (a `triggerConfig` as a whole), and
+    the next request to its URL meets the new methods, authType and qualifier."""
+    name = _name(request, platform)
+    trigger = _trigger(request, platform, name)
+    body = await _body(request)
+    if not isinstance(body, dict):
+        raise _Fail(400, "InvalidArgument", "the UpdateTrigger body must be a JSON object")
+    doc = trigger.spec.model_dump(by_alias=True)
+    doc.update({k: body[k] for k in _TRIGGER_UPDATES if body.get(k) is not None})
+    spec = trigger_from_dict(doc, source="UpdateTrigger body")
+    platform.meta[name].versions.check(spec.qualifier)
+    updated = platform.replace_trigger(name, trigger.spec.trigger_name, spec)
+    return web.json_response(_trigger_json(request, name, updated))
 
 
 async def _delete_trigger(request: web.Request, platform: Platform, rid: str) -> web.Response:
@@ -310,45 +353,148 @@ def trigger_guard(request: web.Request, platform: Platform, name: str
     return None, True
 
 
-# ---- provision config and instances --------------------------------------------------------
-def _provision_json(platform: Platform, name: str) -> dict[str, Any]:
-    meta, target = platform.meta[name], platform.specs[name].harness.min_instances
-    p = meta.provision
-    extra = p.model_dump(by_alias=True, exclude_none=True, exclude={"default_target"}) if p \
-        else {}
-    return {**extra, "functionArn": _arn(name), "defaultTarget": target, "target": target,
-            "current": platform.provisioned_ready(name), "currentError": ""}
+# ---- provision config, concurrency config and instances ------------------------------------
+def _alias_qualifier(request: web.Request) -> str | None:
+    """A provision config's `qualifier` when it names an alias (None: LATEST's)."""
+    qualifier = request.query.get("qualifier")
+    return None if not qualifier or qualifier == LATEST else qualifier
+
+
+def _has_provision(platform: Platform, name: str) -> bool:
+    """LATEST has a provision config: put, or a spec with provisioned instances or policies."""
+    h = platform.specs[name].harness
+    return platform.meta[name].provision is not None or bool(
+        h.min_instances or h.scheduled_actions or h.target_tracking_policies)
+
+
+def _provision_json(platform: Platform, name: str, alias: str | None = None) -> dict[str, Any]:
+    """FC's ProvisionConfig. LATEST's: the policies as the spec holds them, `target` what they
+    set now; an alias's: as put (its policies are shown, not acted on)."""
+    arn = _arn(name)
+    if alias is not None:  # FC's ARN of an alias's config ends in /ALIAS
+        p = platform.alias_provision(name, alias)
+        arn = f"{arn}/{alias}"
+        target = p.default_target if p else 0
+        extra = p.model_dump(by_alias=True, exclude_none=True, exclude={"default_target"}) \
+            if p else {}
+        return {"scheduledActions": [], "targetTrackingPolicies": [], **extra,
+                "functionArn": arn, "defaultTarget": target, "target": target,
+                "current": platform.provisioned_ready(name, alias), "currentError": ""}
+    h, p = platform.specs[name].harness, platform.meta[name].provision
+    doc = h.model_dump(by_alias=True, include={"scheduled_actions", "target_tracking_policies"})
+    out: dict[str, Any] = {}
+    if p is not None:
+        out.update(p.model_dump(by_alias=True, exclude_none=True,
+                                include={"always_allocate_cpu", "always_allocate_gpu"}))
+    return {**out, "functionArn": arn, "defaultTarget": h.min_instances,
+            "target": platform.provision_target(name),
+            "current": platform.provisioned_ready(name), "currentError": "",
+            "scheduledActions": doc["scheduledActions"] or [],
+            "targetTrackingPolicies": doc["targetTrackingPolicies"] or []}
 
 
 async def _put_provision(request: web.Request, platform: Platform, rid: str) -> web.Response:
-    name = _name(request, platform)
-    platform.set_provision(name, provision_from_dict(await _body(request)))
-    return web.json_response(_provision_json(platform, name))
+    name, alias = _name(request, platform), _alias_qualifier(request)
+    platform.set_provision(name, provision_from_dict(await _body(request)), alias)
+    return web.json_response(_provision_json(platform, name, alias))
 
 
 async def _get_provision(request: web.Request, platform: Platform, rid: str) -> web.Response:
-    name = _name(request, platform)
-    if platform.meta[name].provision is None and not platform.specs[name].harness.min_instances:
+    name, alias = _name(request, platform), _alias_qualifier(request)
+    missing = (platform.alias_provision(name, alias) is None if alias is not None else
+               not _has_provision(platform, name))
+    if missing:
+        where = f"alias {alias!r} of " if alias else ""
         raise _Fail(404, "ProvisionConfigNotFound",
-                    f"function {name!r} has no provision config; PUT one at "
+                    f"{where}function {name!r} has no provision config; PUT one at "
                     f"{function_path(name)}/provision-config")
-    return web.json_response(_provision_json(platform, name))
+    return web.json_response(_provision_json(platform, name, alias))
 
 
 async def _delete_provision(request: web.Request, platform: Platform, rid: str) -> web.Response:
-    platform.set_provision(_name(request, platform), None)
+    platform.set_provision(_name(request, platform), None, _alias_qualifier(request))
     return web.Response(status=204)
+
+
+def _listed(request: web.Request, platform: Platform, keep: Callable[[str], bool]
+            ) -> tuple[list[str], str | None]:
+    """The functions a List*Configs call names: `functionName` (one) or all, those `keep`
+    says have a config, paged like ListFunctions."""
+    wanted = request.query.get("functionName")
+    names = [n for n in platform.specs if (not wanted or n == wanted) and keep(n)]
+    return _page(request, names)
+
+
+async def _list_provisions(request: web.Request, platform: Platform, rid: str
+                           ) -> web.Response:
+    def aliases(n: str) -> list[str]:
+        return sorted(platform.meta[n].versions.provisions)
+
+    names, token = _listed(request, platform,
+                           lambda n: _has_provision(platform, n) or bool(aliases(n)))
+    configs = []
+    for n in names:  # LATEST's, then each alias's (its functionArn ends in /ALIAS)
+        if _has_provision(platform, n):
+            configs.append(_provision_json(platform, n))
+        configs += [_provision_json(platform, n, a) for a in aliases(n)]
+    doc: dict[str, Any] = {"provisionConfigs": configs}
+    if token:
+        doc["nextToken"] = token
+    return web.json_response(doc)
+
+
+def _concurrency_json(platform: Platform, name: str) -> dict[str, Any]:
+    """FC's ConcurrencyConfig."""
+    return {"functionArn": _arn(name),
+            "reservedConcurrency": platform.specs[name].harness.reserved_concurrency}
+
+
+async def _put_concurrency(request: web.Request, platform: Platform, rid: str
+                           ) -> web.Response:
+    name = _name(request, platform)
+    body = concurrency_from_dict(await _body(request))
+    platform.set_concurrency(name, body.reserved_concurrency)
+    return web.json_response(_concurrency_json(platform, name))
+
+
+async def _get_concurrency(request: web.Request, platform: Platform, rid: str
+                           ) -> web.Response:
+    name = _name(request, platform)
+    if platform.specs[name].harness.reserved_concurrency is None:
+        raise _Fail(404, "ConcurrencyConfigNotFound",
+                    f"function {name!r} has no concurrency config; PUT one at "
+                    f"{function_path(name)}/concurrency")
+    return web.json_response(_concurrency_json(platform, name))
+
+
+async def _delete_concurrency(request: web.Request, platform: Platform, rid: str
+                              ) -> web.Response:
+    platform.set_concurrency(_name(request, platform), None)
+    return web.Response(status=204)
+
+
+async def _list_concurrency(request: web.Request, platform: Platform, rid: str
+                            ) -> web.Response:
+    names, token = _listed(request, platform,
+                           lambda n: platform.specs[n].harness.reserved_concurrency is not None)
+    doc: dict[str, Any] = {"configs": [_concurrency_json(platform, n) for n in names]}
+    if token:
+        doc["nextToken"] = token
+    return web.json_response(doc)
 
 
 async def _list_instances(request: web.Request, platform: Platform, rid: str) -> web.Response:
     name = _name(request, platform)
     wanted = _id_filter(request.query.get("instanceIds"))
+    qualifier = request.query.get("qualifier") or None
     out = []
-    for inst in platform.scheduler.instances(name):
+    for inst, version_id in platform.instances_of(name, qualifier):
         if wanted and inst.id not in wanted:
             continue
         created = platform.wall(inst.created_at) or 0.0
-        out.append({"instanceId": inst.id, "versionId": "0", "qualifier": DEFAULT_QUALIFIER,
+        out.append({"instanceId": inst.id,
+                    "versionId": LATEST_VERSION_ID if version_id == LATEST else version_id,
+                    "qualifier": qualifier or version_id,
                     "status": "Running" if inst.state is InstanceState.READY else "Starting",
                     "createdTimeMs": int(created * 1000),
                     "resourceType": "Provisioned" if inst.provisioned else "OnDemand"})
@@ -366,6 +512,241 @@ def _id_filter(raw: str | None) -> set[str]:
     return {str(i) for i in (ids if isinstance(ids, list) else [ids])}
 
 
+# ---- versions and aliases ------------------------------------------------------------------
+def _version_json(version: Version) -> dict[str, Any]:
+    """FC's `Version` (a published version is never modified: both times are its publication)."""
+    return {"versionId": version.version_id, "description": version.description,
+            "createdTime": _iso(version.created), "lastModifiedTime": _iso(version.created)}
+
+
+def _alias_json(alias: Alias) -> dict[str, Any]:
+    """FC's `Alias`."""
+    return {"aliasName": alias.name, "versionId": alias.version_id,
+            "description": alias.description, "additionalVersionWeight": dict(alias.weights),
+            "createdTime": _iso(alias.created), "lastModifiedTime": _iso(alias.modified)}
+
+
+async def _publish_version(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    name = _name(request, platform)
+    return web.json_response(_version_json(platform.publish_version(name,
+                                                                    await _body(request))))
+
+
+async def _list_versions(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    name, q = _name(request, platform), request.query
+    page, token, direction = platform.meta[name].versions.list_versions(
+        direction=q.get("direction"), limit=q.get("limit"), next_token=q.get("nextToken"))
+    doc: dict[str, Any] = {"versions": [_version_json(v) for v in page], "direction": direction}
+    if token:
+        doc["nextToken"] = token
+    return web.json_response(doc)
+
+
+async def _delete_version(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    await platform.delete_version(_name(request, platform), request.match_info["version"])
+    return web.Response(status=204)
+
+
+async def _create_alias(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    name = _name(request, platform)
+    return web.json_response(_alias_json(platform.create_alias(name, await _body(request))))
+
+
+async def _list_aliases(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    name, q = _name(request, platform), request.query
+    page, token = platform.meta[name].versions.list_aliases(
+        prefix=q.get("prefix"), limit=q.get("limit"), next_token=q.get("nextToken"))
+    doc: dict[str, Any] = {"aliases": [_alias_json(a) for a in page]}
+    if token:
+        doc["nextToken"] = token
+    return web.json_response(doc)
+
+
+async def _get_alias(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    name = _name(request, platform)
+    return web.json_response(_alias_json(platform.meta[name].versions.alias(
+        request.match_info["alias"])))
+
+
+async def _update_alias(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    name = _name(request, platform)
+    return web.json_response(_alias_json(platform.update_alias(
+        name, request.match_info["alias"], await _body(request))))
+
+
+async def _delete_alias(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    platform.delete_alias(_name(request, platform), request.match_info["alias"])
+    return web.Response(status=204)
+
+
+# ---- asynchronous invocation ---------------------------------------------------------------
+async def async_invoke(request: web.Request, name: str, method: str, path: str, *,
+                       signed: bool, qualifier: str | None = None) -> web.Response:
+    """An invocation with ``x-fc-invocation-type: Async``: FC's 202 with ``x-fc-request-id``
+    (and ``x-fc-async-task-id`` when it is a task) and an empty body, at once; the invocation
+    waits in the function's async queue (`AsyncInvoker`). 413 EntityTooLarge beyond FC's
+    128 KB."""
+    rid = uuid.uuid4().hex
+    if (request.content_length or 0) > MAX_ASYNC_PAYLOAD_BYTES:
+        return fc_error(413, "EntityTooLarge", async_too_large_message(), rid)
+    parts, size = [], 0
+    async for chunk in request.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > MAX_ASYNC_PAYLOAD_BYTES:
+            return fc_error(413, "EntityTooLarge", async_too_large_message(), rid)
+        parts.append(chunk)
+    body = b"".join(parts)
+    if signed:
+        refused = await request.app[GUARD].signature_refusal(request, body)
+        if refused is not None:
+            return refused
+    platform = request.app[PLATFORM]
+    if name not in platform.specs:
+        return fc_error(404, "FunctionNotFound", f"function {name!r} does not exist", rid)
+    try:
+        if qualifier and qualifier != LATEST:  # the version is drawn when the job runs
+            platform.meta[name].versions.check(qualifier)
+        task = request.app[ASYNC_INVOKER].submit(
+            name, method=method, path=path, body=body, headers=request.headers.copy(),
+            request_id=rid, task_id=request.headers.get(H_ASYNC_TASK_ID), qualifier=qualifier)
+    except QualifierError as exc:
+        return fc_error(exc.status, exc.code, str(exc), rid)
+    except ValueError as exc:
+        return fc_error(400, "InvalidArgument", str(exc), rid)
+    except TaskConflict as exc:
+        return fc_error(409, "AsyncTaskAlreadyExists", str(exc), rid)
+    headers = {H_FC_REQUEST_ID: rid}
+    if task.is_task:
+        headers[H_ASYNC_TASK_ID] = task.task_id
+    return web.Response(status=202, headers=headers)
+
+
+def _async_config_json(name: str, cfg: AsyncConfig) -> dict[str, Any]:
+    """FC's `AsyncConfig`."""
+    return {**cfg.spec.model_dump(by_alias=True, exclude_none=True),
+            "functionArn": _arn(name), "createdTime": _iso(cfg.created),
+            "lastModifiedTime": _iso(cfg.modified)}
+
+
+def _invoker(request: web.Request) -> AsyncInvoker:
+    return request.app[ASYNC_INVOKER]
+
+
+async def _put_async_config(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    name = _name(request, platform)
+    spec = async_invoke_config_from_dict(await _body(request))
+    return web.json_response(_async_config_json(name, _invoker(request).put_config(name, spec)))
+
+
+async def _get_async_config(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    name = _name(request, platform)
+    cfg = _invoker(request).config(name)
+    if cfg is None:
+        raise _Fail(404, "AsyncConfigNotFound", f"function {name!r} has no async invoke "
+                    f"config; PUT one at {function_path(name)}/async-invoke-config")
+    return web.json_response(_async_config_json(name, cfg))
+
+
+async def _delete_async_config(request: web.Request, platform: Platform, rid: str
+                               ) -> web.Response:
+    _invoker(request).delete_config(_name(request, platform))
+    return web.Response(status=204)
+
+
+async def _list_async_configs(request: web.Request, platform: Platform, rid: str
+                              ) -> web.Response:
+    wanted = request.query.get("functionName")
+    found = {n: c for n, c in _invoker(request).configs() if wanted in (None, "", n)}
+    names, token = _page(request, list(found))
+    doc: dict[str, Any] = {"configs": [_async_config_json(n, found[n]) for n in names]}
+    if token:
+        doc["nextToken"] = token
+    return web.json_response(doc)
+
+
+def _async_task(request: web.Request, platform: Platform, name: str) -> AsyncTask:
+    task_id = request.match_info["task"]
+    task = _invoker(request).task(name, task_id)
+    if task is None:
+        raise _Fail(404, "AsyncTaskNotFound", f"function {name!r} has no async task "
+                    f"{task_id!r} (a task needs asyncTask: true in the function's async invoke "
+                    "config when it is invoked)")
+    return task
+
+
+async def _get_async_task(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    name = _name(request, platform)
+    return web.json_response(_async_task(request, platform, name).to_fc(_arn(name)))
+
+
+def _query_ms(request: web.Request, key: str) -> int | None:
+    raw = request.query.get(key)
+    if raw in (None, ""):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise _Fail(400, "InvalidArgument", f"{key} must be a time in epoch milliseconds "
+                    f"(got {raw!r})") from None
+
+
+async def _list_async_tasks(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    """ListAsyncTasks: filters `status`, `prefix`, `startedTimeBegin` / `startedTimeEnd` (ms),
+    `sortOrderByTime` (``asc`` | ``desc``, by submission), pages of `limit` (1-100, 20)
+    through `nextToken`, `includePayload`."""
+    name = _name(request, platform)
+    q = request.query
+    status = q.get("status") or None
+    if status is not None and status not in {s.value for s in TaskStatus}:
+        raise _Fail(400, "InvalidArgument", f"status {status!r} is not one of FC's: "
+                    + ", ".join(s.value for s in TaskStatus))
+    order = (q.get("sortOrderByTime") or "desc").lower()
+    if order not in ("asc", "desc"):
+        raise _Fail(400, "InvalidArgument", "sortOrderByTime must be asc or desc")
+    try:
+        limit = min(_MAX_LIMIT, max(1, int(q.get("limit") or _LIST_LIMIT)))
+    except ValueError:
+        raise _Fail(400, "InvalidArgument", "limit must be a whole number (1-100)") from None
+    begin, end = _query_ms(request, "startedTimeBegin"), _query_ms(request, "startedTimeEnd")
+    prefix = q.get("prefix", "")
+    chosen = []
+    for task in _invoker(request).tasks(name):
+        started = None if task.started is None else int(round(task.started * 1000))
+        if (status is not None and task.status.value != status) or \
+                not task.task_id.startswith(prefix) or \
+                (begin is not None and (started is None or started < begin)) or \
+                (end is not None and (started is None or started > end)):
+            continue
+        chosen.append(task)
+    if order == "desc":
+        chosen.reverse()
+    token = q.get("nextToken")
+    if token:  # the submission number of the first task of the page
+        try:
+            seq = int(token)
+        except ValueError:
+            raise _Fail(400, "InvalidArgument", f"nextToken {token!r} is not one this "
+                        "harness gave") from None
+        chosen = [t for t in chosen if (t.seq >= seq if order == "asc" else t.seq <= seq)]
+    page = chosen[:limit]
+    payload = (q.get("includePayload") or "").lower() == "true"
+    doc: dict[str, Any] = {"tasks": [t.to_fc(_arn(name), include_payload=payload)
+                                     for t in page]}
+    if len(chosen) > limit:
+        doc["nextToken"] = str(chosen[limit].seq)
+    return web.json_response(doc)
+
+
+async def _stop_async_task(request: web.Request, platform: Platform, rid: str) -> web.Response:
+    name = _name(request, platform)
+    task = _async_task(request, platform, name)
+    try:
+        await _invoker(request).stop(task)
+    except ValueError as exc:
+        raise _Fail(400, "InvalidArgument", str(exc)) from None
+    return web.json_response({})
+
+
 def add_fc_routes(router: web.UrlDispatcher) -> None:
     """Register the management routes (InvokeFunction stays with the gateway)."""
     fn = function_path() + "/{name}"
@@ -378,8 +759,29 @@ def add_fc_routes(router: web.UrlDispatcher) -> None:
     r.add_post(fn + "/triggers", _route(_create_trigger))
     r.add_get(fn + "/triggers", _route(_list_triggers))
     r.add_get(fn + "/triggers/{trigger}", _route(_get_trigger))
+    r.add_put(fn + "/triggers/{trigger}", _route(_update_trigger))
     r.add_delete(fn + "/triggers/{trigger}", _route(_delete_trigger))
     r.add_put(fn + "/provision-config", _route(_put_provision))
     r.add_get(fn + "/provision-config", _route(_get_provision))
     r.add_delete(fn + "/provision-config", _route(_delete_provision))
+    r.add_get(API_PREFIX + "/provision-configs", _route(_list_provisions))
+    r.add_put(fn + "/concurrency", _route(_put_concurrency))
+    r.add_get(fn + "/concurrency", _route(_get_concurrency))
+    r.add_delete(fn + "/concurrency", _route(_delete_concurrency))
+    r.add_get(API_PREFIX + "/concurrency-configs", _route(_list_concurrency))
     r.add_get(fn + "/instances", _route(_list_instances))
+    r.add_post(fn + "/versions", _route(_publish_version))
+    r.add_get(fn + "/versions", _route(_list_versions))
+    r.add_delete(fn + "/versions/{version}", _route(_delete_version))
+    r.add_post(fn + "/aliases", _route(_create_alias))
+    r.add_get(fn + "/aliases", _route(_list_aliases))
+    r.add_get(fn + "/aliases/{alias}", _route(_get_alias))
+    r.add_put(fn + "/aliases/{alias}", _route(_update_alias))
+    r.add_delete(fn + "/aliases/{alias}", _route(_delete_alias))
+    r.add_put(fn + "/async-invoke-config", _route(_put_async_config))
+    r.add_get(fn + "/async-invoke-config", _route(_get_async_config))
+    r.add_delete(fn + "/async-invoke-config", _route(_delete_async_config))
+    r.add_get(API_PREFIX + "/async-invoke-configs", _route(_list_async_configs))
+    r.add_get(fn + "/async-tasks", _route(_list_async_tasks))
+    r.add_get(fn + "/async-tasks/{task}", _route(_get_async_task))
+    r.add_put(fn + "/async-tasks/{task}/stop", _route(_stop_async_task))

@@ -2,7 +2,9 @@
 
 Key names: `build_gateway`, `fc_error`. Routes (all under 127.0.0.1 by default):
 
-* ``POST /2023-03-30/functions/{name}/invocations`` — InvokeFunction (raw bytes both ways)
+* ``POST /2023-03-30/functions/{name}/invocations`` — InvokeFunction (raw bytes both ways;
+  with ``x-fc-invocation-type: Async``, 202 at once and the job queued:
+  `fcbench.harness.async_invoke`)
 * ``ANY  /http/{name}[/{path}]`` — the function's HTTP trigger URL (its methods and authType
   are enforced when it has a trigger; without one, an open pass-through to the instance)
 * FC 3.0 management (functions, triggers, provision config, instances) — `fcbench.harness.fcapi`
@@ -26,15 +28,18 @@ from aiohttp import web
 
 from .. import __version__
 from ..errors import InstanceGone, InvokeTimeout, Rejected
+from ..fc import MAX_ASYNC_PAYLOAD_BYTES
 from ..fc import MAX_SYNC_PAYLOAD_BYTES  # re-exported: FC's limit, EntityTooLarge beyond it
-from ..protocol import (H_COLD, H_FC_INSTANCE_ID, H_FC_REQUEST_ID, H_FORWARD_MS, H_GATEWAY_TS,
-                        H_QUEUE_MS, HARNESS_API, function_path)
+from ..protocol import (H_COLD, H_FC_INSTANCE_ID, H_FC_REQUEST_ID, H_FC_VERSION, H_FORWARD_MS,
+                        H_GATEWAY_TS, H_QUEUE_MS, HARNESS_API, function_path)
 from .answers import fc_error
-from .fcapi import PLATFORM, add_fc_routes, trigger_guard
+from .async_invoke import ASYNC_INVOKER, AsyncInvoker, async_too_large_message, is_async
+from .fcapi import PLATFORM, add_fc_routes, async_invoke, trigger_guard
 from .forward import BodyStream
 from .guard import GUARD, Guard
 from .platform import Platform
 from .streaming import relay_stream
+from .versions import QualifierError
 
 __all__ = ["MAX_SYNC_PAYLOAD_BYTES", "PLATFORM", "build_gateway", "fc_error",
            "normalize_trigger_path"]
@@ -84,8 +89,10 @@ async def _expect(request: web.Request) -> web.StreamResponse | None:
         return fc_error(417, "InvalidArgument", f"unknown Expect {expect!r}; only "
                         "100-continue is understood", uuid.uuid4().hex)
     length = request.content_length
-    if length is not None and length > MAX_SYNC_PAYLOAD_BYTES:
-        response = fc_error(413, "EntityTooLarge", _too_large_message(), uuid.uuid4().hex)
+    limit = MAX_ASYNC_PAYLOAD_BYTES if is_async(request.headers) else MAX_SYNC_PAYLOAD_BYTES
+    if length is not None and length > limit:
+        response = fc_error(413, "EntityTooLarge", async_too_large_message() if limit ==
+                            MAX_ASYNC_PAYLOAD_BYTES else _too_large_message(), uuid.uuid4().hex)
         response.force_close()  # the body may follow anyway: do not read it as a request
         return response
     if request.version >= (1, 1):
@@ -123,7 +130,7 @@ def _platform(request: web.Request) -> Platform:
 
 
 async def _relay(request: web.Request, name: str, method: str, path: str, *,
-                 signed: bool) -> web.StreamResponse:
+                 signed: bool, qualifier: str | None = None) -> web.StreamResponse:
     platform = _platform(request)
     t0 = time.perf_counter()
     received_ns = time.time_ns()
@@ -139,21 +146,25 @@ async def _relay(request: web.Request, name: str, method: str, path: str, *,
         refused = await request.app[GUARD].signature_refusal(request, body)
         if refused is not None:
             return refused
+    try:  # LATEST, a version or an alias (a canary's draw) -> the version's scheduling unit
+        unit = platform.unit(name, qualifier)
+    except QualifierError as exc:
+        return fc_error(exc.status, exc.code, str(exc), rid)
     try:
-        admit, handle = await platform.acquire(name, rid)
+        admit, handle = await platform.acquire(unit.key, rid)
     except Rejected as exc:
         _record(platform, name, rid, None, exc.status, False, t0, None, exc.code)
         return fc_error(exc.status, exc.code, str(exc), rid)
     queue_ms = (time.perf_counter() - t0) * 1000.0
     extra = {H_FC_REQUEST_ID: rid, H_FC_INSTANCE_ID: admit.instance_id,
              H_COLD: "1" if admit.cold else "0", H_QUEUE_MS: f"{queue_ms:.3f}",
-             H_GATEWAY_TS: str(received_ns)}
+             H_GATEWAY_TS: str(received_ns), H_FC_VERSION: unit.version_id}
     t_forward = time.perf_counter()
+    timeout = (unit.spec or platform.specs[name]).timeout
     streamed: BodyStream | None = None
     try:
         status, headers, data = await platform.forwarder.send(
-            handle, method, path, body, request.headers, platform.specs[name].timeout,
-            stream=True)
+            handle, method, path, body, request.headers, timeout, stream=True)
         if data.__class__ is BodyStream:
             streamed = data  # type: ignore[assignment]
     except InvokeTimeout as exc:
@@ -199,7 +210,11 @@ def _record(platform: Platform, name: str, rid: str, instance_id: str | None, st
 
 
 async def _invoke(request: web.Request) -> web.StreamResponse:
-    return await _relay(request, request.match_info["name"], "POST", "/invoke", signed=True)
+    name, qualifier = request.match_info["name"], request.query.get("qualifier")
+    if is_async(request.headers):
+        return await async_invoke(request, name, "POST", "/invoke", signed=True,
+                                  qualifier=qualifier)
+    return await _relay(request, name, "POST", "/invoke", signed=True, qualifier=qualifier)
 
 
 async def _http_trigger(request: web.Request) -> web.StreamResponse:
@@ -216,7 +231,12 @@ async def _http_trigger(request: web.Request) -> web.StreamResponse:
     refused, signed = trigger_guard(request, _platform(request), name)
     if refused is not None:
         return refused
-    return await _relay(request, name, request.method, path, signed=signed)
+    trigger = _platform(request).http_trigger(name)  # its qualifier routes the request
+    qualifier = trigger.spec.qualifier if trigger else None
+    if is_async(request.headers):
+        return await async_invoke(request, name, request.method, path, signed=signed,
+                                  qualifier=qualifier)
+    return await _relay(request, name, request.method, path, signed=signed, qualifier=qualifier)
 
 
 def _signed(handler: Callable[[web.Request], Awaitable[web.Response]]
@@ -266,6 +286,8 @@ def build_gateway(platform: Platform, guard: Guard) -> web.Application:
     app = web.Application(client_max_size=MAX_SYNC_PAYLOAD_BYTES, middlewares=[_front_door])
     app[PLATFORM] = platform
     app[GUARD] = guard
+    app[ASYNC_INVOKER] = AsyncInvoker(platform)
+    app.on_cleanup.append(lambda a: a[ASYNC_INVOKER].close())  # before the platform closes
     r = app.router
     r.add_post(function_path() + "/{name}/invocations", _invoke, expect_handler=_expect)
     add_fc_routes(r)

@@ -7,6 +7,9 @@ No I/O, no clock reads, no sleeping, no logging, so the gateway and `fcbench.sim
 Rules (docs/scheduler.md):
 * an instance has `concurrency` slots; a request takes a free slot on a ready instance, packing
   onto the busiest one, ties to the most recently used;
+* a function with `reserved_concurrency` (FC's PutConcurrencyConfig) refuses a request at once
+  (`Reject`, 429) when that many of its requests are in flight, waiting for an instance start or
+  queued; 0 refuses every request (FC: the function is disabled);
 * no free slot: join a starting instance with unclaimed slots; else start one (cold start) if
   `max_instances` and GPU memory allow; else wait in a bounded FIFO queue; a full queue or a
   queue timeout is a `Reject` (429);
@@ -68,6 +71,9 @@ class FunctionConfig:
     memory_mb: int = 0
     #: provisioned instances (FC's provision config): started at once, never reclaimed
     min_instances: int = 0
+    #: FC's reserved concurrency: at most this many requests in flight, claimed or queued
+    #: (None: no cap)
+    reserved_concurrency: int | None = None
 
     @classmethod
     def from_spec(cls, spec: FunctionSpec) -> FunctionConfig:
@@ -76,7 +82,7 @@ class FunctionConfig:
                    max_instances=h.max_instances, queue_size=h.queue.size,
                    queue_timeout=h.queue.timeout, idle_timeout=h.idle_timeout,
                    gpu_memory_mb=spec.gpu_memory_mb, memory_mb=spec.memory_size or 0,
-                   min_instances=h.min_instances)
+                   min_instances=h.min_instances, reserved_concurrency=h.reserved_concurrency)
 
 
 class InstanceState(str, enum.Enum):
@@ -88,6 +94,7 @@ class InstanceState(str, enum.Enum):
 class RejectReason(str, enum.Enum):
     QUEUE_FULL = "queue_full"
     QUEUE_TIMEOUT = "queue_timeout"
+    RESERVED_CONCURRENCY = "reserved_concurrency"
     START_FAILED = "start_failed"
     UNKNOWN_FUNCTION = "unknown_function"
     SHUTDOWN = "shutdown"
@@ -175,7 +182,8 @@ class Reject:
 
     @property
     def throttled(self) -> bool:
-        return self.reason in (RejectReason.QUEUE_FULL, RejectReason.QUEUE_TIMEOUT)
+        return self.reason in (RejectReason.QUEUE_FULL, RejectReason.QUEUE_TIMEOUT,
+                               RejectReason.RESERVED_CONCURRENCY)
 
 
 @dataclass(frozen=True)
@@ -303,6 +311,28 @@ class Scheduler:
     def queue_length(self, function: str) -> int:
         return len(self._functions[function].queue)
 
+    @staticmethod
+    def _held(fn: _Function) -> int:
+        """Requests of `fn` the platform holds: in flight or claimed on its live instances, and
+        queued (what reserved concurrency counts)."""
+        held = len(fn.queue)
+        for inst in fn.instances.values():
+            held += len(inst.in_flight) + len(inst.claimed)
+        return held
+
+    def provisioned_load(self, function: str) -> tuple[int, int]:
+        """(provisioned instances live, requests in flight or claimed on them): what FC's
+        ProvisionedConcurrencyUtilization is made of (`fcbench.provision_policy.utilisation`)."""
+        fn = self._functions.get(function)
+        if fn is None:
+            return 0, 0
+        count = busy = 0
+        for inst in fn.instances.values():
+            if inst.provisioned:
+                count += 1
+                busy += len(inst.in_flight) + len(inst.claimed)
+        return count, busy
+
     # ---- events -------------------------------------------------------------------------
     def arrive(self, now: float, function: str, request_id: str) -> list[Decision]:
         """A request for `function` arrived."""
@@ -317,6 +347,15 @@ class Scheduler:
         if fn is None:
             out.append(Reject(request_id, RejectReason.UNKNOWN_FUNCTION))
             return
+        cap = fn.config.reserved_concurrency
+        if cap is not None:  # the one cost of the rule when no cap is set
+            held = self._held(fn)
+            if held >= cap:
+                out.append(Reject(request_id, RejectReason.RESERVED_CONCURRENCY,
+                                  f"reserved concurrency {cap}, {held} requests in flight "
+                                  "or waiting" if cap else
+                                  "reserved concurrency 0: the function takes no request"))
+                return
         if fn.queue or not self._place(now, fn, request_id, out, queued=False, arrived_at=now):
             if len(fn.queue) >= fn.config.queue_size:
                 out.append(Reject(request_id, RejectReason.QUEUE_FULL,

@@ -60,6 +60,9 @@ class LocustConfig:
     #: A worker of a master on another machine (or in another folder): stream every record to
     #: the master, which writes the run's one requests.csv.
     forward_records: bool = False
+    #: Send every request as an FC async task named this prefix + the request's id (None:
+    #: synchronous invocations).
+    async_task_prefix: str | None = None
 
     def write(self, path: Path) -> Path:
         path.write_text(json.dumps(asdict(self), indent=1))
@@ -111,6 +114,8 @@ class RunOptions:
             them again; None: the harness resolves them from ``target.virtualGpus``.
         spin_ms / timer: dispatcher tuning (``timer="gevent"`` turns the precise Linux timerfd
             off); for benchmarks/dispatch_accuracy.py.
+        async_wait_s: an asynchronous run's wait for its tasks after the load (None: the
+            workload's ``request.asyncWait``, else its request timeout).
     """
 
     out_dir: Path | None = None
@@ -132,6 +137,9 @@ class RunOptions:
     spin_ms: float | None = DEFAULT_SPIN_MS
     timer: str = DEFAULT_TIMER
     locust_args: list[str] = field(default_factory=list)
+    #: with ``request.invocationType: Async``: seconds to wait after the load for the tasks
+    #: (None: the workload's ``request.asyncWait``)
+    async_wait_s: float | None = None
 
     @property
     def distributed(self) -> bool:

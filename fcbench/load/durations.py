@@ -1,49 +1,20 @@
 """Durations and the sanity bounds of a workload's numbers.
 
-Key names: `parse_duration` (``90``, ``"90s"``, ``"5m"``, ``"1h30m"`` -> seconds), `Duration`
-and `Rate` (pydantic field types), `MAX_RATE`, `MAX_DURATION_S`, `MAX_USERS`.
+Key names: `parse_duration` (``90``, ``"90s"``, ``"5m"``, ``"1h30m"`` -> seconds; defined in
+`fcbench.distributions`), `Duration` and `Rate` (pydantic field types), `MAX_RATE`,
+`MAX_DURATION_S`, `MAX_USERS`.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator
 
+from ..distributions import parse_duration  # the one duration parser, re-exported here
+
 __all__ = ["Count", "Duration", "Factor", "MAX_DURATION_S", "MAX_RATE", "MAX_USERS", "Rate",
            "not_bool", "parse_duration"]
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?", re.I)
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string such as ``"90s"``, ``"5m"``, ``"1h"``, ``"1h30m"``.
-
-    Raises:
-        ValueError: anything else (the message shows the accepted forms).
-    """
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a string such as 90s, 5m or 1h")
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value).strip()
-    pos, total, parts = 0, 0.0, 0
-    while pos < len(text):
-        match = _DURATION_PART.match(text, pos)
-        if not match or (match.group(2) is None and (parts or match.end() < len(text))):
-            raise ValueError(f"cannot read {text!r} as a duration; write seconds (90) or a number "
-                             "with a unit: 90s, 5m, 1h, 1h30m")
-        total += float(match.group(1)) * _UNIT_S[(match.group(2) or "s").lower()]
-        parts += 1
-        pos = match.end()
-        while pos < len(text) and text[pos] == " ":
-            pos += 1
-    if not parts:
-        raise ValueError("a duration is a number of seconds or a string such as 90s, 5m or 1h")
-    return total
-
 
 #: No workload offers more than this (one Locust process sends ~8k req/s; this is many machines).
 MAX_RATE = 100_000.0

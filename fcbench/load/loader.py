@@ -231,6 +231,7 @@ def _load_specs(doc: LocatedDoc, wl: Workload) -> None:
 
 
 def _check_request(doc: LocatedDoc, wl: Workload) -> None:
+    _check_async(doc, wl)
     body = wl.request.body
     if isinstance(body, str) and body.startswith("@"):
         if not body[1:].strip():
@@ -241,6 +242,37 @@ def _check_request(doc: LocatedDoc, wl: Workload) -> None:
             raise _err(doc, ("request", "body"),
                        f"request body file {body[1:]!r} not found (looked for {file}); paths "
                        "are relative to the workload's folder")
+
+
+def _check_async(doc: LocatedDoc, wl: Workload) -> None:
+    """`request.invocationType: Async` needs the harness (tasks are collected from its FC API)
+    and a body within FC's 128 KB asynchronous limit; `asyncWait` needs Async."""
+    from ..fc import MAX_ASYNC_PAYLOAD_BYTES
+
+    req = wl.request
+    if not req.is_async:
+        if req.async_wait is not None:
+            raise _err(doc, ("request", "asyncWait"), "asyncWait is how long to wait for async "
+                       "tasks; it needs invocationType: Async")
+        return
+    if wl.target.kind == "fc":
+        raise _err(doc, ("request", "invocationType"), "asynchronous invocation goes to the "
+                   "harness for now (a local or url target): fcbench collects the tasks "
+                   "through the harness's FC API")
+    if wl.function_name is None:
+        raise _err(doc, ("target", "function"), "an asynchronous run collects its tasks from "
+                   "one function: name it here")
+    body = req.body
+    size = None
+    if isinstance(body, str) and body.startswith("@"):
+        file = wl.resolve(body[1:])
+        size = file.stat().st_size if file.is_file() else None
+    elif body is not None:
+        size = len(wl.request_body()[0])
+    if size is not None and size > MAX_ASYNC_PAYLOAD_BYTES:
+        raise _err(doc, ("request", "body"), f"the body is {size} bytes, more than FC's "
+                   f"{MAX_ASYNC_PAYLOAD_BYTES} (128 KB) for an asynchronous invocation; pass "
+                   "large inputs by reference (e.g. a URL in a small JSON body)")
 
 
 def _build_plan(doc: LocatedDoc, wl: Workload) -> Plan:

@@ -145,7 +145,8 @@ class Dispatch:
         self.env, self.cfg = env, cfg
         self.body, self.content_type = Path(cfg.body_file).read_bytes(), cfg.content_type
         self.plan = cfg.plan_spec()
-        self.target = open_target(cfg.target_config(), timeout=cfg.timeout_s)
+        self.target = open_target(cfg.target_config(), timeout=cfg.timeout_s,
+                                  async_task_prefix=cfg.async_task_prefix)
         warm_up = getattr(self.target, "warm_up", None)
         if warm_up is not None:
             warm_up()

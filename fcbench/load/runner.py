@@ -67,6 +67,12 @@ def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: b
     interrupted = False
     code: int | None = None
     harness = None
+    async_prefix = None
+    if workload.request.is_async:
+        from .async_tasks import task_prefix
+        async_prefix = task_prefix(run_dir.name)
+    async_base: str | None = None
+    tasks: tuple[list[dict[str, Any]], dict[str, Any]] | None = None
     instances: list[dict[str, Any]] | None = None
     gpus: dict[str, Any] | None = None
     sampler = _start_gpu_sampler(run_dir)
@@ -74,6 +80,9 @@ def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: b
         try:
             if _is_local(workload) and not opts.master:
                 harness = _start_harness(workload, run_dir, events, opts.gpu_plan)
+            if async_prefix is not None:
+                async_base = harness.url if harness else workload.target.url
+                _enable_async(async_base, workload)
             cfg = LocustConfig(
                 run_dir=str(run_dir), control_dir=str(control), duration_s=duration,
                 target=None if opts.master else workload.send_target(
@@ -82,7 +91,8 @@ def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: b
                 harness_url=harness.url if harness else None,
                 request_name=_request_name(workload), ui=opts.ui,
                 ui_linger_s=opts.ui_linger_s, start_delay_s=1.0 if opts.distributed else 0.3,
-                spin_ms=opts.spin_ms, timer=opts.timer, forward_records=opts.worker)
+                spin_ms=opts.spin_ms, timer=opts.timer, forward_records=opts.worker,
+                async_task_prefix=async_prefix)
             cfg.write(control / "config.json")
             code, interrupted = run_locust(cfg, opts, run_dir, control, workload, stop)
         except BaseException:
@@ -90,6 +100,8 @@ def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: b
             raise
         finally:
             stop.defer = True  # a second Ctrl-C must not cut the results short
+            if async_base is not None and async_prefix is not None:
+                tasks = _collect_async(async_base, workload, opts, async_prefix, interrupted)
             if harness is not None:
                 gpus = harness.harness.gpu_info
                 instances = _fetch_instances(harness.url)
@@ -99,7 +111,7 @@ def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: b
                 with contextlib.suppress(Exception):
                     sampler.stop()
             summary = _finalize(run_dir, workload, duration, started, interrupted, code,
-                                instances, opts, gpus)
+                                instances, opts, gpus, tasks)
             shutil.rmtree(control, ignore_errors=True)
             events.run_stop.fire(ts=time.time(), name=str(workload.name), run_dir=run_dir,
                                  summary=summary, interrupted=interrupted)
@@ -135,6 +147,9 @@ def _check(workload: Any, opts: RunOptions) -> None:
     if opts.master and opts.processes > 1:
         raise UsageError("--master runs no load itself; start workers with --worker "
                          "--processes K on each machine instead")
+    if workload.request.is_async and (opts.master or opts.worker):
+        raise UsageError("an asynchronous run (request.invocationType: Async) runs on one "
+                         "machine for now (--processes K is fine); drop --master / --worker")
     if opts.worker and _is_local(workload):
         raise UsageError("a worker on another machine cannot reach the master's local "
                          "harness; give the workload a url (or fc) target")
@@ -204,6 +219,49 @@ def _run_doc(workload: Any, opts: RunOptions, duration: float, started: float,
     return doc
 
 
+def _enable_async(base_url: str, workload: Any) -> None:
+    """Turn task mode on for the run's function, so every async request becomes a task."""
+    from ..errors import TargetError
+    from .async_tasks import AsyncTaskClient, enable_tasks
+
+    try:
+        with AsyncTaskClient(base_url) as client:
+            changed = enable_tasks(client, workload.function_name)
+    except TargetError as exc:
+        raise UsageError(f"an asynchronous run needs FC's async invoke config at the target: "
+                         f"{exc}") from None
+    if changed:
+        log.info("%s", changed)
+
+
+def _collect_async(base_url: str, workload: Any, opts: RunOptions, prefix: str,
+                   interrupted: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Wait (bounded: `RunOptions.async_wait_s`, else the workload's ``request.asyncWait``;
+    not at all after an interrupt) for the run's async tasks, then read them all."""
+    import sys
+
+    from ..errors import TargetError
+    from .async_tasks import AsyncTaskClient, collect_tasks
+
+    wait = 0.0 if interrupted else float(opts.async_wait_s if opts.async_wait_s is not None
+                                         else workload.request.async_wait_s)
+
+    def say(line: str) -> None:
+        if opts.progress:
+            print(line, file=sys.stderr, flush=True)
+
+    try:
+        with AsyncTaskClient(base_url) as client:
+            rows, info = collect_tasks(client, workload.function_name, prefix, wait_s=wait,
+                                       say=say)
+    except TargetError as exc:
+        log.warning("could not collect the async tasks: %s", exc)
+        return [], {"error": str(exc)}
+    if info.get("message"):
+        print(info["message"], file=sys.stderr, flush=True)
+    return rows, {**info, "prefix": prefix}
+
+
 def _fetch_instances(url: str) -> list[dict[str, Any]] | None:
     from ..errors import TargetError
     from ..targets.harness_client import HarnessClient
@@ -228,7 +286,10 @@ def _start_gpu_sampler(run_dir: Path) -> Any:
 
 def _finalize(run_dir: Path, workload: Any, duration: float, started: float, interrupted: bool,
               code: int | None, instances: list[dict[str, Any]] | None,
-              opts: RunOptions, gpus: dict[str, Any] | None = None) -> dict[str, Any]:
+              opts: RunOptions, gpus: dict[str, Any] | None = None,
+              tasks: tuple[list[dict[str, Any]], dict[str, Any]] | None = None
+              ) -> dict[str, Any]:
+    from ..measures import task_summary
     from ..results import RunFolder
     from ..results.summary import summarize
 
@@ -236,8 +297,12 @@ def _finalize(run_dir: Path, workload: Any, duration: float, started: float, int
     rows = folder.merge_request_parts()
     if instances is not None:
         folder.write_instances(instances)
+    if tasks is not None:
+        folder.write_tasks(tasks[0])
     df = folder.requests()
     summary = summarize(df, instances_started=folder.instances_started())
+    if tasks is not None:  # the requests were submissions (202); the jobs are the tasks
+        summary["async_tasks"] = {**task_summary(tasks[0]), "wait": tasks[1]}
     summary.update({"name": str(workload.name), "planned_duration_s": duration,
                     "interrupted": interrupted, "locust_exit_code": code})
     report = opts.report

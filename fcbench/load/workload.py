@@ -13,7 +13,7 @@ import json
 import mimetypes
 import re
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 from pydantic import Field, PrivateAttr, field_validator
 
@@ -38,12 +38,28 @@ def with_target(workload: Workload, text: str) -> Workload:
 
 
 class RequestConfig(Model):
-    """What each request carries."""
+    """What each request carries, and how it is invoked."""
 
     body: Union[str, dict[str, Any], list[Any], None] = Field(
         None, description="@file (relative to the workload), a string, or JSON")
     content_type: str | None = None
     timeout: Duration = Field(DEFAULT_REQUEST_TIMEOUT_S, gt=0)
+    invocation_type: Literal["Sync", "Async"] = Field(
+        "Sync", description="FC's x-fc-invocation-type: Async sends each request as an async "
+        "task (202 at once; the job runs later) and collects the tasks after the load")
+    async_wait: Duration | None = Field(
+        None, gt=0, description="with Async: seconds to wait after the load for the tasks to "
+        "end (default: timeout)")
+
+    @property
+    def is_async(self) -> bool:
+        """Requests go as FC asynchronous invocations (tasks)."""
+        return self.invocation_type == "Async"
+
+    @property
+    def async_wait_s(self) -> float:
+        """Seconds `fcbench run` waits after the load for async tasks to end."""
+        return float(self.async_wait if self.async_wait is not None else self.timeout)
 
 
 

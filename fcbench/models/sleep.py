@@ -2,7 +2,8 @@
 
 It stands in for a GPU-bound model in scheduler experiments on a 2-core machine. Options:
 ``FCBENCH_SLEEP_MS`` (service time) and ``FCBENCH_STARTUP_MS`` (extra model-load time), each a
-distribution: ``50``, ``const:50``, ``exp:50`` (mean), ``uniform:20:80``, ``normal:50:5``.
+distribution: ``50``, ``const:50``, ``exp:50`` (mean), ``uniform:20:80``, ``normal:50:5``
+(milliseconds; `fcbench.distributions` reads them).
 """
 
 from __future__ import annotations
@@ -15,31 +16,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..distributions import parse_distribution  # the one parser (re-exported: sim, tests)
 from .base import BadInput
 
 __all__ = ["Job", "Sleep", "load", "parse_distribution"]
-
-
-def parse_distribution(text: str, *, rng: random.Random) -> Callable[[], float]:
-    """Turn ``"exp:50"``-style text into a sampler of milliseconds (never negative)."""
-    parts = str(text).strip().split(":")
-    try:
-        if len(parts) == 1:
-            value = float(parts[0])
-            return lambda: value
-        kind, args = parts[0].lower(), [float(p) for p in parts[1:]]
-    except ValueError:
-        raise ValueError(f"cannot read {text!r} as a distribution; use 50, exp:50, "
-                         "uniform:20:80 or normal:50:5 (milliseconds)") from None
-    if kind in ("const", "constant") and len(args) == 1:
-        return lambda: args[0]
-    if kind in ("exp", "exponential") and len(args) == 1:
-        return lambda: rng.expovariate(1.0 / args[0]) if args[0] > 0 else 0.0
-    if kind == "uniform" and len(args) == 2:
-        return lambda: rng.uniform(args[0], args[1])
-    if kind == "normal" and len(args) == 2:
-        return lambda: max(0.0, rng.gauss(args[0], args[1]))
-    raise ValueError(f"unknown distribution {text!r}; use 50, exp:50, uniform:20:80 or normal:50:5")
 
 
 @dataclass(frozen=True)

@@ -336,6 +336,15 @@ class RunFolder:
         self._forget(name)
         return path
 
+    def write_tasks(self, rows: Iterable[dict[str, Any]]) -> Path:
+        """tasks.csv: one row per async task of the run (`TASK_COLUMNS`)."""
+        return self.write_csv(layout.TASKS, TASK_COLUMNS, rows)
+
+    def task_rows(self) -> list[dict[str, str]] | None:
+        """tasks.csv as rows of text, None when absent (a run without async tasks)."""
+        text = self.text(layout.TASKS)
+        return None if text is None else list(csv.DictReader(io.StringIO(text, newline="")))
+
     def write_requests(self, frame: pd.DataFrame) -> Path:
         """requests.csv from a frame of its columns (a simulation's requests)."""
         path = self.path / layout.REQUESTS
@@ -381,6 +390,16 @@ class RunFolder:
                 raise
             log.warning("could not write %s: %s", layout.REPORT, exc)
 
+
+#: tasks.csv's columns: FC's task id; the request (requests.csv's request_id) and FC's request
+#: id; FC's status and instance; epoch-second times (submitted: FC's Enqueued event; started:
+#: first sent to an instance; end); `fcbench.measures`' queue_ms / run_ms; cold (the harness's
+#: word; empty where unknown); retries (FC's alreadyRetriedTimes); the instance's last HTTP
+#: status; FC's taskErrorMessage.
+TASK_COLUMNS = ("task_id", "request_id", "fc_request_id", "status", "cold", "instance_id",
+                "submitted_ts", "started_ts", "end_ts", "queue_ms", "run_ms", "retries",
+                "status_code", "error")
+__all__ += ["TASK_COLUMNS"]
 
 #: instances.csv's lifecycle columns (what the timeline and in-flight plots read).
 LIFECYCLE = ("instance_id", "created_ts", "ready_ts", "stopped_ts")

@@ -50,12 +50,16 @@ LOGS = "logs"
 WHATIF_PREFIX = "whatif-"
 WHATIF_GLOB = WHATIF_PREFIX + "*.csv"
 
+#: One row per async task of a run (``request.invocationType: Async``), its end state.
+TASKS = "tasks.csv"
+__all__ += ["TASKS"]
+
 #: Any of these makes a folder a run folder.
 RUN_FILES = (RUN_YAML, SUMMARY, REQUESTS, PHASES, SWEEP)
 #: Every file name above (the test that no other module spells one reads this).
 FILE_NAMES = (RUN_YAML, SUMMARY, REQUESTS, INSTANCES, PHASES, SWEEP, PREDICTED, PREDICTION,
               HELDOUT, GPU, REPORT, COMPARE_HTML, COMPARE_CSV, CONFIG_DIFF, LOCUST_HTML,
-              LOCUST_LOG)
+              LOCUST_LOG) + (TASKS,)
 
 #: The run.yaml key a folder's kind is written under; `OLD_KIND_KEY`: where profiles and
 #: sweeps wrote it before (still read).

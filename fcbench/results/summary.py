@@ -175,4 +175,25 @@ def summary_table(summary: dict[str, Any]) -> list[tuple[str, str]]:
          else f"{summary['throughput_rps']:.2f} req/s"),
         ("instances started", str(summary.get("instances_started", 0))),
     ]
-    return rows
+    return rows + _async_rows(summary.get("async_tasks"))
+
+
+def _async_rows(tasks: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """An asynchronous run's lines: the requests above were submissions; the jobs are here."""
+    if not tasks:
+        return []
+    if tasks.get("wait", {}).get("error"):
+        return [("async tasks", f"not collected: {tasks['wait']['error']}")]
+
+    def p50(block: dict[str, Any] | None) -> str:
+        return "–" if not block or block.get("p50") is None else \
+            f"p50 {block['p50']:.0f} · p90 {block['p90']:.0f} · max {block['max']:.0f}"
+
+    states = " · ".join(f"{k} {v['count']}" for k, v in (tasks.get("statuses") or {}).items())
+    return [
+        ("async tasks", f"{tasks.get('count', 0)}: {states or 'none'}" +
+         (f" ({tasks['unfinished']} not ended)" if tasks.get("unfinished") else "")),
+        ("task queue ms", p50(tasks.get("queue_ms"))),
+        ("  cold / warm", f"{p50(tasks.get('queue_ms_cold'))} / {p50(tasks.get('queue_ms_warm'))}"),
+        ("task run ms", p50(tasks.get("run_ms"))),
+    ]

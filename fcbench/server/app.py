@@ -146,8 +146,12 @@ def build_app(state: ServerState) -> web.Application:
 
 
 def _signal_ready(fd: int, message: dict[str, Any]) -> None:
-    with os.fdopen(fd, "w") as pipe:
-        pipe.write(json.dumps(message) + "\n")
+    # only a faster path: the harness may have found the port open first and stopped reading
+    try:
+        with os.fdopen(fd, "w") as pipe:
+            pipe.write(json.dumps(message) + "\n")
+    except OSError:
+        pass
 
 
 def _watch_lifeline(loop: asyncio.AbstractEventLoop, fd: int) -> None:

@@ -6,7 +6,9 @@ harness recorded it; else the latency less the queueing); cold ones — a fresh 
 requests, which run slower (first inference, a new connection) — from the cold requests, kept
 apart; start-up times from ``instances.csv`` (ready − created, as the harness timed each start),
 else from the cold requests' extra wait over the warm median. A cold-start profile folder
-(``phases.csv``) gives both from its phases. Which request is warm or cold is
+(``phases.csv``) gives both from its phases. Start-up samples are in-instance: the platform phases
+a start held (`harness.platform`, listed with the instance) are taken out, since the simulator
+adds the simulated spec's own (`fcbench.harness.platform_phases.start_time_s`). Which request is warm or cold is
 `fcbench.measures.outcomes`, as everywhere. `Calibration.resample` is one bootstrap replicate of
 the samples (for predictions with the calibration's own sampling error).
 """
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
+from ..harness.platform_phases import platform_ms
 from ..results import RunFolder, layout
 
 __all__ = ["Calibration", "calibrate", "engine_options"]
@@ -34,7 +37,7 @@ class Calibration:
 
     Args:
         service_ms: warm service times.
-        startup_ms: instance start-up times (created → ready).
+        startup_ms: instance start-up times (created → ready, less the platform phases).
         sources: the run folders they came from.
         startup_from: ``instances.csv``, ``phases.csv`` (both joined by `` + `` when pooled),
             or ``cold requests``.
@@ -175,7 +178,8 @@ def calibrate(run_dirs: Iterable[str | Path | RunFolder], *,
 def _from_phases(folder: RunFolder) -> tuple[list[float], list[float]]:
     """A profile's warm service times (its warm requests, ``warm_ms``) and start-ups: each
     forced cold start's end-to-end time less what serving it took (first inference and
-    transit), so the start covers every phase before the instance was ready."""
+    transit) and less its platform phases, so the start covers every in-instance phase before
+    the instance was ready."""
     import io
 
     import pandas as pd
@@ -186,7 +190,9 @@ def _from_phases(folder: RunFolder) -> tuple[list[float], list[float]]:
     ok = df[df["kind"] == "ok"] if "kind" in df else df
     warm = _finite(ok["warm_ms"].to_numpy(dtype=float)) if "warm_ms" in ok else []
     served = ok.get("first_inference_ms", 0.0).fillna(0.0) + ok.get("transit_ms", 0.0).fillna(0.0)
-    starts = _finite((ok["e2e_ms"] - served).to_numpy(dtype=float)) if "e2e_ms" in ok else []
+    platform = ok.apply(lambda row: platform_ms(row, "{}_ms"), axis=1) if len(ok) else 0.0
+    starts = _finite((ok["e2e_ms"] - served - platform).to_numpy(dtype=float)) \
+        if "e2e_ms" in ok else []
     return warm, [max(0.0, x) for x in starts]
 
 
@@ -216,5 +222,5 @@ def _startups_ms(rows: list[dict[str, str]] | None, function: str | None) -> lis
         except (KeyError, TypeError, ValueError):
             continue  # never became ready (a failed start)
         if ready >= created:
-            out.append((ready - created) * 1000.0)
+            out.append(max(0.0, (ready - created) * 1000.0 - platform_ms(row, "phases_ms.{}")))
     return out

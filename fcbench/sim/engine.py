@@ -4,6 +4,9 @@ clock, so simulated and measured runs follow one definition of the rules.
 Key names: `simulate`, `SimRequest`, `SimRequests` (the requests, in columns), `SimResult`.
 Service and start-up times are callables returning seconds (e.g. drawn from a distribution), or
 arrays of values drawn beforehand (numpy), so no CPU is burnt and hours run in seconds.
+Provision policies (`fcbench.provision_policy.ProvisionPolicies`, their `origin` the wall clock
+of simulated 0) are evaluated at simulated times as the harness evaluates them on its timer:
+each new target goes to the scheduler through `Scheduler.update_function(..., restart=False)`.
 """
 
 from __future__ import annotations
@@ -13,18 +16,22 @@ import heapq
 import math
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final, Union, final, overload
 
 import numpy as np
 
 from ..harness.gpus import GpuPool
+from ..harness.platform_phases import start_time_s
 from ..protocol import REJECT_CODES
 from ..harness.scheduler import (Admit, Decision, FunctionConfig, Reclaim, Reject, Scheduler,
                                  StartInstance)
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ..provision_policy import ProvisionPolicies
+    from ..spec import PlatformOptions
 
 __all__ = ["SimRequest", "SimRequests", "SimResult", "simulate"]
 
@@ -194,6 +201,7 @@ class SimResult:
 _READY: Final = 0
 _FINISH: Final = 1
 _TICK: Final = 2
+_POLICY: Final = 3
 # heapq's functions as Final names: mypyc reads them from C statics, not the module dict
 heappush: Final = heapq.heappush
 heappop: Final = heapq.heappop
@@ -210,15 +218,18 @@ Draws = Union[Callable[[], float], Sequence[float], "np.ndarray[Any, Any]"]
 def simulate(arrivals: Iterable[float], config: FunctionConfig, *,
              service_s: Draws, startup_s: Draws,
              gpus: GpuPool | None = None, cold_service_s: Callable[[], float] | None = None,
-             until: float | None = None) -> SimResult:
+             until: float | None = None, platform: PlatformOptions | None = None,
+             platform_replica: int = 0,
+             policies: ProvisionPolicies | None = None) -> SimResult:
     """Run `arrivals` (non-decreasing seconds) through the scheduler.
 
     Args:
         arrivals: intended send times.
         config: the function's scheduling settings.
-        service_s / startup_s: one request's service time / one instance's start time: a
-            callable drawing one, or a sequence (a numpy array) of values drawn beforehand, used
-            in order, one per admitted request / started instance (ValueError when too few).
+        service_s / startup_s: one request's service time / one instance's in-instance start
+            time (the platform phases come on top, see `platform`): a callable drawing one, or
+            a sequence (a numpy array) of values drawn beforehand, used in order, one per
+            admitted request / started instance (ValueError when too few).
         gpus: GPU pool for GPU-memory specs.
         cold_service_s: the service time of a request that waited for its instance's start
             (a fresh instance's first requests run slower: first inference, a new
@@ -227,12 +238,21 @@ def simulate(arrivals: Iterable[float], config: FunctionConfig, *,
             clock runs on to it, reclaiming idle instances when they are due, as the harness
             does while the run lasts (metering then covers the same window); None ends the run
             at its last answer.
+        platform / platform_replica: the spec's `harness.platform`: each start lasts
+            `fcbench.harness.platform_phases.start_time_s` (the in-instance draw plus the
+            platform phases of that instance id, drawn for `platform_replica`), as the harness
+            waits them out; None adds nothing.
+        policies: the function's provision policies (None: `config.min_instances` all along);
+            the target they give at 0 replaces `config.min_instances`.
 
     Provisioned instances (`min_instances`) exist before the traffic, as on FC and in the
     harness, where they start with the function: each is created its own start-up time
-    before 0 and is ready at 0.
+    before 0 and is ready at 0. Those a policy asks for later start then, cold.
     """
     sched = Scheduler(gpus if gpus is not None else GpuPool())
+    if policies is not None:
+        config = replace(config, min_instances=policies.target(
+            0.0, provisioned=0, busy=0, concurrency=config.concurrency))
     provisioned = sched.add_function(config, 0.0)
     if isinstance(arrivals, np.ndarray):
         intended = array("d", np.ascontiguousarray(arrivals, dtype=np.float64).tobytes())
@@ -242,13 +262,18 @@ def simulate(arrivals: Iterable[float], config: FunctionConfig, *,
     # one of floats already
     times = arrivals if isinstance(arrivals, list) \
         and all(type(t) is float for t in arrivals) else intended.tolist()
-    run = _Run(sched, SimRequests.sized(intended), service_s, startup_s, cold_service_s)
+    run = _Run(sched, SimRequests.sized(intended), service_s, startup_s, cold_service_s,
+               platform, platform_replica)
+    run.config = config
+    run.policies = policies
     # no reference cycles are made here: the collector would only walk the growing heap and
     # the million-row columns (up to the result's instance rows)
     collecting = gc.isenabled()
     gc.disable()
     try:
         run.provision(provisioned)  # ready when the traffic starts
+        if policies is not None:
+            run.policy_next(0.0)
         run.loop(config.name, times)
         del times
         end = run.finish_columns()
@@ -291,7 +316,8 @@ class _Run:
     into the scheduler are direct)."""
 
     def __init__(self, sched: Scheduler, reqs: SimRequests, service_s: Draws,
-                 startup_s: Draws, cold_service_s: Callable[[], float] | None = None) -> None:
+                 startup_s: Draws, cold_service_s: Callable[[], float] | None = None,
+                 platform: PlatformOptions | None = None, platform_replica: int = 0) -> None:
         self.sched = sched
         self.reqs = reqs
         # the columns, typed, as attributes of this (native, when compiled) class
@@ -309,6 +335,8 @@ class _Run:
         self.startup_s: Callable[[], float] = _no_draw if self.startup_list is not None \
             else startup_s  # type: ignore[assignment]
         self.cold_service_s = cold_service_s
+        self.platform = platform
+        self.platform_replica = platform_replica
         self.n_service = 0
         self.n_startup = 0
         # events are plain tuples (time, seq, kind, request index, key): compared in C, seq
@@ -321,6 +349,8 @@ class _Run:
         self.unanswered = 0
         self.started = 0
         self.reclaims = 0
+        self.config: FunctionConfig | None = None
+        self.policies: ProvisionPolicies | None = None
 
     def draw_service(self) -> float:
         values = self.service_list
@@ -333,16 +363,22 @@ class _Run:
         self.n_service = k + 1
         return values[k]
 
-    def draw_startup(self) -> float:
+    def draw_startup(self, instance_id: str) -> float:
+        """The start-up time of instance `instance_id`: its in-instance draw, plus the platform
+        phases when the spec names some (one definition, the harness's)."""
         values = self.startup_list
         if values is None:
-            return self.startup_s()
-        k = self.n_startup
-        if k >= len(values):
-            raise ValueError(f"startup_s holds {len(values)} values but more instances were "
-                             f"started; pass at least one per instance")
-        self.n_startup = k + 1
-        return values[k]
+            took = self.startup_s()
+        else:
+            k = self.n_startup
+            if k >= len(values):
+                raise ValueError(f"startup_s holds {len(values)} values but more instances "
+                                 f"were started; pass at least one per instance")
+            self.n_startup = k + 1
+            took = values[k]
+        if self.platform is None:
+            return took
+        return start_time_s(took, self.platform, instance_id, replica=self.platform_replica)
 
     def admitted(self, now: float, i: int, d: Admit, on_arrival: bool = False) -> None:
         if not on_arrival:  # one admitted as it arrived starts at its intended time, filled
@@ -382,7 +418,7 @@ class _Run:
         for d in decisions:
             if isinstance(d, StartInstance):
                 self.started += 1
-                took = self.draw_startup()
+                took = self.draw_startup(d.instance_id)
                 inst = self.sched.instance(d.instance_id)
                 if inst is not None:
                     inst.created_at = -took if took > 0.0 else 0.0
@@ -392,13 +428,55 @@ class _Run:
                 self.apply(0.0, [d])
 
     def idle_until(self, until: float) -> None:
-        """After the last answer: reclaim idle instances as they fall due, up to `until`."""
-        sched = self.sched
+        """After the last answer: reclaim idle instances as they fall due, and apply provision
+        policies (starts they asked for included), up to `until`."""
+        sched, events = self.sched, self.events
         while True:
             deadline = sched.next_deadline()
-            if deadline is None or deadline > until:
+            due = deadline is not None and deadline <= until
+            if events and events[0][0] <= until and (not due or events[0][0] <= deadline):
+                now, _, kind, _, key = heappop(events)  # the platform's own events first
+                if kind == _READY:
+                    self.apply(now, sched.instance_ready(now, key))
+                elif kind == _POLICY:
+                    self.policy_step(now)
+                continue  # a tick event: the deadline is read afresh here
+            if not due:
                 break
             self.apply(deadline, sched.tick(deadline))
+
+    def policy_next(self, now: float) -> None:
+        """Schedule the next evaluation of the provision policies after `now`."""
+        policies = self.policies
+        if policies is None:
+            return
+        when = policies.next_evaluation(now)
+        if when is not None:
+            self.seq += 1
+            # always later than now, so a clock that rounds cannot hold the run at one time
+            heappush(self.events, (when if when > now else now + 1e-6, self.seq, _POLICY,
+                                   0, ""))
+
+    def policy_step(self, now: float) -> None:
+        """Evaluate the provision policies at `now` (as the harness's timer does) and hand a
+        changed target to the scheduler."""
+        policies, config = self.policies, self.config
+        if policies is None or config is None:
+            return
+        provisioned, busy = self.sched.provisioned_load(config.name)
+        target = policies.target(now, provisioned=provisioned, busy=busy,
+                                 concurrency=config.concurrency)
+        if target != config.min_instances:
+            config = replace(config, min_instances=target)
+            self.config = config
+            sched = self.sched
+            self.apply(now, sched.update_function(now, config, restart=False))
+            # an instance unmarked after idling longer than idle_timeout is due now, as the
+            # harness's timer for a past deadline fires at once (not back at the deadline)
+            deadline = sched.next_deadline()
+            if deadline is not None and deadline <= now:
+                self.apply(now, sched.tick(now))
+        self.policy_next(now)
 
     def apply(self, now: float, decisions: list[Decision]) -> None:
         for d in decisions:
@@ -406,7 +484,7 @@ class _Run:
                 self.admitted(now, self.waiting.pop(d.request_id), d)
             elif isinstance(d, StartInstance):
                 self.started += 1
-                took = self.draw_startup()
+                took = self.draw_startup(d.instance_id)
                 self.seq += 1
                 heappush(self.events, (now + took if took > 0.0 else now, self.seq,
                                              _READY, 0, d.instance_id))
@@ -460,6 +538,8 @@ class _Run:
                         out.clear()
                 elif kind == _READY:
                     self.apply(now, sched.instance_ready(now, key))
+                elif kind == _POLICY:
+                    self.policy_step(now)
                 else:
                     heappop(ticks)
                     deadline = sched.next_deadline()

@@ -2,10 +2,15 @@
 folder that reads like a measured one (marked simulated).
 
 Key names: `simulate_workload` (into a run folder), `run_simulation` (in memory),
-`SimulationSettings`, `SAMPLE_MODEL_TIMES`, `default_times_help`. Service and start-up times
+`SimulationSettings`, `SAMPLE_MODEL_TIMES`, `default_times_help`. A function's reserved
+concurrency and provision policies (`harness.reservedConcurrency`, `harness.scheduledActions`,
+`harness.targetTrackingPolicies`) act as in the harness; simulated 0 is the wall-clock time
+`SimulationSettings.start_ts` (default: when it runs) for cron and at() times. Service and start-up times
 are distributions in the sleep model's syntax (``50``, ``exp:50``, ``uniform:20:80``,
 ``normal:50:5``, milliseconds); a `sleep` function's own ``FCBENCH_SLEEP_MS`` / ``FCBENCH_STARTUP_MS``, and for
-the other sample models their measured times (`SAMPLE_MODEL_TIMES`), are the defaults.
+the other sample models their measured times (`SAMPLE_MODEL_TIMES`), are the defaults. Start-up
+times are in-instance (spawn to ready); a spec's `harness.platform` phases come on top, drawn per
+instance as the harness draws them (`fcbench.harness.platform_phases.start_time_s`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..harness.platform_phases import mean_ms, planned_ms
 from ..harness.scheduler import FunctionConfig
+from ..provision_policy import ProvisionPolicies
 from .calibrate import Calibration, engine_options
 from .engine import SimResult, simulate
 
@@ -76,13 +83,18 @@ def default_times_help() -> str:
 
 @dataclass(frozen=True)
 class SimulationSettings:
-    """What the simulator assumes about the function (distributions of milliseconds)."""
+    """What the simulator assumes about the function (distributions of milliseconds).
+    `startup_ms` is the in-instance start; the spec's `harness.platform` phases are added to
+    it, drawn for replica `seed` (seed 0 draws what the harness waits for each instance)."""
 
     service_ms: str | None = None
     startup_ms: str | None = None
     seed: int = 0
     #: measured samples to draw from where `service_ms` / `startup_ms` are not given
     calibration: Calibration | None = None
+    #: the wall clock (epoch s) of simulated 0: what provision policies' cron and at() times
+    #: are read against, and where the run folder's timestamps start; None: when it runs
+    start_ts: float | None = None
 
 
 @dataclass
@@ -99,6 +111,8 @@ class Simulation:
     elapsed_s: float
     #: where the service and start-up times came from (`times_source`)
     source: dict[str, str]
+    #: the wall clock (epoch s) of simulated 0 (`SimulationSettings.start_ts`)
+    origin: float = 0.0
 
     def frame(self, origin_ts: float = 0.0) -> Any:
         """The requests as a requests.csv frame (`SimResult.to_frame`)."""
@@ -126,13 +140,16 @@ def run_simulation(workload: Any, settings: SimulationSettings) -> Simulation:
     # the GPUs the harness would place this spec on (virtual cards sized by gpuType when none)
     gpus, gpu_info = HarnessConfig(virtual_gpus=getattr(workload.target, "virtual_gpus", None)
                                    ).resolve_gpus([spec])
+    origin = settings.start_ts if settings.start_ts is not None else time.time()
     t0 = time.perf_counter()
     result = simulate(plan.offsets(workload.duration), FunctionConfig.from_spec(spec),
                       service_s=lambda: draw_service() / 1000.0,
                       startup_s=lambda: draw_startup() / 1000.0, gpus=GpuPool(gpus),
+                      platform=spec.harness.platform, platform_replica=settings.seed,
+                      policies=ProvisionPolicies.of(spec.harness, origin=origin),
                       **engine_options(settings, workload.duration))
     return Simulation(workload, spec, result, service, startup, time_scale, gpu_info,
-                      time.perf_counter() - t0, source)
+                      time.perf_counter() - t0, source, origin)
 
 
 def simulate_workload(workload: Any, settings: SimulationSettings, *,
@@ -150,12 +167,16 @@ def simulate_workload(workload: Any, settings: SimulationSettings, *,
     sim = run_simulation(workload, settings)
     result = sim.result
     folder = RunFolder.create(Path(out_dir or workload.output_dir()), f"sim-{workload.name}")
-    origin = time.time()
+    origin = sim.origin
     frame = sim.frame(origin)
     folder.write_requests(frame)
+    platform = sim.spec.harness.platform
     folder.write_instances([{**row, "created_ts": _ts(origin, row["created_ts"]),
                              "ready_ts": _ts(origin, row["ready_ts"]),
-                             "stopped_ts": _ts(origin, row["stopped_ts"])}
+                             "stopped_ts": _ts(origin, row["stopped_ts"]),
+                             # the platform phases each start held, as the harness lists them
+                             "phases_ms": planned_ms(platform, row["instance_id"],
+                                                     replica=settings.seed)}
                             for row in result.instances])
     summary = summarize(frame)
     summary.update({"name": str(workload.name), "simulated": True,
@@ -198,9 +219,12 @@ def assumed_note(workload: Any, settings: SimulationSettings) -> str | None:
     sample = _sample_times(spec.environment_variables)
     if sample is None or source["service"] != _sample_from(spec.environment_variables, sample):
         return None
+    platform = mean_ms(spec.harness.platform)
+    extra = (f", plus its harness.platform phases (mean {platform / 1000:.3g} s)"
+             if platform else "")
     return (f"note: assuming {spec.name!r} takes {service} ms per request and {startup} ms to "
-            f"start ({source['service']}); pass --service-ms / --startup-ms, or --calibrate "
-            "RUN_DIR with a run of yours")
+            f"start{extra} ({source['service']}); pass --service-ms / --startup-ms, or "
+            "--calibrate RUN_DIR with a run of yours")
 
 
 def times_source(spec: Any, settings: SimulationSettings) -> dict[str, str]:

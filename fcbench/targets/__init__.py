@@ -42,15 +42,21 @@ def target_class(name: str) -> type[Target]:
     return found
 
 
-def open_target(config: Any, *, timeout: float) -> Target:
+def open_target(config: Any, *, timeout: float, async_task_prefix: str | None = None
+                ) -> Target:
     """The `Target` a url or fc target config (`fcbench.targets.config.target_from_url`, a
     workload's ``target:``, or the config the runner hands each Locust process) names.
+    `async_task_prefix`: send every request as an FC async task named prefix + request id.
 
     Raises:
-        UsageError: the FC SDK is missing (names the pip extra), or no credentials for FC.
+        UsageError: the FC SDK is missing (names the pip extra), or no credentials for FC;
+            async tasks asked of an fc target (not supported yet).
     """
     from ..errors import UsageError
 
+    if config.kind == "fc" and async_task_prefix is not None:
+        raise UsageError("asynchronous invocation (request.invocationType: Async) goes to the "
+                         "harness for now: use a local or url target")
     if config.kind == "fc":
         try:
             cls = target_class("fc")
@@ -60,4 +66,5 @@ def open_target(config: Any, *, timeout: float) -> Target:
                    region=config.region, qualifier=config.qualifier, timeout=timeout)
     from .url import UrlTarget
 
-    return UrlTarget(config.url, function=config.function, path=config.path, timeout=timeout)
+    return UrlTarget(config.url, function=config.function, path=config.path, timeout=timeout,
+                     async_task_prefix=async_task_prefix)

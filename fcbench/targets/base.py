@@ -74,7 +74,8 @@ class Target(ABC):
         """
         if self.state is TargetState.CLOSED:
             raise UsageError(f"this {type(self).__name__} is closed; create a new one")
-        answer = self._start(body, content_type, timeout)
+        rid = request_id or uuid.uuid4().hex
+        answer = self._start(body, content_type, timeout, request_id=rid)
 
         def record() -> InvocationRecord:
             rec = answer()
@@ -82,14 +83,15 @@ class Target(ABC):
                 rec.cold = is_cold(start_ts=rec.start_ts, ready_ts=rec.ready_ts,
                                    platform_cold=rec.platform_cold, first=rec.first)
             rec.intended_ts = intended_ts
-            rec.request_id = request_id or uuid.uuid4().hex
+            rec.request_id = rid
             return rec
 
         return record
 
-    def _start(self, body: bytes, content_type: str, timeout: float | None
-               ) -> Callable[[], InvocationRecord]:
-        """Send the request now if the target can (`send`); by default it is sent by the call."""
+    def _start(self, body: bytes, content_type: str, timeout: float | None, *,
+               request_id: str = "") -> Callable[[], InvocationRecord]:
+        """Send the request now if the target can (`send`); by default it is sent by the call.
+        `request_id` is the record's id (an async task's id is made from it)."""
         return lambda: self._invoke(body, content_type, timeout)
 
     @abstractmethod

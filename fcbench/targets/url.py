@@ -17,7 +17,8 @@ from .._net import is_loopback
 from ..http1 import HttpProtocolError, end_to_end, request_head
 from ..httpclient import ConnectionPool, Stale
 from ..signing import AccessKey, Signer, harness_key
-from ..protocol import InvocationRecord, fc_error_code, invoke_path, parse_headers, trigger_path
+from ..protocol import (H_ASYNC_TASK_ID, H_INVOCATION_TYPE, InvocationRecord, fc_error_code,
+                        invoke_path, parse_headers, trigger_path)
 from .base import ColdStartMethod, Target
 from .harness_client import HarnessClient
 
@@ -74,6 +75,8 @@ class UrlTarget(Target):
             API answers next to the URL (None: such a target cannot force a cold start).
         key: the harness's access key to sign every request with (FC's ACS3-HMAC-SHA256);
             default: for a loopback URL, the key file of the harness on that port, if any.
+        async_task_prefix: send every request as an FC async task (``x-fc-invocation-type:
+            Async``), its ``x-fc-async-task-id`` this prefix + the request's id.
     """
 
     name = "url"
@@ -81,7 +84,7 @@ class UrlTarget(Target):
     def __init__(self, url: str, *, function: str | None = None, path: str | None = None,
                  headers: dict[str, str] | None = None, method: str = "POST",
                  timeout: float = DEFAULT_TIMEOUT_S, idle_wait_s: float | None = None,
-                 key: AccessKey | None = None) -> None:
+                 key: AccessKey | None = None, async_task_prefix: str | None = None) -> None:
         super().__init__()
         self.url = invoke_url(url, function, path)
         self.function = function
@@ -100,6 +103,9 @@ class UrlTarget(Target):
         self._pool = ConnectionPool(parts.hostname, port, https)
         self.method = method
         self.headers = dict(headers or {})
+        self.async_task_prefix = async_task_prefix
+        if async_task_prefix is not None:
+            self.headers[H_INVOCATION_TYPE] = "Async"
         self.timeout = timeout
         host = parts.netloc.rsplit("@", 1)[-1]
         extra = "".join(f"{k}: {v}\r\n" for k, v in end_to_end(
@@ -148,8 +154,8 @@ class UrlTarget(Target):
     def _invoke(self, body: bytes, content_type: str, timeout: float | None) -> InvocationRecord:
         return self._start(body, content_type, timeout)()
 
-    def _start(self, body: bytes, content_type: str, timeout: float | None
-               ) -> Callable[[], InvocationRecord]:
+    def _start(self, body: bytes, content_type: str, timeout: float | None, *,
+               request_id: str = "") -> Callable[[], InvocationRecord]:
         # Sends now; the returned call waits for the answer (see Target.send).
         timeout = self.timeout if timeout is None else timeout
         key = (content_type, len(body))
@@ -160,6 +166,9 @@ class UrlTarget(Target):
                     "\r\n").encode("latin-1")
             if len(self._heads) < 64:
                 self._heads[key] = head
+        if self.async_task_prefix is not None:  # one task per request, named after it
+            line = f"{H_ASYNC_TASK_ID}: {self.async_task_prefix}{request_id}\r\n"
+            head = head[:-2] + line.encode("latin-1") + b"\r\n"
         if self._signer is not None:  # a fresh date, nonce and signature for every request
             head = head[:-2] + self._signer.header_lines(self.method, self._path, body).encode(
                 "latin-1") + b"\r\n"

@@ -26,7 +26,7 @@ from ...images import store
 from ...images.engine import connect, translated
 from ...images.store import RemovedImage, remove_image, restore_tags
 from ...protocol import H_BOOT_TS, H_IMPORT_MS, H_INSTANCE_ID, H_MODEL_LOAD_MS, H_READY_TS
-from .base import Capabilities, InstanceHandle, StartRequest, log_tail
+from .base import Capabilities, InstanceHandle, StartRequest, wait_listening
 from .process import instance_environment
 from .watchdog import Watchdog
 
@@ -47,7 +47,6 @@ LABEL_HARNESS = "fcbench.harness"  # pid of the harness process
 LABEL_INSTANCE = "fcbench.instance"
 LABEL_FUNCTION = "fcbench.function"
 LABEL_RUNTIME = "fcbench.runtime"  # one DockerRuntime object: what close() sweeps
-HEALTH_INTERVAL_S = 0.005
 _THREADS = 64
 _PROBE_TIMEOUT_S = 2.0
 _NAME_OK = re.compile(r"[^a-zA-Z0-9_.-]")
@@ -107,6 +106,9 @@ class DockerRuntime:
         self._functions: dict[str, _Function] = {}
         self._containers: dict[str, Container] = {}
         self._ports: dict[str, int] = {}
+        #: instances of fcbench's own image (a sample image, its command kept): once ready,
+        #: one ``GET /`` reads its start-up phases from its headers
+        self._own_server: set[str] = set()
         self._pull_locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         #: removes this runtime's containers if the harness dies without `close` (kill -9)
@@ -185,13 +187,15 @@ class DockerRuntime:
         spec = request.spec
         client = await self.client()
         fn = self._functions.get(spec.name)
-        if fn is None:
+        if fn is None or fn.image != spec.custom_container_config.image:  # a version's image
             await self.prepare(spec)
             fn = self._functions[spec.name]
         request.log_path.parent.mkdir(parents=True, exist_ok=True)
         pulled = await self._ensure_image(client, fn.image)
         if not fn.labels_checked:
             await self._resolve_mount(spec, fn, pulled.labels)
+        cc = spec.custom_container_config
+        own_server = "fcbench.sample" in pulled.labels and not cc.command and not cc.entrypoint
 
         port = self._free_port()
         self._ports[request.instance_id] = port
@@ -210,6 +214,8 @@ class DockerRuntime:
             self._ports.pop(request.instance_id, None)
             raise
         start_ms = (time.perf_counter() - t1) * 1000.0
+        if own_server:
+            self._own_server.add(request.instance_id)
 
         loop = asyncio.get_running_loop()
         exited: asyncio.Future[int] = loop.create_future()
@@ -236,10 +242,11 @@ class DockerRuntime:
         from docker.types import DeviceRequest, Mount
 
         spec = request.spec
-        env = instance_environment(request)
+        # host networking: the container listens on a free host port, not on the spec's
+        # customContainerConfig.port, so instances of one function do not collide
+        env = instance_environment(request, port)
         env.pop("CUDA_VISIBLE_DEVICES", None)  # the device request picks the GPU; inside it is #0
-        env.update(FC_SERVER_PORT=str(port), FC_CUSTOM_LISTEN_PORT=str(port),
-                   FCBENCH_HOST=self.host)
+        env["FCBENCH_HOST"] = self.host
         kwargs: dict[str, Any] = {
             "image": fn.image,
             "name": _NAME_OK.sub("-", f"fcbench-{request.instance_id}-{self.runtime_id[:6]}"),
@@ -328,32 +335,22 @@ class DockerRuntime:
             pass
 
     async def wait_ready(self, handle: InstanceHandle, timeout: float) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        """Ready once the container's port accepts a TCP connection (FC's contract); fcbench's
+        own server is then asked ``GET /`` once for its start-up phases."""
         port = int(handle.info["port"])
-        while True:
-            if handle.exited.done():
-                code = handle.exited.result() if not handle.exited.cancelled() else "unknown"
-                await self._save_logs(handle)
-                tail = log_tail(handle.log_path)
-                raise InstanceStartError(
-                    f"instance {handle.instance_id} (container {handle.info['container_name']}) "
-                    f"exited with code {code} before it was ready; its log is {handle.log_path}"
-                    + (f"\n--- last lines ---\n{tail}" if tail else ""))
-            headers = await _probe(self.host, port)
-            if headers is not None and headers.get(H_INSTANCE_ID,
-                                                   handle.instance_id) == handle.instance_id:
-                break
-            if loop.time() >= deadline:
-                await self._save_logs(handle)
-                raise InstanceStartError(
-                    f"instance {handle.instance_id} did not answer GET / on {self.host}:{port} "
-                    f"within {timeout:g} s (harness.startTimeout); does the image listen on "
-                    f"$FC_SERVER_PORT? Its log is {handle.log_path}")
-            await asyncio.sleep(HEALTH_INTERVAL_S)
+        await wait_listening(handle, self.host, port, timeout,
+                             what=f"container {handle.info['container_name']}",
+                             before_error=lambda: self._save_logs(handle))
         handle.base_url = f"http://{self.host}:{port}"
-        handle.phases_ms["runtime_boot"] = _float(headers.get(H_IMPORT_MS))
-        handle.phases_ms["model_load"] = _float(headers.get(H_MODEL_LOAD_MS))
+        if handle.instance_id not in self._own_server:
+            return  # a foreign server's phases are unknown: absent, not 0
+        headers = await _probe(self.host, port)
+        if headers is None or headers.get(H_INSTANCE_ID) != handle.instance_id:
+            return  # not the server we started (or it did not answer): no phases to trust
+        for phase, header in (("runtime_boot", H_IMPORT_MS), ("model_load", H_MODEL_LOAD_MS)):
+            value = _float(headers.get(header))
+            if value is not None:
+                handle.phases_ms[phase] = value
         for key, header in (("boot_ns", H_BOOT_TS), ("ready_ns", H_READY_TS)):
             if headers.get(header, "").isdigit():
                 handle.info[key] = int(headers[header])
@@ -371,6 +368,7 @@ class DockerRuntime:
         handle.stopping = True
         container = self._containers.pop(handle.instance_id, None)
         self._ports.pop(handle.instance_id, None)
+        self._own_server.discard(handle.instance_id)
         if container is None:
             return
         await self._thread(f"stop container {container.name}", _stop_and_remove, container,
@@ -484,7 +482,8 @@ def _force_remove(container: Container) -> None:
 
 
 async def _probe(host: str, port: int) -> dict[str, str] | None:
-    """GET / once; the response headers (lower-case) or None if nothing answers."""
+    """GET / once (fcbench's own server: its timeline headers); the response headers
+    (lower-case) or None if nothing answers."""
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port),
                                                 _PROBE_TIMEOUT_S)
@@ -514,8 +513,8 @@ def _explain(exc: BaseException) -> str:
     return str(getattr(exc, "explanation", None) or exc).strip()
 
 
-def _float(text: str | None) -> float:
+def _float(text: str | None) -> float | None:
     try:
-        return float(text or 0.0)
+        return float(text) if text else None
     except ValueError:
-        return 0.0
+        return None

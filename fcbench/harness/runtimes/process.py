@@ -1,8 +1,10 @@
 """The embedded default runtime: each instance is a local ``python -m fcbench.server`` process.
 
-Key names: `ProcessRuntime`, `STOP_GRACE_S`. The instance tells the harness it is ready through a
-pipe (no polling) and holds a "lifeline" pipe whose EOF makes it exit (fcbench's own server
-honours it; a `harness.command` need not).
+Key names: `ProcessRuntime`, `STOP_GRACE_S`. Each instance gets a free loopback port in
+``FC_SERVER_PORT`` / ``FC_CUSTOM_LISTEN_PORT`` and is ready, as on FC, once that port accepts a TCP
+connection (`wait_listening`). fcbench's own server also writes one JSON line on a *ready* pipe
+when it listens (its start-up phases, and no polling); any instance may, none needs to. A
+"lifeline" pipe's EOF makes fcbench's own server exit (a `harness.command` need not).
 
 An instance is a process group: it starts in its own session, so its pid is its group id, and
 whatever it starts belongs to the group. Reclaim, delete and shutdown send SIGTERM to the group,
@@ -25,8 +27,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ...errors import InstanceStartError
-from .base import Capabilities, InstanceHandle, StartRequest, log_tail
+from ..._net import free_port
+from ...errors import InstanceStartError, RuntimeBackendError
+from .base import Capabilities, InstanceHandle, StartRequest, wait_listening
 from .watchdog import Watchdog
 
 if TYPE_CHECKING:
@@ -57,17 +60,19 @@ def interpreter_environment(environ: dict[str, str] | None = None) -> dict[str, 
             if k in _INTERPRETER_KEYS or k.startswith(_INTERPRETER_PREFIXES)}
 
 
-def instance_environment(request: StartRequest) -> dict[str, str]:
+def instance_environment(request: StartRequest, port: int | None = None) -> dict[str, str]:
     """The environment an instance sees on every runtime: FC's own variables, the spec's
-    `environmentVariables` and the GPU placement."""
+    `environmentVariables` and the GPU placement. `port`: where it must listen (the runtime's
+    pick; default the spec's `customContainerConfig.port`)."""
     spec = request.spec
+    port = spec.custom_container_config.port if port is None else port
     env = {
         "FC_FUNCTION_NAME": spec.name,
         "FC_FUNCTION_MEMORY_SIZE": str(spec.memory_size or 0),
         "FC_INSTANCE_ID": request.instance_id,
         "FC_REGION": HARNESS_REGION,
-        "FC_SERVER_PORT": str(spec.custom_container_config.port),
-        "FC_CUSTOM_LISTEN_PORT": str(spec.custom_container_config.port),
+        "FC_SERVER_PORT": str(port),
+        "FC_CUSTOM_LISTEN_PORT": str(port),
         "FCBENCH_INSTANCE_ID": request.instance_id,
         "FCBENCH_INSTANCE_CONCURRENCY": str(spec.instance_concurrency),
         **spec.environment_variables,
@@ -87,6 +92,12 @@ class _Instance:
     exited: asyncio.Future[int]
     ready_r: int  # -1 once `wait_ready` owns it
     life_w: int
+    port: int
+    #: fcbench's own server, which always writes the ready line: only that line counts for it
+    own_server: bool
+    #: a read end of the ready pipe held for the instance's life: a line written after the port
+    #: already decided must not fail with EPIPE (and kill a server that wrote it)
+    ready_hold: int = -1
     stopping: bool = False
     #: its group was SIGKILLed and forgotten: never signal that number again (it may be reused)
     finished: bool = False
@@ -97,7 +108,7 @@ class _Instance:
 
 
 class ProcessRuntime:
-    """Runs instances as child processes on 127.0.0.1, each on a port it picks itself."""
+    """Runs instances as child processes on 127.0.0.1, each on a free port the runtime picks."""
 
     name = "process"
     capabilities = Capabilities(gpus=True, image_pull=False)
@@ -124,10 +135,11 @@ class ProcessRuntime:
         argv = list(spec.harness.command or [sys.executable, "-m", "fcbench.server"])
         self.watchdog.ensure()  # a no-op once it runs (one waitpid)
         request.log_path.parent.mkdir(parents=True, exist_ok=True)
+        port = self._free_port()
         with open(request.log_path, "ab") as log:
             ready_r, ready_w, life_r, life_w = _two_pipes()
-            env = {**interpreter_environment(), **instance_environment(request),
-                   "FC_SERVER_PORT": "0", "FC_CUSTOM_LISTEN_PORT": "0", "FCBENCH_HOST": self.host,
+            env = {**interpreter_environment(), **instance_environment(request, port),
+                   "FCBENCH_HOST": self.host,
                    "FCBENCH_READY_FD": str(ready_w), "FCBENCH_LIFELINE_FD": str(life_r)}
             t0 = time.perf_counter()
             try:
@@ -148,45 +160,53 @@ class ProcessRuntime:
                 os.close(life_r)
         spawn_ms = (time.perf_counter() - t0) * 1000.0
         exited = asyncio.ensure_future(proc.wait())
-        inst = _Instance(proc, exited, ready_r, life_w)
+        inst = _Instance(proc, exited, ready_r, life_w, port,
+                         own_server=spec.harness.command is None)
         self._instances[request.instance_id] = inst
         self.watchdog.add(inst.pgid)
         exited.add_done_callback(lambda _f: self._leader_exited(request.instance_id, inst))
         handle = InstanceHandle(instance_id=request.instance_id, function=spec.name,
                                 log_path=request.log_path, exited=exited, pid=proc.pid)
         handle.phases_ms["spawn"] = spawn_ms
+        handle.info["port"] = port
         handle.info["spawn_wall_ns"] = time.time_ns() - int(spawn_ms * 1e6)
         return handle
 
+    def _free_port(self) -> int:
+        try:
+            return free_port(self.host, avoid={i.port for i in self._instances.values()})
+        except OSError as exc:
+            raise RuntimeBackendError(f"could not find a free loopback port for an instance: "
+                                      f"{exc}") from exc
+
     async def wait_ready(self, handle: InstanceHandle, timeout: float) -> None:
+        """Ready once the port accepts a connection or the instance's ready line arrives (for
+        fcbench's own server, which always sends it: only the line)."""
         inst = self._instances.get(handle.instance_id)
         if inst is None or inst.ready_r < 0:
             raise InstanceStartError(f"instance {handle.instance_id} is gone or already waited "
                                      f"for; its log is {handle.log_path}")
         ready_r, inst.ready_r = inst.ready_r, -1  # the transport below owns it now
-        loop = asyncio.get_running_loop()
+        inst.ready_hold = os.dup(ready_r)
         reader = asyncio.StreamReader()
-        transport, _ = await loop.connect_read_pipe(
+        transport, _ = await asyncio.get_running_loop().connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(ready_r, "rb"))
         try:
-            line = await asyncio.wait_for(reader.readline(), timeout)
-        except asyncio.TimeoutError:
-            raise InstanceStartError(
-                f"instance {handle.instance_id} did not become ready within {timeout:g} s "
-                f"(harness.startTimeout); its log is {handle.log_path}") from None
+            msg = await wait_listening(handle, self.host, inst.port, timeout,
+                                       signal=_ready_line(reader), probe=not inst.own_server)
         finally:
             transport.close()
-        if not line:
-            code = await _exit_code(handle)
-            tail = log_tail(handle.log_path)
-            raise InstanceStartError(
-                f"instance {handle.instance_id} exited with code {code} before it was ready; "
-                f"its log is {handle.log_path}" + (f"\n--- last lines ---\n{tail}" if tail else ""))
-        msg = json.loads(line)
-        handle.base_url = f"http://{self.host}:{msg['port']}"
-        handle.info.update(msg)
-        handle.phases_ms["runtime_boot"] = float(msg["import_ms"])
-        handle.phases_ms["model_load"] = float(msg["model_load_ms"])
+        port = inst.port
+        if msg is not None:
+            if isinstance(msg.get("port"), int) and msg["port"] > 0:
+                port = msg["port"]  # an instance that picked its own port says so
+            handle.info.update(msg)
+            # the instance's own split; a server that does not report one has none (not 0)
+            for phase, key in (("runtime_boot", "import_ms"), ("model_load", "model_load_ms")):
+                if isinstance(msg.get(key), (int, float)):
+                    handle.phases_ms[phase] = float(msg[key])
+        handle.info["port"] = port
+        handle.base_url = f"http://{self.host}:{port}"
 
     async def stop(self, handle: InstanceHandle, timeout: float = STOP_GRACE_S) -> None:
         """SIGTERM the instance's group, SIGKILL it after `timeout` s or once the instance's
@@ -231,7 +251,8 @@ class ProcessRuntime:
         _killpg(inst.pgid, signal.SIGKILL)
         self.watchdog.discard(inst.pgid)
         _close(inst.life_w)
-        inst.life_w = -1
+        _close(inst.ready_hold)
+        inst.life_w = inst.ready_hold = -1
 
     def kill_all_now(self) -> None:
         """Last-resort synchronous cleanup (interpreter exit): SIGKILL every instance's group."""
@@ -277,8 +298,11 @@ def _close(fd: int) -> None:
             pass
 
 
-async def _exit_code(handle: InstanceHandle) -> int | str:
+async def _ready_line(reader: asyncio.StreamReader) -> dict | None:
+    """The instance's JSON line on the ready pipe; None when none will come (EOF, not JSON)."""
     try:
-        return await asyncio.wait_for(asyncio.shield(handle.exited), 2.0)
-    except asyncio.TimeoutError:
-        return "unknown"
+        line = await reader.readline()
+        msg = json.loads(line) if line.strip() else None
+    except (OSError, ValueError):  # a closed pipe, an overlong line, not JSON
+        return None
+    return msg if isinstance(msg, dict) else None

@@ -28,13 +28,15 @@ from harness_utils import events, http, instances, signed_headers
 pytestmark = pytest.mark.slow  # every test here starts processes or servers
 
 INSTANCE = str(Path(__file__).with_name("stream_instance.py"))
+#: a server that knows only FC's contract (listens on $FC_SERVER_PORT, nothing of fcbench)
+FOREIGN = str(Path(__file__).parent / "foreign" / "stream_server.py")
 
 
 def stream_spec(name: str, *, timeout: float = 10, concurrency: int = 1,
-                max_instances: int = 1) -> dict:
-    """A function served by tests/stream_instance.py."""
+                max_instances: int = 1, server: str = INSTANCE) -> dict:
+    """A function served by tests/stream_instance.py (or `server`)."""
     return {"functionName": name, "timeout": timeout, "instanceConcurrency": concurrency,
-            "harness": {"runtime": "process", "command": [sys.executable, INSTANCE],
+            "harness": {"runtime": "process", "command": [sys.executable, server],
                         "idleTimeout": 600, "maxInstances": max_instances}}
 
 
@@ -42,7 +44,8 @@ def stream_spec(name: str, *, timeout: float = 10, concurrency: int = 1,
 def harness(tmp_path_factory):
     specs = [function_spec_from_dict(stream_spec("s")),
              function_spec_from_dict(stream_spec("short", timeout=1)),
-             function_spec_from_dict(stream_spec("wide", concurrency=4, max_instances=2))]
+             function_spec_from_dict(stream_spec("wide", concurrency=4, max_instances=2)),
+             function_spec_from_dict(stream_spec("foreign", server=FOREIGN))]
     config = HarnessConfig(port=0, log_dir=tmp_path_factory.mktemp("logs"))
     with HarnessThread(specs, config) as h:
         yield h
@@ -145,6 +148,15 @@ def test_chunks_reach_the_caller_as_they_arrive_with_the_platform_headers(harnes
     event = last_event(harness.url, h["x-fc-request-id"])
     assert event["status"] == 200 and event["error"] is None
     assert event["latency_ms"] >= 780  # the platform counts the request until its last byte
+
+
+def test_a_foreign_sse_server_streams_through_as_it_sends(harness):
+    Streamed(harness.url, invoke_path("foreign"), {"chunks": 1})  # past the cold start
+    got = Streamed(harness.url, invoke_path("foreign"), {"chunks": 4, "interval_ms": 200})
+    assert got.complete and got.events == [f"data: {i}".encode() for i in range(4)]
+    assert got.headers["content-type"] == "text/event-stream"
+    times = got.event_times()
+    assert times[0] < 150 and all(120 < b - a < 450 for a, b in zip(times, times[1:])), times
 
 
 def test_http_trigger_streams_too_and_a_content_length_answer_stays_buffered(harness):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -74,3 +75,15 @@ def instances(base: str, *, include_retired: bool = False) -> list[dict]:
 
 def events(base: str, since: int = 0) -> list[dict]:
     return json.loads(http("GET", f"{base}/fcbench/v1/events?since={since}")[2])["events"]
+
+
+def wait_for(pred, timeout: float = 20.0):
+    """Poll `pred` every 50 ms until it returns something truthy (returned); AssertionError
+    after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")

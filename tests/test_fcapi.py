@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fcbench.harness.server import HarnessConfig, HarnessThread
-from harness_utils import http, instances
+from harness_utils import http, instances, wait_for
 
 fc = pytest.importorskip("alibabacloud_fc20230330.client")
 from alibabacloud_fc20230330 import models as m  # noqa: E402
@@ -58,16 +58,6 @@ def fc_code(fn, *args, **kw) -> tuple[str, int, str]:
     with pytest.raises(TeaException) as info:
         fn(*args, **kw)
     return info.value.code, info.value.status_code, info.value.message
-
-
-def wait_for(pred, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.mark.slow

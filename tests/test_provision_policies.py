@@ -17,6 +17,7 @@ from fcbench.provision_policy import ProvisionPolicies, parse_expression, utilis
 from fcbench.sim import simulate
 from fcbench.spec import (ScheduledAction, TargetTrackingPolicy, function_spec_from_dict,
                           provision_from_dict)
+from harness_utils import wait_for
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -238,16 +239,6 @@ from fcbench.harness.server import HarnessConfig, HarnessThread  # noqa: E402
 from sdk_utils import CreateInput, sdk  # noqa: E402
 
 SLEEP_ENV = {"FCBENCH_MODEL": "sleep", "FCBENCH_SLEEP_MS": "0", "FCBENCH_STARTUP_MS": "0"}
-
-
-def wait_for(pred, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def kinds(client, name: str) -> list[str]:

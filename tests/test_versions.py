@@ -21,7 +21,7 @@ from fcbench.harness.versions import (LATEST, Alias, FunctionVersions, Qualifier
                                      unit_key)
 from fcbench.protocol import ALL_COLUMNS, H_FC_VERSION, parse_headers
 from fcbench.spec import function_spec_from_dict
-from harness_utils import http, instances
+from harness_utils import http, instances, wait_for
 
 SLEEP_ENV = {"FCBENCH_MODEL": "sleep", "FCBENCH_STARTUP_MS": "0"}
 
@@ -186,16 +186,6 @@ def _listed(client, name: str, qualifier: str | None = None):
     return client.list_instances(name, m.ListInstancesRequest(qualifier=qualifier)).body.instances
 
 
-def _wait_for(pred, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 @pytest.mark.slow
 def test_versions_keep_their_config_and_instances_and_an_alias_splits_by_weight(harness):
     client = sdk_for(harness.url)
@@ -325,7 +315,7 @@ def test_a_provision_config_on_an_alias_keeps_its_versions_instances_and_follows
     put = client.put_provision_config("kept", m.PutProvisionConfigRequest(
         qualifier="live", body=m.PutProvisionConfigInput(default_target=2))).body
     assert put.default_target == 2 and put.function_arn.endswith(":functions/kept/live")
-    _wait_for(lambda: client.get_provision_config("kept", m.GetProvisionConfigRequest(
+    wait_for(lambda: client.get_provision_config("kept", m.GetProvisionConfigRequest(
         qualifier="live")).body.current == 2)
     assert _code(client.get_provision_config, "kept",
                  m.GetProvisionConfigRequest(qualifier="LATEST"))[0] == "ProvisionConfigNotFound"
@@ -341,8 +331,8 @@ def test_a_provision_config_on_an_alias_keeps_its_versions_instances_and_follows
     # the alias moves to v2: so do its provisioned instances; v1's idle out
     client.update_alias("kept", "live", m.UpdateAliasRequest(body=m.UpdateAliasInput(
         version_id="2")))
-    _wait_for(lambda: [i.version_id for i in _listed(client, "kept")] == ["2", "2"])
-    _wait_for(lambda: client.get_provision_config("kept", m.GetProvisionConfigRequest(
+    wait_for(lambda: [i.version_id for i in _listed(client, "kept")] == ["2", "2"])
+    wait_for(lambda: client.get_provision_config("kept", m.GetProvisionConfigRequest(
         qualifier="live")).body.current == 2)
     headers, out = _call(client, "kept", "live")
     assert (out["slept_ms"], headers[H_FC_VERSION], headers["x-fcbench-cold"]) == (2, "2", "0")
@@ -350,7 +340,7 @@ def test_a_provision_config_on_an_alias_keeps_its_versions_instances_and_follows
     client.delete_provision_config("kept", m.DeleteProvisionConfigRequest(qualifier="live"))
     assert _code(client.get_provision_config, "kept", m.GetProvisionConfigRequest(
         qualifier="live"))[0] == "ProvisionConfigNotFound"
-    _wait_for(lambda: _listed(client, "kept") == [])  # ordinary again: they idle out
+    wait_for(lambda: _listed(client, "kept") == [])  # ordinary again: they idle out
 
 
 @pytest.mark.slow

@@ -13,16 +13,14 @@ import re
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
-from .._net import is_loopback
 from ..errors import TargetError
 from ..fc import ASYNC_TASK_ENDED, ASYNC_TASK_ID_MAX, MAX_LIST_LIMIT
 from ..http1 import HttpProtocolError
-from ..httpclient import HttpClient
 from ..measures import task_queue_ms, task_run_ms
 from ..protocol import function_path
-from ..signing import AccessKey, Signer, harness_key
+from ..targets.harness_client import HarnessClient
 
 __all__ = ["AsyncTaskClient", "collect_tasks", "enable_tasks", "task_prefix", "task_row"]
 
@@ -36,18 +34,9 @@ def task_prefix(run_name: str) -> str:
     return ("run-" + re.sub(r"[^A-Za-z0-9_-]", "_", run_name))[:ASYNC_TASK_ID_MAX - 40] + "-"
 
 
-class AsyncTaskClient:
+class AsyncTaskClient(HarnessClient):
     """FC 3.0's async invoke config and async task calls on the harness at `base_url`, signed
-    with `key` (default: the key file of the harness at that address)."""
-
-    def __init__(self, base_url: str, *, timeout: float = 30.0,
-                 key: AccessKey | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
-        parts = urlsplit(self.base_url)
-        if key is None and is_loopback(parts.hostname):
-            key = harness_key(parts.netloc)
-        self._http = HttpClient(self.base_url, timeout=timeout,
-                                signer=Signer(key, parts.netloc) if key is not None else None)
+    with `key` (default: the key file of the harness at that address), as `HarnessClient`."""
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None
               ) -> tuple[int, Any]:
@@ -105,14 +94,8 @@ class AsyncTaskClient:
         return self._ok("GET", f"{function_path(function)}/async-tasks/"
                                f"{quote(task_id, safe='')}")
 
-    def close(self) -> None:
-        self._http.close()
-
     def __enter__(self) -> AsyncTaskClient:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def enable_tasks(client: AsyncTaskClient, function: str) -> str | None:

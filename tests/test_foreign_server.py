@@ -133,7 +133,24 @@ def test_health_check_config_decides_readiness(harness_for):
     [inst] = instances(h.url)
     # listening at once, but healthy only after the delay and two successful GET /healthz
     assert inst["runtime_info"]["health_probes"] == 2
-    assert inst["phases_ms"]["ready"] >= 2000
+    assert inst["phases_ms"]["health_check"] >= 2000 - inst["phases_ms"]["ready"]
+    assert inst["phases_ms"]["ready"] < 2000  # listening came first; the probes are their own phase
+
+
+def test_the_initializer_runs_before_the_health_check_as_on_fc(harness_for, tmp_path):
+    log = tmp_path / "requests.log"
+    h = harness_for(foreign_spec(
+        "ordered", [sys.executable, PLAIN],
+        env={"PLAIN_LOG": str(log)},
+        instanceLifecycleConfig={"initializer": {"handler": "x", "timeout": 5}},
+        customContainerConfig={"healthCheckConfig": {"httpGetUrl": "/healthz",
+                                                     "periodSeconds": 1}}))
+    status, _, _ = invoke(h.url, "ordered", b"ab")
+    assert status == 200
+    lines = log.read_text().splitlines()
+    assert lines[:3] == ["POST /initialize", "GET /healthz", "POST /invoke"], lines
+    [inst] = instances(h.url)
+    assert inst["phases_ms"]["initializer"] > 0 and inst["phases_ms"]["health_check"] > 0
 
 
 def test_server_that_never_listens_fails_naming_the_port_within_start_timeout(harness_for):

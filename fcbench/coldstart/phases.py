@@ -34,12 +34,13 @@ __all__ = ["HEADER_PHASES", "PHASES", "clock_errors", "split_with_harness",
 #: runtime_boot (imports, instance), model_load (instance), ready (model loaded -> harness saw
 #: it listening: bind + signal; for an instance that reports no timeline, a foreign server,
 #: runtime done -> harness saw it ready: its whole start, unsplit, while process_start,
-#: runtime_boot and model_load stay unknown), initializer (harness), first_inference (instance's
-#: own inference time), transit (the gateway's forward round trip beyond inference),
+#: runtime_boot and model_load stay unknown), initializer (harness), health_check (harness: FC's
+#: probe, after the initializer as on FC; 0 without healthCheckConfig), first_inference
+#: (instance's own inference time), transit (the gateway's forward round trip beyond inference),
 #: unattributed (e2e minus all of them).
 PHASES = ["schedule", *PLATFORM_PHASES, "image_pull", "container_create", "container_start",
           "spawn", "process_start", "runtime_boot", "model_load", "ready", "initializer",
-          "first_inference", "transit", "unattributed"]
+          "health_check", "first_inference", "transit", "unattributed"]
 
 #: Phases when only the instance's headers are known (a plain URL, FC): `platform` is the rest.
 HEADER_PHASES = ["runtime_boot", "model_load", "first_inference", "platform"]
@@ -95,6 +96,7 @@ def split_with_harness(*, record: InvocationRecord, instance: Mapping[str, Any]
         else runtime_done if boot is None else None
     out["ready"] = _span_ms(tl.get("ready_detected_ns"), since)
     out["initializer"] = float(runtime.get("initializer", 0.0))  # 0: the spec has none
+    out["health_check"] = float(runtime.get("health_check", 0.0))  # 0: no healthCheckConfig
     out["first_inference"] = _ms(record.inference_ms)
     out["transit"] = (record.forward_ms - record.inference_ms) \
         if record.forward_ms is not None and record.inference_ms is not None else _NAN

@@ -2,7 +2,7 @@
 
 Key names: `Platform`, `rejected`, `FunctionMeta`, `Trigger`, `Unit`. It applies scheduler decisions
 (start, admit, reject, reclaim), runs the one start sequence shared by all runtimes (start → wait
-ready → health check → initializer → record phases) and the one stop sequence (let in-flight
+ready → initializer → health check → record phases, FC's order) and the one stop sequence (let in-flight
 requests of an updated instance finish → preStop → stop), watches instances for crashes, fires
 lifecycle events, and keeps what FC's management API reports (ids, times, triggers, provision,
 reserved concurrency).
@@ -615,16 +615,20 @@ class Platform:
             self._handles[d.instance_id] = handle
             handle.info["launch_ns"] = launch_ns
             await runtime.wait_ready(handle, spec.harness.start_timeout)
-            health = spec.custom_container_config.health_check_config
-            if health is not None:  # FC's probe decides readiness, not just a listening port
-                await wait_healthy(handle, health, self._probe(handle), since=t0)
             handle.info["ready_detected_ns"] = time.time_ns()
             handle.phases_ms["ready"] = (time.perf_counter() - t0) * 1000.0
+            # FC's order: the initializer runs once the server listens, the health check after
+            # it (its first probe no earlier than initialDelaySeconds after the launch)
             init = spec.instance_lifecycle_config.initializer
             if init is not None:
                 t_init = time.perf_counter()
                 await self._initialize(handle, init.timeout)
                 handle.phases_ms["initializer"] = (time.perf_counter() - t_init) * 1000.0
+            health = spec.custom_container_config.health_check_config
+            if health is not None:  # FC's probe decides readiness, not just a listening port
+                t_health = time.perf_counter()
+                await wait_healthy(handle, health, self._probe(handle), since=t0)
+                handle.phases_ms["health_check"] = (time.perf_counter() - t_health) * 1000.0
             handle.phases_ms["start_total"] = (time.perf_counter() - t0) * 1000.0
             handle.info["admitted_ns"] = time.time_ns()
         except asyncio.CancelledError:

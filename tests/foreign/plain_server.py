@@ -4,7 +4,7 @@ with the request body reversed and ``GET /healthz`` with 200.
 
 Environment: ``FC_SERVER_PORT`` (FC's), ``PLAIN_START_DELAY_S`` (sleep before listening, so a
 readiness probe has something to wait for), ``PLAIN_HOST`` (default 127.0.0.1; ``0.0.0.0`` in a
-container)."""
+container), ``PLAIN_LOG`` (a file each request's method and path is appended to, in order)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def _answer(self, status: int, body: bytes) -> None:
+        if os.environ.get("PLAIN_LOG"):
+            with open(os.environ["PLAIN_LOG"], "a") as log:
+                log.write(f"{self.command} {self.path}\n")
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(body)))

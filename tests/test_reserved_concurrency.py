@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pandas as pd
 import pytest
@@ -176,6 +177,13 @@ def test_a_published_version_gets_the_functions_cap(tmp_path):
             body=m.PutConcurrencyInput(reserved_concurrency=1)))
         results = _parallel(client, "f", 3, 1500, "prod")
         assert sorted(results) == [(200, "")] + [(429, "ResourceExhausted")] * 2, results
+        # one cap for the function whole: a request held on LATEST leaves no room at "prod"
+        held = threading.Thread(target=_invoke, args=(client, "f", 1500))
+        held.start()
+        time.sleep(0.5)
+        assert _invoke(client, "f", 0, "prod") == (429, "ResourceExhausted")
+        held.join(30)
+        assert _invoke(client, "f", 0, "prod") == (200, "")
 
 
 @pytest.mark.slow
@@ -223,3 +231,19 @@ def test_simulator_throttles_the_share_the_harness_throttles(sleep_workload, fcb
     sim = simulate(offsets, FunctionConfig.from_spec(wl.function_specs[0]),
                    service_s=lambda: 0.955, startup_s=lambda: 0.4)
     assert sim.throttled == throttled == 24, (sim.throttled, throttled)
+
+
+def test_a_function_and_its_versions_share_one_reserved_concurrency():
+    sched = Scheduler()
+    sched.add_function(FunctionConfig("f", reserved_concurrency=2))
+    sched.add_function(FunctionConfig("f@1", reserved_concurrency=2, group="f"))
+    sched.add_function(FunctionConfig("g", reserved_concurrency=2))  # another function's own
+    assert not any(isinstance(d, Reject) for d in sched.arrive(0.0, "f", "a"))
+    assert not any(isinstance(d, Reject) for d in sched.arrive(0.0, "f@1", "b"))
+    [refused] = sched.arrive(0.0, "f@1", "c")
+    assert isinstance(refused, Reject) and refused.reason is RejectReason.RESERVED_CONCURRENCY
+    [refused] = sched.arrive(0.0, "f", "d")
+    assert isinstance(refused, Reject) and refused.reason is RejectReason.RESERVED_CONCURRENCY
+    assert not any(isinstance(d, Reject) for d in sched.arrive(0.0, "g", "e"))
+    sched.remove_function(0.0, "f@1")  # its held request no longer counts
+    assert not any(isinstance(d, Reject) for d in sched.arrive(0.0, "f", "h"))

@@ -249,8 +249,8 @@ class Platform:
     def set_concurrency(self, name: str, reserved: int | None) -> None:
         """PutConcurrencyConfig (None: DeleteConcurrencyConfig): `harness.reservedConcurrency`
         of the function (FC's call takes no qualifier); it counts from the next request (those
-        already admitted keep running). Each published version in use gets the same cap,
-        counted on its own."""
+        already admitted keep running). Each published version in use gets the same cap, and
+        the function's units count against it together, as FC counts the function."""
         spec = updated_spec(self.specs[name], {"harness": {"reservedConcurrency": reserved}},
                             source="PutConcurrencyConfig body")
         self.specs[name] = spec
@@ -369,11 +369,12 @@ class Platform:
         # a version's own provisioned count comes from its aliases' provision configs; the
         # snapshot's harness.minInstances is LATEST's provision config, not the version's
         target = self.meta[name].versions.provision_target(version.version_id)
-        # reserved concurrency is the function's (PutConcurrencyConfig has no qualifier), so
-        # the current one, not the snapshot's
+        # reserved concurrency is the function's (PutConcurrencyConfig has no qualifier): the
+        # current one, not the snapshot's, shared with LATEST and the other versions (`group`)
         return replace(FunctionConfig.from_spec(version.spec),
                        name=unit_key(name, version.version_id), min_instances=target,
-                       reserved_concurrency=self.specs[name].harness.reserved_concurrency)
+                       reserved_concurrency=self.specs[name].harness.reserved_concurrency,
+                       group=name)
 
     def _ensure_unit(self, name: str, version: Version) -> str:
         key = unit_key(name, version.version_id)

@@ -9,7 +9,8 @@ Rules (docs/scheduler.md):
   onto the busiest one, ties to the most recently used;
 * a function with `reserved_concurrency` (FC's PutConcurrencyConfig) refuses a request at once
   (`Reject`, 429) when that many of its requests are in flight, waiting for an instance start or
-  queued; 0 refuses every request (FC: the function is disabled);
+  queued — counted over every scheduling unit of its `group` (a function and its published
+  versions); 0 refuses every request (FC: the function is disabled);
 * no free slot: join a starting instance with unclaimed slots; else start one (cold start) if
   `max_instances` and GPU memory allow; else wait in a bounded FIFO queue; a full queue or a
   queue timeout is a `Reject` (429);
@@ -74,6 +75,9 @@ class FunctionConfig:
     #: FC's reserved concurrency: at most this many requests in flight, claimed or queued
     #: (None: no cap)
     reserved_concurrency: int | None = None
+    #: the function whose reserved concurrency this one shares ("": its own `name`); a
+    #: published version's scheduling unit names its function, as FC counts the function whole
+    group: str = ""
 
     @classmethod
     def from_spec(cls, spec: FunctionSpec) -> FunctionConfig:
@@ -255,6 +259,8 @@ class Scheduler:
         self._functions: dict[str, _Function] = {}
         #: the same, in registration order, as a list (iterated after every event)
         self._fn_list: list[_Function] = []
+        #: functions that share one reserved concurrency (`FunctionConfig.group`)
+        self._groups: dict[str, list[_Function]] = {}
         #: request id -> the instance it was admitted to or claimed (GONE once that one is)
         self._where: dict[str, Instance] = {}
         self._by_id: dict[str, Instance] = {}  # live instances (starting or ready)
@@ -272,6 +278,7 @@ class Scheduler:
             raise ValueError(f"function {config.name!r} is already registered")
         fn = self._functions[config.name] = _Function(config)
         self._fn_list.append(fn)
+        self._groups.setdefault(config.group or config.name, []).append(fn)
         out: list[Decision] = []
         for _ in range(min(config.min_instances, config.max_instances)):
             inst = self._start(now, fn, out)
@@ -291,6 +298,8 @@ class Scheduler:
             out.extend(self._drop(now, inst, reason="deleted"))
         del self._functions[name]
         self._fn_list = [f for f in self._fn_list if f is not fn]
+        group = self._groups.get(fn.config.group or name, [])
+        group[:] = [f for f in group if f is not fn]
         return out
 
     def functions(self) -> list[FunctionConfig]:
@@ -349,7 +358,9 @@ class Scheduler:
             return
         cap = fn.config.reserved_concurrency
         if cap is not None:  # the one cost of the rule when no cap is set
-            held = self._held(fn)
+            held = 0
+            for member in self._groups[fn.config.group or fn.config.name]:
+                held += self._held(member)
             if held >= cap:
                 out.append(Reject(request_id, RejectReason.RESERVED_CONCURRENCY,
                                   f"reserved concurrency {cap}, {held} requests in flight "
@@ -709,6 +720,10 @@ class Scheduler:
         """
         self.gpus.check_fits(config.name, config.gpu_memory_mb)
         fn = self._functions[config.name]
+        old_group, new_group = fn.config.group or config.name, config.group or config.name
+        if old_group != new_group:
+            self._groups[old_group].remove(fn)
+            self._groups.setdefault(new_group, []).append(fn)
         fn.config = config
         out: list[Decision] = []
         want = min(config.min_instances, config.max_instances)

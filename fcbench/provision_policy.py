@@ -52,8 +52,8 @@ _TINY = timedelta(microseconds=1)
 _EPS = 1e-6
 
 
-class ScheduledActionLike(Protocol):
-    """A scheduled action as `fcbench.spec.ScheduledAction` holds it."""
+class _WindowedLike(Protocol):
+    """What every provision policy has: a name and a window in a time zone."""
 
     @property
     def name(self) -> str: ...
@@ -61,23 +61,22 @@ class ScheduledActionLike(Protocol):
     def start_time(self) -> str | None: ...
     @property
     def end_time(self) -> str | None: ...
-    @property
-    def target(self) -> int: ...
-    @property
-    def schedule_expression(self) -> str: ...
     @property
     def time_zone(self) -> str | None: ...
 
 
-class TrackingPolicyLike(Protocol):
-    """A target-tracking policy as `fcbench.spec.TargetTrackingPolicy` holds it."""
+class ScheduledActionLike(_WindowedLike, Protocol):
+    """A scheduled action as `fcbench.spec.ScheduledAction` holds it."""
 
     @property
-    def name(self) -> str: ...
+    def target(self) -> int: ...
     @property
-    def start_time(self) -> str | None: ...
-    @property
-    def end_time(self) -> str | None: ...
+    def schedule_expression(self) -> str: ...
+
+
+class TrackingPolicyLike(_WindowedLike, Protocol):
+    """A target-tracking policy as `fcbench.spec.TargetTrackingPolicy` holds it."""
+
     @property
     def metric_type(self) -> str: ...
     @property
@@ -86,8 +85,6 @@ class TrackingPolicyLike(Protocol):
     def min_capacity(self) -> int: ...
     @property
     def max_capacity(self) -> int: ...
-    @property
-    def time_zone(self) -> str | None: ...
 
 
 def _croniter() -> Any:

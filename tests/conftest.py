@@ -110,3 +110,22 @@ def fcbench_run() -> Callable[..., subprocess.CompletedProcess]:
                               timeout=timeout, env={**os.environ, **(env or {})})
 
     return run
+
+
+@pytest.fixture
+def harness_for(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Open a harness (in a background thread, on a free port) for the given specs; every one
+    opened is closed at the end of the test."""
+    from fcbench.harness.server import HarnessConfig, HarnessThread
+
+    opened: list[Any] = []
+
+    def open_(*specs: Any) -> Any:
+        h = HarnessThread(list(specs), HarnessConfig(port=0, log_dir=tmp_path / "logs"))
+        h.__enter__()
+        opened.append(h)
+        return h
+
+    yield open_
+    for h in opened:
+        h.close()

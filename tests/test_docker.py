@@ -25,7 +25,6 @@ from fcbench.errors import DockerUnavailable, GpuRuntimeMissing
 from fcbench.harness.gpus import Gpu
 from fcbench.harness.runtimes.base import StartRequest
 from fcbench.harness.runtimes.docker import DockerRuntime, remove_image, restore_tags
-from fcbench.harness.server import HarnessConfig, HarnessThread
 from fcbench.spec import function_spec_from_dict
 from harness_utils import http, instances, invoke
 
@@ -36,21 +35,6 @@ def docker_spec(image: str, name: str = "mnv2", **extra) -> object:
     doc = {"functionName": name, "customContainerConfig": {"image": image},
            "harness": {"runtime": "docker", "idleTimeout": 600, "startTimeout": 90}, **extra}
     return function_spec_from_dict(doc)
-
-
-@pytest.fixture
-def harness_for(tmp_path):
-    opened = []
-
-    def open_(*specs):
-        h = HarnessThread(list(specs), HarnessConfig(port=0, log_dir=tmp_path / "logs"))
-        h.__enter__()
-        opened.append(h)
-        return h
-
-    yield open_
-    for h in opened:
-        h.close()
 
 
 @pytest.mark.slow

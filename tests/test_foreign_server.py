@@ -22,7 +22,6 @@ import yaml
 
 # fixtures are imported by name so pytest finds them here
 from docker_fixtures import docker_client  # noqa: F401
-from fcbench.harness.server import HarnessConfig, HarnessThread
 from fcbench.spec import function_spec_from_dict
 from harness_utils import instances, invoke, sleep_spec
 
@@ -44,21 +43,6 @@ def foreign_spec(name: str, command: list[str], *, env: dict[str, str] | None = 
 def environ_of(pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{pid}/environ").read_bytes()
     return dict(e.split("=", 1) for e in raw.decode().split("\0") if "=" in e)
-
-
-@pytest.fixture
-def harness_for(tmp_path):
-    opened = []
-
-    def open_(*specs):
-        h = HarnessThread(list(specs), HarnessConfig(port=0, log_dir=tmp_path / "logs"))
-        h.__enter__()
-        opened.append(h)
-        return h
-
-    yield open_
-    for h in opened:
-        h.close()
 
 
 # ---- the process runtime ---------------------------------------------------------------------

@@ -308,8 +308,9 @@ def task_run_ms(started_ts: float | None, end_ts: float | None) -> float | None:
 
 def task_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The async tasks of a run: how many ended in each state (shares add up to 1), how many had
-    not ended, and percentiles of queue time (all, cold, warm) and of run time (succeeded
-    tasks). `rows` carry ``status``, ``cold`` (True/False/None), ``queue_ms``, ``run_ms``."""
+    not ended, P(cold) over all tasks, and percentiles of queue time (all, cold, warm) and of run
+    time (succeeded tasks). `rows` carry ``status``, ``cold`` (True/False/None),
+    ``instance_id``, ``queue_ms``, ``run_ms``."""
     from .fc import ASYNC_TASK_ENDED
 
     n = len(rows)
@@ -325,6 +326,9 @@ def task_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "statuses": {k: {"count": v, "share": v / n} for k, v in sorted(counts.items())},
         "unfinished": sum(v for k, v in counts.items() if k not in ASYNC_TASK_ENDED),
         "cold": sum(1 for r in rows if r.get("cold") is True),
+        # P(cold) of the jobs, the one definition (`p_cold`): cold tasks / all tasks submitted
+        "p_cold": p_cold(np.array(["cold" if r.get("cold") is True else "other" for r in rows],
+                                  dtype=object), [r.get("instance_id") for r in rows]),
         "queue_ms": ms("queue_ms"),
         "queue_ms_cold": ms("queue_ms", lambda r: r.get("cold") is True),
         "queue_ms_warm": ms("queue_ms", lambda r: r.get("cold") is False),

@@ -6,6 +6,7 @@ run` with ``request.invocationType: Async`` writing tasks.csv."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -376,7 +377,11 @@ def test_fcbench_run_async_writes_one_task_row_per_request(sleep_workload, fcben
     assert summary["cold"] == 2 and summary["queue_ms_cold"]["count"] == 2
     assert summary["queue_ms_cold"]["p50"] >= 700 and summary["run_ms"]["p50"] >= 300
     assert summary["queue_ms_warm"]["count"] == len(requests) - 2
+    # the jobs' P(cold) is the cold tasks' share (the submissions themselves are never cold)
+    assert summary["p_cold"]["cold"] == 2 and summary["p_cold"]["n"] == len(requests)
     assert "async tasks" in res.stdout and "task queue ms" in res.stdout
+    assert re.search(rf"task P\(cold\) \[95% CI\] +{2 / len(requests):.3f} "
+                     rf"\(2/{len(requests)} tasks\)", res.stdout), res.stdout
 
 
 @pytest.mark.slow

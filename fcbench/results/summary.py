@@ -151,18 +151,16 @@ def summary_table(summary: dict[str, Any]) -> list[tuple[str, str]]:
         return f"p50 {block['p50']:.1f} · p90 {block['p90']:.1f} · p99 {block['p99']:.1f} · " \
                f"max {block['max']:.1f}"
 
-    p = summary.get("p_cold") or {}
-    cl = p.get("cluster") or {}
-    pc = "–" if p.get("value") is None else \
-        f"{p['value']:.3f} ({p['cold']}/{p['n']} sent); Wilson [{p['lo']:.3f}, {p['hi']:.3f}]" + \
-        ("" if not cl else f", clustered [{cl['lo']:.3f}, {cl['hi']:.3f}]"
-         if cl.get("known", True) else ", clustered: too few requests to tell")
+    pc = _p_cold_text(summary.get("p_cold"), "sent")
     shares = summary.get("outcomes") or {}
     mix = " · ".join(f"{k} {v['count']}" for k, v in shares.items()) if shares else "–"
     lfi = summary.get("latency_from_intended_ms") or {}
     errs = ", ".join(f"{k}: {v}" for k, v in (summary.get("errors_by_status") or {}).items())
+    tasks = summary.get("async_tasks")
     rows = [
-        ("requests", f"{summary.get('count', 0)} ({summary.get('ok', 0)} ok)"),
+        # an async run's requests are submissions (202 at once); its jobs are the task rows
+        ("requests (submitted)" if tasks else "requests",
+         f"{summary.get('count', 0)} ({summary.get('ok', 0)} ok)"),
         ("errors", f"{summary.get('errors', 0)}" + (f" ({errs})" if errs else "")),
         ("outcomes", mix),
         ("P(cold) [95% CI]", pc),
@@ -175,7 +173,18 @@ def summary_table(summary: dict[str, Any]) -> list[tuple[str, str]]:
          else f"{summary['throughput_rps']:.2f} req/s"),
         ("instances started", str(summary.get("instances_started", 0))),
     ]
-    return rows + _async_rows(summary.get("async_tasks"))
+    return rows + _async_rows(tasks)
+
+
+def _p_cold_text(p: dict[str, Any] | None, of: str) -> str:
+    """P(cold) with both intervals, as the terminal shows it (`measures.p_cold`'s fields)."""
+    p = p or {}
+    cl = p.get("cluster") or {}
+    if p.get("value") is None:
+        return "–"
+    return f"{p['value']:.3f} ({p['cold']}/{p['n']} {of}); Wilson [{p['lo']:.3f}, " \
+        f"{p['hi']:.3f}]" + ("" if not cl else f", clustered [{cl['lo']:.3f}, {cl['hi']:.3f}]"
+                             if cl.get("known", True) else ", clustered: too few requests to tell")
 
 
 def _async_rows(tasks: dict[str, Any] | None) -> list[tuple[str, str]]:
@@ -193,6 +202,7 @@ def _async_rows(tasks: dict[str, Any] | None) -> list[tuple[str, str]]:
     return [
         ("async tasks", f"{tasks.get('count', 0)}: {states or 'none'}" +
          (f" ({tasks['unfinished']} not ended)" if tasks.get("unfinished") else "")),
+        ("task P(cold) [95% CI]", _p_cold_text(tasks.get("p_cold"), "tasks")),
         ("task queue ms", p50(tasks.get("queue_ms"))),
         ("  cold / warm", f"{p50(tasks.get('queue_ms_cold'))} / {p50(tasks.get('queue_ms_warm'))}"),
         ("task run ms", p50(tasks.get("run_ms"))),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from alibabacloud_fc20230330 import models as m
 from alibabacloud_fc20230330.client import Client
 from alibabacloud_tea_openapi.models import Config
+from Tea.exceptions import TeaException
 
 from fcbench.signing import AccessKey, read_harness_key
 
@@ -40,3 +41,13 @@ class CreateInput(_WithHarness, m.CreateFunctionInput):
 
 class UpdateInput(_WithHarness, m.UpdateFunctionInput):
     """The SDK's UpdateFunction body plus the harness-only section."""
+
+
+def fc_code(fn, *args, **kw) -> tuple[str, int, str]:
+    """The FC error code, HTTP status and message of the SDK exception `fn(*args, **kw)`
+    raises (the test fails if it raises none)."""
+    import pytest
+
+    with pytest.raises(TeaException) as info:
+        fn(*args, **kw)
+    return info.value.code, info.value.status_code, info.value.message

@@ -20,10 +20,9 @@ from fcbench.spec import async_invoke_config_from_dict
 fc = pytest.importorskip("alibabacloud_fc20230330.client")
 from alibabacloud_fc20230330 import models as m  # noqa: E402
 from alibabacloud_tea_util.models import RuntimeOptions  # noqa: E402
-from Tea.exceptions import TeaException  # noqa: E402
 
 from harness_utils import http, instances, invoke, sleep_spec  # noqa: E402
-from sdk_utils import sdk  # noqa: E402
+from sdk_utils import fc_code, sdk  # noqa: E402
 
 FAILING = str(Path(__file__).with_name("async_instance.py"))
 
@@ -99,12 +98,6 @@ def wait_status(client, name: str, task_id: str, statuses: set[str], timeout: fl
             return task, seen
         time.sleep(0.03)
     raise AssertionError(f"{task_id} never reached {statuses}; seen {seen}")
-
-
-def fc_code(fn, *args, **kw) -> tuple[str, int, str]:
-    with pytest.raises(TeaException) as info:
-        fn(*args, **kw)
-    return info.value.code, info.value.status_code, info.value.message
 
 
 def events(task) -> list[str]:

@@ -18,8 +18,7 @@ from harness_utils import http, instances, wait_for
 fc = pytest.importorskip("alibabacloud_fc20230330.client")
 from alibabacloud_fc20230330 import models as m  # noqa: E402
 from alibabacloud_tea_util.models import RuntimeOptions  # noqa: E402
-from Tea.exceptions import TeaException  # noqa: E402
-from sdk_utils import CreateInput  # noqa: E402
+from sdk_utils import CreateInput, fc_code  # noqa: E402
 from sdk_utils import sdk as sdk_for  # noqa: E402
 
 SLEEP_ENV = {"FCBENCH_MODEL": "sleep", "FCBENCH_SLEEP_MS": "0", "FCBENCH_STARTUP_MS": "0"}
@@ -51,13 +50,6 @@ def call(client, name: str, payload: dict):
         name, m.InvokeFunctionRequest(body=json.dumps(payload).encode()),
         m.InvokeFunctionHeaders(), RuntimeOptions())
     return resp.headers, json.loads(resp.body.read())
-
-
-def fc_code(fn, *args, **kw) -> tuple[str, int, str]:
-    """The FC error code, HTTP status and message of the SDK exception `fn` raises."""
-    with pytest.raises(TeaException) as info:
-        fn(*args, **kw)
-    return info.value.code, info.value.status_code, info.value.message
 
 
 @pytest.mark.slow

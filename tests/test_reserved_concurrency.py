@@ -87,7 +87,7 @@ from alibabacloud_tea_util.models import RuntimeOptions  # noqa: E402
 from Tea.exceptions import TeaException  # noqa: E402
 
 from fcbench.harness.server import HarnessConfig, HarnessThread  # noqa: E402
-from sdk_utils import CreateInput, sdk  # noqa: E402
+from sdk_utils import CreateInput, fc_code, sdk  # noqa: E402
 
 SLEEP_ENV = {"FCBENCH_MODEL": "sleep", "FCBENCH_SLEEP_MS": "0", "FCBENCH_STARTUP_MS": "0"}
 
@@ -122,12 +122,6 @@ def _parallel(client, name: str, n: int, sleep_ms: int, qualifier: str | None = 
     return out
 
 
-def _error(fn, *args) -> tuple[str, int, str]:
-    with pytest.raises(TeaException) as info:
-        fn(*args)
-    return info.value.code, info.value.status_code, info.value.message
-
-
 @pytest.mark.slow
 def test_put_get_list_delete_concurrency_config_through_the_sdk(tmp_path):
     with HarnessThread([], HarnessConfig(port=0, log_dir=tmp_path / "logs")) as h:
@@ -135,7 +129,7 @@ def test_put_get_list_delete_concurrency_config_through_the_sdk(tmp_path):
         client.create_function(m.CreateFunctionRequest(body=CreateInput(
             harness={"maxInstances": 4}, function_name="f", runtime="custom-container",
             environment_variables=SLEEP_ENV)))
-        code, status, _ = _error(client.get_concurrency_config, "f")
+        code, status, _ = fc_code(client.get_concurrency_config, "f")
         assert (code, status) == ("ConcurrencyConfigNotFound", 404)
 
         put = client.put_concurrency_config("f", m.PutConcurrencyConfigRequest(
@@ -150,7 +144,7 @@ def test_put_get_list_delete_concurrency_config_through_the_sdk(tmp_path):
         assert sorted(results) == [(200, "")] + [(429, "ResourceExhausted")] * 3, results
 
         client.delete_concurrency_config("f")
-        assert _error(client.get_concurrency_config, "f")[0] == "ConcurrencyConfigNotFound"
+        assert fc_code(client.get_concurrency_config, "f")[0] == "ConcurrencyConfigNotFound"
         assert client.list_concurrency_configs(
             m.ListConcurrencyConfigsRequest()).body.configs == []
         assert _parallel(client, "f", 4, 300) == [(200, "")] * 4  # the cap is gone
@@ -192,14 +186,14 @@ def test_bad_concurrency_configs_get_fc_errors_naming_the_field(tmp_path):
         client = sdk(h.url)
         client.create_function(m.CreateFunctionRequest(body=CreateInput(
             function_name="f", runtime="custom-container", environment_variables=SLEEP_ENV)))
-        code, status, msg = _error(client.put_concurrency_config, "f",
+        code, status, msg = fc_code(client.put_concurrency_config, "f",
                                    m.PutConcurrencyConfigRequest(
                                        body=m.PutConcurrencyInput(reserved_concurrency=-1)))
         assert (code, status) == ("InvalidArgument", 400) and "reservedConcurrency" in msg
-        code, status, msg = _error(client.put_concurrency_config, "f",
+        code, status, msg = fc_code(client.put_concurrency_config, "f",
                                    m.PutConcurrencyConfigRequest(body=m.PutConcurrencyInput()))
         assert (code, status) == ("InvalidArgument", 400) and "reservedConcurrency" in msg
-        code, status, _ = _error(client.put_concurrency_config, "nope",
+        code, status, _ = fc_code(client.put_concurrency_config, "nope",
                                  m.PutConcurrencyConfigRequest(
                                      body=m.PutConcurrencyInput(reserved_concurrency=1)))
         assert (code, status) == ("FunctionNotFound", 404)

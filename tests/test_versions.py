@@ -138,8 +138,7 @@ def test_the_served_version_reaches_the_record():
 fc = pytest.importorskip("alibabacloud_fc20230330.client")
 from alibabacloud_fc20230330 import models as m  # noqa: E402
 from alibabacloud_tea_util.models import RuntimeOptions  # noqa: E402
-from Tea.exceptions import TeaException  # noqa: E402
-from sdk_utils import CreateInput  # noqa: E402
+from sdk_utils import CreateInput, fc_code  # noqa: E402
 from sdk_utils import sdk as sdk_for  # noqa: E402
 
 from fcbench.targets.fc import FcTarget  # noqa: E402
@@ -174,12 +173,6 @@ def _call(client, name: str, qualifier: str | None = None) -> tuple[dict, dict]:
         name, m.InvokeFunctionRequest(body=b'{"id": 1}', qualifier=qualifier),
         m.InvokeFunctionHeaders(), RuntimeOptions())
     return resp.headers, json.loads(resp.body.read())
-
-
-def _code(fn, *args) -> tuple[str, int, str]:
-    with pytest.raises(TeaException) as info:
-        fn(*args)
-    return info.value.code, info.value.status_code, info.value.message
 
 
 def _listed(client, name: str, qualifier: str | None = None):
@@ -256,20 +249,20 @@ def test_versions_keep_their_config_and_instances_and_an_alias_splits_by_weight(
     assert record.ok and dict(zip(ALL_COLUMNS, record.row()))["version_id"] == "2"
 
     # FC's refusals, parsed by the SDK
-    code, status, _ = _code(client.create_alias, "ver", m.CreateAliasRequest(
+    code, status, _ = fc_code(client.create_alias, "ver", m.CreateAliasRequest(
         body=m.CreateAliasInput(alias_name="prod", version_id="2")))
     assert (code, status) == ("AliasAlreadyExists", 409)
-    code, status, _ = _code(client.create_alias, "ver", m.CreateAliasRequest(
+    code, status, _ = fc_code(client.create_alias, "ver", m.CreateAliasRequest(
         body=m.CreateAliasInput(alias_name="next", version_id="9")))
     assert (code, status) == ("VersionNotFound", 404)
-    code, status, msg = _code(client.create_alias, "ver", m.CreateAliasRequest(
+    code, status, msg = fc_code(client.create_alias, "ver", m.CreateAliasRequest(
         body=m.CreateAliasInput(alias_name="next", version_id="1",
                                 additional_version_weight={"2": 2.0})))
     assert (code, status) == ("InvalidArgument", 400) and "additionalVersionWeight" in msg
-    assert _code(client.get_alias, "ver", "nope")[:2] == ("AliasNotFound", 404)
-    assert _code(_call, client, "ver", "nope")[:2] == ("AliasNotFound", 404)
-    assert _code(_call, client, "ver", "9")[:2] == ("VersionNotFound", 404)
-    code, status, msg = _code(client.delete_function_version, "ver", "2")
+    assert fc_code(client.get_alias, "ver", "nope")[:2] == ("AliasNotFound", 404)
+    assert fc_code(_call, client, "ver", "nope")[:2] == ("AliasNotFound", 404)
+    assert fc_code(_call, client, "ver", "9")[:2] == ("VersionNotFound", 404)
+    code, status, msg = fc_code(client.delete_function_version, "ver", "2")
     assert (code, status) == ("InvalidArgument", 400) and "prod" in msg  # the canary's
 
     # UpdateAlias moves it: all of it to v2
@@ -280,7 +273,7 @@ def test_versions_keep_their_config_and_instances_and_an_alias_splits_by_weight(
 
     # v1 is free now: deleting it stops its instance; numbers are never reused
     client.delete_function_version("ver", "1")
-    assert _code(_listed, client, "ver", "1")[:2] == ("VersionNotFound", 404)
+    assert fc_code(_listed, client, "ver", "1")[:2] == ("VersionNotFound", 404)
     assert not served["1"] & {i.instance_id for i in _listed(client, "ver")}
     retired = [i for i in instances(harness.url, include_retired=True)
                if i["instance_id"] in served["1"]]
@@ -288,7 +281,7 @@ def test_versions_keep_their_config_and_instances_and_an_alias_splits_by_weight(
         ("ver", "1", "gone")]
     assert _publish(client, "ver").version_id == "3"
     client.delete_alias("ver", "prod")
-    assert _code(client.get_alias, "ver", "prod")[:2] == ("AliasNotFound", 404)
+    assert fc_code(client.get_alias, "ver", "prod")[:2] == ("AliasNotFound", 404)
     client.delete_function("ver")
     assert instances(harness.url) == []
 
@@ -303,13 +296,13 @@ def test_a_provision_config_on_an_alias_keeps_its_versions_instances_and_follows
     _publish(client, "kept")
     client.create_alias("kept", m.CreateAliasRequest(body=m.CreateAliasInput(
         alias_name="live", version_id="1")))
-    code, status, _ = _code(client.put_provision_config, "kept", m.PutProvisionConfigRequest(
+    code, status, _ = fc_code(client.put_provision_config, "kept", m.PutProvisionConfigRequest(
         qualifier="1", body=m.PutProvisionConfigInput(default_target=1)))
     assert (code, status) == ("InvalidArgument", 400)  # FC: an alias or LATEST
-    code, status, msg = _code(client.put_provision_config, "kept", m.PutProvisionConfigRequest(
+    code, status, msg = fc_code(client.put_provision_config, "kept", m.PutProvisionConfigRequest(
         qualifier="live", body=m.PutProvisionConfigInput(default_target=4)))
     assert (code, status) == ("InvalidArgument", 400) and "maxInstances" in msg
-    assert _code(client.put_provision_config, "kept", m.PutProvisionConfigRequest(
+    assert fc_code(client.put_provision_config, "kept", m.PutProvisionConfigRequest(
         qualifier="gone", body=m.PutProvisionConfigInput(default_target=1)))[0] \
         == "AliasNotFound"
     put = client.put_provision_config("kept", m.PutProvisionConfigRequest(
@@ -317,7 +310,7 @@ def test_a_provision_config_on_an_alias_keeps_its_versions_instances_and_follows
     assert put.default_target == 2 and put.function_arn.endswith(":functions/kept/live")
     wait_for(lambda: client.get_provision_config("kept", m.GetProvisionConfigRequest(
         qualifier="live")).body.current == 2)
-    assert _code(client.get_provision_config, "kept",
+    assert fc_code(client.get_provision_config, "kept",
                  m.GetProvisionConfigRequest(qualifier="LATEST"))[0] == "ProvisionConfigNotFound"
     time.sleep(1.0)  # > idleTimeout: provisioned instances stay
     kept = _listed(client, "kept", "live")
@@ -338,7 +331,7 @@ def test_a_provision_config_on_an_alias_keeps_its_versions_instances_and_follows
     assert (out["slept_ms"], headers[H_FC_VERSION], headers["x-fcbench-cold"]) == (2, "2", "0")
 
     client.delete_provision_config("kept", m.DeleteProvisionConfigRequest(qualifier="live"))
-    assert _code(client.get_provision_config, "kept", m.GetProvisionConfigRequest(
+    assert fc_code(client.get_provision_config, "kept", m.GetProvisionConfigRequest(
         qualifier="live"))[0] == "ProvisionConfigNotFound"
     wait_for(lambda: _listed(client, "kept") == [])  # ordinary again: they idle out
 
@@ -349,7 +342,7 @@ def test_an_http_trigger_routes_to_its_qualifier_and_update_trigger_changes_it_l
     _create(client, "web", 1)
     _publish(client, "web")
     _set_ms(client, "web", 2)
-    code, status, _ = _code(client.create_trigger, "web", m.CreateTriggerRequest(
+    code, status, _ = fc_code(client.create_trigger, "web", m.CreateTriggerRequest(
         body=m.CreateTriggerInput(trigger_name="h", trigger_type="http", qualifier="7",
                                   trigger_config=json.dumps({"methods": ["POST"]}))))
     assert (code, status) == ("VersionNotFound", 404)
@@ -382,8 +375,8 @@ def test_an_http_trigger_routes_to_its_qualifier_and_update_trigger_changes_it_l
     assert (status, json.loads(body)["slept_ms"], headers[H_FC_VERSION]) == (200, 2, "LATEST")
     for bad, code in (({"qualifier": "nope"}, "AliasNotFound"),
                       ({"trigger_config": '{"authType": "sometimes"}'}, "InvalidArgument")):
-        assert _code(client.update_trigger, "web", "h", m.UpdateTriggerRequest(
+        assert fc_code(client.update_trigger, "web", "h", m.UpdateTriggerRequest(
             body=m.UpdateTriggerInput(**bad)))[0] == code
-    assert _code(client.update_trigger, "web", "nope", m.UpdateTriggerRequest(
+    assert fc_code(client.update_trigger, "web", "nope", m.UpdateTriggerRequest(
         body=m.UpdateTriggerInput(description="x")))[:2] == ("TriggerNotFound", 404)
     assert client.get_trigger("web", "h").body.description == "only this"

@@ -118,13 +118,15 @@ COLUMNS = ("request_id", "intended_ts", "start_ts", "end_ts", "latency_ms", "sta
 #: Columns that follow; new ones are only ever appended.
 EXTRA_COLUMNS = ("latency_from_intended_ms", "inference_ms", "first", "batch_size", "boot_ts",
                  "import_ms", "model_load_ms", "ready_ts", "fc_request_id", "worker",
-                 "platform_cold", "outcome", "gateway_ts", "forward_ms", "version_id", "ttfb_ms")
+                 "platform_cold", "outcome", "gateway_ts", "forward_ms", "version_id", "ttfb_ms",
+                 "ttft_ms", "tpot_ms", "itl_p50_ms", "itl_p99_ms", "input_tokens",
+                 "output_tokens")
 ALL_COLUMNS = COLUMNS + EXTRA_COLUMNS
 
 _TS = ("intended_ts", "start_ts", "end_ts", "boot_ts", "ready_ts", "gateway_ts")
 _MS = ("latency_ms", "queue_ms", "latency_from_intended_ms", "inference_ms", "import_ms",
-       "model_load_ms", "forward_ms", "ttfb_ms")
-_INT = ("status", "batch_size", "worker")
+       "model_load_ms", "forward_ms", "ttfb_ms", "ttft_ms", "tpot_ms", "itl_p50_ms", "itl_p99_ms")
+_INT = ("status", "batch_size", "worker", "input_tokens", "output_tokens")
 _BOOL = ("cold", "first", "platform_cold")
 
 
@@ -166,6 +168,14 @@ class InvocationRecord:
     #: Time to first byte: send → the first byte of the body arrived (for an empty body: the
     #: whole response); equals `latency_ms` for a body that came at once, far less for a stream.
     ttfb_ms: float | None = None
+    #: Token timing of a streamed OpenAI-style answer (`fcbench.measures` "tokens"); None for
+    #: any other answer.
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    itl_p50_ms: float | None = None
+    itl_p99_ms: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
     #: The response body, for callers that show it (`fcbench invoke`); never written to CSV.
     body: bytes = b""
 
@@ -196,7 +206,9 @@ class InvocationRecord:
                 _ts(self.boot_ts), _ms(self.import_ms), _ms(self.model_load_ms),
                 _ts(self.ready_ts), self.fc_request_id, _int(self.worker),
                 _flag(self.platform_cold), self.outcome, _ts(self.gateway_ts),
-                _ms(self.forward_ms), self.version_id, _ms(self.ttfb_ms))
+                _ms(self.forward_ms), self.version_id, _ms(self.ttfb_ms),
+                _ms(self.ttft_ms), _ms(self.tpot_ms), _ms(self.itl_p50_ms),
+                _ms(self.itl_p99_ms), _int(self.input_tokens), _int(self.output_tokens))
 
     @classmethod
     def from_row(cls, row: Mapping[str, str]) -> InvocationRecord:

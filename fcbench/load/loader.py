@@ -18,6 +18,7 @@ from ..results import RunFolder, layout
 from ..secrets import looks_secret
 from ..spec import FunctionSpec, function_spec_from_doc, load_function_spec
 from ..targets.config import CREDENTIAL_ENV, TARGET_MODELS, check_url, target_keys
+from .openai_requests import OpenAIRequestConfig, request_generator
 from .plans import PLAN_KINDS, PLAN_MODELS, Plan, TracePlan
 from .workload import RequestConfig, Workload
 
@@ -111,7 +112,11 @@ def _load(doc: LocatedDoc, source: Path) -> Workload:
                                                 f"{', '.join(map(repr, TARGET_MODELS))}")
         _reject_foreigntarget_keys(doc, raw_target, kind)
         reject_unknown_keys(doc, raw_target, TARGET_MODELS[kind], ("target",))
-    reject_unknown_keys(doc, doc.data.get("request"), RequestConfig, ("request",))
+    raw_request = doc.data.get("request")
+    reject_unknown_keys(doc, raw_request, RequestConfig, ("request",))
+    if isinstance(raw_request, dict):
+        reject_unknown_keys(doc, raw_request.get("openai"), OpenAIRequestConfig,
+                            ("request", "openai"), "request.openai")
     data = dict(doc.data)
     if isinstance(raw_target, dict):
         data["target"] = {"kind": "local", **raw_target}  # a target without kind is local
@@ -231,6 +236,7 @@ def _load_specs(doc: LocatedDoc, wl: Workload) -> None:
 
 
 def _check_request(doc: LocatedDoc, wl: Workload) -> None:
+    _check_openai(doc, wl)
     _check_async(doc, wl)
     body = wl.request.body
     if isinstance(body, str) and body.startswith("@"):
@@ -242,6 +248,25 @@ def _check_request(doc: LocatedDoc, wl: Workload) -> None:
             raise _err(doc, ("request", "body"),
                        f"request body file {body[1:]!r} not found (looked for {file}); paths "
                        "are relative to the workload's folder")
+
+
+def _check_openai(doc: LocatedDoc, wl: Workload) -> None:
+    """`request.openai` draws every body, so it takes no `body` or `contentType`; its dataset
+    is read now, so a bad line is reported before the run (as dataset-file:line)."""
+    openai = wl.request.openai
+    if openai is None:
+        return
+    for key, value in (("body", wl.request.body), ("contentType", wl.request.content_type)):
+        if value is not None:
+            raise _err(doc, ("request", key), f"request.openai draws every request's body (JSON); "
+                       f"remove request.{key}, or request.openai to send one fixed body")
+    if openai.dataset is not None:
+        file = wl.resolve(openai.dataset)
+        if not file.is_file():
+            raise _err(doc, ("request", "openai", "dataset"),
+                       f"dataset file {openai.dataset!r} not found (looked for {file}); paths "
+                       "are relative to the workload's folder")
+    request_generator(wl)  # SpecError: the dataset's own file and line
 
 
 def _check_async(doc: LocatedDoc, wl: Workload) -> None:

@@ -14,6 +14,7 @@ import mimetypes
 import re
 from pathlib import Path
 from typing import Any, Literal, Union
+from urllib.parse import urlsplit
 
 from pydantic import Field, PrivateAttr, field_validator
 
@@ -21,6 +22,7 @@ from .._model import Model
 from ..spec import FunctionSpec, masked_environment
 from ..targets.config import FcTargetConfig, TargetConfig, UrlTargetConfig, target_from_url
 from .durations import Duration
+from .openai_requests import CHAT_PATH, COMPLETIONS_PATH, OpenAIRequestConfig, api_path
 from .plans import Plan, PlanSpec, TracePlan
 
 __all__ = ["DEFAULT_OUTPUT", "DEFAULT_REQUEST_TIMEOUT_S", "RequestConfig", "Workload",
@@ -43,6 +45,9 @@ class RequestConfig(Model):
     body: Union[str, dict[str, Any], list[Any], None] = Field(
         None, description="@file (relative to the workload), a string, or JSON")
     content_type: str | None = None
+    openai: OpenAIRequestConfig | None = Field(
+        None, description="draw each request's body: an OpenAI-style completion (instead of "
+        "body; see fcbench.load.openai_requests)")
     timeout: Duration = Field(DEFAULT_REQUEST_TIMEOUT_S, gt=0)
     invocation_type: Literal["Sync", "Async"] = Field(
         "Sync", description="FC's x-fc-invocation-type: Async sends each request as an async "
@@ -182,8 +187,12 @@ class Workload(Model):
         if t.kind == "fc":
             return t
         url = harness_url if t.kind == "local" else t.url
-        return UrlTargetConfig(kind="url", url=url, function=self.function_name if t.kind ==
-                               "local" else t.function, path=t.path)
+        function = self.function_name if t.kind == "local" else t.function
+        path = t.path
+        if path is None and self.request.openai is not None:
+            path = _openai_path(url if t.kind == "url" and not function else None,
+                                self.request.openai.api)
+        return UrlTargetConfig(kind="url", url=url, function=function, path=path)
 
     @property
     def duration_s(self) -> float:
@@ -217,7 +226,14 @@ class Workload(Model):
         """The request body and its content type (given, else guessed from the file name).
 
         ``@file`` is read from disk; a mapping or list becomes JSON; a string is sent as UTF-8.
+        With ``request.openai``, whose bodies differ per request, the first one drawn (where one
+        body stands for all: a size check, a single invocation).
         """
+        if self.request.openai is not None:
+            from .openai_requests import request_generator
+
+            first = request_generator(self).draw(0)  # type: ignore[union-attr]
+            return first.body, first.content_type
         body, given = self.request.body, self.request.content_type
         if body is None:
             return b"", given or "application/octet-stream"
@@ -250,6 +266,10 @@ class Workload(Model):
             request["body"] = "@" + str(self.resolve(body[1:]))
         elif body is not None and len(json.dumps(body)) > 1024:
             request["body"] = f"<inline, {len(json.dumps(body))} characters>"
+        if self.request.openai is not None:
+            from .openai_requests import request_generator
+
+            request["openai"] = request_generator(self).to_dict()  # type: ignore[union-attr]
         plan = self.plan.model_dump(by_alias=True, exclude_none=True, mode="json")
         plan["seed"] = self.plan_seed
         if isinstance(self.plan, TracePlan):
@@ -268,6 +288,19 @@ class Workload(Model):
             "time": self.scaled_specs()[1],
             "load": self.describe_load(),
         }
+
+
+def _openai_path(url: str | None, api: Literal["chat", "completions"]) -> str | None:
+    """The path an OpenAI request goes to when the target names none: the API's
+    (``v1/chat/completions``) after a harness function's HTTP trigger or a bare URL; a URL that
+    already ends in ``/v1`` takes the rest, one that ends in the API's path nothing more."""
+    full = api_path(api)
+    if url is None:
+        return full
+    where = urlsplit(url).path.rstrip("/")
+    if where.endswith(("/" + CHAT_PATH, "/" + COMPLETIONS_PATH)):
+        return None
+    return full[len("v1/"):] if where.endswith("/v1") else full
 
 
 def _masked_spec(spec: FunctionSpec) -> dict[str, Any]:

@@ -10,7 +10,10 @@ The ratio column is baseline p99 / default p99. Each point is run `--repeats` ti
 add stalls of their own; `--nice -10` (root) damps them further.
 
     python benchmarks/dispatch_accuracy.py [--rates 100,250,500,1000,1500,2000] [--duration 5]
-        [--repeats 3] [--nice N]
+        [--repeats 3] [--nice N] [--openai]
+
+``--openai`` draws every body from ``request.openai`` (a 128-token chat prompt, drawn at send
+time) instead of sending one fixed body, to show the draw leaves the schedule as it was.
 """
 
 from __future__ import annotations
@@ -94,13 +97,17 @@ def start_server() -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
+OPENAI = ("{timeout: 10, openai: {model: m, promptTokens: 'normal:128:32', "
+          "outputTokens: 'uniform:16:48'}}")
+
+
 def one_rate(port: int, rate: float, duration: float, variant: dict, work: Path,
-             plan: str) -> dict[str, float]:
+             plan: str, request: str = '{body: "x", timeout: 10}') -> dict[str, float]:
     wl_file = work / f"rate-{rate:g}.yaml"
     wl_file.write_text(textwrap.dedent(f"""
         name: dispatch-{rate:g}
         target: {{kind: url, url: "http://127.0.0.1:{port}/invoke"}}
-        request: {{body: "x", timeout: 10}}
+        request: {request}
         duration: {duration}
         seed: 7
         plan: {{kind: {plan}, rate: {rate}}}
@@ -153,6 +160,8 @@ def main() -> None:
     ap.add_argument("--nice", type=int, default=0, help="niceness change (negative: root)")
     ap.add_argument("--scaling", action="store_true", help="also run --processes 2 and a master "
                     "with 2 worker processes at each rate (rows then come from all of them)")
+    ap.add_argument("--openai", action="store_true", help="draw each body from "
+                    "request.openai instead of one fixed body")
     args = ap.parse_args()
     if args.nice:
         os.nice(args.nice)
@@ -166,7 +175,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="fcbench-dispatch-") as tmp:
             for rate in rates:
                 for _, name in itertools.product(range(args.repeats), names):
-                    r = one_rate(port, rate, args.duration, VARIANTS[name], Path(tmp), args.plan)
+                    r = one_rate(port, rate, args.duration, VARIANTS[name], Path(tmp), args.plan,
+                                 *([OPENAI] if args.openai else []))
                     runs[name][rate].append(r)
                     print(f"  {name:<8} rate {rate:>6g}/s  rows {r['rows']}/{r['expected']}  "
                           f"lag p50 {r['p50']:.3f} p99 {r['p99']:.3f} max {r['max']:.2f} ms  "

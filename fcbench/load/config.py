@@ -38,7 +38,8 @@ class LocustConfig:
 
     `target` is a url or fc target config as its model dumps it (None: a master sends nothing),
     `plan` the plan's model with its seed and an absolute trace file, `body_file` the request
-    body's bytes.
+    body's bytes, or, with `request_generator` (`fcbench.load.openai_requests.RequestGenerator.
+    to_dict`: its config, seed and absolute dataset path), empty: each body is drawn.
     """
 
     run_dir: str
@@ -63,6 +64,8 @@ class LocustConfig:
     #: Send every request as an FC async task named this prefix + the request's id (None:
     #: synchronous invocations).
     async_task_prefix: str | None = None
+    #: ``request.openai``: draw request n's body (n = the request's number in the whole plan).
+    request_generator: dict[str, Any] | None = None
 
     def write(self, path: Path) -> Path:
         path.write_text(json.dumps(asdict(self), indent=1))

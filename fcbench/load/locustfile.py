@@ -29,6 +29,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from fcbench._io import atomic_write
 from fcbench.load.dispatch import ClosedLoop, OpenLoop
 from fcbench.load.config import CONFIG_ENV, LocustConfig, status_path
+from fcbench.load.openai_requests import RequestGenerator
 from fcbench.protocol import ALL_COLUMNS, InvocationRecord
 from fcbench.results.records import RecordWriter
 from fcbench.results import layout
@@ -143,7 +144,12 @@ class Dispatch:
 
     def __init__(self, env: Any, cfg: LocustConfig) -> None:
         self.env, self.cfg = env, cfg
-        self.body, self.content_type = Path(cfg.body_file).read_bytes(), cfg.content_type
+        self.generator: RequestGenerator | None = None
+        if cfg.request_generator is not None:  # request.openai: a body drawn per request
+            self.generator = RequestGenerator.from_dict(cfg.request_generator)
+            self.body, self.content_type = b"", cfg.content_type
+        else:
+            self.body, self.content_type = Path(cfg.body_file).read_bytes(), cfg.content_type
         self.plan = cfg.plan_spec()
         self.target = open_target(cfg.target_config(), timeout=cfg.timeout_s,
                                   async_task_prefix=cfg.async_task_prefix)
@@ -157,6 +163,7 @@ class Dispatch:
         self.group = Group()
         self.done = Event()
         self._seq = 0
+        self._drawn_n, self._drawn = -1, None  # the next request's body, drawn ahead
         self._spin_s = None if cfg.spin_ms is None else cfg.spin_ms / 1000.0
         self._greenlets: list[gevent.Greenlet] = []
         self._interrupted = False
@@ -239,10 +246,20 @@ class Dispatch:
         # not when a new greenlet gets its turn behind every answer that is due.
         self._seq += 1
         rid = f"w{self.index}-{self._seq}"
+        body, content_type = self.body, self.content_type
+        if self.generator is not None:
+            # the request's number in the whole plan: a shard sends arrivals index, index +
+            # count, ... (closed loop: unique across shards all the same)
+            n = (self._seq - 1) * self.count + self.index
+            drawn = self._drawn if self._drawn_n == n else self.generator.draw(n)
+            body, content_type = drawn.body, drawn.content_type
         self.counters.sent += 1
         begin = time.time()
-        answer = self.target.send(self.body, self.content_type, self.cfg.timeout_s,
+        answer = self.target.send(body, content_type, self.cfg.timeout_s,
                                   intended_ts=intended, request_id=rid)
+        if self.generator is not None:  # the next body now, not when it is due (~10 us)
+            self._drawn_n = n + self.count
+            self._drawn = self.generator.draw(self._drawn_n)
         return answer, rid, intended, begin
 
     def _wait(self, answer: Callable[[], InvocationRecord], rid: str, intended: float,

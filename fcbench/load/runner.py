@@ -165,16 +165,23 @@ def _request_name(workload: Workload) -> str:
 
 def _plan_and_body(workload: Workload, control: Path) -> dict[str, Any]:
     """The Locust child's plan (its model, seed filled in, trace file absolute) and request body
-    (bytes in a file of the control folder)."""
+    (bytes in a file of the control folder), or with ``request.openai`` the generator that
+    draws each body."""
+    from .openai_requests import request_generator
+
     update: dict[str, Any] = {"seed": workload.plan_seed}
     if hasattr(workload.plan, "file"):
         update["file"] = str(workload.resolve(workload.plan.file))
     plan = workload.plan.model_copy(update=update)
+    out: dict[str, Any] = {"plan": plan.model_dump(mode="json", by_alias=True)}
+    generator = request_generator(workload)
+    if generator is not None:
+        return {**out, "body_file": "", "content_type": generator.content_type,
+                "request_generator": generator.to_dict()}
     body, content_type = workload.request_body()
     body_file = control / "body.bin"
     body_file.write_bytes(body)
-    return {"plan": plan.model_dump(mode="json", by_alias=True), "body_file": str(body_file),
-            "content_type": content_type}
+    return {**out, "body_file": str(body_file), "content_type": content_type}
 
 
 def _start_harness(workload: Any, run_dir: Path, events: Events, gpu_plan: Any = None) -> Any:

@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 import safetensors.numpy  # noqa: F401  (imported here: counted as runtime boot, not model load)
 
-from .base import BadInput
 from .byte_tokenizer import SPECIAL_TOKENS, ByteTokenizer
 from .llama_numpy import Llama, LlamaConfig, init_weights, load_weights, save
 from .llm_api import (
+    ApiError,
     Completed,
     GenerationRequest,
     Kind,
@@ -253,8 +253,8 @@ class LLM:
         16-token completion of "Hello"); a streamed one is refused, /invoke answers whole."""
         req = self.parse(body, kind=None)
         if req.stream:
-            raise BadInput("stream is not supported on this path; POST /v1/completions or "
-                           "/v1/chat/completions for a streamed answer")
+            raise ApiError("stream is not supported on this path; POST /v1/completions or "
+                           "/v1/chat/completions for a streamed answer", "stream")
         return req
 
     def infer(self, inputs: list[Any]) -> list[Completed]:

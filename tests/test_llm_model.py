@@ -165,11 +165,15 @@ def test_eos_stops_unless_ignored_and_never_before_min_tokens(tmp_path):
 
 def test_a_set_cancel_event_ends_the_generation_early(micro):
     cancel = threading.Event()
-    gen = micro.generate(micro.parse(body(prompt="a", max_tokens=50, ignore_eos=True),
-                                     kind="completion"), cancel=cancel)
+    gen = micro.generate_ids([256, 97], max_tokens=50, ignore_eos=True, cancel=cancel)
     got = [next(gen), next(gen)]
     cancel.set()
     assert len(got + list(gen)) == 2 and gen.finish_reason is None
+    plain = micro.generate_ids([256, 97], max_tokens=9, temperature=0, ignore_eos=True)
+    assert list(plain) == generate(micro, prompt="a", max_tokens=9, temperature=0,
+                                   ignore_eos=True)[0]
+    with pytest.raises(ValueError, match="maximum context length is 512"):
+        micro.generate_ids([1] * 500, max_tokens=100)
 
 
 # ------------------------------------------------------------------------------------ the request

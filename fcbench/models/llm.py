@@ -1,7 +1,8 @@
 """The `llm` sample model: a Llama-style decoder (numpy, `llama_numpy`) with seeded weights and a
 byte-level tokenizer, served with vLLM's OpenAI API by `fcbench.server.openai`.
 
-Key names: `LLM` (the `Model`, and a `TextGenerator`), `Generation` (the token iterator), `SIZES`
+Key names: `LLM` (the `Model`, and a `TextGenerator`; `LLM.generate_ids` yields token ids from a
+worker thread), `Generation` (the token iterator), `SIZES`
 (the built-in presets), `build` / `ensure` / `default_path`, `prepare` / `load`.
 
 Options (environment): ``FCBENCH_LLM_SIZE`` (tiny, the default; small; base), ``FCBENCH_LLM_SEED``
@@ -210,6 +211,25 @@ class LLM:
         unless ``ignore_eos`` (then exactly ``max_tokens`` come) and never before ``min_tokens``.
         """
         return Generation(self, request, cancel)
+
+    def generate_ids(self, prompt_ids: list[int] | tuple[int, ...], *, max_tokens: int,
+                     ignore_eos: bool = False, temperature: float = 1.0, top_p: float = 1.0,
+                     seed: int | None = None, min_tokens: int = 0,
+                     cancel: threading.Event | None = None) -> Generation:
+        """`generate` from plain arguments (the prompt as token ids, used as given).
+
+        Raises:
+            ValueError: the ids leave the vocabulary, or prompt + `max_tokens` exceed
+                `max_context`, or a setting is out of range (the message says which).
+        """
+        doc = {"prompt": list(prompt_ids), "max_tokens": max_tokens, "ignore_eos": ignore_eos,
+               "temperature": temperature, "top_p": top_p, "seed": seed,
+               "min_tokens": min_tokens}
+        try:
+            request = self.parse(json.dumps(doc).encode(), kind="completion")
+        except ApiError as exc:
+            raise ValueError(str(exc)) from None
+        return self.generate(request, cancel=cancel)
 
     def token_text(self, token_id: int) -> str:
         """The text of one generated token."""

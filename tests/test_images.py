@@ -75,6 +75,43 @@ def test_mobilenet_image_is_built_offline_and_follows_the_instance_contract(dock
 
 
 @pytest.mark.slow
+def test_llm_image_is_built_and_streams_the_openai_api(docker_client):
+    result = build_image(docker_client, "llm", tag="fcbench/llm:test")
+    attrs = docker_client.images.get(result.tag).attrs
+    env = dict(e.split("=", 1) for e in attrs["Config"]["Env"])
+    assert env["FCBENCH_MODEL"] == "llm" and env["FCBENCH_MODEL_PATH"] == "/models/llm"
+    assert len(attrs["RootFS"]["Layers"]) == 4 and result.size_bytes < 400e6  # no torch in it
+
+    port = free_port()
+    container = docker_client.containers.run(
+        result.tag, detach=True, network_mode="host", labels={"fcbench.test": "llm"},
+        environment={"FC_SERVER_PORT": str(port), "FCBENCH_HOST": "127.0.0.1"})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models",
+                                            timeout=2) as resp:
+                    models = json.loads(resp.read())
+                break
+            except OSError:
+                container.reload()
+                assert container.status in ("created", "running"), container.logs().decode()
+                assert time.monotonic() < deadline, container.logs().decode()
+                time.sleep(0.05)
+        assert models["data"][0]["id"] == "llm" and models["data"][0]["root"] == "/models/llm"
+        body = json.dumps({"prompt": "hi", "max_tokens": 5, "ignore_eos": True,
+                           "stream": True}).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            events = resp.read().decode().split("\n\n")
+        assert events[-2:] == ["data: [DONE]", ""] and len(events) == 5 + 3
+    finally:
+        container.remove(force=True)
+
+
+@pytest.mark.slow
 def test_images_list_shows_size_and_layers(baked_image):
     proc = subprocess.run([sys.executable, "-m", "fcbench", "images", "list"],
                           capture_output=True, text=True, timeout=60)

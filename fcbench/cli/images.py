@@ -18,7 +18,7 @@ def images() -> None:
 
 
 @images.command("build")
-@click.argument("name", type=click.Choice(["mobilenet-v2", "stable-diffusion"]))
+@click.argument("name", type=click.Choice(["llm", "mobilenet-v2", "stable-diffusion"]))
 @click.option("--base", default=None, metavar="IMAGE",
               help="Base image with Python 3.11 (default: the offline fcbench/base:bookworm, "
                    "built first if missing); e.g. python:3.11-slim where a registry is reachable.")

@@ -47,6 +47,8 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     "mobilenet-v2": Recipe("mobilenet-v2", ("numpy", "onnxruntime", "aiohttp", "pillow"),
                            "/models/mobilenet_v2.onnx"),
+    # the numpy Llama: no onnxruntime, no torch
+    "llm": Recipe("llm", ("numpy", "safetensors", "aiohttp"), "/models/llm"),
     "stable-diffusion": Recipe(
         "stable-diffusion",
         # torch first from this disk's CPU build; an unpinned torch pulls a multi-GB CUDA build
@@ -130,6 +132,9 @@ def host_model_path(name: str, options: Mapping[str, str] | None = None) -> Path
         raise UsageError(f"cannot build the {name} model on this host ({exc}); install its "
                          "dependencies, or build with --mount and set FCBENCH_MODEL_HOST_PATH "
                          "in the spec") from exc
+    from_options = getattr(module, "host_path", None)
+    if from_options is not None:  # the model reads its own options (size, seed)
+        return Path(from_options(options))
     seed = int(options.get("FCBENCH_SEED") or 0)
     ensure = getattr(module, "ensure", None)
     if ensure is None:

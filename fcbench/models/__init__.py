@@ -19,6 +19,7 @@ __all__ = ["MODELS", "BadInput", "Model", "load_model", "model_module", "prepare
 MODELS: dict[str, str] = {
     "mobilenet-v2": "fcbench.models.mobilenet_v2",
     "sleep": "fcbench.models.sleep",
+    "llm": "fcbench.models.llm",
     "stable-diffusion": "fcbench.models.stable_diffusion",
 }
 

@@ -23,8 +23,10 @@ from aiohttp import web
 
 from ..fc import DEFAULT_PORT  # where FC sends requests inside a custom container
 from ..models import BadInput, Model, model_module
+from ..models.llm_api import TextGenerator
 from ..protocol import (H_BATCH_SIZE, H_BOOT_TS, H_FIRST, H_IMPORT_MS, H_INFERENCE_MS,
                         H_INITIALIZE_MS, H_INSTANCE_ID, H_MODEL, H_MODEL_LOAD_MS, H_READY_TS)
+from . import openai
 from .batching import BatchResult, Batcher
 
 __all__ = ["ServerState", "build_app", "main"]
@@ -133,7 +135,8 @@ async def _info(request: web.Request) -> web.Response:
 
 
 def build_app(state: ServerState) -> web.Application:
-    """The aiohttp application: FC routes plus HTTP-trigger paths (any other POST infers)."""
+    """The aiohttp application: FC routes, the OpenAI routes when the model generates text
+    (`fcbench.server.openai`), plus HTTP-trigger paths (any other POST infers)."""
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[STATE] = state
     app.router.add_post("/invoke", _invoke)
@@ -141,6 +144,8 @@ def build_app(state: ServerState) -> web.Application:
     app.router.add_get("/pre-freeze", _lifecycle)
     app.router.add_get("/pre-stop", _lifecycle)
     app.router.add_get("/", _info)
+    if isinstance(state.model, TextGenerator):  # before the catch-all, which would take them
+        openai.add_routes(app, state)
     app.router.add_post("/{tail:.*}", _invoke)
     return app
 

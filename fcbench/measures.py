@@ -458,10 +458,12 @@ def goodput(slo: Mapping[str, float], *, status: Any, ttft_ms: Any, tpot_ms: Any
             latency_ms: Any, output_tokens: Any, duration_s: float | None) -> dict[str, Any]:
     """Requests sent that succeeded and met every objective in `slo` (`parse_slo`): ``good``,
     ``n`` (all sent), ``share`` and ``good_rps`` (per second of `duration_s`), plus how many
-    missed each objective (``missed``). Arrays are per request; NaN is unknown."""
+    answered requests missed each objective (``missed``, each counted on its own). Arrays are
+    per request; NaN is unknown."""
     status = np.asarray(status, dtype=float)
     n = int(status.size)
-    good = (status > 0) & (status < 400)
+    answered = (status > 0) & (status < 400)
+    good = answered.copy()
     missed: dict[str, int] = {}
     with np.errstate(invalid="ignore"):  # NaN compares False: unknown misses the objective
         # e2el is the whole latency, to the last byte (module docstring)
@@ -473,7 +475,7 @@ def goodput(slo: Mapping[str, float], *, status: Any, ttft_ms: Any, tpot_ms: Any
             met = values <= limit
             if key == "tpot_ms":  # one output token or none: no TPOT, and none to miss
                 met |= np.isnan(values) & (np.asarray(output_tokens, dtype=float) <= 1)
-            missed[key] = int((good & ~met).sum())
+            missed[key] = int((answered & ~met).sum())  # each objective on its own
             good &= met
     k = int(good.sum())
     return {"good": k, "n": n, "share": (k / n) if n else None,

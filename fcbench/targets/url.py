@@ -62,21 +62,17 @@ def unreachable(url: str, timeout: float = 3.0) -> str | None:
     return None
 
 
-def _tokens(record: InvocationRecord, headers: list[tuple[str, str]], body: bytes,
-            marks: Marks, sent: float) -> None:
-    """Fill `record`'s token fields from an OpenAI-style answer (`openai_stream.token_fields`).
-    Only a stream, or JSON that mentions ``usage``, is parsed: any other answer costs one pass
-    over its header names."""
-    for key, value in headers:
-        if key == "content-type":
-            ctype = value.lower()
-            if ctype.startswith("text/event-stream") or (b'"usage"' in body and "json" in ctype):
-                from ..openai_stream import token_fields
+def _tokens(record: InvocationRecord, ctype: str, body: bytes, marks: Marks, sent: float
+            ) -> None:
+    """Fill `record`'s token fields from an OpenAI-style answer (`openai_stream.token_fields`)
+    of content type `ctype` (lower case). Only a stream, or JSON that mentions ``usage``, is
+    parsed."""
+    if ctype.startswith("text/event-stream") or (b'"usage"' in body and "json" in ctype):
+        from ..openai_stream import token_fields
 
-                for name, got in token_fields(ctype, body, marks, sent).items():
-                    if name != "error" or not record.error:
-                        setattr(record, name, got)
-            return
+        for name, got in token_fields(ctype, body, marks, sent).items():
+            if name != "error" or not record.error:
+                setattr(record, name, got)
 
 
 class UrlTarget(Target):
@@ -215,8 +211,11 @@ class UrlTarget(Target):
                                       **parse_headers(resp_headers))
             if status >= 400:
                 record.error = fc_error_code(status, payload)
-            else:
-                _tokens(record, resp_headers, payload, marks, t0)
+            else:  # an OpenAI-style answer's token fields; any other costs one pass here
+                for key, value in resp_headers:
+                    if key == "content-type":
+                        _tokens(record, value.lower(), payload, marks, t0)
+                        break
             return record
 
         return answer

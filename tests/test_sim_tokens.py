@@ -119,7 +119,7 @@ def test_the_fit_finds_the_injected_per_token_times(measured):
     assert fit.first.slopes["input_tokens"] == pytest.approx(PREFILL, abs=0.01)
     assert fit.first.intercept == pytest.approx(FIRST_A, abs=1.5)
     d = cal.describe()["tokens"]
-    assert d["decode_ms_per_token"] == pytest.approx(DECODE, abs=0.1) and d["cold_requests"] == 1
+    assert d["decode_ms_per_tok"] == pytest.approx(DECODE, abs=0.1) and d["cold_requests"] == 1
     assert "decode" not in cal.tokens_note and "× output_tokens" in cal.tokens_note
 
 
@@ -199,7 +199,6 @@ def test_twice_the_output_tokens_doubles_the_decode_time_and_raises_the_bill(mea
     scale = 86400.0 / DURATION
     assert day2 - day1 == pytest.approx(
         (held2 - held1).sum() / 1000.0 * GPU_GB * RATE * scale, rel=0.01)
-    assert day2 > 1.8 * day1 * 0.9
     # per million output tokens: the bill over the day's tokens, both defined once
     tokens1 = f1["output_tokens"].sum() * scale
     assert per_m1 == pytest.approx(day1 / tokens1 * 1e6, rel=1e-9)
@@ -276,7 +275,7 @@ def test_cost_simulate_and_what_if_in_tokens_from_the_command_line(measured, fcb
     [sim] = list((tmp_path / "sim").iterdir())
     recorded = yaml.safe_load((sim / layout.RUN_YAML).read_text())
     assert recorded["tokens"]["output_tokens_scale"] == 2.0
-    assert recorded["calibration"]["tokens"]["decode_ms_per_token"] == pytest.approx(DECODE,
+    assert recorded["calibration"]["tokens"]["decode_ms_per_tok"] == pytest.approx(DECODE,
                                                                                     abs=0.1)
     assert "request.openai" in recorded["tokens"]["lengths_from"]
     rows = RunFolder(sim).requests()
@@ -303,7 +302,9 @@ def test_cost_simulate_and_what_if_in_tokens_from_the_command_line(measured, fcb
     assert float(measured_row[per_m]) == pytest.approx(_per_m(
         fcbench_run("cost", str(run), timeout=60).stdout), rel=2e-3)
     assert float(doubled[f"{per_m}_lo"]) <= float(doubled[per_m]) <= float(doubled[f"{per_m}_hi"])
-    assert "M output tokens" in (run / layout.REPORT).read_text()
+    report = (run / layout.REPORT).read_text()
+    assert "FC per million output tokens" in report  # the cost section
+    assert "million output tokens [lo, hi]" in report  # the what-if table's column
 
     # a run without token counts: the token what-if is refused, in a sentence
     df[["input_tokens", "output_tokens", "ttft_ms", "tpot_ms"]] = np.nan
@@ -313,3 +314,72 @@ def test_cost_simulate_and_what_if_in_tokens_from_the_command_line(measured, fcb
     assert "Traceback" not in bad.stderr
     bad = fcbench_run("cost", str(run), "--what-if", "outputTokens=0x", timeout=60)
     assert bad.returncode == 2 and "factors above 0" in bad.stderr
+
+
+# ---- a real run: the known-timing token server through the harness ------------------------------
+SERVER = str(Path(__file__).parent / "foreign" / "token_server.py")
+FIRST_MS, GAP_MS = 30.0, 8.0  # the server's first token after FIRST_MS, then one every GAP_MS
+
+
+def _token_workload(folder: Path, name: str, output: str) -> Path:
+    import sys
+
+    doc = {"name": name, "target": {"kind": "local", "functions": [{
+        "functionName": "llm", "instanceConcurrency": 4,
+        "gpuConfig": {"gpuMemorySize": int(GPU_GB * 1024)},
+        "environmentVariables": {"KNOWN_FIRST_MS": str(FIRST_MS), "KNOWN_GAP_MS": str(GAP_MS)},
+        "harness": {"runtime": "process", "command": [sys.executable, SERVER],
+                    "idleTimeout": 600, "maxInstances": 1}}]},
+        "request": {"timeout": 30, "openai": {"model": "known-timing",
+                                              "promptTokens": "uniform:20:300",
+                                              "outputTokens": output}},
+        "duration": 8, "seed": 5, "plan": {"kind": "constant", "rate": 3},
+        "output": str(folder / name)}
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+@pytest.mark.slow
+def test_a_real_runs_decode_time_is_found_and_twice_the_output_is_predicted(fcbench_run,
+                                                                            tmp_path):
+    """The known-timing server (tests/foreign/token_server.py: a first token after 30 ms, then
+    one every 8 ms, prompt length costing nothing) through `fcbench run`: the fit finds 8 ms a
+    token and no prefill; simulated with twice the output tokens, it predicts the measured run
+    of the same traffic with twice the output tokens (same seed: the same prompts)."""
+    base = _token_workload(tmp_path, "base", "uniform:2:24")
+    twice = _token_workload(tmp_path, "twice", "uniform:4:48")
+    for wl in (base, twice):
+        res = fcbench_run("run", str(wl), "--no-progress", timeout=120)
+        assert res.returncode == 0, res.stderr[-3000:]
+    [run] = list((tmp_path / "base").iterdir())
+    [run2] = list((tmp_path / "twice").iterdir())
+    cal = calibrate([run])
+    fit = cal.tokens
+    assert fit is not None, cal.tokens_note
+    assert fit.decode_ms_per_token == pytest.approx(GAP_MS, rel=0.05)
+    assert abs(fit.prefill_ms_per_token) < 0.05  # the server spends nothing on the prompt
+    assert fit.service.r2 > 0.95
+    assert fit.first is not None and fit.first.intercept == pytest.approx(FIRST_MS, abs=10)
+
+    res = fcbench_run("simulate", str(base), "--calibrate", str(run), "--output-tokens-scale",
+                      "2", "--out", str(tmp_path / "sim"), timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    [sim] = list((tmp_path / "sim").iterdir())
+    got, want = RunFolder(sim).requests(), RunFolder(run2).requests()
+    assert len(got) == len(want)
+    # the same prompts, in the server's tokens (it counts words: the generator's characters
+    # are bridged by the base run's ratio, exact in the mean); outputs twice the base run's
+    # (the measured run rounds its own draws)
+    assert got["input_tokens"].mean() == pytest.approx(want["input_tokens"].mean(), rel=0.02)
+    assert np.corrcoef(got["input_tokens"], want["input_tokens"])[0, 1] > 0.9
+    assert np.abs(got["output_tokens"].to_numpy() - want["output_tokens"].to_numpy()).max() <= 1
+    warm_got, warm_want = got[got["cold"] == 0], want[want["cold"] == 0]
+    held = lambda df: (df["latency_ms"] - df["queue_ms"]).mean()  # noqa: E731
+    assert held(warm_got) == pytest.approx(held(warm_want), rel=0.1)
+    assert warm_got["tpot_ms"].median() == pytest.approx(warm_want["tpot_ms"].median(), rel=0.1)
+    assert warm_got["ttft_ms"].median() == pytest.approx(warm_want["ttft_ms"].median(), abs=10)
+    day = lambda folder: float(re.search(  # noqa: E731
+        r"FC per day\s+([\d,.]+) CNY", fcbench_run("cost", str(folder), timeout=60).stdout)
+        .group(1).replace(",", ""))
+    assert day(sim) == pytest.approx(day(run2), rel=0.15)

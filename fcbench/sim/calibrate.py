@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import UsageError
 from ..harness.platform_phases import platform_ms
 from ..results import RunFolder, layout
-from .tokens import TokenFit, TokenRows, fit_tokens
+from .tokens import TokenFit, TokenRows, drawn_means, fit_tokens
 
 __all__ = ["Calibration", "calibrate", "engine_options"]
 
@@ -141,6 +141,7 @@ def calibrate(run_dirs: Iterable[str | Path | RunFolder], *,
     sources: list[str] = []
     labels: set[str] = set()  # where the start-ups came from
     token_rows: list[TokenRows] = []
+    bridges: list[tuple[float, float, float, float, int]] = []  # measured / drawn means, n
     for folder in (RunFolder.of(p) for p in run_dirs):
         run = folder.path
         if not folder.has(layout.REQUESTS) and folder.has(layout.PHASES):
@@ -162,6 +163,10 @@ def calibrate(run_dirs: Iterable[str | Path | RunFolder], *,
         rows = _token_rows(df, kinds, held)
         if rows is not None:
             token_rows.append(rows)
+            drawn = drawn_means(_recorded_generator(folder), len(df))
+            if drawn is not None:
+                bridges.append((float(rows.input.mean()), float(rows.output.mean()),
+                                *drawn, len(rows)))
         starts = _startups_ms(folder.instance_rows(), function)
         startup.extend(starts)
         if starts:
@@ -185,9 +190,32 @@ def calibrate(run_dirs: Iterable[str | Path | RunFolder], *,
     if not startup:
         raise UsageError(f"no instance start was measured (no {layout.INSTANCES}, no cold "
                          "request) to learn a start-up time from; give --startup-ms")
-    fit, note = fit_tokens(TokenRows.concat(token_rows)) if token_rows else (None, "")
+    fit, note = fit_tokens(TokenRows.concat(token_rows), units=_units(bridges)) \
+        if token_rows else (None, "")
     return Calibration(tuple(service), tuple(startup), tuple(sources), startup_from,
                        service_from, cold_service, fit, note)
+
+
+def _recorded_generator(folder: RunFolder) -> dict[str, Any] | None:
+    """The request generator a run folder's run.yaml recorded (``workload.request.openai``)."""
+    workload = folder.config().get("workload")
+    request = workload.get("request") if isinstance(workload, dict) else None
+    config = request.get("openai") if isinstance(request, dict) else None
+    return config if isinstance(config, dict) else None
+
+
+def _units(bridges: list[tuple[float, float, float, float, int]]) -> dict[str, float]:
+    """Server tokens per generator token, pooled over runs (weighted by their requests)."""
+    if not bridges:
+        return {}
+    def weight(k: int) -> float:
+        return sum(b[k] * b[4] for b in bridges)
+
+    out = {}
+    for name, measured, drawn in (("input_tokens", 0, 2), ("output_tokens", 1, 3)):
+        if weight(drawn) > 0:
+            out[name] = weight(measured) / weight(drawn)
+    return out
 
 
 def _token_rows(df: Any, kinds: np.ndarray, held: np.ndarray) -> TokenRows | None:

@@ -17,6 +17,12 @@ cold request adds one measured cold request's excess over its prediction (first 
 connection) instead. A length that did not vary in the run leaves its coefficient unidentified
 (folded into the intercept, and that length cannot be scaled); too few requests, or lengths that
 move together, refuse the fit, and the calibration resamples plain service times.
+
+A workload's generator counts its own tokens (a prompt's characters / ``charsPerToken``, and
+``max_tokens``), the fit the server's (``usage``: its tokenizer, its chat template, answers that
+stop early). Where the calibration run recorded its generator, `TokenFit.units` holds, per
+length, the run's mean measured count over the mean its generator drew for the same requests,
+and simulated lengths drawn from a generator are multiplied by it (`lengths_for`).
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MIN_REQUESTS", "TokenDraws", "TokenFit", "TokenRows", "fit_tokens", "lengths_for"]
+__all__ = ["MIN_REQUESTS", "TokenDraws", "TokenFit", "TokenRows", "drawn_means", "fit_tokens",
+           "lengths_for", "scaled"]
 
 #: Fewer warm requests with token counts than this and no fit is attempted.
 MIN_REQUESTS = 10
@@ -137,12 +144,16 @@ class TokenFit:
         service: the warm service-time fit.
         first: the warm time-to-first-token fit (None: no answer was streamed).
         notes: sentences on what the fit could not identify.
+        units: server tokens per generator token, per length (``input_tokens``,
+            ``output_tokens``), from the calibration runs that recorded a generator; empty:
+            none did.
     """
 
     rows: TokenRows
     service: _Linear
     first: _Linear | None
     notes: tuple[str, ...] = ()
+    units: dict[str, float] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -218,54 +229,56 @@ class TokenFit:
         fitted again (this fit when the replicate cannot be fitted)."""
         n = len(self.rows)
         index = np.fromiter((int(rng.random() * n) for _ in range(n)), dtype=np.int64, count=n)
-        again, _ = fit_tokens(self.rows.take(index))
+        again, _ = fit_tokens(self.rows.take(index), units=self.units)
         if again is None or any((getattr(again, a) is None) != (getattr(self, a) is None)
                                 for a in ("prefill_ms_per_token", "decode_ms_per_token")):
             return self
         return again
 
     def describe(self) -> dict[str, Any]:
-        """What run.yaml records of the fit (ms; None where not identified)."""
+        """What run.yaml records of the fit (ms; None where not identified). Per-token keys
+        say ``tok``: run.yaml masks a key with ``token`` as a word of its own as a credential."""
         s = self.service
         tpot = self.rows.tpot_ms[~self.rows.cold]
         tpot = tpot[np.isfinite(tpot)]
         out: dict[str, Any] = {
             "requests": self.n, "intercept_ms": _r(s.intercept),
-            "prefill_ms_per_token": _r(s.slopes["input_tokens"]),
-            "prefill_ms_per_token_se": _r(s.errors["input_tokens"]),
-            "decode_ms_per_token": _r(s.slopes["output_tokens"]),
-            "decode_ms_per_token_se": _r(s.errors["output_tokens"]),
+            "prefill_ms_per_tok": _r(s.slopes["input_tokens"]),
+            "prefill_ms_per_tok_se": _r(s.errors["input_tokens"]),
+            "decode_ms_per_tok": _r(s.slopes["output_tokens"]),
+            "decode_ms_per_tok_se": _r(s.errors["output_tokens"]),
             "r2": _r(s.r2, 4), "residual_sd_ms": _r(s.spread_ms),
             "measured_tpot_median_ms": _r(float(np.median(tpot))) if tpot.size else None,
-            "cold_requests": int(self.rows.cold.sum()), "notes": list(self.notes)}
+            "cold_requests": int(self.rows.cold.sum()), "notes": list(self.notes),
+            "server_per_generator": {k: round(v, 4) for k, v in self.units.items()} or None}
         if self.first is not None:
             f = self.first
-            out["first_token"] = {"requests": int(f.residuals.size),
+            out["first_tok"] = {"requests": int(f.residuals.size),
                                   "intercept_ms": _r(f.intercept),
-                                  "prefill_ms_per_token": _r(f.slopes["input_tokens"]),
+                                  "prefill_ms_per_tok": _r(f.slopes["input_tokens"]),
                                   "r2": _r(f.r2, 4), "residual_sd_ms": _r(f.spread_ms)}
         return out
 
     def text(self) -> str:
         """The fit in one sentence, as ``simulate --calibrate`` and ``cost --what-if`` print it."""
         d = self.describe()
-        terms = [f"{d['intercept_ms']:g}"]
+        terms = [f"{d['intercept_ms']:.4g}"]
         for key, name in (("prefill", "input_tokens"), ("decode", "output_tokens")):
-            v, se = d[f"{key}_ms_per_token"], d[f"{key}_ms_per_token_se"]
+            v, se = d[f"{key}_ms_per_tok"], d[f"{key}_ms_per_tok_se"]
             if v is not None:
-                terms.append(f"{v:g}" + (f" (±{se:.2g})" if se is not None else "") +
+                terms.append(f"{v:.4g}" + (f" (±{se:.2g})" if se is not None else "") +
                              f" × {name}")
         r2 = "R² " + (f"{d['r2']:.3f}" if d["r2"] is not None else "-")
         line = (f"token fit on {d['requests']} warm requests: service ms = {' + '.join(terms)}"
-                f" ({r2}, residual sd {d['residual_sd_ms']:g} ms)")
-        first = d.get("first_token")
+                f" ({r2}, residual sd {d['residual_sd_ms']:.3g} ms)")
+        first = d.get("first_tok")
         if first:
-            slope = first["prefill_ms_per_token"]
-            line += (f"; first token (TTFT less queueing) ms = {first['intercept_ms']:g}"
-                     + (f" + {slope:g} × input_tokens" if slope is not None else "")
+            slope = first["prefill_ms_per_tok"]
+            line += (f"; first token (TTFT less queueing) ms = {first['intercept_ms']:.4g}"
+                     + (f" + {slope:.4g} × input_tokens" if slope is not None else "")
                      + (f" (R² {first['r2']:.3f})" if first["r2"] is not None else ""))
-        if d["measured_tpot_median_ms"] is not None and d["decode_ms_per_token"] is not None:
-            line += f"; measured warm TPOT median {d['measured_tpot_median_ms']:g} ms"
+        if d["measured_tpot_median_ms"] is not None and d["decode_ms_per_tok"] is not None:
+            line += f"; measured warm TPOT median {d['measured_tpot_median_ms']:.4g} ms"
         return line + "".join(f"; {n}" for n in self.notes)
 
 
@@ -273,7 +286,8 @@ def _r(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
-def fit_tokens(rows: TokenRows) -> tuple[TokenFit | None, str]:
+def fit_tokens(rows: TokenRows, *, units: dict[str, float] | None = None
+               ) -> tuple[TokenFit | None, str]:
     """The fit over `rows`' warm requests, and a sentence: the fit (`TokenFit.text`) or why
     there is none (then the calibration resamples plain service times)."""
     warm = rows.take(~rows.cold)
@@ -297,8 +311,21 @@ def fit_tokens(rows: TokenRows) -> tuple[TokenFit | None, str]:
         got = _least_squares(warm.first_ms[streamed],
                              {"input_tokens": warm.input[streamed]})
         first = got if isinstance(got, _Linear) else None
-    fit = TokenFit(rows, service, first, notes)
+    fit = TokenFit(rows, service, first, notes, dict(units or {}))
     return fit, fit.text()
+
+
+def drawn_means(config: dict[str, Any] | None, n: int) -> tuple[float, float] | None:
+    """The mean prompt tokens and max_tokens a run's generator (its recorded ``request.openai``,
+    `RequestGenerator.to_dict`) drew for its requests 0..n-1; None without one, or when it
+    cannot be rebuilt (a dataset file gone)."""
+    if not config or n <= 0:
+        return None
+    try:
+        inputs, outputs = _generated(json.dumps(config, sort_keys=True), n)
+    except Exception:  # noqa: BLE001 - a recorded generator that cannot be rebuilt: no bridge
+        return None
+    return float(inputs.mean()), float(outputs.mean())
 
 
 # -- the simulated requests' lengths -----------------------------------------------------------
@@ -327,7 +354,15 @@ def lengths_for(workload: Any, fit: TokenFit, n: int, *, seed: int
     gen = request_generator(workload) if getattr(workload.request, "openai", None) else None
     if gen is not None:
         inputs, outputs = _generated(json.dumps(gen.to_dict(), sort_keys=True), n)
-        return inputs, outputs, "the workload's request.openai (prompt tokens, max_tokens)"
+        if not fit.units:
+            return inputs, outputs, ("the workload's request.openai (prompt tokens, "
+                                     "max_tokens), taken as the server's tokens (the "
+                                     "calibration run recorded no generator to compare with)")
+        kin, kout = fit.units.get("input_tokens", 1.0), fit.units.get("output_tokens", 1.0)
+        source = (f"the workload's request.openai, in the server's tokens: prompt tokens × "
+                  f"{kin:.4g}, max_tokens × {kout:.4g} (the calibration run's measured counts "
+                  "over what its generator drew)")
+        return scaled(inputs, kin), scaled(outputs, kout), source
     rng = np.random.default_rng(np.random.SeedSequence([abs(int(seed)), 0x70C]))
     pick = rng.integers(0, len(fit.rows), size=n)
     return (fit.rows.input[pick], fit.rows.output[pick],

@@ -302,17 +302,33 @@ def fit_tokens(rows: TokenRows, *, units: dict[str, float] | None = None
         return None, (f"no token fit: every request had the same lengths ({int(warm.input[0])}"
                       f" input, {int(warm.output[0])} output tokens); service times are "
                       "resampled as measured")
-    notes = tuple(f"{name} did not vary (all {int(np.median(values))}): no per-token time "
-                  "for them, they are in the intercept"
-                  for name, values in lengths.items() if service.slopes[name] is None)
+    notes = [f"{name} did not vary (all {int(np.median(values))}): no per-token time for "
+             "them, they are in the intercept"
+             for name, values in lengths.items() if service.slopes[name] is None]
+    notes += _weak(service)
     first = None
     streamed = ~np.isnan(warm.first_ms)
     if streamed.sum() >= MIN_REQUESTS:
         got = _least_squares(warm.first_ms[streamed],
                              {"input_tokens": warm.input[streamed]})
         first = got if isinstance(got, _Linear) else None
-    fit = TokenFit(rows, service, first, notes, dict(units or {}))
+    fit = TokenFit(rows, service, first, tuple(notes), dict(units or {}))
     return fit, fit.text()
+
+
+def _weak(fit: _Linear) -> list[str]:
+    """Sentences for a fit the run's noise leaves loose: a per-token time within two standard
+    errors of 0, lengths that explain under half the variance. Such a fit is kept (at 1x it
+    still resamples the measured spread) and its looseness reaches every interval, since each
+    bootstrap replicate fits again."""
+    out = [f"the {name} time ({slope:.3g} ± {se:.2g} ms a token) is not told apart from 0 at "
+           "95 %" for name, slope, se in ((k, fit.slopes[k], fit.errors[k]) for k in fit.slopes)
+           if slope is not None and se is not None and abs(slope) < 2 * se]
+    if fit.r2 is not None and fit.r2 < 0.5:
+        out.append(f"the lengths explain {fit.r2:.0%} of the service time's variance (the "
+                   "rest is noise: a what-if that scales lengths has wide intervals; measure "
+                   "more requests, or on a quieter machine)")
+    return out
 
 
 def drawn_means(config: dict[str, Any] | None, n: int) -> tuple[float, float] | None:

@@ -28,6 +28,7 @@ import yaml
 from fcbench._net import free_port
 from fcbench.measures import goodput, itl_quantile, parse_slo, token_timing
 from fcbench.openai_stream import read_stream, sse_events, token_fields
+from fcbench.protocol import InvocationRecord
 from fcbench.results.summary import TOKEN_COLUMNS, summarize, summary_table
 from fcbench.targets.url import UrlTarget
 
@@ -209,7 +210,7 @@ def request(*, stream: bool = True, chat_api: bool = True, **extra) -> bytes:
     return json.dumps(body).encode()
 
 
-def held_in(records) -> None:  # noqa: ANN001
+def held_in(records: list[InvocationRecord]) -> None:
     """T and G come back within `TOLERANCE`: medians over `records`."""
     assert all(r.status == 200 and not r.error for r in records), [r.error for r in records]
     ttft = statistics.median(r.ttft_ms for r in records)

@@ -2,7 +2,9 @@
 
 Key names: `UrlTarget`, `invoke_url`. Requests go over `fcbench.httpclient`'s keep-alive pool
 with a request head built once per body size: cheap enough per request that one Locust process
-keeps its schedule at high rates (benchmarks/dispatch_accuracy.py).
+keeps its schedule at high rates (benchmarks/dispatch_accuracy.py). An OpenAI-style answer (an
+SSE stream of completion or chat chunks, or JSON with ``usage``) also fills the record's token
+fields (`fcbench.openai_stream.token_fields`; definitions in `fcbench.measures`).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from fcbench._io import atomic_write
 from fcbench.load.dispatch import ClosedLoop, OpenLoop
 from fcbench.load.config import CONFIG_ENV, LocustConfig, status_path
-from fcbench.load.openai_requests import RequestGenerator
+from fcbench.load.openai_requests import DrawnRequest, RequestGenerator
 from fcbench.protocol import ALL_COLUMNS, InvocationRecord
 from fcbench.results.records import RecordWriter
 from fcbench.results import layout
@@ -145,6 +145,7 @@ class Dispatch:
     def __init__(self, env: Any, cfg: LocustConfig) -> None:
         self.env, self.cfg = env, cfg
         self.generator: RequestGenerator | None = None
+        self._drawn: DrawnRequest | None = None
         if cfg.request_generator is not None:  # request.openai: a body drawn per request
             self.generator = RequestGenerator.from_dict(cfg.request_generator)
             self.body, self.content_type = b"", cfg.content_type
@@ -163,7 +164,7 @@ class Dispatch:
         self.group = Group()
         self.done = Event()
         self._seq = 0
-        self._drawn_n, self._drawn = -1, None  # the next request's body, drawn ahead
+        self._drawn_n = -1  # the number of the request `_drawn` is for: drawn ahead
         self._spin_s = None if cfg.spin_ms is None else cfg.spin_ms / 1000.0
         self._greenlets: list[gevent.Greenlet] = []
         self._interrupted = False
@@ -251,7 +252,8 @@ class Dispatch:
             # the request's number in the whole plan: a shard sends arrivals index, index +
             # count, ... (closed loop: unique across shards all the same)
             n = (self._seq - 1) * self.count + self.index
-            drawn = self._drawn if self._drawn_n == n else self.generator.draw(n)
+            drawn = self._drawn if self._drawn is not None and self._drawn_n == n \
+                else self.generator.draw(n)
             body, content_type = drawn.body, drawn.content_type
         self.counters.sent += 1
         begin = time.time()

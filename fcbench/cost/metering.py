@@ -160,18 +160,16 @@ def _provisioned(row: dict[str, Any]) -> bool:
 
 
 def output_tokens(frame: Any) -> float | None:
-    """The output tokens of a run's answered requests (`fcbench.measures.outcomes` warm or
-    cold), from requests.csv's ``output_tokens``; None when no request carries a count."""
-    import numpy as np
-
-    from ..measures import outcomes
+    """The output tokens of a run's answered requests: the summary's own count
+    (`fcbench.measures.token_summary`, from requests.csv's ``output_tokens``), so a bill per
+    token divides by the figure the report shows; None when no request carries a count."""
+    from ..measures import outcomes, token_summary
 
     if frame is None or "output_tokens" not in frame or not len(frame):
         return None
-    counts = frame["output_tokens"].to_numpy(dtype=float, na_value=np.nan)
-    kinds = outcomes(frame["status"], frame["cold"])
-    answered = ((kinds == "warm") | (kinds == "cold")) & ~np.isnan(counts)
-    return float(counts[answered].sum()) if answered.any() else None
+    block = token_summary(frame, outcomes(frame["status"], frame["cold"]), duration_s=0.0)
+    total = (block or {}).get("output_tokens")
+    return float(total) if total else None
 
 
 def usage_from_instances(rows: list[dict], *, requests: float, span_s: float | None = None,

@@ -125,7 +125,7 @@ class Simulation:
     origin: float = 0.0
     #: each request's lengths and token-dependent times (None: no per-token fit used)
     tokens: TokenDraws | None = None
-    #: what run.yaml records of the token model (``{}``: none)
+    #: what run.yaml records of the token model (None: none)
     tokens_info: dict[str, Any] | None = None
 
     def frame(self, origin_ts: float = 0.0) -> Any:

@@ -118,11 +118,14 @@ class ResponseReader:
 
     Streaming: once `head_done`, `take()` hands over the body bytes parsed so far (and `body`
     then holds only what was not taken); `chunked` says whether the final response is
-    ``Transfer-Encoding: chunked``, the mark FC streams a response by.
+    ``Transfer-Encoding: chunked``, the mark FC streams a response by. `body_bytes` counts the
+    final response's body bytes parsed so far (de-framed, taken or not), so a client can note
+    when each piece of a stream arrived.
     """
 
     __slots__ = ("method", "status", "headers", "body", "keep_alive", "done", "chunked",
-                 "head_done", "_parser", "_parts", "_framed", "_in_message", "_got_bytes")
+                 "head_done", "body_bytes", "_parser", "_parts", "_framed", "_in_message",
+                 "_got_bytes")
 
     def __init__(self, method: str = "POST") -> None:
         self.method = method.upper()
@@ -134,6 +137,7 @@ class ResponseReader:
         #: the final response's head is complete (`status`, `headers` and `chunked` are known)
         self.head_done = False
         self.chunked = False
+        self.body_bytes = 0
         self._parts: list[bytes] = []
         self._framed = False
         self._in_message = False
@@ -148,6 +152,7 @@ class ResponseReader:
         self._in_message = True
         self.headers, self._parts, self._framed, self.head_done = [], [], False, False
         self.chunked = False
+        self.body_bytes = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.done:
@@ -174,6 +179,7 @@ class ResponseReader:
     def on_body(self, body: bytes) -> None:
         if not self.done:
             self._parts.append(body)
+            self.body_bytes += len(body)
 
     def on_message_complete(self) -> None:
         if self.done:

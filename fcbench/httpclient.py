@@ -19,12 +19,15 @@ from urllib.parse import urlsplit
 from .http1 import HttpProtocolError, ResponseReader, end_to_end, request_head
 from .signing import Signer, sign
 
-__all__ = ["Answer", "ConnectionPool", "HttpClient", "Response", "Stale"]
+__all__ = ["Answer", "ConnectionPool", "HttpClient", "Marks", "Response", "Stale"]
 
 _RECV = 65536
-#: an answer: status, lower-case headers in order, body, and the `time.perf_counter()` its
-#: first body byte arrived at
-Answer = tuple[int, list[tuple[str, str]], bytes, float]
+#: when body bytes arrived: (body bytes so far, `time.perf_counter()`) for each read from the
+#: socket that added some, in order (a streamed answer's events are timed from these)
+Marks = list[tuple[int, float]]
+#: an answer: status, lower-case headers in order, body, the `time.perf_counter()` its first
+#: body byte arrived at, and its `Marks`
+Answer = tuple[int, list[tuple[str, str]], bytes, float, Marks]
 
 
 class Stale(Exception):
@@ -67,14 +70,17 @@ class _Conn:
                 raise Stale from None
             raise
 
-    def receive(self, method: str) -> tuple[int, list[tuple[str, str]], bytes, bool, float]:
+    def receive(self, method: str
+                ) -> tuple[int, list[tuple[str, str]], bytes, bool, float, Marks]:
         """Read the response to the request `send` sent: (status, headers, body, keep_alive,
-        first), `first` the `time.perf_counter()` its first body byte arrived at (for a body
-        of none, when the response was complete)."""
+        first, marks), `first` the `time.perf_counter()` its first body byte arrived at (for a
+        body of none, when the response was complete), `marks` when its body bytes arrived
+        (`Marks`: one per read that added body bytes; a body that came in one read has one)."""
         sock = self.sock
         reused, self.used = self.used, True
         resp = ResponseReader(method)
-        first = 0.0
+        marks: Marks = []
+        seen = 0
         while True:
             try:
                 chunk = sock.recv(_RECV)
@@ -90,11 +96,14 @@ class _Conn:
                 except HttpProtocolError as exc:
                     raise ConnectionResetError(str(exc)) from None
                 break
-            if resp.feed(chunk):  # HttpProtocolError: garbage from the server
+            done = resp.feed(chunk)  # HttpProtocolError: garbage from the server
+            if resp.body_bytes != seen:  # this read added body bytes: note when
+                seen = resp.body_bytes
+                marks.append((seen, perf_counter()))
+            if done:
                 break
-            if not first and resp.body_started:
-                first = perf_counter()
-        return resp.status, resp.headers, resp.body, resp.keep_alive, first or perf_counter()
+        first = marks[0][1] if marks else perf_counter()
+        return resp.status, resp.headers, resp.body, resp.keep_alive, first, marks
 
     def close(self) -> None:
         try:
@@ -152,7 +161,8 @@ class ConnectionPool:
 
 
     def exchange(self, method: str, data: bytes, timeout: float) -> Answer:
-        """Send `data` (a whole request) and return (status, headers, body, first byte time).
+        """Send `data` (a whole request) and return (status, headers, body, first byte time,
+        marks): an `Answer`.
 
         Raises:
             OSError / TimeoutError: the connection failed or no complete answer in time.
@@ -185,16 +195,16 @@ class ConnectionPool:
 
     def finish(self, conn: _Conn, method: str, data: bytes, timeout: float) -> Answer:
         """The answer to the request `start` sent on `conn` (sent again, once, on a new
-        connection when a reused one closes before answering): (status, headers, body,
-        first), `first` the `time.perf_counter()` the first body byte arrived at (`_Conn.
-        receive`). `conn` goes back to the pool when it can be kept alive.
+        connection when a reused one closes before answering): an `Answer`, `first` the
+        `time.perf_counter()` the first body byte arrived at and `marks` when body bytes
+        arrived (`_Conn.receive`). `conn` goes back to the pool when it can be kept alive.
 
         Raises:
             OSError / TimeoutError / HttpProtocolError: as `exchange`.
         """
         for attempt in (0, 1):
             try:
-                status, headers, payload, keep, first = conn.receive(method)
+                status, headers, payload, keep, first, marks = conn.receive(method)
             except Stale:
                 conn.close()
                 if attempt == 0:
@@ -208,7 +218,7 @@ class ConnectionPool:
                 self.put(conn)
             else:
                 conn.close()
-            return status, headers, payload, first
+            return status, headers, payload, first, marks
         raise AssertionError("unreachable")
 
     def warm_up(self, connections: int = 2, timeout: float = 5.0) -> None:
@@ -262,8 +272,8 @@ class HttpClient:
         head = request_head(method, target, self.host,
                             end_to_end(items, drop=frozenset({"host", "content-length"})),
                             len(body))
-        status, got, payload, _ = self.pool.exchange(method, head + body,
-                                                     self.timeout if timeout is None else timeout)
+        status, got, payload, _, _ = self.pool.exchange(
+            method, head + body, self.timeout if timeout is None else timeout)
         return Response(status, got, payload)
 
     def close(self) -> None:

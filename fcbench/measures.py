@@ -25,10 +25,44 @@ simulated run can only disagree by behaviour, never by formula.
 * **busy time** of an instance, where the platform meters none (FC, a URL): the union of its
   requests' [start, end] (overlaps once; a request sent before its instance was ready counts
   from the ready time). The harness meters the same thing itself (`harness.meter`).
+
+Tokens, of a streamed OpenAI-style answer (SSE chunks read by `fcbench.openai_stream`; a
+*content event* is a chunk whose first choice carries non-empty ``text`` or ``delta.content``;
+it *arrives* with the socket read that brought its terminating blank line):
+
+* **TTFT** (``ttft_ms``) = send → the first content event.
+* **output tokens** = ``usage.completion_tokens`` of the answer's (last) usage chunk when it
+  sent one, else the number of content events. **Input tokens** = ``usage.prompt_tokens``.
+* **TPOT** (``tpot_ms``) = (last content event − first content event) / (output tokens − 1);
+  none for one output token or fewer.
+* **ITL** = the gaps between consecutive content events; per request, their median and p99
+  (``itl_p50_ms``, ``itl_p99_ms``, linear interpolation). A run's ITL figures are percentiles
+  over requests of these per-request values (`token_summary`).
+* **goodput** = the share of *all requests sent* that succeeded and met every objective given
+  (``--slo ttft=MS,tpot=MS[,e2el=MS]``, each ``≤``; `parse_slo`); a request whose figure is
+  unknown misses that objective, except TPOT of an answer of ≤ 1 output token, which meets it.
+  ``good_rps`` = those requests / run duration.
+* **output token throughput** = output tokens of the answered requests / run duration (first
+  send → last end).
+
+Where this differs from ``vllm bench serve`` (vllm/benchmarks/lib/endpoint_request_func.py,
+serve.py `calculate_metrics`), and why: vLLM's first token is the first chunk with any
+``choices``, even one of empty text (a chat answer's role-only first chunk), and its ITL gaps
+count such chunks too; fcbench counts only chunks that carry text, so a server that sends the
+role at once cannot fake a fast first token. vLLM pools every gap of every request into one ITL
+distribution; fcbench keeps one row per request in requests.csv, so it keeps each request's
+median and p99 gap and takes percentiles of those (a long answer weighs as much as a short one).
+Without ``usage`` vLLM re-tokenizes the text; fcbench, holding no tokenizer of the server's
+model, counts content events (equal for a server that streams one token per chunk). vLLM's
+goodput is good requests per second over completed requests; fcbench's is a share of all
+requests sent (a throttled or failed request is not good), with ``good_rps`` beside it, and its
+``e2el`` objective is the whole latency (``latency_ms``, to the last byte) where vLLM's ends at
+the last content chunk. TPOT's end is the last content event in both.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
@@ -334,3 +368,153 @@ def task_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "queue_ms_warm": ms("queue_ms", lambda r: r.get("cold") is False),
         "run_ms": ms("run_ms", lambda r: r["status"] == "Succeeded"),
     }
+
+
+# -- tokens (module docstring: "Tokens") -----------------------------------------------------------
+__all__ += ["SLO_KEYS", "goodput", "itl_quantile", "output_tokens", "parse_slo", "token_summary",
+            "token_timing"]
+
+#: The objectives `parse_slo` knows (`vllm bench serve --goodput`'s names), each in ms.
+SLO_KEYS = ("ttft", "tpot", "e2el")
+_SLO_ALIASES = {"e2e": "e2el"}
+
+
+def itl_quantile(ordered: Sequence[float], q: float) -> float:
+    """The `q` quantile (0–1) of sorted, non-empty `ordered`, by linear interpolation (numpy's
+    default), without numpy: one request's gaps are few and numpy's call costs more."""
+    pos = (len(ordered) - 1) * q
+    lo = int(pos)
+    if lo + 1 >= len(ordered):
+        return ordered[-1]
+    return ordered[lo] + (ordered[lo + 1] - ordered[lo]) * (pos - lo)
+
+
+def output_tokens(usage_tokens: int | None, content_events: int) -> int:
+    """Output tokens of one answer: ``usage.completion_tokens`` when sent, else content events."""
+    return usage_tokens if usage_tokens is not None else content_events
+
+
+def token_timing(sent: float, content_times: Sequence[float], n_out: int | None
+                 ) -> dict[str, Any]:
+    """TTFT, TPOT and the ITL median and p99 of one answer (ms; None where undefined), and its
+    `n_out` output tokens, as `InvocationRecord` fields. `sent` and `content_times` (the content
+    events' arrivals, in order) are on one clock, in seconds (`time.perf_counter()`)."""
+    out: dict[str, Any] = {"ttft_ms": None, "tpot_ms": None, "itl_p50_ms": None,
+                           "itl_p99_ms": None, "output_tokens": n_out}
+    if not content_times:
+        return out
+    first, last = content_times[0], content_times[-1]
+    out["ttft_ms"] = (first - sent) * 1000.0
+    if n_out is not None and n_out > 1:
+        out["tpot_ms"] = (last - first) * 1000.0 / (n_out - 1)
+    if len(content_times) > 1:
+        gaps = sorted((b - a) * 1000.0 for a, b in itertools.pairwise(content_times))
+        out["itl_p50_ms"] = itl_quantile(gaps, 0.5)
+        out["itl_p99_ms"] = itl_quantile(gaps, 0.99)
+    return out
+
+
+def parse_slo(text: str) -> dict[str, float]:
+    """``ttft=500,tpot=50`` (ms; ``e2el`` too, ``e2e`` for short) as
+    ``{"ttft_ms": 500.0, "tpot_ms": 50.0}``.
+
+    Raises:
+        ValueError: a sentence naming the part that is wrong and what to write instead.
+    """
+    import difflib
+
+    example = "e.g. --slo ttft=500,tpot=50 (milliseconds; e2el=MS for the whole latency)"
+    out: dict[str, float] = {}
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise ValueError(f"the SLO is empty; give objectives, {example}")
+    for part in parts:
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        key = _SLO_ALIASES.get(key, key)
+        if not sep:
+            raise ValueError(f"{part!r} has no '='; write NAME=MS, {example}")
+        if key not in SLO_KEYS:
+            near = difflib.get_close_matches(key, SLO_KEYS, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            raise ValueError(f"{key!r} is not an objective fcbench knows{hint}; use "
+                             f"{', '.join(SLO_KEYS)}, {example}")
+        raw = value.strip().lower().removesuffix("ms").strip()
+        try:
+            ms = float(raw)
+        except ValueError:
+            raise ValueError(f"{key}={value.strip()!r} is not a number of milliseconds; "
+                             f"{example}") from None
+        if not math.isfinite(ms) or ms <= 0:
+            raise ValueError(f"{key}={value.strip()} must be a positive number of "
+                             "milliseconds")
+        if f"{key}_ms" in out:
+            raise ValueError(f"{key} is given twice in the SLO")
+        out[f"{key}_ms"] = ms
+    return out
+
+
+def goodput(slo: Mapping[str, float], *, status: Any, ttft_ms: Any, tpot_ms: Any,
+            latency_ms: Any, output_tokens: Any, duration_s: float | None) -> dict[str, Any]:
+    """Requests sent that succeeded and met every objective in `slo` (`parse_slo`): ``good``,
+    ``n`` (all sent), ``share`` and ``good_rps`` (per second of `duration_s`), plus how many
+    answered requests missed each objective (``missed``, each counted on its own). Arrays are
+    per request; NaN is unknown."""
+    status = np.asarray(status, dtype=float)
+    n = int(status.size)
+    answered = (status > 0) & (status < 400)
+    good = answered.copy()
+    missed: dict[str, int] = {}
+    with np.errstate(invalid="ignore"):  # NaN compares False: unknown misses the objective
+        # e2el is the whole latency, to the last byte (module docstring)
+        cols = {"ttft_ms": np.asarray(ttft_ms, dtype=float),
+                "tpot_ms": np.asarray(tpot_ms, dtype=float),
+                "e2el_ms": np.asarray(latency_ms, dtype=float)}
+        for key, limit in slo.items():
+            values = cols[key]
+            met = values <= limit
+            if key == "tpot_ms":  # one output token or none: no TPOT, and none to miss
+                met |= np.isnan(values) & (np.asarray(output_tokens, dtype=float) <= 1)
+            missed[key] = int((answered & ~met).sum())  # each objective on its own
+            good &= met
+    k = int(good.sum())
+    return {"good": k, "n": n, "share": (k / n) if n else None,
+            "good_rps": round(k / duration_s, 3) if duration_s else None, "missed": missed}
+
+
+def token_summary(frame: Any, kinds: np.ndarray, *, duration_s: float,
+                  slo: Mapping[str, float] | None = None) -> dict[str, Any] | None:
+    """A run's token figures (module docstring, "Tokens") from requests.csv columns in
+    `frame`, with `kinds` the requests' `outcomes`: TTFT, TPOT and ITL (per-request median and
+    p99 gaps) percentiles over answered requests, overall and cold / warm; input and output token
+    totals; output tokens per second of `duration_s`; `goodput` against `slo` when given. None
+    when no request has token data."""
+    n = len(frame)
+
+    def col(name: str) -> np.ndarray:
+        return frame[name].to_numpy(dtype=float) if n and name in frame else np.full(n, np.nan)
+
+    out_tok, in_tok = col("output_tokens"), col("input_tokens")
+    ttft = col("ttft_ms")
+    has = ~np.isnan(out_tok) | ~np.isnan(ttft)
+    if not has.any():
+        return None
+    answered = (kinds == "warm") | (kinds == "cold")
+    block: dict[str, Any] = {"requests": int(has.sum()),
+                             "streamed": int((~np.isnan(ttft)).sum())}
+    for name, key in (("ttft_ms", "ttft_ms"), ("tpot_ms", "tpot_ms"),
+                      ("itl_p50_ms", "itl_ms"), ("itl_p99_ms", "itl_p99_ms")):
+        values = col(name)
+        block[key] = percentiles(values[answered])
+        block[f"{key}_cold"] = percentiles(values[kinds == "cold"])
+        block[f"{key}_warm"] = percentiles(values[kinds == "warm"])
+    total_out = float(np.nansum(out_tok[answered]))
+    block["input_tokens"] = int(np.nansum(in_tok[answered]))
+    block["output_tokens"] = int(total_out)
+    block["output_tokens_per_s"] = round(total_out / duration_s, 3) if duration_s > 0 else None
+    block["slo"] = dict(slo) if slo else None
+    if slo:
+        block["goodput"] = goodput(slo, status=col("status"), ttft_ms=ttft,
+                                   tpot_ms=col("tpot_ms"), latency_ms=col("latency_ms"),
+                                   output_tokens=out_tok, duration_s=duration_s)
+    return block

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from ..harness.gpuplan import GpuPlan
     from ..spec import FunctionSpec
 
-__all__ = ["DEFAULT_ENDPOINT", "GPU_CHOICE_HINT", "REQUIRE_GPU_HELP", "FcbenchGroup",
-           "check_gpu_options", "first_failure", "main_group", "plan_gpus", "read_data"]
+__all__ = ["DEFAULT_ENDPOINT", "GPU_CHOICE_HINT", "REQUIRE_GPU_HELP", "SLO_HELP", "FcbenchGroup",
+           "check_gpu_options", "first_failure", "main_group", "plan_gpus", "read_data",
+           "slo_value"]
 
 #: Where `fcbench harness serve` listens by default, and so where invoke/deploy send.
 DEFAULT_ENDPOINT = "http://127.0.0.1:9080"
@@ -35,6 +36,25 @@ GPU_CHOICE_HINT = "pass --virtual-gpus to choose, --require-gpu to refuse"
 #: Help of ``--require-gpu``, shared by every command that starts a harness.
 REQUIRE_GPU_HELP = ("Refuse to start when a spec asks for a GPU and NVML finds none (default: "
                     "place GPU specs on virtual GPUs sized like their gpuType).")
+
+
+#: Help of ``--slo`` (`fcbench run`, `fcbench report`).
+SLO_HELP = ("Token objectives for goodput, in ms: ttft=MS,tpot=MS (and e2el=MS for the whole "
+            "latency); the share of requests sent that succeeded and met every one goes in "
+            "summary.json's tokens block.")
+
+
+def slo_value(ctx: click.Context, param: click.Parameter, value: str | None
+              ) -> dict[str, float] | None:
+    """A ``--slo`` value parsed (`fcbench.measures.parse_slo`); a bad one is a usage error."""
+    if value is None:
+        return None
+    from ..measures import parse_slo
+
+    try:
+        return parse_slo(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 class FcbenchGroup(click.Group):

@@ -68,7 +68,9 @@ def _server_prices(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--what-if", "what_ifs", multiple=True, metavar="KEY=V1,V2,...",
               help="With RUN_DIR: simulate the run's traffic again, calibrated on it, for every "
               "combination of minInstances, idleTimeout, instanceConcurrency, maxInstances "
-              "(repeat the option per key); prints and writes whatif-<time>.csv in RUN_DIR.")
+              "and, for an LLM run (token counts in requests.csv), outputTokens / promptTokens "
+              "as factors (outputTokens=1x,2x: answers twice as long) (repeat the option per "
+              "key); prints and writes whatif-<time>.csv in RUN_DIR.")
 @click.option("--replications", type=click.IntRange(min=0), default=None,
               help="What-ifs: bootstrap replications of the calibration behind each interval "
               "(default 100).")
@@ -202,6 +204,8 @@ def _what_if(run_dir: Path, texts: tuple[str, ...], tables: tuple[str, ...], see
                f"{cal['service_median_ms']:g} ms){cold}, {cal['startup_samples']} start-ups "
                f"(median {cal['startup_median_ms']:g} ms, {cal['startup_from']}); every row "
                f"scaled ×{window.scale:.1f} to a day by {window.why}")
+    if inputs.get("tokens"):
+        click.echo(inputs["tokens"])
     click.echo("the first row is the run as measured, the row marked * its own settings "
                "simulated: their difference is the calibration error; intervals are 95 %")
     print_columns(*what_if_table(rows, list(grid)))

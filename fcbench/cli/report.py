@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..results import layout
+from ._base import SLO_HELP, slo_value
 
 __all__ = ["report"]
 
@@ -25,7 +26,10 @@ __all__ = ["report"]
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="With --compare: the folder the comparison's own folder is made in "
               "[default: results].")
-def report(run_dirs: tuple[Path, ...], compare: bool, table: str, out: Path | None) -> None:
+@click.option("--slo", default=None, callback=slo_value, metavar="ttft=MS,tpot=MS",
+              help=SLO_HELP + " Recounted from requests.csv; summary.json is updated.")
+def report(run_dirs: tuple[Path, ...], compare: bool, table: str, out: Path | None,
+           slo: dict[str, float] | None) -> None:
     """Rebuild RUN_DIR/report.html from the files in the run folder, or compare run folders
     (measured, simulated, coldstart, FC) with --compare."""
     if not compare:
@@ -33,8 +37,17 @@ def report(run_dirs: tuple[Path, ...], compare: bool, table: str, out: Path | No
             raise click.UsageError("give one RUN_DIR, or --compare RUN_A RUN_B [...]")
         from ..report.html import write_report
 
+        if slo is not None:
+            from ..results import RunFolder
+            from ..results.summary import apply_slo, token_rows
+            from ..tables import print_labels
+
+            summary = apply_slo(RunFolder.open(run_dirs[0]), slo)
+            print_labels(token_rows(summary.get("tokens")))
         click.echo(f"report: {write_report(run_dirs[0])}")
         return
+    if slo is not None:
+        raise click.UsageError("--slo rebuilds one run's report; it does not go with --compare")
     if len(run_dirs) < 2:
         raise click.UsageError("--compare needs two or more run folders")
     from ..report.compare import compare_runs, terminal_table, write_comparison

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ._base import first_failure, plan_gpus
+from ._base import SLO_HELP, first_failure, plan_gpus, slo_value
 from ..results import layout
 
 __all__ = ["first_failure", "run"]
@@ -57,11 +57,13 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -
               "[?qualifier=Q] (FC through its SDK), fc://127.0.0.1:PORT/FUNCTION (the harness "
               "through the SDK) or an HTTP-trigger URL. An fc URL without a function takes the "
               "workload's.")
+@click.option("--slo", default=None, callback=slo_value, metavar="ttft=MS,tpot=MS",
+              help=SLO_HELP)
 def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: float,
         out_dir: Path | None, processes: int, master: bool, expect_workers: int, worker: bool,
         master_host: str | None, master_port: int, master_bind_host: str,
         duration: float | None, no_progress: bool, async_wait: float | None,
-        target_url: str | None) -> None:
+        target_url: str | None, slo: dict[str, float] | None) -> None:
     """Send WORKLOAD's requests with Locust and write results/<time>-<name>/.
 
     Exit code 130 when interrupted (Ctrl-C; the partial results are still written), 1 when
@@ -88,7 +90,8 @@ def run(workload: Path, ui: bool, autostart: bool, web_port: int, ui_linger: flo
                       expect_workers=expect_workers, worker=worker, master_host=master_host,
                       master_port=master_port, master_bind_host=master_bind_host,
                       duration_s=duration, progress=not no_progress,
-                      report=write_run_report, gpu_plan=gpu_plan, async_wait_s=async_wait)
+                      report=write_run_report, gpu_plan=gpu_plan, async_wait_s=async_wait,
+                      slo=slo)
     if ui:
         click.echo(f"web UI: http://127.0.0.1:{web_port}/" +
                    ("" if autostart else "  (press Start to begin the run)"), err=True)

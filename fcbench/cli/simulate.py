@@ -32,6 +32,14 @@ __all__ = ["simulate"]
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Draw service and start-up times from a measured run folder's warm requests "
               "and instance starts (repeat to pool several); --service-ms/--startup-ms still win.")
+@click.option("--output-tokens-scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, metavar="FACTOR",
+              help="With --calibrate on an LLM run (requests.csv with input_tokens and "
+              "output_tokens): every request's output length × FACTOR (2: answers twice as "
+              "long), its service time from the calibration's per-token fit.")
+@click.option("--prompt-tokens-scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, metavar="FACTOR",
+              help="Likewise every request's prompt length × FACTOR.")
 @click.option("--sweep", "sweep_spec", default=None, metavar="KEY=V1,V2,...",
               help=f"Simulate one level per value and write {layout.SWEEP} like `fcbench coldstart "
               "sweep`: concurrency (Poisson at level / service time), instanceConcurrency, "
@@ -48,7 +56,7 @@ __all__ = ["simulate"]
               help="Parent folder of run folders (default: the workload's output).")
 def simulate(workload: str, service_ms: str | None, startup_ms: str | None,
              duration: float | None, seed: int, calibrate_from: tuple[Path, ...],
-             sweep_spec: str | None, warmup_s: float | None, start_time: str | None,
+             output_tokens_scale: float, prompt_tokens_scale: float, sweep_spec: str | None, warmup_s: float | None, start_time: str | None,
              out: Path | None) -> None:
     """Run WORKLOAD's arrivals through the harness's own scheduler on simulated time.
 
@@ -72,8 +80,12 @@ def simulate(workload: str, service_ms: str | None, startup_ms: str | None,
                    f"service times (median {d['service_median_ms']:g} ms), "
                    f"{d['startup_samples']} start-ups (median {d['startup_median_ms']:g} ms, "
                    f"from {d['startup_from']})")
+        if cal.tokens_note:  # an LLM run: its per-token fit, or why there is none
+            click.echo(cal.tokens_note)
     settings = SimulationSettings(service_ms, startup_ms, seed, calibration=cal,
-                                  start_ts=_start_ts(start_time))
+                                  start_ts=_start_ts(start_time),
+                                  prompt_tokens_scale=prompt_tokens_scale,
+                                  output_tokens_scale=output_tokens_scale)
     note = assumed_note(wl, settings)  # refuses here, before any folder, when nothing says
     if note:
         click.echo(note, err=True)

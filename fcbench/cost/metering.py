@@ -5,7 +5,8 @@ Key names: `RunWindow` / `run_window` (how long a run stands for: its planned du
 measured span, and so the scale to a day), `usage_from_instances` (metered instances — a harness
 run's ``instances.csv`` or a simulation's rows — over a window, scaled to a day), `run_shape`
 (the shape the run recorded), `priced_run` / `PricedRun` (all of it for one run folder),
-`usage_from_run`. Measured and simulated runs go through the same functions.
+`usage_from_run`, `output_tokens` (the output tokens a run's answers carried, for the cost per
+million output tokens). Measured and simulated runs go through the same functions.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from ..errors import UsageError
 from ..results import RunFolder, layout
 from .usage import DAY_S, DailyUsage, Shape
 
-__all__ = ["PricedRun", "RunWindow", "metered_rows", "priced_run", "run_shape", "run_window",
-           "usage_from_instances", "usage_from_run", "window_of"]
+__all__ = ["PricedRun", "RunWindow", "metered_rows", "output_tokens", "priced_run", "run_shape",
+           "run_window", "usage_from_instances", "usage_from_run", "window_of"]
 
 
 @dataclass(frozen=True)
@@ -158,13 +159,28 @@ def _provisioned(row: dict[str, Any]) -> bool:
     return str(row.get("provisioned", "")).lower() == "true"
 
 
+def output_tokens(frame: Any) -> float | None:
+    """The output tokens of a run's answered requests: the summary's own count
+    (`fcbench.measures.token_summary`, from requests.csv's ``output_tokens``), so a bill per
+    token divides by the figure the report shows; None when no request carries a count."""
+    from ..measures import outcomes, token_summary
+
+    if frame is None or "output_tokens" not in frame or not len(frame):
+        return None
+    block = token_summary(frame, outcomes(frame["status"], frame["cold"]), duration_s=0.0)
+    total = (block or {}).get("output_tokens")
+    return float(total) if total else None
+
+
 def usage_from_instances(rows: list[dict], *, requests: float, span_s: float | None = None,
-                         window: RunWindow | None = None) -> tuple[DailyUsage, float]:
+                         window: RunWindow | None = None, tokens: float | None = None
+                         ) -> tuple[DailyUsage, float]:
     """Metered instances (rows as instances.csv has them: ``active_s``, ``idle_s``,
     ``provisioned``, ``gpu_memory_mb``, and where known ``ready_ts``, ``stopped_ts``,
-    ``alive_s``) of a run with `requests` requests, over `window` (or a plain span of
-    `span_s` seconds), scaled to a day; returns the usage and the scale. The one reading of
-    metering, for run folders and in-memory simulations alike.
+    ``alive_s``) of a run with `requests` requests (and `tokens` output tokens, when known),
+    over `window` (or a plain span of `span_s` seconds), scaled to a day; returns the usage
+    and the scale. The one reading of metering, for run folders and in-memory simulations
+    alike.
 
     A provisioned instance is kept all day: its day is its busy time (scaled) and idle for the
     rest — not its metered idle seconds scaled, which would bill the harness's time before the
@@ -184,7 +200,8 @@ def usage_from_instances(rows: list[dict], *, requests: float, span_s: float | N
         else layout.INSTANCES
     return DailyUsage(invocations=requests * scale, active_s=active * scale,
                       idle_s=on_demand_idle * scale, provisioned_idle_s=kept_idle,
-                      gpu_gb=gb, metered_from=source), scale
+                      gpu_gb=gb, metered_from=source,
+                      output_tokens=None if tokens is None else tokens * scale), scale
 
 
 # -- the shape a run is priced at ----------------------------------------------------------------
@@ -347,7 +364,8 @@ def priced_run(run_dir: str | Path | RunFolder, options: Shape | None = None) ->
     summary = folder.summary()
     window = run_window(folder)
     requests = int(summary.get("count") or 0)
-    usage, _ = usage_from_instances(rows, requests=requests, window=window)
+    tokens = output_tokens(folder.requests()) if folder.has(layout.REQUESTS) else None
+    usage, _ = usage_from_instances(rows, requests=requests, window=window, tokens=tokens)
     shape = run_shape(folder)
     if options is not None:
         shape = options.over(shape)

@@ -1,6 +1,8 @@
 """What a day of traffic costs on FC, against a GPU server that runs 24 h.
 
-Key names: `compare`, `Comparison`, `per_thousand_requests`; re-exported from their modules:
+Key names: `compare`, `Comparison`, `per_thousand_requests`, `per_million_output_tokens`
+(the one definition of each per-unit price: the day's bill over the day's requests or output
+tokens); re-exported from their modules:
 `DailyUsage` / `Shape` / `usage_from_calls` (`cost.usage`: what a day holds), `bill` /
 `daily_cost` (`cost.billing`: the one billing function), `usage_from_run` / `priced_run` /
 `usage_from_instances` / `run_window` (`cost.metering`: a run folder's metering as a day, the
@@ -21,7 +23,8 @@ from .tables import CuTable, GbSecondTable
 from .usage import DAY_S, MONTH_DAYS, DailyUsage, Shape, usage_from_calls
 
 __all__ = ["DAY_S", "MONTH_DAYS", "Bill", "Comparison", "DailyUsage", "PricedRun", "RunWindow",
-           "Shape", "bill", "compare", "daily_cost", "per_thousand_requests", "priced_run",
+           "Shape", "bill", "compare", "daily_cost", "per_million_output_tokens",
+           "per_thousand_requests", "priced_run",
            "run_shape", "run_window", "usage_from_calls", "usage_from_instances",
            "usage_from_run", "with_spec_shape"]
 
@@ -43,6 +46,14 @@ def per_thousand_requests(daily_total: float, invocations: float) -> float | Non
     return daily_total / invocations * 1000.0 if invocations > 0 else None
 
 
+def per_million_output_tokens(daily_total: float, output_tokens: float | None) -> float | None:
+    """A day's bill per million output tokens of that day (`DailyUsage.output_tokens`: the
+    answered requests' tokens); None without token counts or tokens."""
+    if output_tokens is None or output_tokens <= 0:
+        return None
+    return daily_total / output_tokens * 1_000_000.0
+
+
 @dataclass(frozen=True)
 class Comparison:
     """FC against a GPU server for one day (all in `currency`)."""
@@ -55,12 +66,20 @@ class Comparison:
     break_even_utilisation: float | None  # None: FC is cheaper at any utilisation
     #: 24 h servers the day's busy time needs (more than one when utilisation exceeds 100 %)
     servers: int = 1
+    #: FC's bill per million output tokens (`per_million_output_tokens`; None: no token counts)
+    per_million_output_tokens: float | None = None
+    #: output tokens a day (None: no token counts)
+    output_tokens: float | None = None
 
     def lines(self) -> list[tuple[str, str]]:
         """(label, value) for a terminal table."""
         c = self.currency
-        out = [("FC per day", f"{self.fc_per_day:.2f} {c}"),
-               ("time utilisation", f"{self.utilisation:.2%}")]
+        out = [("FC per day", f"{self.fc_per_day:.2f} {c}")]
+        if self.per_million_output_tokens is not None:
+            per_m = (f"{self.per_million_output_tokens:.4g} {c} "
+                     f"({self.output_tokens:,.0f} output tokens a day)")
+            out.append(("FC per million output tokens", per_m))
+        out.append(("time utilisation", f"{self.utilisation:.2%}"))
         if self.server_per_day is not None:
             label = "GPU server per day (24 h)" if self.servers == 1 else \
                 f"{self.servers} GPU servers per day (24 h; one is busy at most 100 %)"
@@ -100,4 +119,7 @@ def compare(table: GbSecondTable | CuTable, usage: DailyUsage, *,
             break_even = hi
     return Comparison(currency=table.currency, fc_per_day=fc, server_per_day=server,
                       utilisation=usage.utilisation, saving=saving,
-                      break_even_utilisation=break_even, servers=servers)
+                      break_even_utilisation=break_even, servers=servers,
+                      per_million_output_tokens=per_million_output_tokens(
+                          fc, usage.output_tokens),
+                      output_tokens=usage.output_tokens)

@@ -98,6 +98,9 @@ class DailyUsage:
     #: where the busy seconds come from: the platform's metering (``instances.csv``), or the
     #: requests themselves for a target that meters nothing (``requests.csv``)
     metered_from: str = layout.INSTANCES
+    #: output tokens a day (the answered requests' ``output_tokens``); None: no request
+    #: carried a token count (not an LLM function)
+    output_tokens: float | None = None
 
     @property
     def utilisation(self) -> float:

@@ -119,6 +119,7 @@ class RunOptions:
             off); for benchmarks/dispatch_accuracy.py.
         async_wait_s: an asynchronous run's wait for its tasks after the load (None: the
             workload's ``request.asyncWait``, else its request timeout).
+        slo: token objectives the summary's goodput is counted against (``--slo``).
     """
 
     out_dir: Path | None = None
@@ -143,6 +144,9 @@ class RunOptions:
     #: with ``request.invocationType: Async``: seconds to wait after the load for the tasks
     #: (None: the workload's ``request.asyncWait``)
     async_wait_s: float | None = None
+    #: token objectives for goodput (`fcbench.measures.parse_slo`: ``{"ttft_ms": 500.0}``);
+    #: None: no goodput in the summary
+    slo: dict[str, float] | None = None
 
     @property
     def distributed(self) -> bool:

@@ -219,7 +219,8 @@ def _run_doc(workload: Any, opts: RunOptions, duration: float, started: float,
         "options": {"ui": opts.ui, "processes": opts.processes, "master": opts.master,
                     "worker": opts.worker, "master_host": opts.master_host,
                     "expect_workers": opts.expect_workers if opts.master else None,
-                    "spin_ms": opts.spin_ms, "timer": opts.timer},
+                    "spin_ms": opts.spin_ms, "timer": opts.timer,
+                    **({"slo": dict(opts.slo)} if opts.slo else {})},
         "workload": config,
         **extra,
     }
@@ -307,7 +308,7 @@ def _finalize(run_dir: Path, workload: Any, duration: float, started: float, int
     if tasks is not None:
         folder.write_tasks(tasks[0])
     df = folder.requests()
-    summary = summarize(df, instances_started=folder.instances_started())
+    summary = summarize(df, instances_started=folder.instances_started(), slo=opts.slo)
     if tasks is not None:  # the requests were submissions (202); the jobs are the tasks
         summary["async_tasks"] = {**task_summary(tasks[0]), "wait": tasks[1]}
     summary.update({"name": str(workload.name), "planned_duration_s": duration,

@@ -32,6 +32,11 @@ def _money(value: float | None, currency: str) -> str:
     return "–" if value is None else f"{value:,.2f} {currency}"
 
 
+def _per_unit(value: float | None, currency: str) -> str:
+    """A price per unit, 4 significant digits (a cent would round a small one to 0)."""
+    return "–" if value is None else f"{value:,.4g} {currency}"
+
+
 _METERS_NOTHING = ("Its target meters nothing (FC, a URL): busy time is the union of each "
                    f"instance's requests (from {layout.REQUESTS}); idle time is unknown and not "
                    "billed on demand.")
@@ -58,13 +63,17 @@ def cost_section(run_dir: str | Path | RunFolder) -> CostSection:
         return out
     usage, shape = priced.usage, priced.shape
     out.usage = usage
+    tokens = usage.output_tokens is not None
+    if tokens:  # an LLM function: its price per million output tokens, beside the day's bill
+        out.header.insert(3, "FC per million output tokens")
     for name in TABLES:
         table = load_table(name)
         try:
             billed = bill(table, usage)
         except FcbenchError as exc:
-            out.rows.append([name, table.regime, f"not priced: {exc}", "–", "–", "–",
-                             f"{table.source} ({table.date})"])
+            out.rows.append([name, table.regime, f"not priced: {exc}", *(["–"] if tokens
+                                                                          else []),
+                             "–", "–", "–", f"{table.source} ({table.date})"])
             continue
         cmp = compare(table, usage)
         has_server = cmp.server_per_day is not None
@@ -72,6 +81,7 @@ def cost_section(run_dir: str | Path | RunFolder) -> CostSection:
         out.rows.append([
             name, table.regime,
             _money(cmp.fc_per_day, cmp.currency) + (f" ({working})" if working else ""),
+            *([_per_unit(cmp.per_million_output_tokens, cmp.currency)] if tokens else []),
             _money(cmp.server_per_day, cmp.currency) if has_server else "no server price",
             f"{cmp.saving:.1%}" if has_server and cmp.saving is not None else "–",
             ("never (FC cheaper all day)" if cmp.break_even_utilisation is None
@@ -80,8 +90,10 @@ def cost_section(run_dir: str | Path | RunFolder) -> CostSection:
     out.notes.append(f"The run's metering scaled ×{priced.scale:,.1f} to a day, by "
                      f"{priced.window.why}: {usage.invocations:,.0f} calls, "
                      f"{usage.active_s:,.0f} busy instance-seconds ({usage.utilisation:.1%} of a "
-                     f"day), {usage.idle_s:,.0f} idle, GPU spec {usage.gpu_gb:g} GB. Prices as "
-                     "published; check your console.")
+                     f"day), {usage.idle_s:,.0f} idle, GPU spec {usage.gpu_gb:g} GB"
+                     + (f", {usage.output_tokens:,.0f} output tokens (the answered requests' "
+                        "output_tokens; the price per million is the day's bill over them)"
+                        if tokens else "") + ". Prices as published; check your console.")
     if usage.metered_from == layout.REQUESTS:
         out.notes.append(_METERS_NOTHING)
     out.notes.append(f"Shape priced: {shape.describe()}, from {shape.source}."

@@ -329,6 +329,9 @@ def _draw_sections(folder: RunFolder) -> list[_Section]:
               lambda: plot_latency_cdf(df, plots / "latency_cdf.png", summary=summary,
                                        kinds=kinds))
         sections += [inst, lat]
+        tokens = summary.get("tokens")
+        if isinstance(tokens, dict):
+            sections.append(_token_section(tokens, df, kinds, plots))
     if has_requests or folder.has(layout.INSTANCES):
         priced = cost_section(folder)
         cost = _Section("cost", "Cost per day", notes=list(priced.notes))
@@ -349,6 +352,52 @@ def _draw_sections(folder: RunFolder) -> list[_Section]:
             wf.notes.append("no kept cold start to draw")
         sections.append(wf)
     return sections
+
+
+def _token_section(tokens: dict[str, Any], df: Any, kinds: Any, plots: Path) -> _Section:
+    """TTFT, TPOT and ITL percentiles cold vs warm, token throughput and goodput (the summary's
+    ``tokens`` block: `fcbench.measures.token_summary`), and the TTFT CDF."""
+    from .plots import plot_ttft_cdf
+
+    rows = []
+    for key, label in (("ttft_ms", "TTFT"), ("tpot_ms", "TPOT"),
+                       ("itl_ms", "ITL, each request's median gap"),
+                       ("itl_p99_ms", "ITL, each request's p99 gap")):
+        for kind in ("", "_cold", "_warm"):
+            block = tokens.get(f"{key}{kind}") or {}
+            if block.get("count"):
+                rows.append([label, kind.strip("_") or "all", block["count"],
+                             *(block.get(q) for q in ("p50", "p90", "p99"))])
+    sec = _Section("tokens", "Tokens: cold vs warm",
+                   intro="Per request from its stream (definitions: fcbench.measures): TTFT = "
+                         "send → first content token; TPOT = (last − first content token) / "
+                         "(output tokens − 1); ITL = the gaps between content tokens, of which "
+                         "each request keeps its median and p99 (the rows give percentiles of "
+                         "those over requests).")
+    sec.table = format_table(["figure", "requests", "count", "p50_ms", "p90_ms", "p99_ms"],
+                             rows, kinds=["number", "number", "count", "ms", "ms", "ms"])
+    rate = tokens.get("output_tokens_per_s")
+    sec.notes.append(f"output tokens {_fmt(tokens.get('output_tokens'), 'count')} "
+                     f"({_fmt(rate)} tokens/s over the run), input tokens "
+                     f"{_fmt(tokens.get('input_tokens'), 'count')}, over "
+                     f"{_fmt(tokens.get('requests'), 'count')} requests with token data "
+                     f"({_fmt(tokens.get('streamed'), 'count')} streamed)")
+    good, slo = tokens.get("goodput"), tokens.get("slo")
+    if isinstance(good, dict) and slo:
+        objectives = ", ".join(f"{k.removesuffix('_ms')} ≤ {v:g} ms" for k, v in slo.items())
+        missed = ", ".join(f"{k.removesuffix('_ms')} {v}" for k, v in
+                           (good.get("missed") or {}).items())
+        sec.notes.append(f"goodput {_fmt(good.get('share'), 'share')}: {good.get('good')} of "
+                         f"{good.get('n')} requests sent succeeded and met {objectives} "
+                         f"({_fmt(good.get('good_rps'))} good req/s; answered but missed: "
+                         f"{missed})")
+    else:
+        sec.notes.append("no goodput: no SLO was given (fcbench report RUN --slo "
+                         "ttft=MS,tpot=MS counts it)")
+    if (tokens.get("ttft_ms") or {}).get("count"):
+        _draw(sec, "time to first token of cold and of warm requests",
+              lambda: plot_ttft_cdf(df, plots / "ttft_cdf.png", summary=tokens, kinds=kinds))
+    return sec
 
 
 def _embed(path: Path) -> str:

@@ -3,7 +3,7 @@
 Key names: `plot_latency` (latency over time, cold requests and errors marked),
 `plot_timeline` (one lane per instance: starting / busy / idle / reclaimed, cold requests
 marked), `plot_in_flight` (requests and instances in flight over time), `plot_latency_cdf`
-(cold against warm), `latency_limits` (the log latency axes' range). `latency_figure`,
+(cold against warm), `plot_ttft_cdf` (time to first token, cold against warm), `latency_limits` (the log latency axes' range). `latency_figure`,
 `timeline_figure`, `in_flight_figure` and `latency_cdf_figure` build the figures the `plot_*`
 functions save, for a caller (a test) that reads the axes. The data behind the timeline and
 in-flight plots: `fcbench.report.timeline`; what is cold: `fcbench.measures`.
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["in_flight_figure", "latency_cdf_figure", "latency_figure", "latency_limits",
-           "plot_in_flight", "plot_latency", "plot_latency_cdf", "plot_timeline", "run_busy",
+           "plot_in_flight", "plot_latency", "plot_latency_cdf", "plot_timeline", "plot_ttft_cdf",
+           "run_busy",
            "run_outcomes", "run_span", "timeline_figure"]
 
 #: Warm points drawn at most (a random, seeded sample beyond that); cold and errors: all.
@@ -407,32 +408,37 @@ def plot_in_flight(df: pd.DataFrame, instances: pd.DataFrame | None, out: str | 
 
 
 def latency_cdf_figure(df: pd.DataFrame, *, summary: dict | None = None, title: str = "",
-                       points: int = 2000, kinds=None):  # type: ignore[no-untyped-def]
-    """The figure `plot_latency_cdf` saves (open: the caller closes it)."""
+                       points: int = 2000, kinds=None, column: str = "latency_ms",  # type: ignore[no-untyped-def]
+                       xlabel: str = "service latency (ms)"):
+    """The figure `plot_latency_cdf` saves (open: the caller closes it); `column` is the
+    requests.csv column drawn (``ttft_ms`` for `plot_ttft_cdf`), whose cold and warm blocks
+    (``{column}_cold``) in `summary` give the legend's p50s."""
     import numpy as np
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.2), dpi=100)
     kinds = run_outcomes(df) if kinds is None else kinds
-    lat = _col(df, "latency_ms")
+    lat = _col(df, column)
     drawn = []
+    default_title = "Latency: cold vs warm"
     for kind, color in (("warm", "#3b6fb6"), ("cold", COLD_COLOR)):
         values = np.sort(lat[(kinds == kind) & np.isfinite(lat)])
         if values.size == 0:
             continue
         idx = np.unique(np.linspace(0, values.size - 1, min(points, values.size))
                         .round().astype(int))
-        p50 = ((summary or {}).get(f"latency_ms_{kind}") or {}).get("p50")
+        p50 = ((summary or {}).get(f"{column}_{kind}") or {}).get("p50")
         label = f"{kind} ({values.size:,}" + (f"; p50 {p50:,.0f} ms)" if p50 is not None
                                                else ")")
-        ax.step(values[idx], (idx + 1) / values.size, where="post", color=color, label=label)
+        ax.step(values[idx], (idx + 1) / values.size, where="post", color=color, label=label,
+                marker="o" if values.size < 3 else None)  # a step of one value has no length
         drawn.append(values)
     if not drawn:
         _empty(ax, "no answered request to draw")
-        return _titled(fig, ax, title or "Latency: cold vs warm")
+        return _titled(fig, ax, title or default_title)
     _latency_axis(ax, np.concatenate(drawn), "x", log_ratio=20)
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel("service latency (ms)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("share of requests ≤ x")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8)
@@ -440,7 +446,7 @@ def latency_cdf_figure(df: pd.DataFrame, *, summary: dict | None = None, title: 
     if any(left.values()):
         ax.text(0.01, 0.97, "not drawn: " + ", ".join(f"{v} {k}" for k, v in left.items() if v),
                 transform=ax.transAxes, fontsize=8, va="top", color="#57606a")
-    return _titled(fig, ax, title or "Latency: cold vs warm")
+    return _titled(fig, ax, title or default_title)
 
 
 def plot_latency_cdf(df: pd.DataFrame, out: str | Path, *, summary: dict | None = None,
@@ -451,3 +457,12 @@ def plot_latency_cdf(df: pd.DataFrame, out: str | Path, *, summary: dict | None 
     `latency_limits` (the curve at its left edge reads the share below it)."""
     return _save(latency_cdf_figure(df, summary=summary, title=title, points=points,
                                     kinds=kinds), out)
+
+
+def plot_ttft_cdf(df: pd.DataFrame, out: str | Path, *, summary: dict | None = None,
+                  title: str = "", kinds=None) -> Path:  # type: ignore[no-untyped-def]
+    """Time to first token (``ttft_ms``) of cold and of warm requests as CDFs, like
+    `plot_latency_cdf`; `summary` is the summary's ``tokens`` block (the legend's p50s)."""
+    return _save(latency_cdf_figure(df, summary=summary, kinds=kinds, column="ttft_ms",
+                                    title=title or "Time to first token: cold vs warm",
+                                    xlabel="time to first token (ms)"), out)

@@ -1,8 +1,9 @@
 """`summary.json` from raw per-request records (never from Locust's bucketed statistics).
 
-Key names: `load_requests`, `summarize`, `write_summary`, `summary_table`. Latency and
-time-to-first-byte percentiles are over successful requests; P(cold) is over requests whose
-cold/warm the target reported.
+Key names: `load_requests`, `summarize`, `write_summary`, `summary_table`, `apply_slo`.
+Latency and time-to-first-byte percentiles are over successful requests; P(cold) is over
+requests whose cold/warm the target reported; a run with token data gets a ``tokens`` block
+(`fcbench.measures.token_summary`).
 """
 
 from __future__ import annotations
@@ -13,16 +14,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._io import atomic_write
-from ..measures import latency_from_intended, outcome_shares, outcomes, p_cold, percentiles
+from ..measures import (
+    latency_from_intended,
+    outcome_shares,
+    outcomes,
+    p_cold,
+    percentiles,
+    token_summary,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SUMMARY_COLUMNS", "load_requests", "summarize", "summary_table", "write_summary"]
+    from .folder import RunFolder
 
+__all__ = ["SUMMARY_COLUMNS", "TOKEN_COLUMNS", "apply_slo", "load_requests", "summarize",
+           "summary_table", "token_rows", "write_summary"]
+
+#: The token columns of requests.csv (`fcbench.measures` "Tokens"), read when the file has them.
+TOKEN_COLUMNS = ("ttft_ms", "tpot_ms", "itl_p50_ms", "itl_p99_ms", "input_tokens",
+                 "output_tokens")
 #: The requests.csv columns a summary or plot reads (others are skipped for speed).
 SUMMARY_COLUMNS = ("intended_ts", "start_ts", "end_ts", "latency_ms", "status", "cold",
-                   "instance_id", "error", "latency_from_intended_ms", "ttfb_ms")
+                   "instance_id", "error", "latency_from_intended_ms", "ttfb_ms",
+                   *TOKEN_COLUMNS)
 
 
 def load_requests(path: str | Path, *, extra: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -33,7 +48,8 @@ def load_requests(path: str | Path, *, extra: tuple[str, ...] = ()) -> pd.DataFr
     header = Path(path).open(encoding="utf-8").readline().strip().split(",")
     cols = [c for c in (*SUMMARY_COLUMNS, *extra) if c in header]
     dtypes = {c: "float64" for c in ("intended_ts", "start_ts", "end_ts", "latency_ms",
-                                      "cold", "latency_from_intended_ms", "ttfb_ms", *extra)
+                                      "cold", "latency_from_intended_ms", "ttfb_ms",
+                                      *TOKEN_COLUMNS, *extra)
               if c in cols}
     dtypes.update({c: "object" for c in ("instance_id", "error") if c in cols})
     if "status" in cols:
@@ -56,15 +72,19 @@ def _clean(value: Any) -> Any:
 
 
 def summarize(records: str | Path | pd.DataFrame, *, instances_csv: str | Path | None = None,
-              instances_started: int | None = None, z: float = 1.96) -> dict[str, Any]:
+              instances_started: int | None = None, z: float = 1.96,
+              slo: dict[str, float] | None = None) -> dict[str, Any]:
     """Counts, outcomes (warm / cold / throttled / failed), P(cold) over all requests with
     Wilson and block-bootstrap intervals, latency (service over successes; from intended over
-    all, failures censored), time to first byte (over successes), throughput. Definitions:
+    all, failures censored), time to first byte (over successes), throughput, and, when any
+    request has token data, a ``tokens`` block (`fcbench.measures.token_summary`: TTFT, TPOT,
+    ITL cold and warm, token totals and throughput, goodput against `slo`). Definitions:
     `fcbench.measures`.
 
     `records` is a requests.csv path or a DataFrame (measured or simulated, same columns).
     `instances_started` (or the rows of `instances_csv`) is how many instances the platform
-    started; without either, the instances the requests saw. Works on 0 rows.
+    started; without either, the instances the requests saw. `slo` is
+    `fcbench.measures.parse_slo`'s. Works on 0 rows.
     """
     import numpy as np
 
@@ -127,7 +147,35 @@ def summarize(records: str | Path | pd.DataFrame, *, instances_csv: str | Path |
         "instances_seen": seen,
         "instances_started": started if started is not None else seen,
     }
+    tokens = token_summary(df, kinds, duration_s=span, slo=slo) if n else None
+    if tokens is not None:
+        summary["tokens"] = tokens
     return _clean(summary)
+
+
+def apply_slo(folder: RunFolder, slo: dict[str, float]) -> dict[str, Any]:
+    """Recount the ``tokens`` block of `folder`'s summary.json from its requests.csv against
+    `slo` (`fcbench.measures.parse_slo`), write it back and return the summary; the rest of
+    summary.json is kept as it was.
+
+    Raises:
+        UsageError: the folder has no requests.csv, or no request in it has token data.
+    """
+    from ..errors import UsageError
+    from . import layout
+
+    df = folder.requests()
+    if df is None:
+        raise UsageError(f"{folder.path} has no {layout.REQUESTS}, so there is nothing to "
+                         "count goodput over; --slo needs a run folder of `fcbench run`")
+    fresh = summarize(df, slo=slo)
+    if "tokens" not in fresh:
+        raise UsageError(f"no request in {folder.path / layout.REQUESTS} has token data "
+                         "(ttft_ms, output_tokens), so --slo has nothing to count; it applies "
+                         "to runs against an OpenAI-style server")
+    summary = {**folder.summary(), "tokens": fresh["tokens"]}
+    folder.write_summary(summary)
+    return summary
 
 
 def _instances_started(path: str | Path | None) -> int | None:
@@ -173,7 +221,35 @@ def summary_table(summary: dict[str, Any]) -> list[tuple[str, str]]:
          else f"{summary['throughput_rps']:.2f} req/s"),
         ("instances started", str(summary.get("instances_started", 0))),
     ]
-    return rows + _async_rows(tasks)
+    return rows + token_rows(summary.get("tokens")) + _async_rows(tasks)
+
+
+def token_rows(tokens: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """A run with token data: TTFT and TPOT cold / warm, ITL, tokens per second, goodput."""
+    if not tokens:
+        return []
+
+    def p50(block: dict[str, Any] | None) -> str:
+        return "–" if not block or block.get("p50") is None else \
+            f"p50 {block['p50']:.1f} · p99 {block['p99']:.1f}"
+
+    rows = []
+    for key, label in (("ttft_ms", "TTFT ms"), ("tpot_ms", "TPOT ms")):
+        if (tokens.get(key) or {}).get("count"):
+            split = f"{p50(tokens.get(f'{key}_cold'))} / {p50(tokens.get(f'{key}_warm'))}"
+            rows += [(label, p50(tokens.get(key))), ("  cold / warm", split)]
+    if (tokens.get("itl_ms") or {}).get("count"):
+        rows.append(("ITL ms (per-request median)", p50(tokens.get("itl_ms"))))
+    rate = tokens.get("output_tokens_per_s")
+    rows.append(("output tokens", f"{tokens.get('output_tokens', 0)} ("
+                 + ("–" if rate is None else f"{rate:.1f} tok/s") + f"); input "
+                 f"{tokens.get('input_tokens', 0)}"))
+    good, slo = tokens.get("goodput"), tokens.get("slo")
+    if good and slo:
+        objectives = ", ".join(f"{k.removesuffix('_ms')} ≤ {v:g} ms" for k, v in slo.items())
+        share = "–" if good.get("share") is None else f"{good['share']:.3f}"
+        rows.append(("goodput", f"{share} ({good['good']}/{good['n']} sent met {objectives})"))
+    return rows
 
 
 def _p_cold_text(p: dict[str, Any] | None, of: str) -> str:

@@ -50,20 +50,22 @@ class Prediction:
     throttled: int
     instances_started: int
     replications: int
-    #: table name -> (currency, the day's bill, the bill per 1000 requests)
-    costs: dict[str, tuple[str, Interval, Interval]] = field(default_factory=dict)
+    #: table name -> (currency, the day's bill, the bill per 1000 requests, the bill per
+    #: million output tokens: an Interval of None without token counts)
+    costs: dict[str, tuple[str, Interval, Interval, Interval]] = field(default_factory=dict)
 
 
 def simulated_figures(sim: Any, *, window_s: float, shape: Any, tables: list[Any]
                       ) -> dict[str, Any]:
     """One simulation's figures: P(cold), p99 from intended (ms), 429s, and per table the
-    day's bill and the bill per 1000 requests, the run scaled to a day by `window_s` (the
-    measured run's own window, so both are scaled alike) at `shape`."""
+    day's bill, the bill per 1000 requests and per million output tokens (where the requests
+    carry token counts), the run scaled to a day by `window_s` (the measured run's own
+    window, so both are scaled alike) at `shape`."""
     import numpy as np
 
     from ..cost.billing import bill
-    from ..cost.metering import RunWindow, usage_from_instances
-    from ..cost.model import per_thousand_requests
+    from ..cost.metering import RunWindow, output_tokens, usage_from_instances
+    from ..cost.model import per_million_output_tokens, per_thousand_requests
     from ..measures import latency_from_intended, outcomes
 
     frame = sim.frame()
@@ -78,12 +80,14 @@ def simulated_figures(sim: Any, *, window_s: float, shape: Any, tables: list[Any
     if sim.result.instances and window_s > 0:
         window = RunWindow(window_s, "planned", "the measured run's window",
                            end=max(window_s, sim.result.end_s))
-        usage, _ = usage_from_instances(sim.result.instances, requests=n, window=window)
+        usage, _ = usage_from_instances(sim.result.instances, requests=n, window=window,
+                                        tokens=output_tokens(frame))
         usage = usage.with_shape(shape)
         for table in tables:
             total = bill(table, usage).total
             out["costs"][table.name] = (table.currency, total,
-                                        per_thousand_requests(total, usage.invocations))
+                                        per_thousand_requests(total, usage.invocations),
+                                        per_million_output_tokens(total, usage.output_tokens))
     return out
 
 
@@ -124,12 +128,10 @@ def predict(workload: Any, settings: Any, *, window_s: float, shape: Any, tables
                      p99_from_intended_ms=_interval(base["p99"], [x["p99"] for x in reps]),
                      throttled=base["throttled"], instances_started=base["instances_started"],
                      replications=len(reps))
-    for name, (currency, day, per_k) in base["costs"].items():
-        out.costs[name] = (currency,
-                           _interval(day, [x["costs"][name][1] for x in reps
-                                           if name in x["costs"]]),
-                           _interval(per_k, [x["costs"][name][2] for x in reps
-                                             if name in x["costs"]]))
+    for name, (currency, *points) in base["costs"].items():
+        out.costs[name] = (currency, *(  # type: ignore[assignment]
+            _interval(point, [x["costs"][name][k] for x in reps if name in x["costs"]])
+            for k, point in enumerate(points, start=1)))
     return out
 
 
@@ -172,16 +174,19 @@ def predict_folder(workload: Any, settings: Any, run_dir: Any, *,
            "requests": got.requests,
            "p_cold": vars(got.p_cold), "p99_from_intended_ms": vars(got.p99_from_intended_ms),
            "costs": {name: {"currency": cur, "per_day": vars(day), "per_1000_requests":
-                            vars(per_k)} for name, (cur, day, per_k) in got.costs.items()},
+                            vars(per_k), "per_million_output_tokens": vars(per_m)}
+                     for name, (cur, day, per_k, per_m) in got.costs.items()},
            "notes": notes}
     (folder / layout.PREDICTION).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     lines = [f"prediction ({got.replications} bootstrap replications of the calibration, the "
              "same arrivals; 95 % intervals):",
              f"  P(cold)                   {got.p_cold.text('.4f')}",
              f"  p99 from intended ms      {got.p99_from_intended_ms.text('.0f')}"]
-    for name, (cur, day, per_k) in got.costs.items():
+    for name, (cur, day, per_k, per_m) in got.costs.items():
+        tokens = f", per million output tokens {per_m.text('.4g')}" \
+            if per_m.value is not None else ""
         lines.append(f"  {name} {cur}/day{'':<{max(0, 9 - len(name) - len(cur))}} "
-                     f"{day.text('.2f')}  (per 1000 requests {per_k.text('.4f')})")
+                     f"{day.text('.2f')}  (per 1000 requests {per_k.text('.4f')}{tokens})")
     lines += [f"  {n}" for n in notes]
     lines.append(f"written: {folder / layout.PREDICTION}")
     return lines

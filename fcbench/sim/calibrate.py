@@ -10,7 +10,9 @@ else from the cold requests' extra wait over the warm median. A cold-start profi
 a start held (`harness.platform`, listed with the instance) are taken out, since the simulator
 adds the simulated spec's own (`fcbench.harness.platform_phases.start_time_s`). Which request is warm or cold is
 `fcbench.measures.outcomes`, as everywhere. `Calibration.resample` is one bootstrap replicate of
-the samples (for predictions with the calibration's own sampling error).
+the samples (for predictions with the calibration's own sampling error). Where the requests
+carry token counts (an LLM function), `Calibration.tokens` is the per-token fit of their service
+times (`fcbench.sim.tokens`), and `Calibration.tokens_note` says what it is or why there is none.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 from ..errors import UsageError
 from ..harness.platform_phases import platform_ms
 from ..results import RunFolder, layout
+from .tokens import TokenFit, TokenRows, drawn_means, fit_tokens
 
 __all__ = ["Calibration", "calibrate", "engine_options"]
 
@@ -52,6 +55,10 @@ class Calibration:
     #: service times of cold requests (they waited for their instance's start); empty: none
     #: measured, cold requests draw warm times
     cold_service_ms: tuple[float, ...] = ()
+    #: service time per token of prompt and answer (None: no token counts, or no fit)
+    tokens: TokenFit | None = None
+    #: the fit in a sentence, or why there is none ("" when no request carried token counts)
+    tokens_note: str = ""
 
     def resample(self, rng: random.Random) -> Calibration:
         """One bootstrap replicate: every sample set drawn again, with replacement, at its own
@@ -61,7 +68,8 @@ class Calibration:
             return tuple(values[int(rng.random() * n)] for _ in range(n))
         return replace(self, service_ms=again(self.service_ms),
                        startup_ms=again(self.startup_ms),
-                       cold_service_ms=again(self.cold_service_ms))
+                       cold_service_ms=again(self.cold_service_ms),
+                       tokens=self.tokens.resample(rng) if self.tokens is not None else None)
 
     def draw_cold_service(self, rng: random.Random) -> Callable[[], float] | None:
         """A sampler of cold requests' service times (ms), or None when none was measured."""
@@ -92,7 +100,9 @@ class Calibration:
                 "startup_from": self.startup_from, "service_from": self.service_from,
                 "cold_service_samples": len(self.cold_service_ms),
                 "cold_service_median_ms": round(statistics.median(self.cold_service_ms), 3)
-                if self.cold_service_ms else None}
+                if self.cold_service_ms else None,
+                "tokens": self.tokens.describe() if self.tokens is not None else None,
+                "tokens_note": self.tokens_note or None}
 
 
 def _resampler(samples: tuple[float, ...], rng: random.Random) -> Callable[[], float]:
@@ -130,6 +140,8 @@ def calibrate(run_dirs: Iterable[str | Path | RunFolder], *,
     cold_latency: list[float] = []
     sources: list[str] = []
     labels: set[str] = set()  # where the start-ups came from
+    token_rows: list[TokenRows] = []
+    bridges: list[tuple[float, float, float, float, int]] = []  # measured / drawn means, n
     for folder in (RunFolder.of(p) for p in run_dirs):
         run = folder.path
         if not folder.has(layout.REQUESTS) and folder.has(layout.PHASES):
@@ -148,6 +160,13 @@ def calibrate(run_dirs: Iterable[str | Path | RunFolder], *,
         held = _held_ms(df)
         service.extend(_finite(held[kinds == "warm"]))
         cold_held.extend(_finite(held[kinds == "cold"]))
+        rows = _token_rows(df, kinds, held)
+        if rows is not None:
+            token_rows.append(rows)
+            drawn = drawn_means(_recorded_generator(folder), len(df))
+            if drawn is not None:
+                bridges.append((float(rows.input.mean()), float(rows.output.mean()),
+                                *drawn, len(rows)))
         starts = _startups_ms(folder.instance_rows(), function)
         startup.extend(starts)
         if starts:
@@ -171,8 +190,51 @@ def calibrate(run_dirs: Iterable[str | Path | RunFolder], *,
     if not startup:
         raise UsageError(f"no instance start was measured (no {layout.INSTANCES}, no cold "
                          "request) to learn a start-up time from; give --startup-ms")
+    fit, note = fit_tokens(TokenRows.concat(token_rows), units=_units(bridges)) \
+        if token_rows else (None, "")
     return Calibration(tuple(service), tuple(startup), tuple(sources), startup_from,
-                       service_from, cold_service)
+                       service_from, cold_service, fit, note)
+
+
+def _recorded_generator(folder: RunFolder) -> dict[str, Any] | None:
+    """The request generator a run folder's run.yaml recorded (``workload.request.openai``)."""
+    workload = folder.config().get("workload")
+    request = workload.get("request") if isinstance(workload, dict) else None
+    config = request.get("openai") if isinstance(request, dict) else None
+    return config if isinstance(config, dict) else None
+
+
+def _units(bridges: list[tuple[float, float, float, float, int]]) -> dict[str, float]:
+    """Server tokens per generator token, pooled over runs (weighted by their requests)."""
+    if not bridges:
+        return {}
+    def weight(k: int) -> float:
+        return sum(b[k] * b[4] for b in bridges)
+
+    out = {}
+    for name, measured, drawn in (("input_tokens", 0, 2), ("output_tokens", 1, 3)):
+        if weight(drawn) > 0:
+            out[name] = weight(measured) / weight(drawn)
+    return out
+
+
+def _token_rows(df: Any, kinds: np.ndarray, held: np.ndarray) -> TokenRows | None:
+    """The successful requests with both token counts and a hold time (None: none has)."""
+    if "input_tokens" not in df or "output_tokens" not in df:
+        return None
+    def col(name: str) -> np.ndarray:
+        return df[name].to_numpy(dtype=float) if name in df else np.full(len(df), np.nan)
+
+    inputs, outputs = col("input_tokens"), col("output_tokens")
+    ok = ((kinds == "warm") | (kinds == "cold")) & np.isfinite(inputs) & np.isfinite(outputs) \
+        & np.isfinite(held)
+    if not ok.any():
+        return None
+    # from reaching the instance to the first token: the queueing (a cold request's start
+    # included) is the simulator's own
+    first = col("ttft_ms") - np.nan_to_num(col("queue_ms"), nan=0.0)
+    return TokenRows(inputs[ok], outputs[ok], held[ok], first[ok], col("tpot_ms")[ok],
+                     (kinds == "cold")[ok])
 
 
 def _from_phases(folder: RunFolder) -> tuple[list[float], list[float]]:

@@ -220,7 +220,9 @@ def simulate(arrivals: Iterable[float], config: FunctionConfig, *,
              gpus: GpuPool | None = None, cold_service_s: Callable[[], float] | None = None,
              until: float | None = None, platform: PlatformOptions | None = None,
              platform_replica: int = 0,
-             policies: ProvisionPolicies | None = None) -> SimResult:
+             policies: ProvisionPolicies | None = None,
+             request_service_s: tuple[Sequence[float], Sequence[float]] | None = None
+             ) -> SimResult:
     """Run `arrivals` (non-decreasing seconds) through the scheduler.
 
     Args:
@@ -244,6 +246,10 @@ def simulate(arrivals: Iterable[float], config: FunctionConfig, *,
             waits them out; None adds nothing.
         policies: the function's provision policies (None: `config.min_instances` all along);
             the target they give at 0 replaces `config.min_instances`.
+        request_service_s: each request's own service time, by its arrival number, were it
+            warm and were it cold (two sequences as long as `arrivals`): a request's time that
+            depends on the request (its lengths in tokens, `fcbench.sim.tokens`); when given,
+            `service_s` and `cold_service_s` are not drawn.
 
     Provisioned instances (`min_instances`) exist before the traffic, as on FC and in the
     harness, where they start with the function: each is created its own start-up time
@@ -264,6 +270,13 @@ def simulate(arrivals: Iterable[float], config: FunctionConfig, *,
         and all(type(t) is float for t in arrivals) else intended.tolist()
     run = _Run(sched, SimRequests.sized(intended), service_s, startup_s, cold_service_s,
                platform, platform_replica)
+    if request_service_s is not None:
+        warm, cold = (_as_list(v, "request_service_s") for v in request_service_s)
+        if warm is None or cold is None or len(warm) < len(intended) \
+                or len(cold) < len(intended):
+            raise ValueError("request_service_s: give two sequences of seconds, each at least "
+                             f"as long as the {len(intended)} arrivals")
+        run.by_request_warm, run.by_request_cold = warm, cold
     run.config = config
     run.policies = policies
     # no reference cycles are made here: the collector would only walk the growing heap and
@@ -351,6 +364,9 @@ class _Run:
         self.reclaims = 0
         self.config: FunctionConfig | None = None
         self.policies: ProvisionPolicies | None = None
+        #: each request's own service time by arrival number, warm / cold (None: drawn)
+        self.by_request_warm: list[float] | None = None
+        self.by_request_cold: list[float] | None = None
 
     def draw_service(self) -> float:
         values = self.service_list
@@ -386,8 +402,12 @@ class _Run:
         if d.cold:
             self.cold_a[i] = 1
         self.instance_a[i] = d.instance_id
-        cold_draw = self.cold_service_s
-        took = cold_draw() if d.cold and cold_draw is not None else self.draw_service()
+        own = self.by_request_cold if d.cold else self.by_request_warm
+        if own is not None:
+            took = own[i]
+        else:
+            cold_draw = self.cold_service_s
+            took = cold_draw() if d.cold and cold_draw is not None else self.draw_service()
         self.seq += 1
         heappush(self.events, (now + took if took > 0.0 else now, self.seq, _FINISH, i,
                                      d.request_id))

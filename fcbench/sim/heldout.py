@@ -92,7 +92,8 @@ def heldout(out: Path, *, seed: int = 7, duration: float = 90.0,
         summary = RunFolder(measured_run).summary()
         p = summary["p_cold"]["value"]
         cost = bill(table, priced_run(measured_run).usage).total
-        _, day, (lo, hi), _, _ = predicted.costs[table.name]
+        priced = predicted.costs[table.name]
+        day, (lo, hi) = priced.per_day, priced.per_day_ci
         p99 = summary["latency_from_intended_ms"]["p99"]
         rows.append({
             "setting": "as calibrated" if key is None else f"{key}={value:g}",

@@ -10,7 +10,11 @@ are distributions in the sleep model's syntax (``50``, ``exp:50``, ``uniform:20:
 ``normal:50:5``, milliseconds); a `sleep` function's own ``FCBENCH_SLEEP_MS`` / ``FCBENCH_STARTUP_MS``, and for
 the other sample models their measured times (`SAMPLE_MODEL_TIMES`), are the defaults. Start-up
 times are in-instance (spawn to ready); a spec's `harness.platform` phases come on top, drawn per
-instance as the harness draws them (`fcbench.harness.platform_phases.start_time_s`).
+instance as the harness draws them (`fcbench.harness.platform_phases.start_time_s`). A
+calibration with a per-token fit (`fcbench.sim.tokens`) gives each request the service time of
+its own lengths — those of the workload's ``request.openai`` generator, else the calibration
+run's resampled — scaled by `SimulationSettings.prompt_tokens_scale` / `output_tokens_scale`,
+and its requests.csv rows carry input_tokens, output_tokens, ttft_ms and tpot_ms.
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import UsageError
 from ..harness.platform_phases import mean_ms, planned_ms
 from ..harness.scheduler import FunctionConfig
 from ..provision_policy import ProvisionPolicies
 from .calibrate import Calibration, engine_options
 from .engine import SimResult, simulate
+from .tokens import TokenDraws, lengths_for, scaled
 
 __all__ = ["SAMPLE_MODEL_TIMES", "SampleTimes", "Simulation", "SimulationSettings",
            "assumed_note", "default_times_help", "run_simulation", "service_sampler",
@@ -95,6 +102,9 @@ class SimulationSettings:
     #: the wall clock (epoch s) of simulated 0: what provision policies' cron and at() times
     #: are read against, and where the run folder's timestamps start; None: when it runs
     start_ts: float | None = None
+    #: every request's prompt / output length × this (needs a calibration's per-token fit)
+    prompt_tokens_scale: float = 1.0
+    output_tokens_scale: float = 1.0
 
 
 @dataclass
@@ -113,10 +123,43 @@ class Simulation:
     source: dict[str, str]
     #: the wall clock (epoch s) of simulated 0 (`SimulationSettings.start_ts`)
     origin: float = 0.0
+    #: each request's lengths and token-dependent times (None: no per-token fit used)
+    tokens: TokenDraws | None = None
+    #: what run.yaml records of the token model (None: none)
+    tokens_info: dict[str, Any] | None = None
 
     def frame(self, origin_ts: float = 0.0) -> Any:
-        """The requests as a requests.csv frame (`SimResult.to_frame`)."""
-        return self.result.to_frame(origin_ts=origin_ts)
+        """The requests as a requests.csv frame (`SimResult.to_frame`), with their token
+        columns where the service times came from a per-token fit."""
+        frame = self.result.to_frame(origin_ts=origin_ts)
+        if self.tokens is not None:
+            _token_columns(frame, self.tokens)
+        return frame
+
+
+def _token_columns(frame: Any, draws: TokenDraws) -> None:
+    """Fill a simulated frame's token columns, in place, as the client measures them: TTFT
+    from the send (so a cold request's wait for its instance and any queueing count in it, as
+    measured), TPOT = (end - first token) / (output tokens - 1) (`fcbench.measures`), for the
+    answered requests; the others' stay empty, as a failed request's do."""
+    import pandas as pd
+
+    status = frame["status"].to_numpy()
+    ok = (status > 0) & (status < 400)
+    cold = frame["cold"].to_numpy() == 1.0
+    n = len(frame)
+    first = np.where(cold, draws.cold_first_ms[:n], draws.warm_first_ms[:n])
+    ttft = np.where(ok, frame["queue_ms"].to_numpy(dtype=float) + first, np.nan)
+    outputs = draws.output[:n]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = np.where(ok & (outputs > 1),
+                        (frame["latency_ms"].to_numpy(dtype=float) - ttft) / (outputs - 1),
+                        np.nan)
+    for name, values in (("input_tokens", draws.input[:n]), ("output_tokens", outputs)):
+        frame[name] = pd.array(np.where(ok, values, np.nan), dtype="Float64").round() \
+            .astype("Int64")
+    frame["ttft_ms"] = ttft
+    frame["tpot_ms"] = tpot
 
 
 def run_simulation(workload: Any, settings: SimulationSettings) -> Simulation:
@@ -137,19 +180,74 @@ def run_simulation(workload: Any, settings: SimulationSettings) -> Simulation:
         raise UsageError("simulate replays open-loop plans (poisson, constant, uniform, burst, "
                          "diurnal, trace); a closed-loop plan depends on measured answers")
     service, startup, draw_service, draw_startup, source = _distributions(spec, settings)
+    arrivals = np.fromiter(plan.offsets(workload.duration), dtype=np.float64)
+    tokens, tokens_info = _token_plan(workload, settings, len(arrivals))
+    if tokens is not None:
+        service, source = "calibrated per token", {**source, "service": "calibration, per token"}
     # the GPUs the harness would place this spec on (virtual cards sized by gpuType when none)
     gpus, gpu_info = HarnessConfig(virtual_gpus=getattr(workload.target, "virtual_gpus", None)
                                    ).resolve_gpus([spec])
     origin = settings.start_ts if settings.start_ts is not None else time.time()
     t0 = time.perf_counter()
-    result = simulate(plan.offsets(workload.duration), FunctionConfig.from_spec(spec),
+    options = engine_options(settings, workload.duration)
+    if tokens is not None:
+        options.pop("cold_service_s", None)
+        options["request_service_s"] = (tokens.warm_service_ms / 1000.0,
+                                         tokens.cold_service_ms / 1000.0)
+    result = simulate(arrivals, FunctionConfig.from_spec(spec),
                       service_s=lambda: draw_service() / 1000.0,
                       startup_s=lambda: draw_startup() / 1000.0, gpus=GpuPool(gpus),
                       platform=spec.harness.platform, platform_replica=settings.seed,
-                      policies=ProvisionPolicies.of(spec.harness, origin=origin),
-                      **engine_options(settings, workload.duration))
+                      policies=ProvisionPolicies.of(spec.harness, origin=origin), **options)
     return Simulation(workload, spec, result, service, startup, time_scale, gpu_info,
-                      time.perf_counter() - t0, source, origin)
+                      time.perf_counter() - t0, source, origin, tokens, tokens_info)
+
+
+def _token_plan(workload: Any, settings: SimulationSettings, n: int
+                ) -> tuple[TokenDraws | None, dict[str, Any] | None]:
+    """Each request's lengths and token-dependent times, when the calibration has a per-token
+    fit and no --service-ms overrides it; None otherwise (a scale other than 1 then refused).
+
+    Raises:
+        UsageError: a token scale without a fit that can scale that length.
+    """
+    cal = settings.calibration
+    fit = cal.tokens if cal is not None and settings.service_ms is None else None
+    scales = {"input_tokens": ("--prompt-tokens-scale", settings.prompt_tokens_scale),
+              "output_tokens": ("--output-tokens-scale", settings.output_tokens_scale)}
+    for what, (option, factor) in scales.items():
+        if factor == 1.0:
+            continue
+        if not (factor > 0 and np.isfinite(factor)):
+            raise UsageError(f"{option} {factor:g}: give a factor above 0 (2 doubles every "
+                             f"request's {what})")
+        if cal is None:
+            raise UsageError(f"{option} scales a calibrated per-token service time: pass "
+                             "--calibrate RUN_DIR with a measured run of the LLM function "
+                             "(its requests.csv carries input_tokens and output_tokens)")
+        if settings.service_ms is not None:
+            raise UsageError(f"{option} cannot scale a fixed --service-ms; drop --service-ms "
+                             "so the calibration's per-token fit gives the service times")
+        if fit is None:
+            why = cal.tokens_note or ("its requests.csv carries no input_tokens / "
+                                      "output_tokens (no OpenAI-style answer was measured)")
+            raise UsageError(f"{option}: the calibration has no per-token fit to scale with: "
+                             f"{why}")
+        refused = fit.scalable(what)
+        if refused is not None:
+            raise UsageError(f"{option}: cannot scale {what}: {refused}; calibrate on a run "
+                             f"whose {what} vary")
+    if fit is None:
+        return None, None
+    inputs, outputs, lengths_from = lengths_for(workload, fit, n, seed=workload.seed or 0)
+    inputs = scaled(inputs, settings.prompt_tokens_scale)
+    outputs = scaled(outputs, settings.output_tokens_scale)
+    rng = np.random.default_rng(np.random.SeedSequence([abs(int(settings.seed)), 0x70CE]))
+    draws = fit.draws(inputs, outputs, rng)
+    return draws, {"lengths_from": lengths_from,
+                   "prompt_tokens_scale": settings.prompt_tokens_scale,
+                   "output_tokens_scale": settings.output_tokens_scale,
+                   "fit": fit.describe()}
 
 
 def simulate_workload(workload: Any, settings: SimulationSettings, *,
@@ -179,6 +277,8 @@ def simulate_workload(workload: Any, settings: SimulationSettings, *,
                                                      replica=settings.seed)}
                             for row in result.instances])
     summary = summarize(frame)
+    if sim.tokens_info:
+        summary["token_model"] = sim.tokens_info
     summary.update({"name": str(workload.name), "simulated": True,
                     "planned_duration_s": workload.duration,
                     "instances_started": result.instances_started,
@@ -188,7 +288,7 @@ def simulate_workload(workload: Any, settings: SimulationSettings, *,
         "name": str(workload.name), "service_ms": sim.service, "startup_ms": sim.startup,
         "times_from": sim.source,
         "seed": settings.seed, "calibration": settings.calibration.describe()
-        if settings.calibration else None,
+        if settings.calibration else None, "tokens": sim.tokens_info,
         "workload": workload.to_run_yaml(), "time": sim.time_scale, "gpus": sim.gpu_info})
     return folder.path, summary
 

@@ -2,7 +2,9 @@
 
 Key names: `UrlTarget`, `invoke_url`. Requests go over `fcbench.httpclient`'s keep-alive pool
 with a request head built once per body size: cheap enough per request that one Locust process
-keeps its schedule at high rates (benchmarks/dispatch_accuracy.py).
+keeps its schedule at high rates (benchmarks/dispatch_accuracy.py). An OpenAI-style answer (an
+SSE stream of completion or chat chunks, or JSON with ``usage``) also fills the record's token
+fields (`fcbench.openai_stream.token_fields`; definitions in `fcbench.measures`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from urllib.parse import urlsplit
 from ..errors import UsageError
 from .._net import is_loopback
 from ..http1 import HttpProtocolError, end_to_end, request_head
-from ..httpclient import ConnectionPool, Stale
+from ..httpclient import ConnectionPool, Marks, Stale
 from ..signing import AccessKey, Signer, harness_key
 from ..protocol import (H_ASYNC_TASK_ID, H_INVOCATION_TYPE, InvocationRecord, fc_error_code,
                         invoke_path, parse_headers, trigger_path)
@@ -60,6 +62,19 @@ def unreachable(url: str, timeout: float = 3.0) -> str | None:
     except OSError as exc:
         return f"nothing accepts a connection at {host}:{port} ({exc.strerror or exc})"
     return None
+
+
+def _tokens(record: InvocationRecord, ctype: str, body: bytes, marks: Marks, sent: float
+            ) -> None:
+    """Fill `record`'s token fields from an OpenAI-style answer (`openai_stream.token_fields`)
+    of content type `ctype` (lower case). Only a stream, or JSON that mentions ``usage``, is
+    parsed."""
+    if ctype.startswith("text/event-stream") or (b'"usage"' in body and "json" in ctype):
+        from ..openai_stream import token_fields
+
+        for name, got in token_fields(ctype, body, marks, sent).items():
+            if name != "error" or not record.error:
+                setattr(record, name, got)
 
 
 class UrlTarget(Target):
@@ -185,7 +200,7 @@ class UrlTarget(Target):
 
         def answer() -> InvocationRecord:
             try:
-                status, resp_headers, payload, first = self._pool.finish(
+                status, resp_headers, payload, first, marks = self._pool.finish(
                     conn, self.method, data, timeout)
             except (TimeoutError, socket.timeout):
                 return self._failed(start, t0, "timeout")
@@ -198,6 +213,11 @@ class UrlTarget(Target):
                                       **parse_headers(resp_headers))
             if status >= 400:
                 record.error = fc_error_code(status, payload)
+            else:  # an OpenAI-style answer's token fields; any other costs one pass here
+                for key, value in resp_headers:
+                    if key == "content-type":
+                        _tokens(record, value.lower(), payload, marks, t0)
+                        break
             return record
 
         return answer

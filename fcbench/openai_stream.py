@@ -3,7 +3,8 @@ and the token counts of a whole one.
 
 Key names: `sse_events` (body + arrival marks -> (time, data) per event), `read_stream`
 (-> `OpenAIStream`: content event times, usage, ``[DONE]``), `read_json` (a non-streamed answer's
-usage), `token_fields` (the `InvocationRecord` token fields of one answer, by its content type).
+usage), `token_fields` (the `InvocationRecord` token fields of one answer, by its content type),
+`wants` (whether an answer may hold any: the cheap test asked of every answer).
 The figures themselves are defined in `fcbench.measures` ("tokens"); this module only reads.
 
 Recognised chunks are those ``vllm serve`` and the OpenAI API send: completions
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["OpenAIStream", "read_json", "read_stream", "sse_events", "token_fields"]
+__all__ = ["OpenAIStream", "read_json", "read_stream", "sse_events", "token_fields", "wants"]
 
 #: the blank line that ends an SSE event (RFC-style line ends LF or CRLF)
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
@@ -141,6 +142,23 @@ def _count(usage: dict[str, Any] | None, key: str) -> int | None:
         else None
 
 
+#: where a whole OpenAI answer's ``usage`` is looked for: its first and last bytes (OpenAI,
+#: vLLM and llama.cpp put it after ``choices``, near the end), so a large JSON answer of
+#: another API is not searched end to end on every request
+_USAGE_HEAD, _USAGE_TAIL = 512, 4096
+
+
+def wants(content_type: str, body: bytes) -> bool:
+    """Whether an answer of `content_type` (lower case) may hold token data: an SSE stream, or
+    JSON that names ``"usage"`` within its first 512 or last 4096 bytes. Cheap: the URL target
+    asks it of every answer."""
+    if content_type.startswith("text/event-stream"):
+        return True
+    return "json" in content_type and (
+        body.find(b'"usage"', max(0, len(body) - _USAGE_TAIL)) >= 0
+        or body.find(b'"usage"', 0, _USAGE_HEAD) >= 0)
+
+
 def token_fields(content_type: str, body: bytes, marks: Sequence[tuple[int, float]],
                  sent: float) -> dict[str, Any]:
     """The `InvocationRecord` token fields (``ttft_ms``, ``tpot_ms``, ``itl_p50_ms``,
@@ -162,7 +180,7 @@ def token_fields(content_type: str, body: bytes, marks: Sequence[tuple[int, floa
         if got.error:
             out["error"] = f"stream error: {got.error}"
         return out
-    if "json" in ctype and b'"usage"' in body:
+    if wants(ctype, body):
         usage = read_json(body)
         if usage is None:
             return {}

@@ -40,11 +40,8 @@ def sse_events(body: bytes, marks: Sequence[tuple[int, float]]) -> list[tuple[fl
     """
     out: list[tuple[float | None, bytes]] = []
     j, last = 0, len(marks) - 1
-    pos, size = 0, len(body)
-    ends = [(m.start(), m.end()) for m in _EVENT_END.finditer(body)]
-    if pos < size and (not ends or ends[-1][1] < size):
-        ends.append((size, size))  # an unterminated last event
-    for stop, end in ends:
+    pos = 0
+    for stop, end in _event_ends(body):
         event = body[pos:stop]
         pos = end
         if event.startswith(b"data:") and b"\n" not in event:  # the common case: one line
@@ -59,6 +56,22 @@ def sse_events(body: bytes, marks: Sequence[tuple[int, float]]) -> list[tuple[fl
             j += 1
         out.append((marks[j][1] if marks else None, data))
     return out
+
+
+def _event_ends(body: bytes) -> list[tuple[int, int]]:
+    """(where the blank line starts, where it ends) of every event of `body`, plus
+    (len, len) for an unterminated last one."""
+    size = len(body)
+    if b"\r" in body:  # CRLF line ends somewhere: the regex (several times slower)
+        ends = [(m.start(), m.end()) for m in _EVENT_END.finditer(body)]
+    else:  # LF only, as vLLM and OpenAI send: a memchr-speed search
+        ends, pos = [], 0
+        while (stop := body.find(b"\n\n", pos)) >= 0:
+            ends.append((stop, stop + 2))
+            pos = stop + 2
+    if size and (not ends or ends[-1][1] < size):
+        ends.append((size, size))
+    return ends
 
 
 @dataclass(slots=True)

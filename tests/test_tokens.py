@@ -76,6 +76,10 @@ def test_sse_framing_crlf_multiline_comments_and_an_unterminated_last_event():
     # the comment and the id-only event have no data; the last one just ended with the body
     assert events == [(9.0, b'{"a":\n1}'), (9.0, b"[DONE]")]
     assert sse_events(body, []) == [(None, b'{"a":\n1}'), (None, b"[DONE]")]
+    # LF only (read by the faster search) gives the same events
+    lf = body.replace(b"\r\n", b"\n")
+    assert sse_events(lf, [(len(lf), 9.0)]) == events
+    assert sse_events(lf + b"\n\n\n", [(len(lf) + 3, 9.0)]) == events
 
 
 def test_content_events_are_chunks_with_text_and_usage_and_done_are_read():

@@ -27,7 +27,7 @@ import yaml
 
 from fcbench._net import free_port
 from fcbench.measures import goodput, itl_quantile, parse_slo, token_timing
-from fcbench.openai_stream import read_stream, sse_events, token_fields
+from fcbench.openai_stream import read_stream, sse_events, token_fields, wants
 from fcbench.protocol import InvocationRecord
 from fcbench.results.summary import TOKEN_COLUMNS, summarize, summary_table
 from fcbench.targets.url import UrlTarget
@@ -76,6 +76,10 @@ def test_sse_framing_crlf_multiline_comments_and_an_unterminated_last_event():
     # the comment and the id-only event have no data; the last one just ended with the body
     assert events == [(9.0, b'{"a":\n1}'), (9.0, b"[DONE]")]
     assert sse_events(body, []) == [(None, b'{"a":\n1}'), (None, b"[DONE]")]
+    # LF only (read by the faster search) gives the same events
+    lf = body.replace(b"\r\n", b"\n")
+    assert sse_events(lf, [(len(lf), 9.0)]) == events
+    assert sse_events(lf + b"\n\n\n", [(len(lf) + 3, 9.0)]) == events
 
 
 def test_content_events_are_chunks_with_text_and_usage_and_done_are_read():
@@ -104,6 +108,17 @@ def test_token_fields_of_a_stream_a_whole_json_answer_and_other_answers():
     assert token_fields("application/json", b'{"usage": 3}', [], 0.0) == {}
     assert token_fields("text/event-stream", b"data: 1\n\n", [(9, 1.0)], 0.0) == {}  # no OpenAI
     assert token_fields("text/plain", body, marks, 0.0) == {}
+
+
+def test_only_a_stream_or_json_naming_usage_at_its_ends_is_read():
+    answer = json.dumps({"id": "x", "object": "text_completion", "choices": [{"text": "y" * 9000}],
+                         "usage": {"prompt_tokens": 1, "completion_tokens": 2}}).encode()
+    assert wants("text/event-stream", b"") and wants("application/json", answer)
+    assert not wants("text/plain", answer)
+    # another API's large JSON answer is not searched end to end on every request
+    big = json.dumps({"a": "x" * 9000, "usage": 1, "b": "x" * 9000}).encode()
+    assert not wants("application/json", big)
+    assert token_fields("application/json", big, [], 0.0) == {}
 
 
 def test_a_stream_error_event_is_kept():

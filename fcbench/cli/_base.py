@@ -20,6 +20,7 @@ import click
 
 from .. import __version__
 from ..errors import FcbenchError, SpecError, UsageError
+from ..results import layout
 
 if TYPE_CHECKING:
     from ..harness.gpuplan import GpuPlan
@@ -41,7 +42,7 @@ REQUIRE_GPU_HELP = ("Refuse to start when a spec asks for a GPU and NVML finds n
 #: Help of ``--slo`` (`fcbench run`, `fcbench report`).
 SLO_HELP = ("Token objectives for goodput, in ms: ttft=MS,tpot=MS (and e2el=MS for the whole "
             "latency); the share of requests sent that succeeded and met every one goes in "
-            "summary.json's tokens block.")
+            f"{layout.SUMMARY}'s tokens block.")
 
 
 def slo_value(ctx: click.Context, param: click.Parameter, value: str | None

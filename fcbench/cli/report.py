@@ -27,7 +27,8 @@ __all__ = ["report"]
               help="With --compare: the folder the comparison's own folder is made in "
               "[default: results].")
 @click.option("--slo", default=None, callback=slo_value, metavar="ttft=MS,tpot=MS",
-              help=SLO_HELP + " Recounted from requests.csv; summary.json is updated.")
+              help=SLO_HELP + f" Recounted from {layout.REQUESTS}; {layout.SUMMARY} is "
+              "updated.")
 def report(run_dirs: tuple[Path, ...], compare: bool, table: str, out: Path | None,
            slo: dict[str, float] | None) -> None:
     """Rebuild RUN_DIR/report.html from the files in the run folder, or compare run folders

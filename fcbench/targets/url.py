@@ -18,6 +18,7 @@ from ..errors import UsageError
 from .._net import is_loopback
 from ..http1 import HttpProtocolError, end_to_end, request_head
 from ..httpclient import ConnectionPool, Marks, Stale
+from ..openai_stream import token_fields, wants
 from ..signing import AccessKey, Signer, harness_key
 from ..protocol import (H_ASYNC_TASK_ID, H_INVOCATION_TYPE, InvocationRecord, fc_error_code,
                         invoke_path, parse_headers, trigger_path)
@@ -66,15 +67,11 @@ def unreachable(url: str, timeout: float = 3.0) -> str | None:
 
 def _tokens(record: InvocationRecord, ctype: str, body: bytes, marks: Marks, sent: float
             ) -> None:
-    """Fill `record`'s token fields from an OpenAI-style answer (`openai_stream.token_fields`)
-    of content type `ctype` (lower case). Only a stream, or JSON that mentions ``usage``, is
-    parsed."""
-    if ctype.startswith("text/event-stream") or (b'"usage"' in body and "json" in ctype):
-        from ..openai_stream import token_fields
-
-        for name, got in token_fields(ctype, body, marks, sent).items():
-            if name != "error" or not record.error:
-                setattr(record, name, got)
+    """Fill `record`'s token fields from an OpenAI-style answer of content type `ctype` (lower
+    case), one that `openai_stream.wants` (`openai_stream.token_fields`)."""
+    for name, got in token_fields(ctype, body, marks, sent).items():
+        if name != "error" or not record.error:
+            setattr(record, name, got)
 
 
 class UrlTarget(Target):
@@ -216,7 +213,9 @@ class UrlTarget(Target):
             else:  # an OpenAI-style answer's token fields; any other costs one pass here
                 for key, value in resp_headers:
                     if key == "content-type":
-                        _tokens(record, value.lower(), payload, marks, t0)
+                        ctype = value.lower()
+                        if wants(ctype, payload):
+                            _tokens(record, ctype, payload, marks, t0)
                         break
             return record
 

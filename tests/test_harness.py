@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -55,6 +56,24 @@ def test_first_request_is_cold_then_warm_on_the_same_instance(harness):
     for key in ("x-fcbench-boot-ts", "x-fcbench-import-ms", "x-fcbench-model-load-ms",
                 "x-fcbench-ready-ts", "x-fcbench-inference-ms", "x-fc-request-id"):
         assert key in h2
+
+
+def test_instance_ports_lie_below_the_ephemeral_range_outgoing_connections_use():
+    # Under load the client's own outgoing sockets take ephemeral ports; a server port drawn
+    # from that range could be taken between the check and the instance's bind (the
+    # "Address already in use" cold start a sweep once met).
+    from fcbench._net import _ephemeral_range, free_port
+
+    low, high = _ephemeral_range()
+    held = socket.create_server(("127.0.0.1", 0))
+    try:
+        ports = {free_port(avoid={held.getsockname()[1]}) for _ in range(200)}
+    finally:
+        held.close()
+    assert all(1024 <= p < low for p in ports), sorted(ports)[-3:]
+    assert len(ports) > 150  # drawn, not one port every time
+    for port in list(ports)[:20]:  # each is bindable now
+        socket.create_server(("127.0.0.1", port)).close()
 
 
 def _simultaneous(url: str, name: str, n: int, body: dict) -> list[tuple[int, dict, bytes]]:

@@ -291,10 +291,11 @@ def test_fcbench_run_writes_token_columns_and_a_cold_warm_tokens_block(fcbench_r
     doc = {"name": "tokens", "target": {"kind": "local", "path": "v1/chat/completions",
                                         "functions": [token_spec()]},
            "request": {"timeout": 30, "body": body}, "duration": 2, "seed": 1,
-           "plan": {"kind": "poisson", "rate": 4}, "output": str(tmp_path / "results")}
+           "plan": {"kind": "poisson", "rate": 4}, "output": str(tmp_path / "results"),
+           "slo": "ttft=400,tpot=45"}  # the workload's objectives: no --slo needed
     wl = tmp_path / "tokens.yaml"
     wl.write_text(yaml.safe_dump(doc, sort_keys=False))
-    res = fcbench_run("run", str(wl), "--no-progress", "--slo", "ttft=400,tpot=45")
+    res = fcbench_run("run", str(wl), "--no-progress")
     assert res.returncode == 0, res.stderr[-3000:]
     run = next(p for p in (tmp_path / "results").iterdir() if p.is_dir())
     df = pd.read_csv(run / "requests.csv")

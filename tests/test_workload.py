@@ -260,6 +260,7 @@ def test_parse_duration() -> None:
                   "functions:\n    - functionName: x\n      instanceConcurrency: 0"),
      "instanceConcurrency", "target.functions[0].instanceConcurrency", "greater than or equal"),
     (BASE.replace("name: t", "name: ../escape"), "name:", "name", "run folder"),
+    (BASE + "slo: ttfx=500\n", "slo:", "slo", "did you mean ttft?"),
 ])
 def test_errors_name_file_line_and_key(tmp_path: Path, text: str, needle: str, key: str,
                                        words: str) -> None:

@@ -68,7 +68,7 @@ def _server_prices(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--what-if", "what_ifs", multiple=True, metavar="KEY=V1,V2,...",
               help="With RUN_DIR: simulate the run's traffic again, calibrated on it, for every "
               "combination of minInstances, idleTimeout, instanceConcurrency, maxInstances "
-              "and, for an LLM run (token counts in requests.csv), outputTokens / promptTokens "
+              f"and, for an LLM run (token counts in {layout.REQUESTS}), outputTokens / promptTokens "
               "as factors (outputTokens=1x,2x: answers twice as long) (repeat the option per "
               "key); prints and writes whatif-<time>.csv in RUN_DIR.")
 @click.option("--replications", type=click.IntRange(min=0), default=None,

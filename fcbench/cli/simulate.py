@@ -34,7 +34,7 @@ __all__ = ["simulate"]
               "and instance starts (repeat to pool several); --service-ms/--startup-ms still win.")
 @click.option("--output-tokens-scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
               show_default=True, metavar="FACTOR",
-              help="With --calibrate on an LLM run (requests.csv with input_tokens and "
+              help=f"With --calibrate on an LLM run ({layout.REQUESTS} with input_tokens and "
               "output_tokens): every request's output length × FACTOR (2: answers twice as "
               "long), its service time from the calibration's per-token fit.")
 @click.option("--prompt-tokens-scale", type=click.FloatRange(min=0, min_open=True), default=1.0,

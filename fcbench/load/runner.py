@@ -54,6 +54,8 @@ def run_workload(workload: Workload, *, out_dir: str | Path | None = None, ui: b
     if processes != 1:
         opts.processes = processes
     opts.progress = opts.progress and progress
+    if opts.slo is None:  # --slo overrides the workload's own objectives
+        opts.slo = workload.slo_objectives
     _check(workload, opts)
     if not opts.master:
         _preflight(workload.send_target(), float(workload.request.timeout))

@@ -78,6 +78,9 @@ class Workload(Model):
     request: RequestConfig = RequestConfig()
     duration: Duration = Field(gt=0, description="seconds")
     seed: int = 0
+    slo: str | None = Field(None, description=(
+        "token objectives goodput is counted against, as `--slo` takes them: "
+        "ttft=MS,tpot=MS[,e2el=MS]; `fcbench run --slo` overrides it"))
     time_scale: float | None = Field(None, gt=0, le=1e6, description=(
         "how many times faster than real time the workload runs (default: a trace plan's "
         "compression, else 1); a local harness's idleTimeout and queue timeout are divided by it"))
@@ -95,6 +98,22 @@ class Workload(Model):
         from .loader import workload_from_dict
 
         return workload_from_dict(data, base_dir=base_dir, name=name)
+
+    @field_validator("slo")
+    @classmethod
+    def _check_slo(cls, value: str | None) -> str | None:
+        if value is not None:
+            from ..measures import parse_slo
+
+            parse_slo(value)  # ValueError: the loader names the file, line and key
+        return value
+
+    @property
+    def slo_objectives(self) -> dict[str, float] | None:
+        """`slo` parsed (`fcbench.measures.parse_slo`), or None."""
+        from ..measures import parse_slo
+
+        return parse_slo(self.slo) if self.slo else None
 
     @field_validator("name")
     @classmethod

@@ -32,6 +32,7 @@ from ..errors import UsageError
 from ..harness.platform_phases import mean_ms, planned_ms
 from ..harness.scheduler import FunctionConfig
 from ..provision_policy import ProvisionPolicies
+from ..results import layout
 from .calibrate import Calibration, engine_options
 from .engine import SimResult, simulate
 from .tokens import TokenDraws, lengths_for, scaled
@@ -224,12 +225,12 @@ def _token_plan(workload: Any, settings: SimulationSettings, n: int
         if cal is None:
             raise UsageError(f"{option} scales a calibrated per-token service time: pass "
                              "--calibrate RUN_DIR with a measured run of the LLM function "
-                             "(its requests.csv carries input_tokens and output_tokens)")
+                             f"(its {layout.REQUESTS} carries input_tokens and output_tokens)")
         if settings.service_ms is not None:
             raise UsageError(f"{option} cannot scale a fixed --service-ms; drop --service-ms "
                              "so the calibration's per-token fit gives the service times")
         if fit is None:
-            why = cal.tokens_note or ("its requests.csv carries no input_tokens / "
+            why = cal.tokens_note or (f"its {layout.REQUESTS} carries no input_tokens / "
                                       "output_tokens (no OpenAI-style answer was measured)")
             raise UsageError(f"{option}: the calibration has no per-token fit to scale with: "
                              f"{why}")

@@ -6,7 +6,10 @@ eos, min_tokens, ignore_eos, top_p, the printable-ASCII mask), the OpenAI reques
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -265,6 +268,22 @@ def test_build_is_seeded_and_cached(tmp_path, monkeypatch):
                       "FCBENCH_LLM_SERVED_NAME": "org/tiny"})
     assert model.path == built and model.max_context == 128 and model.served_name == "org/tiny"
     assert model.describe()["data"][0]["id"] == "org/tiny"
+
+
+@pytest.mark.parametrize(("threads", "want"), [(None, 1), ("2", min(2, os.cpu_count() or 1))])
+def test_load_limits_the_blas_threads_of_the_instance(tmp_path, threads, want):
+    # instances share the host's cores: OpenBLAS sized to all of them oversubscribes (in a
+    # fresh process, as the limit is the process's)
+    env = {**os.environ, "FCBENCH_CACHE_DIR": str(tmp_path), "OPENBLAS_NUM_THREADS": "",
+           **({"FCBENCH_LLM_THREADS": threads} if threads else {})}
+    code = ("import os, threadpoolctl\nfrom fcbench.models import llm\n"
+            "llm.load({k: v for k, v in os.environ.items() if k.startswith('FCBENCH_')})\n"
+            "print(max(i['num_threads'] for i in threadpoolctl.threadpool_info() "
+            "if i['user_api'] == 'blas'))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.split()[-1]) == want
 
 
 def test_weight_names_are_hugging_faces(micro):

@@ -51,7 +51,7 @@ def _workload(folder: Path, *, prompt: str = "uniform:20:400", output: str = "un
         "harness": {"idleTimeout": 600, "maxInstances": 4}}]},
         "request": {"openai": {"model": "tiny", "promptTokens": prompt, "outputTokens": output}},
         "duration": DURATION, "seed": 11, "plan": {"kind": "constant", "rate": rate},
-        "output": str(folder / "results")}
+        "output": str(folder / "results"), "slo": "ttft=100"}
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "llm.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -292,7 +292,11 @@ def test_cost_simulate_and_what_if_in_tokens_from_the_command_line(measured, fcb
     rows = RunFolder(sim).requests()
     assert rows["output_tokens"].sum() == 2 * df["output_tokens"].sum()
     assert rows["ttft_ms"].notna().all() and rows["tpot_ms"].notna().any()
-    assert json.loads((sim / layout.SUMMARY).read_text())["token_model"]["fit"]["requests"] == 59
+    summary = json.loads((sim / layout.SUMMARY).read_text())
+    assert summary["token_model"]["fit"]["requests"] == 59
+    # the workload's slo counts goodput on the simulated rows as on measured ones
+    assert summary["tokens"]["slo"] == {"ttft_ms": 100.0}
+    assert summary["tokens"]["goodput"]["good"] == int((rows["ttft_ms"] <= 100).sum())
 
     res = fcbench_run("cost", str(run), "--what-if", "outputTokens=1x,2x", "--replications",
                       "20", timeout=120)

@@ -48,7 +48,7 @@ RECIPES: dict[str, Recipe] = {
     "mobilenet-v2": Recipe("mobilenet-v2", ("numpy", "onnxruntime", "aiohttp", "pillow"),
                            "/models/mobilenet_v2.onnx"),
     # the numpy Llama: no onnxruntime, no torch
-    "llm": Recipe("llm", ("numpy", "safetensors", "aiohttp"), "/models/llm"),
+    "llm": Recipe("llm", ("numpy", "safetensors", "threadpoolctl", "aiohttp"), "/models/llm"),
     "stable-diffusion": Recipe(
         "stable-diffusion",
         # torch first from this disk's CPU build; an unpinned torch pulls a multi-GB CUDA build

@@ -9,7 +9,9 @@ Options (environment): ``FCBENCH_LLM_SIZE`` (tiny, the default; small; base), ``
 (0), ``FCBENCH_LLM_PATH`` (a user's HF Llama directory: ``config.json`` + ``*.safetensors``;
 ``FCBENCH_MODEL_PATH``, which the sample images set, is read when it is unset),
 ``FCBENCH_LLM_MAX_CONTEXT`` (prompt + answer tokens; default the model's
-``max_position_embeddings``), ``FCBENCH_LLM_SERVED_NAME`` (the OpenAI ``model`` id; default llm).
+``max_position_embeddings``), ``FCBENCH_LLM_SERVED_NAME`` (the OpenAI ``model`` id; default llm),
+``FCBENCH_LLM_THREADS`` (BLAS threads, 1: instances share the host's cores, and OpenBLAS sized
+to all of them runs three cold instances on 2 cores ~10x slower per token; alone 1 costs ~10 %).
 
 Tokens: ids 0-255 are bytes, then ``<bos>`` (256), ``<eos>`` (257), ``<pad>`` (258). Generated
 tokens are restricted by a logit mask to printable ASCII and newline (and ``<eos>``, unless
@@ -32,6 +34,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
+import threadpoolctl
 import safetensors.numpy  # noqa: F401  (imported here: counted as runtime boot, not model load)
 
 from .byte_tokenizer import SPECIAL_TOKENS, ByteTokenizer
@@ -366,5 +369,8 @@ def load(options: Mapping[str, str]) -> LLM:
             log.warning("FCBENCH_LLM_SIZE is %s but %s holds the %s model (a baked image serves "
                         "the model it was built with)", options["FCBENCH_LLM_SIZE"], path, built)
     served = (options.get("FCBENCH_LLM_SERVED_NAME") or "").strip() or DEFAULT_SERVED_NAME
+    # for the whole process, as the other samples' intra-op threads: set before the first matmul
+    threadpoolctl.threadpool_limits(_int_option(options, "FCBENCH_LLM_THREADS", 1, 1) or 1,
+                                    user_api="blas")
     return LLM(path, max_context=_int_option(options, "FCBENCH_LLM_MAX_CONTEXT", None, 2),
                served_name=served)

@@ -277,7 +277,7 @@ def simulate_workload(workload: Any, settings: SimulationSettings, *,
                              "phases_ms": planned_ms(platform, row["instance_id"],
                                                      replica=settings.seed)}
                             for row in result.instances])
-    summary = summarize(frame)
+    summary = summarize(frame, slo=workload.slo_objectives)  # goodput as `fcbench run` counts it
     if sim.tokens_info:
         summary["token_model"] = sim.tokens_info
     summary.update({"name": str(workload.name), "simulated": True,

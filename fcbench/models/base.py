@@ -1,13 +1,15 @@
 """The contract every sample model meets, so the in-instance server can serve any of them.
 
-Key names: `Model` (protocol), `BadInput` (a request body the model cannot use → HTTP 400).
+Key names: `Model` (protocol), `BadInput` (a request body the model cannot use → HTTP 400),
+`int_option` (an integer option from the environment, checked).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["BadInput", "Model"]
+__all__ = ["BadInput", "Model", "int_option"]
 
 
 class BadInput(ValueError):
@@ -34,3 +36,24 @@ class Model(Protocol):
 
     def encode(self, output: Any) -> tuple[bytes, str]:
         """Turn one output into a response body and its content type."""
+
+
+def int_option(options: Mapping[str, str], key: str, default: int | None, low: int,
+               high: int | None = None) -> int | None:
+    """`options[key]` as an integer from `low` to `high` (inclusive), `default` when unset or
+    blank.
+
+    Raises:
+        ValueError: a sentence naming the key and the value it takes.
+    """
+    raw = str(options.get(key) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{key} must be an integer; got {raw!r}") from None
+    if value < low or (high is not None and value > high):
+        bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise ValueError(f"{key} must be {bound}; got {value}")
+    return value

@@ -37,6 +37,7 @@ import numpy as np
 import threadpoolctl
 import safetensors.numpy  # noqa: F401  (imported here: counted as runtime boot, not model load)
 
+from .base import int_option
 from .byte_tokenizer import SPECIAL_TOKENS, ByteTokenizer
 from .llama_numpy import Llama, LlamaConfig, init_weights, load_weights, save
 from .llm_api import (
@@ -320,18 +321,6 @@ def _sample(logits: np.ndarray, allowed: np.ndarray, temperature: float, top_p: 
 # --------------------------------------------------------------------------------------------- hooks
 
 
-def _int_option(options: Mapping[str, str], key: str, default: int | None,
-                minimum: int) -> int | None:
-    raw = options.get(key)
-    if raw is None or str(raw).strip() == "":
-        return default
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        raise ValueError(f"{key} must be an integer; got {raw!r}") from None
-    if value < minimum:
-        raise ValueError(f"{key} must be at least {minimum}; got {value}")
-    return value
 
 
 def _user_path(options: Mapping[str, str]) -> str | None:
@@ -342,7 +331,7 @@ def _user_path(options: Mapping[str, str]) -> str | None:
 def _built_in(options: Mapping[str, str]) -> tuple[str, int]:
     size = (options.get("FCBENCH_LLM_SIZE") or "tiny").strip() or "tiny"
     _size(size)
-    return size, _int_option(options, "FCBENCH_LLM_SEED", 0, 0) or 0
+    return size, int_option(options, "FCBENCH_LLM_SEED", 0, 0) or 0
 
 
 def host_path(options: Mapping[str, str]) -> pathlib.Path:
@@ -370,7 +359,7 @@ def load(options: Mapping[str, str]) -> LLM:
                         "the model it was built with)", options["FCBENCH_LLM_SIZE"], path, built)
     served = (options.get("FCBENCH_LLM_SERVED_NAME") or "").strip() or DEFAULT_SERVED_NAME
     # for the whole process, as the other samples' intra-op threads: set before the first matmul
-    threadpoolctl.threadpool_limits(_int_option(options, "FCBENCH_LLM_THREADS", 1, 1) or 1,
+    threadpoolctl.threadpool_limits(int_option(options, "FCBENCH_LLM_THREADS", 1, 1) or 1,
                                     user_api="blas")
-    return LLM(path, max_context=_int_option(options, "FCBENCH_LLM_MAX_CONTEXT", None, 2),
+    return LLM(path, max_context=int_option(options, "FCBENCH_LLM_MAX_CONTEXT", None, 2),
                served_name=served)

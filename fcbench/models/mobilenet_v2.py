@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from fcbench._io import atomic_write
-from fcbench.models.base import BadInput, Model
+from fcbench.models.base import BadInput, Model, int_option
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -376,23 +376,12 @@ def _dims(shape: Any) -> str:
 # --------------------------------------------------------------------------------------------- server hooks
 
 
-def _int_option(options: Mapping[str, str], key: str, default: int | None, minimum: int) -> int | None:
-    raw = options.get(key)
-    if raw is None or str(raw).strip() == "":
-        return default
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        raise ValueError(f"{key} must be an integer; got {raw!r}") from None
-    if value < minimum:
-        raise ValueError(f"{key} must be at least {minimum}; got {value}")
-    return value
 
 
 def prepare(options: Mapping[str, str]) -> None:
     """Build the default model file ahead of time (no-op when `FCBENCH_MODEL_PATH` names the user's file)."""
     if not (options.get("FCBENCH_MODEL_PATH") or "").strip():
-        ensure(None, seed=_int_option(options, "FCBENCH_SEED", 0, 0) or 0)
+        ensure(None, seed=int_option(options, "FCBENCH_SEED", 0, 0) or 0)
 
 
 def load(options: Mapping[str, str]) -> MobileNetV2:
@@ -402,9 +391,9 @@ def load(options: Mapping[str, str]) -> MobileNetV2:
     `FCBENCH_INTRA_OP_THREADS` (1), `FCBENCH_GPU_MEM_LIMIT_MB` (optional, CUDA only).
     """
     user_path = (options.get("FCBENCH_MODEL_PATH") or "").strip() or None
-    seed = _int_option(options, "FCBENCH_SEED", 0, 0) or 0
-    threads = _int_option(options, "FCBENCH_INTRA_OP_THREADS", 1, 1) or 1
-    mem_mb = _int_option(options, "FCBENCH_GPU_MEM_LIMIT_MB", None, 1)
+    seed = int_option(options, "FCBENCH_SEED", 0, 0) or 0
+    threads = int_option(options, "FCBENCH_INTRA_OP_THREADS", 1, 1) or 1
+    mem_mb = int_option(options, "FCBENCH_GPU_MEM_LIMIT_MB", None, 1)
     path = ensure(user_path, seed=seed)
     return MobileNetV2(
         path,

@@ -22,7 +22,7 @@ from diffusers import StableDiffusionPipeline
 from PIL import Image, PngImagePlugin
 
 from fcbench.models import sd_tiny
-from fcbench.models.base import BadInput
+from fcbench.models.base import BadInput, int_option
 
 __all__ = ["DEFAULT_PROMPT", "RequestDefaults", "StableDiffusion", "Txt2Img", "ensure", "load", "prepare"]
 
@@ -247,23 +247,10 @@ def _limit_gpu_memory(device: str, limit_mb: int) -> float:
     return fraction
 
 
-def _opt_int(options: Mapping[str, str], key: str, default: int | None, low: int,
-             high: int | None = None) -> int | None:
-    raw = (options.get(key) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{key} must be an integer; got {raw!r}") from None
-    if value < low or (high is not None and value > high):
-        bound = f"from {low} to {high}" if high is not None else f"at least {low}"
-        raise ValueError(f"{key} must be {bound}; got {value}")
-    return value
 
 
 def _opt_size(options: Mapping[str, str], key: str) -> int | None:
-    value = _opt_int(options, key, None, 8)
+    value = int_option(options, key, None, 8)
     if value is not None and value % 8:
         raise ValueError(f"{key} must be a multiple of 8; got {value}")
     return value
@@ -302,7 +289,7 @@ def _pick_device(options: Mapping[str, str]) -> str:
 def prepare(options: Mapping[str, str]) -> None:
     """Build the tiny pipeline ahead of time (no-op when `FCBENCH_MODEL_PATH` names the user's directory)."""
     if not (options.get("FCBENCH_MODEL_PATH") or "").strip():
-        ensure(None, seed=_opt_int(options, "FCBENCH_SEED", 0, 0) or 0)
+        ensure(None, seed=int_option(options, "FCBENCH_SEED", 0, 0) or 0)
 
 
 def load(options: Mapping[str, str]) -> StableDiffusion:
@@ -318,22 +305,22 @@ def load(options: Mapping[str, str]) -> StableDiffusion:
     """
     # Read every option before the (slow) load, so a typo fails at once.
     user_path = (options.get("FCBENCH_MODEL_PATH") or "").strip() or None
-    seed = _opt_int(options, "FCBENCH_SEED", 0, 0) or 0
-    threads = _opt_int(options, "FCBENCH_TORCH_THREADS", 1, 1) or 1
+    seed = int_option(options, "FCBENCH_SEED", 0, 0) or 0
+    threads = int_option(options, "FCBENCH_TORCH_THREADS", 1, 1) or 1
     device = _pick_device(options)
     dtype_name = (options.get("FCBENCH_SD_DTYPE") or "").strip().lower()
     if dtype_name and dtype_name not in _DTYPES:
         raise ValueError(f"FCBENCH_SD_DTYPE must be one of {', '.join(_DTYPES)}; got {dtype_name!r}")
     safety = (options.get("FCBENCH_SD_SAFETY_CHECKER") or "1").strip().lower() \
         not in ("0", "false", "no", "off")
-    mem_mb = _opt_int(options, "FCBENCH_GPU_MEM_LIMIT_MB", None, 1)
+    mem_mb = int_option(options, "FCBENCH_GPU_MEM_LIMIT_MB", None, 1)
     defaults = RequestDefaults(
         prompt=options.get("FCBENCH_SD_PROMPT") or DEFAULT_PROMPT,
-        steps=_opt_int(options, "FCBENCH_SD_STEPS", 20, 1, _MAX_STEPS) or 20,
+        steps=int_option(options, "FCBENCH_SD_STEPS", 20, 1, _MAX_STEPS) or 20,
         height=_opt_size(options, "FCBENCH_SD_HEIGHT"),
         width=_opt_size(options, "FCBENCH_SD_WIDTH"),
         guidance_scale=_opt_float(options, "FCBENCH_SD_GUIDANCE", 7.5, 0.0, _MAX_GUIDANCE),
-        seed=_opt_int(options, "FCBENCH_SD_SEED", None, 0),
+        seed=int_option(options, "FCBENCH_SD_SEED", None, 0),
         max_size=_opt_size(options, "FCBENCH_SD_MAX_SIZE"))
 
     path = ensure(user_path, seed=seed)

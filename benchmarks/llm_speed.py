@@ -2,6 +2,7 @@
 instance's model-load time on a cold start, and TTFT / TPOT as a streaming client sees them.
 
     python benchmarks/llm_speed.py [--sizes tiny,small,base] [--prompt 256] [--tokens 128]
+    python benchmarks/llm_speed.py --sizes tiny --together 3   # instances sharing the cores
 
 Each size is built once into the cache first (not timed). In-process: a warm-up generation,
 then `--repeats` generations of `--tokens` tokens after a `--prompt`-token prompt (greedy,
@@ -48,9 +49,11 @@ def in_process(size: str, prompt: int, tokens: int, repeats: int) -> tuple[float
     return statistics.median(decode), statistics.median(prefill)
 
 
-def cold_start(size: str, prompt: int, tokens: int) -> dict[str, float]:
+def cold_start(size: str, prompt: int, tokens: int,
+               threads: int | None = None) -> dict[str, float]:
     """One fresh server: spawn → listening, its import and model-load ms, client TTFT/TPOT."""
-    env = {**os.environ, "FCBENCH_MODEL": "llm", "FCBENCH_LLM_SIZE": size, "FC_SERVER_PORT": "0"}
+    env = {**os.environ, "FCBENCH_MODEL": "llm", "FCBENCH_LLM_SIZE": size, "FC_SERVER_PORT": "0",
+           **({"FCBENCH_LLM_THREADS": str(threads)} if threads else {})}
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "fcbench.server"], env=env,
                             stderr=subprocess.PIPE, text=True)
@@ -84,6 +87,22 @@ def cold_start(size: str, prompt: int, tokens: int) -> dict[str, float]:
             "tpot_ms": (times[-1] - times[0]) * 1000.0 / (len(times) - 1)}
 
 
+def together(size: str, prompt: int, tokens: int, n: int) -> None:
+    """`n` servers started and streaming at once (instances sharing the host's cores, as in the
+    harness), with one BLAS thread each (the default) against as many as the machine has."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cpus = os.cpu_count() or 1
+    tpot = {}
+    for threads in (1, cpus, 1, cpus):  # alternated: the machine's drift hits both
+        with ThreadPoolExecutor(n) as pool:
+            runs = list(pool.map(lambda _: cold_start(size, prompt, tokens, threads), range(n)))
+        tpot.setdefault(threads, []).extend(r["tpot_ms"] for r in runs)
+    one, many = statistics.median(tpot[1]), statistics.median(tpot[cpus])
+    print(f"{size}, {n} at once: TPOT median {one:.2f} ms with 1 BLAS thread each, {many:.2f} ms "
+          f"with {cpus} ({many / one:.1f}x)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="tiny,small,base")
@@ -91,7 +110,14 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=128, help="generated tokens")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--starts", type=int, default=3, help="cold starts per size")
+    ap.add_argument("--together", type=int, default=0, metavar="N",
+                    help="instead: N servers at once, 1 BLAS thread each vs one per CPU")
     args = ap.parse_args()
+    if args.together:
+        for size in args.sizes.split(","):
+            llm.prepare({"FCBENCH_LLM_SIZE": size})
+            together(size, args.prompt, args.tokens, args.together)
+        return
     print(f"prompt {args.prompt} tokens, {args.tokens} generated, {os.cpu_count()} CPUs")
     for size in args.sizes.split(","):
         t0 = time.perf_counter()

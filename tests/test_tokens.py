@@ -225,7 +225,7 @@ def request(*, stream: bool = True, chat_api: bool = True, **extra) -> bytes:
     return json.dumps(body).encode()
 
 
-def held_in(records: list[InvocationRecord]) -> None:
+def assert_held_in(records: list[InvocationRecord]) -> None:
     """T and G come back within `TOLERANCE`: medians over `records`."""
     assert all(r.status == 200 and not r.error for r in records), [r.error for r in records]
     ttft = statistics.median(r.ttft_ms for r in records)
@@ -245,7 +245,7 @@ def test_known_timing_comes_back_directly_for_chat_and_completions(token_port):
         with UrlTarget(f"http://127.0.0.1:{token_port}/{path}") as target:
             records = [target.invoke(request(chat_api=chat_api), "application/json")
                        for _ in range(3)]
-        held_in(records)
+        assert_held_in(records)
 
 
 def test_a_buffered_stream_shows_as_one_arrival_and_a_whole_answer_has_counts_only(token_port):
@@ -282,7 +282,7 @@ def test_known_timing_comes_back_through_the_harness_http_trigger(harness_for):
         records = [target.invoke(request(), "application/json") for _ in range(3)]
     assert cold.cold and cold.ttft_ms is not None and not any(r.cold for r in records)
     # the gateway streams: were it to buffer, TTFT would be the whole latency and no gaps
-    held_in(records)
+    assert_held_in(records)
 
 
 @pytest.mark.slow

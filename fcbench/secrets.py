@@ -16,8 +16,10 @@ MASK = "***"
 
 _SECRET = re.compile(r"SECRET|PASSWORD|PASSWD|ACCESS_?KEY|CREDENTIAL|AUTHORIZATION|API_?KEY|"
                      r"PRIVATE|"
-                     # TOKEN as a word of its own (HF_TOKEN, securityToken), not maxTokens
-                     r"(?:^|[_.-]|SECURITY|ACCESS|AUTH|SESSION|BEARER|REFRESH)TOKEN(?:$|[_.-])",
+                     # TOKEN as a word of its own (HF_TOKEN, securityToken), not maxTokens,
+                     # nor the ids of a model's tokens (vLLM's prompt_token_ids)
+                     r"(?:^|[_.-]|SECURITY|ACCESS|AUTH|SESSION|BEARER|REFRESH)TOKEN"
+                     r"(?:$|[_.-](?!IDS?(?:$|[_.-])))",
                      re.I)
 
 

@@ -15,7 +15,8 @@ def test_secret_keys(key):
 
 
 @pytest.mark.parametrize("key", ["FCBENCH_MODEL", "maxTokens", "max_new_tokens", "prompt",
-                                 "TOKENIZER_PATH", "functionName"])
+                                 "TOKENIZER_PATH", "functionName",
+                                 "return_tokens_as_token_ids", "prompt_token_ids"])
 def test_ordinary_keys(key):
     assert not looks_secret(key)
 

@@ -176,6 +176,28 @@ def test_infer_is_seeded_and_keeps_batch_order(model: sd.StableDiffusion) -> Non
     assert json.loads(_png(outs[1]).text["parameters"])["seed"] == 1
 
 
+def test_the_loading_paths_give_the_same_pipeline(model: sd.StableDiffusion,
+                                                  tmp_path: pathlib.Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # torch pickles (torch.load) and diffusers' direct-to-device load read the same weights: the
+    # same seeded request gives the same image as the safetensors path
+    monkeypatch.setenv("FCBENCH_CACHE_DIR", str(tmp_path))
+    body = json.dumps({"prompt": "a cat", "steps": 2, "height": 32, "width": 32, "seed": 3,
+                       "guidance_scale": 1.0}).encode()
+    want = model.infer([model.decode(body, "")])[0]
+    pickled = sd.load({"FCBENCH_SD_WEIGHTS": "torch", "FCBENCH_SD_DEVICE": "cpu"})
+    files = {p.name for p in pickled.path.rglob("*") if p.is_file()}
+    assert pickled.path.name == "sd-tiny-seed0-torch"
+    assert "diffusion_pytorch_model.bin" in files and "diffusion_pytorch_model.safetensors" not in files
+    direct = sd.load({"FCBENCH_SD_LOAD": "direct", "FCBENCH_SD_DEVICE": "cpu"})
+    for other in (pickled, direct):
+        assert other.infer([other.decode(body, "")])[0] == want
+    with pytest.raises(ValueError, match="FCBENCH_SD_WEIGHTS must be one of safetensors, torch"):
+        sd.load({"FCBENCH_SD_WEIGHTS": "pickle"})
+    with pytest.raises(ValueError, match="a directory of your own"):
+        sd.load({"FCBENCH_MODEL_PATH": str(model.path), "FCBENCH_SD_WEIGHTS": "torch"})
+
+
 def test_load_options_fail_fast_with_sentences(pipeline_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:
     with pytest.raises(ValueError, match="FCBENCH_SD_HEIGHT must be a multiple of 8"):
         sd.load({"FCBENCH_MODEL_PATH": str(pipeline_dir), "FCBENCH_SD_HEIGHT": "100"})

@@ -188,19 +188,29 @@ def _components(seed: int, vocab_size: int) -> dict[str, object]:
     return {"text_encoder": text_encoder, "unet": unet, "vae": vae, "scheduler": scheduler}
 
 
-def build(path: str | os.PathLike[str], seed: int = 0) -> pathlib.Path:
+def build(path: str | os.PathLike[str], seed: int = 0, weights: str = "safetensors") -> pathlib.Path:
     """Build the tiny pipeline for `seed` into directory `path`, atomically (temp dir, then rename).
+
+    `weights` "torch" saves the unet and VAE as pickles (``diffusion_pytorch_model.bin``, read with
+    `torch.load`) instead of safetensors; the text encoder stays safetensors (transformers saves
+    nothing else).
 
     The result is a diffusers model directory (`model_index.json`, `unet/`, `vae/`, `text_encoder/`,
     `tokenizer/`, `scheduler/`; no safety checker) that `StableDiffusionPipeline.from_pretrained` loads.
     The same seed gives the same files, byte for byte. If a complete pipeline appears at `path` while
     this one is built (a concurrent build), that one is kept.
     """
+    if weights not in WEIGHT_FORMATS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHT_FORMATS)}; got {weights!r}")
     with quiet_progress():
-        return _build(pathlib.Path(path), seed)
+        return _build(pathlib.Path(path), seed, weights)
 
 
-def _build(target: pathlib.Path, seed: int) -> pathlib.Path:
+#: How the built pipeline's weights are saved (and so loaded): safetensors, or torch pickles.
+WEIGHT_FORMATS = ("safetensors", "torch")
+
+
+def _build(target: pathlib.Path, seed: int, weights: str = "safetensors") -> pathlib.Path:
     from diffusers import StableDiffusionPipeline
     from transformers import CLIPTokenizer
 
@@ -212,13 +222,14 @@ def _build(target: pathlib.Path, seed: int) -> pathlib.Path:
         pipe = StableDiffusionPipeline(
             tokenizer=tokenizer, safety_checker=None, feature_extractor=None,
             requires_safety_checker=False, **_components(seed, vocab_size))
-        pipe.save_pretrained(str(tmp / "pipe"), safe_serialization=True)
+        pipe.save_pretrained(str(tmp / "pipe"), safe_serialization=weights == "safetensors")
         # Keep the tokenizer in CLIP's own file layout (save_pretrained may write only tokenizer.json).
         tok_dir = tmp / "pipe" / "tokenizer"
         for name in ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"):
             shutil.copyfile(tmp / "tokenizer-src" / name, tok_dir / name)
         (tmp / "pipe" / "fcbench.json").write_text(json.dumps(
-            {"model": "sd-tiny", "seed": seed, "note": "random weights: images are noise-like"}))
+            {"model": "sd-tiny", "seed": seed, "weights": weights,
+             "note": "random weights: images are noise-like"}))
         for p in (tmp / "pipe").rglob("*"):
             p.chmod(0o755 if p.is_dir() else 0o644)  # the cache may be read by other users/containers
         (tmp / "pipe").chmod(0o755)
@@ -249,13 +260,15 @@ def quiet_progress() -> Iterator[None]:
                 m.enable_progress_bar()
 
 
-def default_path(seed: int = 0) -> pathlib.Path:
+def default_path(seed: int = 0, weights: str = "safetensors") -> pathlib.Path:
     """Where the tiny pipeline for `seed` lives: `$FCBENCH_CACHE_DIR` (or ~/.cache/fcbench)/models/."""
     root = os.environ.get("FCBENCH_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "fcbench")
-    return pathlib.Path(root) / "models" / f"sd-tiny-seed{seed}"
+    suffix = "" if weights == "safetensors" else f"-{weights}"
+    return pathlib.Path(root) / "models" / f"sd-tiny-seed{seed}{suffix}"
 
 
-def ensure(path: str | os.PathLike[str] | None = None, seed: int = 0) -> pathlib.Path:
+def ensure(path: str | os.PathLike[str] | None = None, seed: int = 0,
+           weights: str = "safetensors") -> pathlib.Path:
     """Return a pipeline directory that exists: the tiny one for `seed` (built if missing) or the user's `path`.
 
     A user's directory is never built over; a missing one or one without `model_index.json` raises
@@ -269,7 +282,7 @@ def ensure(path: str | os.PathLike[str] | None = None, seed: int = 0) -> pathlib
                 "FCBENCH_MODEL_PATH at a directory saved with save_pretrained, or unset it to use "
                 "the tiny seeded pipeline")
         return p
-    p = default_path(seed)
+    p = default_path(seed, weights)
     if not (p / "model_index.json").is_file():
-        build(p, seed=seed)
+        build(p, seed=seed, weights=weights)
     return p

@@ -36,9 +36,11 @@ _DTYPES = {"float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bf
            "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32}
 
 
-def ensure(path: str | os.PathLike[str] | None = None, seed: int = 0) -> pathlib.Path:
-    """The pipeline directory to serve: the user's `path`, or the tiny seeded one (built if missing)."""
-    return sd_tiny.ensure(path, seed=seed)
+def ensure(path: str | os.PathLike[str] | None = None, seed: int = 0,
+           weights: str = "safetensors") -> pathlib.Path:
+    """The pipeline directory to serve: the user's `path`, or the tiny seeded one (built if missing)
+    with its weights saved as `weights` (safetensors or torch)."""
+    return sd_tiny.ensure(path, seed=seed, weights=weights)
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,8 @@ class StableDiffusion:
 
     def __init__(self, path: str | os.PathLike[str], *, device: str = "cpu",
                  dtype: torch.dtype | None = None, defaults: RequestDefaults | None = None,
-                 gpu_mem_limit_mb: int | None = None, safety_checker: bool = True) -> None:
+                 gpu_mem_limit_mb: int | None = None, safety_checker: bool = True,
+                 direct: bool = False) -> None:
         self.path = pathlib.Path(path)
         self.device = device
         self.dtype = dtype or (torch.float16 if device.startswith("cuda") else torch.float32)
@@ -98,12 +101,15 @@ class StableDiffusion:
         if device.startswith("cuda") and gpu_mem_limit_mb:
             self.memory_fraction = _limit_gpu_memory(device, gpu_mem_limit_mb)
         kwargs: dict[str, Any] = {"dtype": self.dtype, "local_files_only": True}
+        if direct:  # each tensor straight onto the device, not through a host copy first
+            kwargs["device_map"] = device
         if not safety_checker:
             kwargs.update(safety_checker=None, requires_safety_checker=False)
         with sd_tiny.quiet_progress():
             try:
                 pipe = StableDiffusionPipeline.from_pretrained(str(self.path), **kwargs)
-                pipe = pipe.to(device)
+                if not direct:
+                    pipe = pipe.to(device)
             except torch.cuda.OutOfMemoryError as exc:
                 raise MemoryError(
                     f"the pipeline in {self.path} does not fit in {gpu_mem_limit_mb} MB of GPU memory "
@@ -269,6 +275,14 @@ def _opt_float(options: Mapping[str, str], key: str, default: float, low: float,
     return value
 
 
+def _choice(options: Mapping[str, str], key: str, choices: tuple[str, ...]) -> str:
+    """`options[key]`, one of `choices` (the first when unset)."""
+    value = (options.get(key) or choices[0]).strip().lower()
+    if value not in choices:
+        raise ValueError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
 def _pick_device(options: Mapping[str, str]) -> str:
     want = (options.get("FCBENCH_SD_DEVICE") or "auto").strip().lower()
     if want == "auto":
@@ -289,7 +303,8 @@ def _pick_device(options: Mapping[str, str]) -> str:
 def prepare(options: Mapping[str, str]) -> None:
     """Build the tiny pipeline ahead of time (no-op when `FCBENCH_MODEL_PATH` names the user's directory)."""
     if not (options.get("FCBENCH_MODEL_PATH") or "").strip():
-        ensure(None, seed=int_option(options, "FCBENCH_SEED", 0, 0) or 0)
+        ensure(None, seed=int_option(options, "FCBENCH_SEED", 0, 0) or 0,
+               weights=_choice(options, "FCBENCH_SD_WEIGHTS", sd_tiny.WEIGHT_FORMATS))
 
 
 def load(options: Mapping[str, str]) -> StableDiffusion:
@@ -298,7 +313,9 @@ def load(options: Mapping[str, str]) -> StableDiffusion:
     `FCBENCH_MODEL_PATH` (a diffusers directory; else the tiny pipeline for `FCBENCH_SEED`, built if
     missing), `FCBENCH_SD_DEVICE` (auto|cpu|cuda), `FCBENCH_SD_DTYPE` (float16 on CUDA, float32 on CPU),
     `FCBENCH_GPU_MEM_LIMIT_MB` (CUDA only: torch's per-process memory fraction), `FCBENCH_TORCH_THREADS`
-    (1), `FCBENCH_SD_SAFETY_CHECKER` (1: load the directory's checker if it has one; 0: skip it), and
+    (1), `FCBENCH_SD_WEIGHTS` (the loading path of the built pipeline: safetensors, or torch for
+    unet/VAE pickles read by `torch.load`), `FCBENCH_SD_LOAD` (host: load, then move to the device;
+    direct: diffusers' ``device_map``, each tensor straight to the device), `FCBENCH_SD_SAFETY_CHECKER` (1: load the directory's checker if it has one; 0: skip it), and
     request defaults `FCBENCH_SD_PROMPT`, `FCBENCH_SD_STEPS` (20), `FCBENCH_SD_HEIGHT` /
     `FCBENCH_SD_WIDTH` (the model's native size), `FCBENCH_SD_GUIDANCE` (7.5), `FCBENCH_SD_SEED`
     (random per request), `FCBENCH_SD_MAX_SIZE` (largest height/width, 1024 or the native size).
@@ -314,6 +331,12 @@ def load(options: Mapping[str, str]) -> StableDiffusion:
     safety = (options.get("FCBENCH_SD_SAFETY_CHECKER") or "1").strip().lower() \
         not in ("0", "false", "no", "off")
     mem_mb = int_option(options, "FCBENCH_GPU_MEM_LIMIT_MB", None, 1)
+    weights = _choice(options, "FCBENCH_SD_WEIGHTS", sd_tiny.WEIGHT_FORMATS)
+    if user_path and weights != "safetensors":
+        raise ValueError("FCBENCH_SD_WEIGHTS chooses how the built tiny pipeline is saved; a "
+                         "directory of your own (FCBENCH_MODEL_PATH) loads the files it holds: "
+                         "unset FCBENCH_SD_WEIGHTS")
+    direct = _choice(options, "FCBENCH_SD_LOAD", ("host", "direct")) == "direct"
     defaults = RequestDefaults(
         prompt=options.get("FCBENCH_SD_PROMPT") or DEFAULT_PROMPT,
         steps=int_option(options, "FCBENCH_SD_STEPS", 20, 1, _MAX_STEPS) or 20,
@@ -323,11 +346,11 @@ def load(options: Mapping[str, str]) -> StableDiffusion:
         seed=int_option(options, "FCBENCH_SD_SEED", None, 0),
         max_size=_opt_size(options, "FCBENCH_SD_MAX_SIZE"))
 
-    path = ensure(user_path, seed=seed)
+    path = ensure(user_path, seed=seed, weights=weights)
     torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # already set, or parallel work already ran in this process
         pass
     return StableDiffusion(path, device=device, dtype=_DTYPES.get(dtype_name), defaults=defaults,
-                           gpu_mem_limit_mb=mem_mb, safety_checker=safety)
+                           gpu_mem_limit_mb=mem_mb, safety_checker=safety, direct=direct)

@@ -168,7 +168,10 @@ def won(rows: Sequence[RooflineRow], e2e_ms: float) -> dict[str, Any]:
     floor_sum = sum(f for _, f in floors.values())
     unfloored = {r.phase: r.measured_ms or 0.0 for r in rows
                  if r.phase not in floors and r.measured_ms is not None}
-    share = (lambda ms: 100.0 * ms / e2e_ms if e2e_ms > 0 else None)
+
+    def share(ms: float) -> float | None:
+        return 100.0 * ms / e2e_ms if e2e_ms > 0 else None
+
     return {"e2e_ms": e2e_ms, "won_ms": sum(above.values()), "won_pct": share(sum(above.values())),
             "floor_ms": floor_sum, "floor_pct": share(floor_sum),
             "no_floor_ms": sum(max(0.0, v) for v in unfloored.values()),
@@ -249,7 +252,10 @@ def roofline_lines(rows: Sequence[RooflineRow], gain: Mapping[str, Any]) -> list
     body = [[r.phase, _cell(r.measured_ms), _cell(r.floor_ms),
              "—" if r.ratio is None else f"{r.ratio:.1f}×", r.floor_source] for r in rows]
     lines = column_lines(head, body, align="left", strip=True)
-    pct = (lambda k: "?" if gain.get(k) is None else f"{gain[k]:.0f} %")
+
+    def pct(key: str) -> str:
+        return "?" if gain.get(key) is None else f"{gain[key]:.0f} %"
+
     lines.append(f"could be won: {gain['won_ms']:.0f} ms of the median cold start "
                  f"{gain['e2e_ms']:.0f} ms ({pct('won_pct')}) is above the floors; floors "
                  f"{gain['floor_ms']:.0f} ms ({pct('floor_pct')}); phases without a floor "

@@ -96,7 +96,7 @@ def roofline_rows(medians: Mapping[str, float | None], limits: Mapping[str, Limi
         before = len(rows)
         if phase == "process_start" and runtime == "process":
             add(phase, "python_boot_ms", _value(limits, "python_boot_ms"),
-                "python_boot_ms: python -c pass")
+                "python_boot_ms: a bare python -c, spawn to first line")
         elif phase == "runtime_boot" and runtime == "process":
             add(phase, "python_import_ms", _value(limits, "python_import_ms"),
                 "python_import_ms: the same imports in a fresh interpreter")

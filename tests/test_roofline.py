@@ -77,6 +77,9 @@ def test_docker_rows_hold_the_pull_against_the_registry_and_the_disk():
     without = roofline_rows(MEDIANS, limits, runtime="docker", pull=False)
     row = next(r for r in without if r.phase == "image_pull")
     assert row.floor_ms is None and "not part of the start" in row.floor_source
+    nothing = roofline_rows(MEDIANS, limits, runtime="docker", pull=True, pull_bytes=0)
+    row = next(r for r in nothing if r.phase == "image_pull")
+    assert row.floor_ms is None and "downloaded no bytes" in row.floor_source
 
 
 def test_a_missing_model_path_is_a_sentence(tmp_path):

@@ -122,6 +122,10 @@ def roofline_rows(medians: Mapping[str, float | None], limits: Mapping[str, Limi
             if not pull:
                 rows.append(_row(phase, measured, None, "image pull was not part of the "
                                  "start (no --pull: the image was on this machine)"))
+            elif not pull_bytes:
+                rows.append(_row(phase, measured, None, "the pull downloaded no bytes (every "
+                                 "layer was already on this machine, e.g. shared with another "
+                                 "image): no bytes to hold against a floor"))
             else:
                 layer_bytes = _value(limits, "image_layer_bytes")
                 image_bytes = _value(limits, "image_bytes")

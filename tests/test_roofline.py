@@ -179,3 +179,9 @@ def test_an_injected_model_load_delay_lands_above_an_unmoved_floor(tmp_path):
     assert delay * 0.8 <= slow["measured"] - fast["measured"] <= delay * 1.5
     # ... and the floor, measured without running the model's load, does not move with it
     assert slow["floor"] < delay / 4 and fast["floor"] < delay / 4
+
+
+def test_roofline_needs_a_spec():
+    res = CliRunner().invoke(main, ["coldstart", "profile", "--url", "http://127.0.0.1:9",
+                                    "--roofline"])
+    assert res.exit_code == 2 and "--roofline needs SPEC.yaml" in res.output

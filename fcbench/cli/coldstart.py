@@ -80,6 +80,8 @@ def coldstart() -> None:
 
 @coldstart.command("profile")
 @click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@click.option("--roofline", is_flag=True, help="Also hold each phase against the fastest this "
+              "machine does the same work (SPEC only; see `fcbench coldstart roofline`).")
 @click.option("--repeats", "-n", default=5, show_default=True, type=click.IntRange(1),
               help="Cold starts to keep.")
 @click.option("--warmup", default=1, show_default=True, type=click.IntRange(0),
@@ -105,7 +107,9 @@ def coldstart() -> None:
 @click.option("--runtime", type=click.Choice(["process", "docker"]), default=None)
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("results"), show_default=True, help="Parent folder of run folders.")
-def profile(spec: str | None, repeats: int, warmup: int, pull: bool, data: str | None,
+def profile(spec: str | None,
+            roofline: bool,
+            repeats: int, warmup: int, pull: bool, data: str | None,
             url: str | None, function_name: str | None, target_url: str | None,
             force: str | None, virtual_gpus: str | None, require_gpu: bool,
             runtime: str | None, out: Path) -> None:
@@ -129,6 +133,9 @@ def profile(spec: str | None, repeats: int, warmup: int, pull: bool, data: str |
             url, target_config = target_config.url, None
     elif (spec is None) == (url is None):
         raise click.UsageError("give either SPEC.yaml, --url URL or --target TARGET")
+    if roofline and spec is None:
+        raise click.UsageError("--roofline needs SPEC.yaml: the floors are measured on this "
+                               "machine, with the spec's own model and runtime")
     gpu_plan = None
     if spec is not None:
         body, ctype, gpu_plan = _spec_request(spec, data, virtual_gpus, require_gpu)
@@ -153,7 +160,8 @@ def profile(spec: str | None, repeats: int, warmup: int, pull: bool, data: str |
         run_dir, result = profile_spec(spec, repeats=repeats, warmup=warmup, pull=pull,
                                        body=body, content_type=ctype, force=force or "reclaim",
                                        virtual_gpus=virtual_gpus, runtime=runtime, out=out,
-                                       on_sample=progress, gpu_plan=gpu_plan)
+                                       on_sample=progress, gpu_plan=gpu_plan,
+                                       roofline=roofline)
     else:
         run_dir, result = profile_endpoint(url, function_name, repeats=repeats, warmup=warmup,
                                            body=body, content_type=ctype, force=force, out=out,
@@ -161,6 +169,7 @@ def profile(spec: str | None, repeats: int, warmup: int, pull: bool, data: str |
     if not result.kept:
         _no_sample_kept(result, run_dir)
     click.echo(phase_table(result))
+    _echo_roofline(result)
     click.echo(f"results: {run_dir}")
 
 
@@ -289,3 +298,60 @@ def _fail_if_no_level_succeeded(run_dir: Path, summary: dict[str, Any]) -> None:
     click.echo(f"error: no level had a successful request; the first failure: "
                f"{first or 'no request was sent'}", err=True)
     sys.exit(1)
+
+
+# -- roofline (`coldstart roofline`, `coldstart profile --roofline`) ----------------------------
+
+def _echo_roofline(result: Any) -> None:
+    """The roofline table, when the profile measured one."""
+    if result.roofline is None:
+        return
+    click.echo("roofline (each phase against the fastest this machine does the same work):")
+    for line in result.roofline.lines():
+        click.echo(line)
+
+
+@coldstart.command("roofline")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--repeats", "-n", default=3, show_default=True, type=click.IntRange(1),
+              help="Cold starts to keep.")
+@click.option("--warmup", default=1, show_default=True, type=click.IntRange(0),
+              help="Cold starts to run first and drop.")
+@click.option("--pull", is_flag=True, help="Remove the image before each cold start so the "
+              "pull is real and held against the registry's raw throughput (docker runtime).")
+@click.option("--data", "-d", default=None, help=_DATA_HELP)
+@click.option("--virtual-gpus", default=None, metavar="COUNTxSIZE",
+              help="Place GPU specs on these virtual GPUs, e.g. 1x16GB.")
+@click.option("--require-gpu", is_flag=True, help=REQUIRE_GPU_HELP)
+@click.option("--runtime", type=click.Choice(["process", "docker"]), default=None)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("results"), show_default=True, help="Parent folder of run folders.")
+def roofline_command(spec: str, repeats: int, warmup: int, pull: bool, data: str | None,
+                     virtual_gpus: str | None, require_gpu: bool, runtime: str | None,
+                     out: Path) -> None:
+    """Profile SPEC's cold starts and hold each phase against this machine's floor.
+
+    The floors are measured in the same run with the same bytes: the model's files read cold
+    and warm and deserialised, a bare interpreter and the same imports, the registry's raw blob
+    throughput, a disk write of the layers' bytes and a minimal container (docker), host-to-GPU
+    copies (CUDA only), the same request warm. Writes roofline.csv, limits.json and
+    plots/roofline.png beside the profile's files, and prints what could be won.
+    """
+    from ..coldstart.outputs import phase_table
+    from ..coldstart.session import profile_spec
+
+    body, ctype, gpu_plan = _spec_request(spec, data, virtual_gpus, require_gpu)
+
+    def progress(sample) -> None:  # noqa: ANN001
+        click.echo(f"  cold start {sample.index + 1}: {sample.kind:<8} e2e {sample.e2e_ms:8.1f} ms"
+                   + (f"  ({sample.error[:80]})" if sample.error else ""))
+
+    run_dir, result = profile_spec(spec, repeats=repeats, warmup=warmup, pull=pull, body=body,
+                                   content_type=ctype, force="reclaim",
+                                   virtual_gpus=virtual_gpus, runtime=runtime, out=out,
+                                   on_sample=progress, gpu_plan=gpu_plan, roofline=True)
+    if not result.kept:
+        _no_sample_kept(result, run_dir)
+    click.echo(phase_table(result))
+    _echo_roofline(result)
+    click.echo(f"results: {run_dir}")

@@ -99,6 +99,7 @@ class ProfileResult:
     counts: dict[str, int]
     stats: dict[str, dict[str, float]]
     mode: str  # harness | headers
+    roofline: Any = None  # a `fcbench.coldstart.roofline.Roofline` when one was asked for
 
     @property
     def kept(self) -> list[Sample]:
@@ -117,7 +118,8 @@ class ProfileResult:
             if pulls else None
         return {"mode": self.mode, "counts": self.counts, "phases_ms": self.stats, "pull": pull,
                 "unattributed_pct_median": self.unattributed_pct(),
-                "samples": [asdict(s) for s in self.samples]}
+                "samples": [asdict(s) for s in self.samples],
+                **({"roofline": self.roofline.summary()} if self.roofline is not None else {})}
 
 
 class ColdStartProfile:
@@ -226,7 +228,8 @@ class ColdStartProfile:
 
 def write_outputs(result: ProfileResult, run_dir: Any, *, title: str,
                   config: dict[str, Any]) -> None:
-    """`phases.csv`, `plots/phases.png`, `summary.json`, `run.yaml` and `report.html`."""
+    """`phases.csv`, `plots/phases.png`, `summary.json`, `run.yaml` and `report.html`; with a
+    roofline also `roofline.csv`, `limits.json` and `plots/roofline.png`."""
     from ..report.html import write_report
     from ..results import RunFolder, layout
     from .outputs import plot_phases, write_phases_csv
@@ -236,5 +239,7 @@ def write_outputs(result: ProfileResult, run_dir: Any, *, title: str,
     write_phases_csv(result, folder.file(layout.PHASES))
     if result.kept:
         plot_phases(result, folder.plots / "phases.png", title=title)
+    if result.roofline is not None:
+        result.roofline.write(folder, title=f"Roofline: {title.split(': ', 1)[-1]}")
     folder.finish(summary=result.summary(), config={"title": title, **config},
                   kind=ColdStartProfile.name, report=write_report)

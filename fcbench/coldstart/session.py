@@ -23,13 +23,19 @@ def profile_spec(spec_path: str | Path, *, repeats: int, warmup: int, pull: bool
                  content_type: str, force: str = "target", virtual_gpus: str | None = None,
                  runtime: str | None = None, out: Path = Path("results"),
                  on_sample: Callable[[Sample], None] | None = None,
-                 gpu_plan: Any = None) -> tuple[Path, ProfileResult]:
+                 gpu_plan: Any = None, roofline: bool = False) -> tuple[Path, ProfileResult]:
     """Profile cold starts of one spec on a local harness started for the purpose; `gpu_plan`
-    (`fcbench.harness.gpuplan.plan_gpus`, when the command planned the GPUs) is handed to it."""
+    (`fcbench.harness.gpuplan.plan_gpus`, when the command planned the GPUs) is handed to it.
+    With `roofline`, the machine's limits are measured after the cold starts, the same request
+    repeated warm on the same harness first (`fcbench.coldstart.roofline`)."""
     from ..harness.server import HarnessConfig
     from ..targets.local import LocalTarget
 
     spec = load_function_spec(spec_path)
+    if roofline:
+        from .limits import model_files
+
+        model_files(spec)  # a missing model path is an error before anything starts
     run_dir = new_run_dir(Path(out), f"coldstart-{spec.name}")
     config = HarnessConfig(port=0, runtime=runtime, virtual_gpus=virtual_gpus,
                            log_dir=run_dir / "logs", gpu_plan=gpu_plan)
@@ -42,6 +48,15 @@ def profile_spec(spec_path: str | Path, *, repeats: int, warmup: int, pull: bool
         experiment.prepare()
         result = experiment.process(experiment.run())
         gpus = target.harness.harness.gpu_info
+        warm = _warm_inference(target, body, content_type, spec.timeout + 60) \
+            if roofline and result.kept else ()
+    used = runtime or spec.harness.runtime
+    if roofline and result.kept:
+        from .limits import LimitPlan, measure_limits
+        from .roofline import Roofline
+
+        limits = measure_limits(LimitPlan(spec, used, pull, warm, gpu=spec.gpu_memory_mb > 0))
+        result.roofline = Roofline.of(result, limits, runtime=used, pull=pull)
     write_outputs(result, run_dir, title=f"Cold-start profile: {spec.name} "
                   f"({runtime or spec.harness.runtime} runtime)", config={
                       "spec_file": str(spec_path),
@@ -50,8 +65,23 @@ def profile_spec(spec_path: str | Path, *, repeats: int, warmup: int, pull: bool
                       "harness": spec.harness.model_dump(by_alias=True),
                       "runtime": runtime or spec.harness.runtime, "repeats": repeats,
                       "warmup": warmup, "pull": pull, "force": force,
-                      "virtual_gpus": virtual_gpus, "gpus": gpus, "host": host_info()})
+                      "virtual_gpus": virtual_gpus, "gpus": gpus, "host": host_info(),
+                      **({"roofline": True} if roofline else {})})
     return run_dir, result
+
+
+#: How often the roofline repeats the request on a warm instance (its first_inference floor).
+WARM_REPEATS = 5
+
+
+def _warm_inference(target: Any, body: bytes, content_type: str, timeout: float
+                    ) -> tuple[float | None, ...]:
+    """The instance's own inference time of the same request, repeated warm."""
+    out = []
+    for _ in range(WARM_REPEATS):
+        record = target.invoke(body, content_type, timeout)
+        out.append(record.inference_ms if record.ok and not record.cold else None)
+    return tuple(out)
 
 
 def _pull_hook(target: Any, spec: Any) -> Callable[[], None]:

@@ -388,13 +388,20 @@ def load(options: Mapping[str, str]) -> MobileNetV2:
     """Load the model as the server does, from env-style options.
 
     `FCBENCH_MODEL_PATH` (a user's .onnx; else the default file, built if missing), `FCBENCH_SEED` (0),
-    `FCBENCH_INTRA_OP_THREADS` (1), `FCBENCH_GPU_MEM_LIMIT_MB` (optional, CUDA only).
+    `FCBENCH_INTRA_OP_THREADS` (1), `FCBENCH_GPU_MEM_LIMIT_MB` (optional, CUDA only),
+    `FCBENCH_STARTUP_MS` (0: milliseconds added to the load, a known delay to find again, as
+    the sleep model's).
     """
     user_path = (options.get("FCBENCH_MODEL_PATH") or "").strip() or None
     seed = int_option(options, "FCBENCH_SEED", 0, 0) or 0
     threads = int_option(options, "FCBENCH_INTRA_OP_THREADS", 1, 1) or 1
     mem_mb = int_option(options, "FCBENCH_GPU_MEM_LIMIT_MB", None, 1)
+    delay_ms = int_option(options, "FCBENCH_STARTUP_MS", 0, 0) or 0
     path = ensure(user_path, seed=seed)
+    if delay_ms:
+        import time
+
+        time.sleep(delay_ms / 1000.0)
     return MobileNetV2(
         path,
         intra_op_threads=threads,

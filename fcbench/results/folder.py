@@ -336,6 +336,14 @@ class RunFolder:
         self._forget(name)
         return path
 
+    def write_json(self, name: str, doc: Any) -> Path:
+        """The JSON file `name` (a `layout` constant), atomically; NaN and infinities become
+        null."""
+        from .summary import _clean
+
+        self._forget(name)
+        return atomic_write(self.path / name, json.dumps(_clean(doc), indent=2) + "\n")
+
     def write_tasks(self, rows: Iterable[dict[str, Any]]) -> Path:
         """tasks.csv: one row per async task of the run (`TASK_COLUMNS`)."""
         return self.write_csv(layout.TASKS, TASK_COLUMNS, rows)

@@ -54,12 +54,17 @@ WHATIF_GLOB = WHATIF_PREFIX + "*.csv"
 TASKS = "tasks.csv"
 __all__ += ["TASKS"]
 
+#: A cold-start roofline: one row per phase and floor; the machine's limits it used.
+ROOFLINE = "roofline.csv"
+LIMITS = "limits.json"
+__all__ += ["LIMITS", "ROOFLINE"]
+
 #: Any of these makes a folder a run folder.
 RUN_FILES = (RUN_YAML, SUMMARY, REQUESTS, PHASES, SWEEP)
 #: Every file name above (the test that no other module spells one reads this).
 FILE_NAMES = (RUN_YAML, SUMMARY, REQUESTS, INSTANCES, PHASES, SWEEP, PREDICTED, PREDICTION,
               HELDOUT, GPU, REPORT, COMPARE_HTML, COMPARE_CSV, CONFIG_DIFF, LOCUST_HTML,
-              LOCUST_LOG) + (TASKS,)
+              LOCUST_LOG) + (TASKS, ROOFLINE, LIMITS)
 
 #: The run.yaml key a folder's kind is written under; `OLD_KIND_KEY`: where profiles and
 #: sweeps wrote it before (still read).

@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from ..sim.settings import SWEEP_SETTINGS
-from ._base import REQUIRE_GPU_HELP, check_gpu_options, first_failure, plan_gpus, read_data
+from ._base import (REQUIRE_GPU_HELP, check_gpu_options, first_failure, plan_gpus, read_data,
+                    size_value, sizes_value)
 from ..errors import UsageError
 from ..results import RunFolder, layout
 
@@ -107,11 +108,11 @@ def coldstart() -> None:
               default=Path("results"), show_default=True, help="Parent folder of run folders.")
 # -- cold start vs size (docs/coldstart.md "Cold start vs size")
 @click.option("--model-size", "model_sizes", default=None, metavar="SIZES",
-              callback=lambda c, p, v: _sizes(v, p), help="Profile once per model size (e.g. "
+              callback=sizes_value, help="Profile once per model size (e.g. "
               "64MB,256MB,1GB: the built-in mobilenet-v2 padded to it, FCBENCH_MODEL_SIZE_MB; "
               f"process runtime) and fit each phase as intercept + slope × MB ({layout.FIT}).")
 @click.option("--image-size", "image_sizes", default=None, metavar="SIZES",
-              callback=lambda c, p, v: _sizes(v, p), help="Likewise per image size: SPEC's "
+              callback=sizes_value, help="Likewise per image size: SPEC's "
               "image plus one layer of this many random bytes (docker runtime; with --pull "
               "each start pulls it from the registry).")
 # -- end cold start vs size
@@ -184,26 +185,6 @@ def profile(spec: str | None, repeats: int, warmup: int, pull: bool, data: str |
 
 # -- cold start vs size: `profile --model-size/--image-size`, `coldstart predict`
 
-def _sizes(value: str | None, param: click.Parameter) -> tuple[float, ...] | None:
-    """A comma-separated list of sizes (64MB,1GB) in MB, or None when the option is absent."""
-    from ..harness.gpus import parse_size_mb
-
-    if value is None:
-        return None
-    try:
-        return tuple(parse_size_mb(x) for x in value.split(",") if x.strip()) or \
-            (parse_size_mb(""),)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param=param) from None
-
-
-def _one_size(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    sizes = _sizes(value, param)
-    if sizes is not None and len(sizes) != 1:
-        raise click.BadParameter("give one size, e.g. 3GB", param=param)
-    return None if sizes is None else sizes[0]
-
-
 def _profile_sizes(spec: str | None, model_sizes: tuple[float, ...] | None,
                    image_sizes: tuple[float, ...] | None, *, repeats: int, warmup: int,
                    pull: bool, data: str | None, other: str | None, force: str | None,
@@ -225,13 +206,19 @@ def _profile_sizes(spec: str | None, model_sizes: tuple[float, ...] | None,
         click.echo(f"  cold start {sample.index + 1}: {sample.kind:<8} e2e {sample.e2e_ms:8.1f} ms"
                    + extra)
 
-    run_dir, fit, _ = profile_sizes(
+    run_dir, fit, points = profile_sizes(
         spec, axis, sizes or (), repeats=repeats, warmup=warmup, pull=pull, body=body,  # type: ignore[arg-type]
         content_type=ctype, force=force or "reclaim", virtual_gpus=virtual_gpus,
         runtime=runtime, out=out, gpu_plan=gpu_plan, on_sample=progress,
         on_size=lambda mb: click.echo(f"{axis} size {mb:g} MB:"))
-    click.echo(fit_table(fit))
-    click.echo(f"fit: {run_dir / layout.FIT}")
+    if fit is None:  # one size: its profile, as `coldstart profile` prints it
+        from ..coldstart.outputs import phase_table
+
+        click.echo(phase_table(points[0].result))
+        click.echo("one size: nothing to fit (give two or more for a fit)")
+    else:
+        click.echo(fit_table(fit))
+        click.echo(f"fit: {run_dir / layout.FIT}")
     click.echo(f"results: {run_dir}")
 
 
@@ -239,9 +226,9 @@ def _profile_sizes(spec: str | None, model_sizes: tuple[float, ...] | None,
 @click.option("--fit", "fits", multiple=True, required=True, metavar="FIT",
               type=click.Path(path_type=Path), help=f"A {layout.FIT} (or the size sweep's run "
               "folder); twice for a model fit and an image fit.")
-@click.option("--model-size", default=None, metavar="SIZE", callback=_one_size,
+@click.option("--model-size", default=None, metavar="SIZE", callback=size_value,
               help="Model size to predict for, e.g. 3GB.")
-@click.option("--image-size", default=None, metavar="SIZE", callback=_one_size,
+@click.option("--image-size", default=None, metavar="SIZE", callback=size_value,
               help="Image size (bytes added to the sample image) to predict for, e.g. 8GB.")
 @click.option("--spec", "spec_path", default=None, type=click.Path(dir_okay=False),
               help="Also at FC's magnitudes: add this spec's harness.platform phases (their "

@@ -72,8 +72,9 @@ def profile_sizes(spec_path: str | Path, axis: Axis, sizes_mb: Sequence[float], 
                   runtime: str | None = None, out: Path = Path("results"),
                   on_sample: Callable[[Sample], None] | None = None,
                   on_size: Callable[[float], None] | None = None,
-                  gpu_plan: Any = None) -> tuple[Path, SizeFit, list[SizePoint]]:
-    """Profile SPEC at every size along `axis` and fit each phase against size.
+                  gpu_plan: Any = None) -> tuple[Path, SizeFit | None, list[SizePoint]]:
+    """Profile SPEC at every size along `axis` and fit each phase against size (None: one
+    size, its profile only, e.g. to check a prediction).
 
     Raises:
         UsageError: the spec or runtime cannot vary that size (before any folder is made), or
@@ -85,10 +86,7 @@ def profile_sizes(spec_path: str | Path, axis: Axis, sizes_mb: Sequence[float], 
     spec = load_function_spec(spec_path)
     runtime = runtime or spec.harness.runtime
     _check(spec, axis, runtime, pull)
-    sizes = sorted({float(s) for s in sizes_mb})
-    if len(sizes) < 2:
-        raise UsageError(f"a fit against {axis} size needs at least two different sizes; got "
-                         + ", ".join(f"{s:g}MB" for s in sizes))
+    sizes = sorted({float(s) for s in sizes_mb})  # one size: its profile, nothing to fit
     if axis == "model":
         whole = [s for s in sizes if s != int(s)]
         if whole:
@@ -119,7 +117,8 @@ def profile_sizes(spec_path: str | Path, axis: Axis, sizes_mb: Sequence[float], 
                              f" see {sub}")
         points.append(SizePoint(size, sub, result))
     fit = fit_sizes(((p.size_mb, s.phases) for p in points for s in p.result.kept),
-                    axis=axis, phase_names=points[0].result.phase_names)
+                    axis=axis, phase_names=points[0].result.phase_names) \
+        if len(points) > 1 else None
     _write(run_dir, spec_path, spec, axis, runtime, points, fit,
            {"repeats": repeats, "warmup": warmup, "pull": pull, "force": force,
             "virtual_gpus": virtual_gpus})
@@ -134,7 +133,7 @@ def _median(result: ProfileResult, name: str) -> float | None:
 
 
 def _write(run_dir: Path, spec_path: str | Path, spec: Any, axis: Axis, runtime: str,
-           points: list[SizePoint], fit: SizeFit, options: dict[str, Any]) -> None:
+           points: list[SizePoint], fit: SizeFit | None, options: dict[str, Any]) -> None:
     import json
 
     from .._io import atomic_write
@@ -145,9 +144,11 @@ def _write(run_dir: Path, spec_path: str | Path, spec: Any, axis: Axis, runtime:
              "image_pull_ms": _median(p.result, "image_pull"),
              "run_dir": str(p.run_dir.relative_to(run_dir))} for p in points]
     folder.write_csv(layout.SIZES, SIZE_COLUMNS, rows)
-    atomic_write(folder.file(layout.FIT), (json.dumps(fit.to_doc(), indent=2) + "\n").encode())
+    if fit is not None:
+        atomic_write(folder.file(layout.FIT),
+                     (json.dumps(fit.to_doc(), indent=2) + "\n").encode())
     folder.finish(summary={"axis": axis, "sizes_MB": [p.size_mb for p in points],
-                           "sizes": rows, "fit": fit.to_doc()},
+                           "sizes": rows, "fit": None if fit is None else fit.to_doc()},
                   config={"title": f"Cold start vs {axis} size: {spec.name} ({runtime} runtime)",
                           "spec_file": str(spec_path), "axis": axis,
                           "sizes_MB": [p.size_mb for p in points], "runtime": runtime,

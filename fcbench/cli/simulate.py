@@ -82,8 +82,10 @@ def simulate(workload: str, service_ms: str | None, startup_ms: str | None,
     from ..sim.run import SimulationSettings, assumed_note, simulate_workload
     from ..tables import print_labels
 
+    startup_from = None
     if startup_fits or model_size is not None or image_size is not None:
         startup_ms = _startup_from_fit(startup_fits, startup_ms, model_size, image_size)
+        startup_from = "--startup-from " + ", ".join(map(str, startup_fits))
     wl = load_workload(workload)
     if duration is not None:
         wl = wl.model_copy(update={"duration": float(duration)})
@@ -100,7 +102,8 @@ def simulate(workload: str, service_ms: str | None, startup_ms: str | None,
     settings = SimulationSettings(service_ms, startup_ms, seed, calibration=cal,
                                   start_ts=_start_ts(start_time),
                                   prompt_tokens_scale=prompt_tokens_scale,
-                                  output_tokens_scale=output_tokens_scale)
+                                  output_tokens_scale=output_tokens_scale,
+                                  startup_from=startup_from)
     note = assumed_note(wl, settings)  # refuses here, before any folder, when nothing says
     if note:
         click.echo(note, err=True)

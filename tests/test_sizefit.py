@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from docker_fixtures import baked_image, docker_client, mobilenet_image, registry  # noqa: F401
 
 from fcbench.cli import main
 from fcbench.coldstart.sizefit import fit_line, fit_sizes, predict, read_fit, startup_distribution
@@ -177,3 +178,35 @@ def test_a_small_sweep_on_real_padded_models_predicts_an_unmeasured_size(tmp_pat
     measured = float(np.median([s.phases["model_load"] for s in at192.result.kept]))
     predicted = predict([fit], {"model": 192}).phases_ms["model_load"]
     assert predicted == pytest.approx(measured, rel=0.2), (predicted, measured)
+
+
+@pytest.mark.slow
+def test_an_image_size_sweep_pulls_the_added_bytes(docker_client, baked_image, registry,
+                                                   tmp_path):
+    """Two padded images (8 and 40 MB of random bytes added) pulled from the loopback registry
+    at every cold start: the pull carries the 32 MB difference, and image_pull grows with it."""
+    import asyncio
+    import csv
+
+    from fcbench.coldstart.sizes import profile_sizes
+    from fcbench.harness.runtimes.docker import remove_image
+
+    ref = f"{registry}/fcbench-test/mobilenet-v2:sizes"
+    repo, _, tag = ref.rpartition(":")
+    docker_client.images.get(baked_image).tag(repo, tag)
+    for line in docker_client.api.push(repo, tag=tag, stream=True, decode=True):
+        assert "error" not in line, line
+    spec = tmp_path / "mnv2.yaml"
+    spec.write_text(f"functionName: mnv2\ncustomContainerConfig:\n  image: {ref}\n"
+                    "harness:\n  runtime: docker\n  startTimeout: 120\n")
+    run_dir, fit, points = profile_sizes(
+        spec, "image", [8, 40], repeats=1, warmup=0, pull=True,
+        body=json.dumps({"input": [[[0.5] * 224] * 224] * 3}).encode(),
+        content_type="application/json", out=tmp_path / "res")
+    pulled = []
+    for p in points:
+        rows = [r for r in csv.DictReader(open(p.run_dir / "phases.csv")) if r["kind"] == "ok"]
+        pulled.append(int(rows[0]["pull_bytes"]))
+    assert pulled[1] - pulled[0] >= 0.9 * 32 * 2**20, pulled  # random bytes do not compress
+    assert fit is not None and fit.axis == "image" and fit.phases["image_pull"].ms_per_mb > 0
+    asyncio.run(remove_image(ref))

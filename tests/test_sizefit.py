@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from docker_fixtures import baked_image, docker_client, mobilenet_image, registry  # noqa: F401
+from docker_fixtures import (baked_image, docker_client, mobilenet_image,  # noqa: F401, F811
+                             registry)
 
 from fcbench.cli import main
 from fcbench.coldstart.sizefit import fit_line, fit_sizes, predict, read_fit, startup_distribution
@@ -181,7 +182,7 @@ def test_a_small_sweep_on_real_padded_models_predicts_an_unmeasured_size(tmp_pat
 
 
 @pytest.mark.slow
-def test_an_image_size_sweep_pulls_the_added_bytes(docker_client, baked_image, registry,
+def test_an_image_size_sweep_pulls_the_added_bytes(docker_client, baked_image, registry,  # noqa: F811
                                                    tmp_path):
     """Two padded images (8 and 40 MB of random bytes added) pulled from the loopback registry
     at every cold start: the pull carries the 32 MB difference, and image_pull grows with it."""

@@ -211,3 +211,18 @@ def test_an_image_size_sweep_pulls_the_added_bytes(docker_client, baked_image, r
     assert pulled[1] - pulled[0] >= 0.9 * 32 * 2**20, pulled  # random bytes do not compress
     assert fit is not None and fit.axis == "image" and fit.phases["image_pull"].ms_per_mb > 0
     asyncio.run(remove_image(ref))
+
+
+def test_the_padded_llm_reads_its_padding_and_serves_the_same_weights(tmp_path, monkeypatch):
+    from fcbench.models import llm
+    from fcbench.models.llama_numpy import load_weights
+
+    monkeypatch.setenv("FCBENCH_CACHE_DIR", str(tmp_path))
+    plain = llm.host_path({})
+    padded = llm.host_path({"FCBENCH_LLM_SIZE_MB": "64"})
+    assert sum(f.stat().st_size for f in padded.glob("*.safetensors")) == 64 * 2**20
+    _, a = load_weights(plain)
+    _, b = load_weights(padded)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="at least"):
+        llm.host_path({"FCBENCH_LLM_SIZE_MB": "1"})

@@ -46,15 +46,20 @@ class SizePoint:
     result: ProfileResult
 
 
+#: The sample models that can be padded to a size, and the option that does it.
+MODEL_SIZE_OPTIONS = {"mobilenet-v2": "FCBENCH_MODEL_SIZE_MB", "llm": "FCBENCH_LLM_SIZE_MB"}
+
+
 def _check(spec: Any, axis: Axis, runtime: str, pull: bool) -> None:
     env = spec.environment_variables
     if axis == "model":
-        if env.get("FCBENCH_MODEL", "mobilenet-v2") != "mobilenet-v2" or env.get("FCBENCH_MODEL_PATH"):
-            raise UsageError("--model-size pads the built-in mobilenet-v2 model "
-                             "(FCBENCH_MODEL_SIZE_MB); this spec serves "
-                             f"{env.get('FCBENCH_MODEL_PATH') or env.get('FCBENCH_MODEL')!r}: use a "
-                             "mobilenet-v2 spec without FCBENCH_MODEL_PATH, e.g. "
-                             "workloads/functions/mobilenet-v2-quickstart.yaml")
+        model = env.get("FCBENCH_MODEL", "mobilenet-v2")
+        own = env.get("FCBENCH_MODEL_PATH") or env.get("FCBENCH_LLM_PATH")
+        if model not in MODEL_SIZE_OPTIONS or own:
+            raise UsageError("--model-size pads a built-in sample model ("
+                             + ", ".join(f"{m}: {o}" for m, o in MODEL_SIZE_OPTIONS.items())
+                             + f"); this spec serves {own or model!r}: use such a spec without "
+                             "a model path, e.g. workloads/functions/mobilenet-v2-quickstart.yaml")
         if runtime != "process":
             raise UsageError("--model-size needs the process runtime (an image holds its own "
                              "model file; vary the image with --image-size instead)")
@@ -99,7 +104,8 @@ def profile_sizes(spec_path: str | Path, axis: Axis, sizes_mb: Sequence[float], 
             on_size(size)
         env, image = None, None
         if axis == "model":
-            env = {"FCBENCH_MODEL_SIZE_MB": str(int(size))}
+            model = spec.environment_variables.get("FCBENCH_MODEL", "mobilenet-v2")
+            env = {MODEL_SIZE_OPTIONS[model]: str(int(size))}
         else:
             from ..images.build import padded_image
 

@@ -199,6 +199,9 @@ def _profile_sizes(spec: str | None, model_sizes: tuple[float, ...] | None,
         raise click.UsageError("vary one size per sweep: --model-size or --image-size (predict "
                                "takes one fit of each)")
     axis, sizes = ("model", model_sizes) if model_sizes else ("image", image_sizes)
+    if axis == "image" and not pull:
+        click.echo("note: without --pull each padded image is already here when it starts, so "
+                   "no pull is timed; add --pull to pull it from its registry", err=True)
     body, ctype, gpu_plan = _spec_request(spec, data, virtual_gpus, require_gpu)
 
     def progress(sample) -> None:  # noqa: ANN001

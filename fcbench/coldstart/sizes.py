@@ -63,6 +63,9 @@ def _check(spec: Any, axis: Axis, runtime: str, pull: bool) -> None:
         if runtime != "process":
             raise UsageError("--model-size needs the process runtime (an image holds its own "
                              "model file; vary the image with --image-size instead)")
+        if pull:
+            raise UsageError("--pull times an image pull, and --model-size runs on the process "
+                             "runtime, which pulls nothing: drop --pull, or vary --image-size")
     elif runtime != "docker":
         raise UsageError("--image-size needs the docker runtime (harness.runtime: docker or "
                          "--runtime docker), e.g. workloads/functions/mobilenet-v2-docker.yaml")

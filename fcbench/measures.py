@@ -518,3 +518,26 @@ def token_summary(frame: Any, kinds: np.ndarray, *, duration_s: float,
                                    tpot_ms=col("tpot_ms"), latency_ms=col("latency_ms"),
                                    output_tokens=out_tok, duration_s=duration_s)
     return block
+
+
+# ------------------------------------------------------------------------------------------------
+# Cold start vs size (`fcbench coldstart profile --model-size/--image-size`, coldstart/sizefit.py)
+
+__all__ += ["implied_mb_s", "startup_phase"]
+
+
+def implied_mb_s(ms_per_mb: float | None) -> float | None:
+    """The bandwidth a phase's growth with size implies: MB/s = 1000 / (ms per MB); None when
+    the phase does not grow with size (a slope ≤ 0 is no bandwidth)."""
+    if ms_per_mb is None or not ms_per_mb > 0:
+        return None
+    return 1000.0 / ms_per_mb
+
+
+def startup_phase(name: str) -> bool:
+    """Whether phase `name` is part of an instance's start-up as the simulator draws it: every
+    in-instance phase before the instance is ready (the request's serving, first_inference and
+    transit, is not, and the platform phases the simulator adds itself are not), as
+    `fcbench.sim.calibrate` takes a profile's start-ups."""
+    return name not in ("first_inference", "transit", "gpu_prepare", "platform_image_pull",
+                        "platform_extra", "e2e")

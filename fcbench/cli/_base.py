@@ -75,6 +75,29 @@ class FcbenchGroup(click.Group):
             sys.exit(1)
 
 
+def sizes_value(ctx: click.Context | None, param: click.Parameter | None, value: str | None
+                ) -> tuple[float, ...] | None:
+    """A click callback: comma-separated sizes (64MB,1GB) in MB (2^20 bytes), None when absent."""
+    from ..harness.gpus import parse_size_mb
+
+    if value is None:
+        return None
+    try:
+        return tuple(parse_size_mb(x) for x in value.split(",") if x.strip()) or \
+            (parse_size_mb(""),)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param=param) from None
+
+
+def size_value(ctx: click.Context | None, param: click.Parameter | None, value: str | None
+               ) -> float | None:
+    """A click callback: one size (3GB) in MB, None when absent."""
+    sizes = sizes_value(ctx, param, value)
+    if sizes is not None and len(sizes) != 1:
+        raise click.BadParameter("give one size, e.g. 3GB", param=param)
+    return None if sizes is None else sizes[0]
+
+
 @click.group(cls=FcbenchGroup, context_settings={"auto_envvar_prefix": "FCBENCH",
                                                  "help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fcbench")

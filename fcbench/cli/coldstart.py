@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from ..sim.settings import SWEEP_SETTINGS
-from ._base import REQUIRE_GPU_HELP, check_gpu_options, first_failure, plan_gpus, read_data
+from ._base import (REQUIRE_GPU_HELP, check_gpu_options, first_failure, plan_gpus, read_data,
+                    size_value, sizes_value)
 from ..errors import UsageError
 from ..results import RunFolder, layout
 
@@ -107,12 +108,22 @@ def coldstart() -> None:
 @click.option("--runtime", type=click.Choice(["process", "docker"]), default=None)
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("results"), show_default=True, help="Parent folder of run folders.")
-def profile(spec: str | None,
-            roofline: bool,
-            repeats: int, warmup: int, pull: bool, data: str | None,
+# -- cold start vs size (docs/coldstart.md "Cold start vs size")
+@click.option("--model-size", "model_sizes", default=None, metavar="SIZES",
+              callback=sizes_value, help="Profile once per model size (e.g. "
+              "64MB,256MB,1GB: the built-in mobilenet-v2 padded to it, FCBENCH_MODEL_SIZE_MB; "
+              f"process runtime) and fit each phase as intercept + slope × MB ({layout.FIT}).")
+@click.option("--image-size", "image_sizes", default=None, metavar="SIZES",
+              callback=sizes_value, help="Likewise per image size: SPEC's "
+              "image plus one layer of this many random bytes (docker runtime; with --pull "
+              "each start pulls it from the registry).")
+# -- end cold start vs size
+def profile(spec: str | None, roofline: bool, repeats: int, warmup: int, pull: bool, data: str | None,
             url: str | None, function_name: str | None, target_url: str | None,
             force: str | None, virtual_gpus: str | None, require_gpu: bool,
-            runtime: str | None, out: Path) -> None:
+            runtime: str | None, out: Path,
+            model_sizes: tuple[float, ...] | None = None,
+            image_sizes: tuple[float, ...] | None = None) -> None:
     """Force cold starts of SPEC's function and split each into phases.
 
     Writes phases.csv, plots/phases.png and summary.json to a new run folder and prints a
@@ -122,6 +133,15 @@ def profile(spec: str | None,
     from ..coldstart.session import profile_endpoint, profile_spec
     from ..coldstart.outputs import phase_table
 
+    if roofline and (model_sizes or image_sizes):
+        raise click.UsageError("--roofline holds one profile against its floors: give it without "
+                               "--model-size/--image-size, once per size you want to see")
+    if model_sizes or image_sizes:  # cold start vs size: its own block
+        _profile_sizes(spec, model_sizes, image_sizes, repeats=repeats, warmup=warmup,
+                       pull=pull, data=data, other=url or target_url, force=force,
+                       virtual_gpus=virtual_gpus, require_gpu=require_gpu, runtime=runtime,
+                       out=out)
+        return
     target_config = None
     if target_url is not None:
         from ..targets.config import target_from_url
@@ -171,6 +191,78 @@ def profile(spec: str | None,
     click.echo(phase_table(result))
     _echo_roofline(result)
     click.echo(f"results: {run_dir}")
+
+
+# -- cold start vs size: `profile --model-size/--image-size`, `coldstart predict`
+
+def _profile_sizes(spec: str | None, model_sizes: tuple[float, ...] | None,
+                   image_sizes: tuple[float, ...] | None, *, repeats: int, warmup: int,
+                   pull: bool, data: str | None, other: str | None, force: str | None,
+                   virtual_gpus: str | None, require_gpu: bool, runtime: str | None,
+                   out: Path) -> None:
+    from ..coldstart.sizes import fit_table, profile_sizes
+
+    if spec is None or other is not None:
+        raise click.UsageError("--model-size / --image-size profile SPEC on a local harness; "
+                               "give SPEC.yaml, not --url or --target")
+    if model_sizes and image_sizes:
+        raise click.UsageError("vary one size per sweep: --model-size or --image-size (predict "
+                               "takes one fit of each)")
+    axis, sizes = ("model", model_sizes) if model_sizes else ("image", image_sizes)
+    if axis == "image" and not pull:
+        click.echo("note: without --pull each padded image is already here when it starts, so "
+                   "no pull is timed; add --pull to pull it from its registry", err=True)
+    body, ctype, gpu_plan = _spec_request(spec, data, virtual_gpus, require_gpu)
+
+    def progress(sample) -> None:  # noqa: ANN001
+        extra = f"  ({sample.error[:80]})" if sample.error else ""
+        click.echo(f"  cold start {sample.index + 1}: {sample.kind:<8} e2e {sample.e2e_ms:8.1f} ms"
+                   + extra)
+
+    run_dir, fit, points = profile_sizes(
+        spec, axis, sizes or (), repeats=repeats, warmup=warmup, pull=pull, body=body,  # type: ignore[arg-type]
+        content_type=ctype, force=force or "reclaim", virtual_gpus=virtual_gpus,
+        runtime=runtime, out=out, gpu_plan=gpu_plan, on_sample=progress,
+        on_size=lambda mb: click.echo(f"{axis} size {mb:g} MB:"))
+    if fit is None:  # one size: its profile, as `coldstart profile` prints it
+        from ..coldstart.outputs import phase_table
+
+        click.echo(phase_table(points[0].result))
+        click.echo("one size: nothing to fit (give two or more for a fit)")
+    else:
+        click.echo(fit_table(fit))
+        click.echo(f"fit: {run_dir / layout.FIT}")
+    click.echo(f"results: {run_dir}")
+
+
+@coldstart.command("predict")
+@click.option("--fit", "fits", multiple=True, required=True, metavar="FIT",
+              type=click.Path(path_type=Path), help=f"A {layout.FIT} (or the size sweep's run "
+              "folder); twice for a model fit and an image fit.")
+@click.option("--model-size", default=None, metavar="SIZE", callback=size_value,
+              help="Model size to predict for, e.g. 3GB.")
+@click.option("--image-size", default=None, metavar="SIZE", callback=size_value,
+              help="Image size (bytes added to the sample image) to predict for, e.g. 8GB.")
+@click.option("--spec", "spec_path", default=None, type=click.Path(dir_okay=False),
+              help="Also at FC's magnitudes: add this spec's harness.platform phases (their "
+              "means), as the harness waits them out.")
+def predict(fits: tuple[Path, ...], model_size: float | None, image_size: float | None,
+            spec_path: str | None) -> None:
+    """Predict the cold start and its phases at a size from a size sweep's fit."""
+    from ..coldstart.sizefit import predict as predict_sizes, read_fit
+    from ..coldstart.sizes import prediction_lines
+
+    prediction = predict_sizes([read_fit(f) for f in fits],
+                               {"model": model_size, "image": image_size})
+    platform = None
+    if spec_path is not None:
+        from ..spec import load_function_spec
+
+        platform = load_function_spec(spec_path).harness.platform
+    for line in prediction_lines(prediction, platform=platform, spec=spec_path):
+        click.echo(line)
+
+# -- end cold start vs size
 
 
 def _levels(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, ...]:

@@ -8,6 +8,7 @@ import click
 
 from ..results import layout
 from ..sim.run import default_times_help
+from ._base import size_value
 
 __all__ = ["simulate"]
 
@@ -21,6 +22,17 @@ __all__ = ["simulate"]
               help="Instance start-up time in ms, same forms (default: as for --service-ms): the "
               "in-instance start; a spec's harness.platform phases (FC-sized starts) are added "
               "to it, as the harness waits them out.")
+# -- start-up from a size fit (docs/cost.md "What a smaller model does")
+@click.option("--startup-from", "startup_fits", multiple=True, metavar="FIT",
+              type=click.Path(path_type=Path), help=f"Start-up times from a size fit ({layout.FIT} "
+              "of `coldstart profile --model-size/--image-size`, or its run folder; twice for "
+              "one of each axis): normal around its predicted start-up at --model-size / "
+              "--image-size, with the fit's residual spread.")
+@click.option("--model-size", default=None, metavar="SIZE", callback=size_value,
+              help="With --startup-from: the model size to simulate, e.g. 512MB.")
+@click.option("--image-size", default=None, metavar="SIZE", callback=size_value,
+              help="With --startup-from: the image size (added to the sample's) to simulate.")
+# -- end start-up from a size fit
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Override the workload's duration (s).")
 @click.option("--seed", type=int, default=0, show_default=True,
@@ -57,7 +69,8 @@ __all__ = ["simulate"]
 def simulate(workload: str, service_ms: str | None, startup_ms: str | None,
              duration: float | None, seed: int, calibrate_from: tuple[Path, ...],
              output_tokens_scale: float, prompt_tokens_scale: float, sweep_spec: str | None, warmup_s: float | None, start_time: str | None,
-             out: Path | None) -> None:
+             out: Path | None, startup_fits: tuple[Path, ...] = (),
+             model_size: float | None = None, image_size: float | None = None) -> None:
     """Run WORKLOAD's arrivals through the harness's own scheduler on simulated time.
 
     Writes a run folder like a measured run (requests.csv, instances.csv, summary.json,
@@ -69,6 +82,10 @@ def simulate(workload: str, service_ms: str | None, startup_ms: str | None,
     from ..sim.run import SimulationSettings, assumed_note, simulate_workload
     from ..tables import print_labels
 
+    startup_from = None
+    if startup_fits or model_size is not None or image_size is not None:
+        startup_ms = _startup_from_fit(startup_fits, startup_ms, model_size, image_size)
+        startup_from = "--startup-from " + ", ".join(map(str, startup_fits))
     wl = load_workload(workload)
     if duration is not None:
         wl = wl.model_copy(update={"duration": float(duration)})
@@ -85,7 +102,8 @@ def simulate(workload: str, service_ms: str | None, startup_ms: str | None,
     settings = SimulationSettings(service_ms, startup_ms, seed, calibration=cal,
                                   start_ts=_start_ts(start_time),
                                   prompt_tokens_scale=prompt_tokens_scale,
-                                  output_tokens_scale=output_tokens_scale)
+                                  output_tokens_scale=output_tokens_scale,
+                                  startup_from=startup_from)
     note = assumed_note(wl, settings)  # refuses here, before any folder, when nothing says
     if note:
         click.echo(note, err=True)
@@ -104,6 +122,25 @@ def simulate(workload: str, service_ms: str | None, startup_ms: str | None,
 
         for line in predict_folder(wl, settings, run_dir, replications=DEFAULT_REPLICATIONS):
             click.echo(line)
+
+
+def _startup_from_fit(fits: tuple[Path, ...], startup_ms: str | None, model_size: float | None,
+                      image_size: float | None) -> str:
+    """--startup-from's start-up distribution (ms), said on stderr with where it came from."""
+    from ..coldstart.sizefit import predict, read_fit, startup_distribution
+
+    if not fits:
+        raise click.UsageError("--model-size / --image-size go with --startup-from FIT (a size "
+                               "fit to predict the start-up from)")
+    if startup_ms is not None:
+        raise click.UsageError("give --startup-ms or --startup-from, not both")
+    prediction = predict([read_fit(f) for f in fits], {"model": model_size, "image": image_size})
+    dist = startup_distribution(prediction)
+    at = ", ".join(f"{a} {mb:g} MB" for a, mb in prediction.sizes_mb.items())
+    outside = " (extrapolated: outside the measured sizes)" if prediction.extrapolated else ""
+    click.echo(f"start-up from {', '.join(map(str, fits))} at {at}: {dist} ms{outside}",
+               err=True)
+    return dist
 
 
 def _start_ts(text: str | None) -> float | None:

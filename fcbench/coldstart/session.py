@@ -23,20 +23,26 @@ def profile_spec(spec_path: str | Path, *, repeats: int, warmup: int, pull: bool
                  content_type: str, force: str = "target", virtual_gpus: str | None = None,
                  runtime: str | None = None, out: Path = Path("results"),
                  on_sample: Callable[[Sample], None] | None = None,
-                 gpu_plan: Any = None, roofline: bool = False) -> tuple[Path, ProfileResult]:
+                 gpu_plan: Any = None, roofline: bool = False,
+                 environment: dict[str, str] | None = None, image: str | None = None,
+                 run_dir: Path | None = None) -> tuple[Path, ProfileResult]:
     """Profile cold starts of one spec on a local harness started for the purpose; `gpu_plan`
     (`fcbench.harness.gpuplan.plan_gpus`, when the command planned the GPUs) is handed to it.
     With `roofline`, the machine's limits are measured after the cold starts, the same request
-    repeated warm on the same harness first (`fcbench.coldstart.roofline`)."""
+    repeated warm on the same harness first (`fcbench.coldstart.roofline`). `environment`
+    (added to the spec's environmentVariables) and `image` (instead of its
+    customContainerConfig.image) vary the spec, as a size sweep does; `run_dir`: write there
+    (an empty folder) instead of a new one under `out`."""
     from ..harness.server import HarnessConfig
     from ..targets.local import LocalTarget
 
-    spec = load_function_spec(spec_path)
+    spec = _varied(load_function_spec(spec_path), environment, image)
     if roofline:
         from .limits import model_files
 
         model_files(spec)  # a missing model path is an error before anything starts
-    run_dir = new_run_dir(Path(out), f"coldstart-{spec.name}")
+    if run_dir is None:
+        run_dir = new_run_dir(Path(out), f"coldstart-{spec.name}")
     config = HarnessConfig(port=0, runtime=runtime, virtual_gpus=virtual_gpus,
                            log_dir=run_dir / "logs", gpu_plan=gpu_plan)
     with LocalTarget([spec], config=config, timeout=spec.timeout + 60) as target:
@@ -82,6 +88,17 @@ def _warm_inference(target: Any, body: bytes, content_type: str, timeout: float
         record = target.invoke(body, content_type, timeout)
         out.append(record.inference_ms if record.ok and not record.cold else None)
     return tuple(out)
+
+
+def _varied(spec: Any, environment: dict[str, str] | None, image: str | None) -> Any:
+    """`spec` with more environment variables and another image (None: as it is)."""
+    update: dict[str, Any] = {}
+    if environment:
+        update["environment_variables"] = {**spec.environment_variables, **environment}
+    if image is not None:
+        update["custom_container_config"] = spec.custom_container_config.model_copy(
+            update={"image": image})
+    return spec.model_copy(update=update) if update else spec
 
 
 def _pull_hook(target: Any, spec: Any) -> Callable[[], None]:

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from ..spec import FunctionSpec
 
 __all__ = ["DEFAULT_GPU_TYPE", "GPU_TYPES", "Gpu", "GpuPool", "GpuType", "default_virtual_gpus",
-           "describe_gpus", "discover_gpus", "format_virtual_gpus", "parse_virtual_gpus"]
+           "describe_gpus", "discover_gpus", "format_virtual_gpus", "parse_size_mb",
+           "parse_virtual_gpus"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,29 @@ class GpuPool:
 
 
 _VIRTUAL = re.compile(r"^\s*(?:(\d+)\s*[x×]\s*)?(\d+(?:\.\d+)?)\s*(GB|GiB|MB|MiB|G|M)?\s*$", re.I)
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(GB|GiB|MB|MiB|G|M)\s*$", re.I)
+
+
+def _to_mb(size: float, unit: str) -> float:
+    """MB (2^20 bytes) from a number and its unit; G/GB/GiB are 1024 MB, as GPU memory is."""
+    return size * 1024 if unit.upper().startswith("G") else size
+
+
+def parse_size_mb(text: str) -> float:
+    """A size such as ``64MB``, ``1GB`` or ``1.5GiB`` in MB (2^20 bytes; a GB is 1024 MB, as
+    for GPU memory): the same units `parse_virtual_gpus` reads, the unit required.
+
+    Raises:
+        ValueError: a sentence showing the expected form.
+    """
+    match = _SIZE.match(str(text))
+    if not match:
+        raise ValueError(f"cannot read {str(text).strip()!r} as a size; write a number with a "
+                         "unit: 64MB, 512MiB, 1GB, 1.5GB")
+    mb = _to_mb(float(match.group(1)), match.group(2))
+    if mb <= 0:
+        raise ValueError(f"a size must be more than 0; got {str(text).strip()!r}")
+    return mb
 
 
 def parse_virtual_gpus(text: str) -> list[Gpu]:
@@ -102,7 +126,7 @@ def parse_virtual_gpus(text: str) -> list[Gpu]:
         count = int(match.group(1) or 1)
         size = float(match.group(2))
         unit = (match.group(3) or "GB").upper()
-        total_mb = int(size * 1024) if unit.startswith("G") else int(size)
+        total_mb = int(_to_mb(size, unit))
         if count < 1 or total_mb < 1:
             raise ValueError(f"virtual GPUs need a count ≥ 1 and a size > 0, got {part.strip()!r}")
         for _ in range(count):

@@ -309,3 +309,82 @@ def list_images(client: docker.DockerClient) -> list[ImageInfo]:
 def image_summary(result: BuildResult) -> dict[str, Any]:
     """`result` as JSON-friendly values."""
     return json.loads(json.dumps(result.__dict__, default=str))
+
+
+# ------------------------------------------------------------------------------------------------
+# Padded images (`fcbench coldstart profile --image-size`)
+
+__all__ += ["padded_image", "padded_tag"]
+
+
+def padded_tag(base: str, extra_mb: float, seed: int = 0) -> str:
+    """The reference of `base` with one `extra_mb` layer: the same repository, its own tag."""
+    from docker.utils import parse_repository_tag
+
+    repo, version = parse_repository_tag(base)
+    return f"{repo}:{version or 'latest'}-pad{extra_mb:g}MB-seed{seed}"
+
+
+def _registry_of(repo: str) -> str | None:
+    first = repo.split("/")[0]
+    return first if ("." in first or ":" in first or first == "localhost") and "/" in repo \
+        else None
+
+
+def padded_image(base: str, extra_mb: float, *, seed: int = 0,
+                 client: docker.DockerClient | None = None) -> str:
+    """`base` with one more layer of `extra_mb` MB (2^20 bytes) of seeded random bytes
+    (``/fcbench-padding/padding.bin``, read by nothing: the pull carries it), built once per
+    size and seed and, when `base` names a registry, pushed there so a pull fetches it.
+    Returns its reference.
+
+    Raises:
+        UsageError: `base` is neither here nor pullable.
+    """
+    import numpy as np
+    from docker.utils import parse_repository_tag
+
+    from .engine import connect
+    from .store import pull
+
+    client = client or connect()
+    ref = padded_tag(base, extra_mb, seed)
+    repo, version = parse_repository_tag(ref)
+    registry = _registry_of(repo)
+    with translated(f"find {ref}"):
+        try:
+            client.images.get(ref)
+            return ref
+        except Exception:  # noqa: BLE001 - not here: pull it, else build it
+            pass
+    if registry is not None:
+        try:
+            pull(client, ref)
+            return ref
+        except Exception:  # noqa: BLE001 - not in the registry yet: build it below
+            pass
+    with translated(f"find {base}"):
+        try:
+            client.images.get(base)
+        except Exception:  # noqa: BLE001
+            if registry is None:
+                raise UsageError(f"image {base} is not here; build it first (`fcbench images "
+                                 "build mobilenet-v2`)") from None
+            pull(client, base)
+    with tempfile.TemporaryDirectory(prefix="fcbench-pad-") as ctx:
+        data = Path(ctx) / "padding.bin"
+        rng = np.random.default_rng([seed, int(extra_mb * 2**20)])
+        left = int(extra_mb * 2**20)
+        with open(data, "wb") as f:
+            while left:
+                chunk = min(left, 32 * 2**20)
+                f.write(rng.integers(0, 256, chunk, dtype=np.uint8).tobytes())
+                left -= chunk
+        (Path(ctx) / "Dockerfile").write_text(
+            f"FROM {base}\nCOPY padding.bin /fcbench-padding/padding.bin\n", encoding="utf-8")
+        with translated(f"build {ref}"):
+            client.images.build(path=ctx, tag=ref, rm=True, labels={
+                "fcbench.padding-mb": f"{extra_mb:g}", "fcbench.padding-seed": str(seed)})
+    if registry is not None:
+        push_image(client, ref, registry)
+    return ref

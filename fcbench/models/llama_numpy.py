@@ -182,6 +182,10 @@ def save(path: str | os.PathLike[str], config: LlamaConfig, weights: Mapping[str
     return out
 
 
+#: Tensors whose names start so are read and dropped: bytes a padded sample adds.
+PADDING_PREFIX = "fcbench.padding"
+
+
 def load_weights(path: str | os.PathLike[str]) -> tuple[LlamaConfig, dict[str, np.ndarray]]:
     """Read a HF Llama directory: ``config.json`` and every ``*.safetensors`` in it (shards too).
 
@@ -212,7 +216,10 @@ def load_weights(path: str | os.PathLike[str]) -> tuple[LlamaConfig, dict[str, n
             raise ValueError(f"{f}: cannot be read as numpy ({exc}); bfloat16 has no numpy type, "
                              "so save the model as float32 or float16") from None
         weights.update(part)
-    weights = {k: v for k, v in weights.items() if not k.endswith("rotary_emb.inv_freq")}
+    # fcbench.padding* (a sample padded to a size, `fcbench.models.llm`) was read like any
+    # tensor, so the load scales with its bytes; it is no weight of the model
+    weights = {k: v for k, v in weights.items() if not k.endswith("rotary_emb.inv_freq")
+               and not k.startswith(PADDING_PREFIX)}
     if config.tie_word_embeddings:
         weights.pop("lm_head.weight", None)  # some tied checkpoints store the copy anyway
     wanted = weight_names(config)

@@ -10,6 +10,8 @@ Options (environment): ``FCBENCH_LLM_SIZE`` (tiny, the default; small; base), ``
 ``FCBENCH_MODEL_PATH``, which the sample images set, is read when it is unset),
 ``FCBENCH_LLM_MAX_CONTEXT`` (prompt + answer tokens; default the model's
 ``max_position_embeddings``), ``FCBENCH_LLM_SERVED_NAME`` (the OpenAI ``model`` id; default llm),
+``FCBENCH_LLM_SIZE_MB`` (the built model's safetensors padded to this many MB, 2^20 bytes,
+with one more shard holding a ``fcbench.padding`` tensor the loader reads and drops),
 ``FCBENCH_LLM_THREADS`` (BLAS threads, 1: instances share the host's cores, and OpenBLAS sized
 to all of them runs three cold instances on 2 cores ~10x slower per token; alone 1 costs ~10 %).
 
@@ -123,10 +125,69 @@ def build(path: str | os.PathLike[str], *, size: str = "tiny", seed: int = 0) ->
     return target
 
 
+def _write_padding(target: pathlib.Path, n_bytes: int, seed: int) -> None:
+    """A safetensors file of exactly `n_bytes`: one uint8 tensor ``fcbench.padding`` of seeded
+    random bytes (8-byte header length, JSON header padded with spaces to 8 bytes, data)."""
+    from .llama_numpy import PADDING_PREFIX
+
+    def header(n: int) -> bytes:
+        doc = {PADDING_PREFIX: {"dtype": "U8", "shape": [n], "data_offsets": [0, n]}}
+        raw = json.dumps(doc, separators=(",", ":")).encode()
+        return raw + b" " * (-len(raw) % 8)
+
+    n = n_bytes - 8 - len(header(n_bytes))
+    while 8 + len(header(n)) + n != n_bytes:  # the count's digits moved the header's padding
+        n += n_bytes - (8 + len(header(n)) + n)
+        if n < 1:
+            raise ValueError("padding too small to write")
+    head = header(n)
+    rng = np.random.default_rng([seed, n_bytes])
+    with open(target, "wb") as f:
+        f.write(len(head).to_bytes(8, "little") + head)
+        left = n
+        while left:
+            chunk = min(left, 32 * 2**20)
+            f.write(rng.integers(0, 256, chunk, dtype=np.uint8).tobytes())
+            left -= chunk
+
+
+def _padded(base: pathlib.Path, size_mb: int, seed: int) -> pathlib.Path:
+    """The built model `base` with its safetensors padded to `size_mb` MB: a sibling directory
+    holding base's files (hard links) and ``padding.safetensors``; built once, atomically."""
+    target = base.with_name(f"{base.name}-{size_mb}MB")
+    if (target / "padding.safetensors").is_file():
+        return target
+    have = sum(f.stat().st_size for f in base.glob("*.safetensors"))
+    need = size_mb * 2**20 - have
+    if need < 4096:
+        raise ValueError(f"FCBENCH_LLM_SIZE_MB must be at least {-(-(have + 4096) // 2**20)} (the "
+                         f"model's own safetensors are {have / 2**20:.1f} MB); got {size_mb}")
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp",
+                                        dir=target.parent))
+    try:
+        for f in base.iterdir():
+            try:
+                os.link(f, tmp / f.name)
+            except OSError:
+                shutil.copy2(f, tmp / f.name)
+        _write_padding(tmp / "padding.safetensors", need, seed)
+        (tmp / "padding.safetensors").chmod(0o644)
+        tmp.chmod(0o755)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not (target / "padding.safetensors").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def ensure(path: str | os.PathLike[str] | None = None, seed: int = 0,
-           size: str = "tiny") -> pathlib.Path:
+           size: str = "tiny", size_mb: int | None = None) -> pathlib.Path:
     """The model directory to serve: the user's `path` (never built over; it must hold a
-    config.json), or the built-in one of `size` and `seed` (built if missing)."""
+    config.json), or the built-in one of `size` and `seed` (built if missing; padded to
+    `size_mb` MB of safetensors when given)."""
     if path is not None:
         p = pathlib.Path(path)
         if not (p / "config.json").is_file():
@@ -138,7 +199,7 @@ def ensure(path: str | os.PathLike[str] | None = None, seed: int = 0,
     p = default_path(size, seed)
     if not (p / "model.safetensors").is_file():
         build(p, size=size, seed=seed)
-    return p
+    return p if size_mb is None else _padded(p, size_mb, seed)
 
 
 def _size(size: str) -> LlamaConfig:
@@ -338,7 +399,11 @@ def host_path(options: Mapping[str, str]) -> pathlib.Path:
     """The model directory these options name on this host (built if it is the built-in one)."""
     user = _user_path(options)
     size, seed = _built_in(options)
-    return ensure(user, seed=seed, size=size)
+    size_mb = int_option(options, "FCBENCH_LLM_SIZE_MB", None, 1, 1 << 20)
+    if size_mb is not None and user:
+        raise ValueError("FCBENCH_LLM_SIZE_MB pads the built-in model; it cannot go with "
+                         "FCBENCH_LLM_PATH / FCBENCH_MODEL_PATH (your model has its own size)")
+    return ensure(user, seed=seed, size=size, size_mb=size_mb)
 
 
 def prepare(options: Mapping[str, str]) -> None:

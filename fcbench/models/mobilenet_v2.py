@@ -1,6 +1,9 @@
 """MobileNetV2 sample model: builds a seeded, randomly weighted but architecturally real ONNX file and serves it.
 
 Key names: `build`, `ensure`, `default_path`, `MobileNetV2` (the `Model`), `load` / `prepare` (server hooks).
+With a size (`FCBENCH_MODEL_SIZE_MB`) the same network is built padded to that many MB (2^20 bytes)
+on disk, so model load scales with real bytes; `FCBENCH_ONNX_LOAD` picks how the file reaches
+onnxruntime (its path, or its bytes read first).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from fcbench.models.base import BadInput, Model, int_option
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "LOAD_MODES",
     "MobileNetV2",
     "build",
     "default_path",
@@ -53,18 +57,28 @@ _DEFAULT_CHW = (3, 224, 224)
 _RESIZE_RATIO = 256 / 224  # shorter side goes to 256 before the 224 centre crop
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+#: How `MobileNetV2` hands the file to onnxruntime: its path (onnxruntime reads it), or its bytes
+#: read into memory first (what a loader that fetched the model over the network does).
+LOAD_MODES = ("file", "memory")
+_MB = 1024 * 1024
+_PAD_NAME = "padding"
 _FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
 
 # --------------------------------------------------------------------------------------------- build
 
 
-def build(path: str | os.PathLike[str], *, seed: int = 0) -> pathlib.Path:
+def build(path: str | os.PathLike[str], *, seed: int = 0, size_mb: int | None = None) -> pathlib.Path:
     """Write MobileNetV2 (ImageNet config, width 1.0, BN folded) with seeded He-normal weights to `path`.
 
     Input `input` float32 [N,3,224,224], output `logits` [N,1000]; about 3.5 M parameters (~14 MB).
-    The file is written to a temporary name in the same folder and renamed, so readers never see half a
-    file. The same seed always gives a byte-identical file.
+    With `size_mb` the file is exactly that many MB (2^20 bytes): a seeded float32 initializer
+    `padding` fills the rest, feeding ``logits + 0 * padding[0]`` (the same outputs; see
+    `_padding_tail`). The file is written to a temporary name in the same folder and renamed, so
+    readers never see half a file. The same seed and size always give a byte-identical file.
+
+    Raises:
+        ValueError: `size_mb` smaller than the unpadded model (or 2 GB and over: protobuf's limit).
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -133,11 +147,22 @@ def build(path: str | os.PathLike[str], *, seed: int = 0) -> pathlib.Path:
     fc_b = rng.standard_normal(_NUM_CLASSES, dtype=np.float32) * np.float32(0.1)
     inits.append(numpy_helper.from_array(fc_w, "classifier.weight"))
     inits.append(numpy_helper.from_array(fc_b, "classifier.bias"))
+    logits = "logits" if size_mb is None else "logits.unpadded"
     nodes.append(
         helper.make_node(
-            "Gemm", ["features", "classifier.weight", "classifier.bias"], ["logits"], name="classifier", transB=1
+            "Gemm", ["features", "classifier.weight", "classifier.bias"], [logits], name="classifier", transB=1
         )
     )
+    if size_mb is not None:
+        # logits + 0 * padding[0]: the padding is an input of the graph's output, so onnxruntime
+        # parses and holds it like any weight (then folds the constant branch at session start)
+        inits.append(numpy_helper.from_array(np.array([0], dtype=np.int64), "padding.index"))
+        inits.append(numpy_helper.from_array(np.array(0.0, dtype=np.float32), "padding.zero"))
+        nodes.append(helper.make_node("Gather", [_PAD_NAME, "padding.index"], ["padding.first"],
+                                      name="padding_gather", axis=0))
+        nodes.append(helper.make_node("Mul", ["padding.first", "padding.zero"], ["padding.nil"],
+                                      name="padding_mul"))
+        nodes.append(helper.make_node("Add", [logits, "padding.nil"], ["logits"], name="padding_add"))
 
     graph = helper.make_graph(
         nodes,
@@ -157,19 +182,98 @@ def build(path: str | os.PathLike[str], *, seed: int = 0) -> pathlib.Path:
 
     target = pathlib.Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(target, data, fsync=True)
+    if size_mb is None:
+        atomic_write(target, data, fsync=True)
+    else:
+        _write_padded(target, data, size_mb * _MB, seed=seed)
     target.chmod(0o644)  # whatever the umask: the cache may be read by other users/containers
     return target
 
 
-def default_path(seed: int = 0) -> pathlib.Path:
-    """Where the built model for `seed` lives: `$FCBENCH_CACHE_DIR` (or ~/.cache/fcbench)/models/."""
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, n = n & 0x7F, n >> 7
+        out.append(low | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _padding_head(n: int, filler: int) -> bytes:
+    """The bytes that, appended to a serialized model and followed by n*4 data bytes, add the
+    float32 initializer `padding` [n]; its doc_string holds `filler` bytes (0: none), which a
+    count of floats cannot.
+
+    Protobuf merges a message field that appears twice, so ``model + ModelProto{graph:
+    GraphProto{initializer: [padding]}}`` parses as the model with one more initializer; that
+    lets the data be streamed to disk instead of held in memory three times.
+    """
+    from onnx import TensorProto
+
+    head = TensorProto(dims=[n], data_type=TensorProto.FLOAT, name=_PAD_NAME,
+                       doc_string="#" * filler).SerializeToString()
+    tensor = head + b"\x4a" + _varint(4 * n)  # field 9 (raw_data), length-delimited
+    tensor_len = len(tensor) + 4 * n
+    graph = b"\x2a" + _varint(tensor_len) + tensor  # GraphProto field 5 (initializer)
+    graph_len = 1 + len(_varint(tensor_len)) + tensor_len
+    return b"\x3a" + _varint(graph_len) + graph  # ModelProto field 7 (graph)
+
+
+def _write_padded(target: pathlib.Path, base: bytes, total: int, *, seed: int) -> None:
+    """`base` plus a seeded `padding` initializer, exactly `total` bytes, written atomically."""
+    if total >= 2**31:
+        raise ValueError(f"a padded model must stay under 2048 MB (protobuf's 2 GB limit); got "
+                         f"{total // _MB} MB")
+
+    def size(n: int, filler: int) -> int:
+        return len(base) + len(_padding_head(n, filler)) + 4 * n
+
+    smallest = size(1, 0) + 16
+    if total < smallest:
+        raise ValueError(f"FCBENCH_MODEL_SIZE_MB must be at least {-(-smallest // _MB)} (the "
+                         f"unpadded model is {len(base) / _MB:.1f} MB); got {total // _MB}")
+    n = (total - smallest) // 4
+    filler = 0
+    while size(n, filler) < total:  # at most a few steps: the gap is under 20 bytes
+        filler += 1
+    if size(n, filler) != total:  # a length's varint grew a byte on the way: one float fewer
+        n -= 1
+        filler = 0
+        while size(n, filler) < total:
+            filler += 1
+    if size(n, filler) != total:
+        raise AssertionError(f"padding cannot make {total} bytes exactly")  # never, by the above
+    head = _padding_head(n, filler)
+    rng = np.random.default_rng([seed, total])
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(base)
+            f.write(head)
+            left = n
+            while left:
+                chunk = min(left, 8 * _MB)  # 32 MB of floats at a time
+                f.write(rng.standard_normal(chunk, dtype=np.float32).tobytes())
+                left -= chunk
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def default_path(seed: int = 0, size_mb: int | None = None) -> pathlib.Path:
+    """Where the built model for `seed` (and `size_mb`, padded) lives:
+    `$FCBENCH_CACHE_DIR` (or ~/.cache/fcbench)/models/."""
     root = os.environ.get("FCBENCH_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "fcbench")
-    return pathlib.Path(root) / "models" / f"mobilenet_v2-seed{seed}.onnx"
+    size = "" if size_mb is None else f"-{size_mb}MB"
+    return pathlib.Path(root) / "models" / f"mobilenet_v2-seed{seed}{size}.onnx"
 
 
-def ensure(path: str | os.PathLike[str] | None = None, seed: int = 0) -> pathlib.Path:
-    """Return a model file that exists: the default file for `seed` (built if missing) or the user's `path`.
+def ensure(path: str | os.PathLike[str] | None = None, seed: int = 0,
+           size_mb: int | None = None) -> pathlib.Path:
+    """Return a model file that exists: the default file for `seed` and `size_mb` (built if
+    missing) or the user's `path`.
 
     A user's path is never built over; if it is missing this raises `FileNotFoundError`.
     """
@@ -180,9 +284,9 @@ def ensure(path: str | os.PathLike[str] | None = None, seed: int = 0) -> pathlib
                 f"model file {str(p)!r} does not exist (it is the user's file, so it is not built)"
             )
         return p
-    p = default_path(seed)
+    p = default_path(seed, size_mb)
     if not p.is_file():
-        build(p, seed=seed)
+        build(p, seed=seed, size_mb=size_mb)
     return p
 
 
@@ -207,10 +311,14 @@ class MobileNetV2(Model):
         intra_op_threads: int = 1,
         providers: list[str] | None = None,
         gpu_mem_limit_bytes: int | None = None,
+        load_mode: str = "file",
     ) -> None:
         import onnxruntime as ort
 
+        if load_mode not in LOAD_MODES:
+            raise ValueError(f"FCBENCH_ONNX_LOAD must be one of {', '.join(LOAD_MODES)}; got {load_mode!r}")
         self.path = pathlib.Path(path)
+        self.load_mode = load_mode
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(intra_op_threads)
         opts.inter_op_num_threads = 1
@@ -225,7 +333,10 @@ class MobileNetV2(Model):
                 provider_args.append((p, {"gpu_mem_limit": str(int(gpu_mem_limit_bytes))}))
             else:
                 provider_args.append(p)
-        self.session = ort.InferenceSession(str(self.path), opts, providers=provider_args)
+        # "memory": the bytes first, as a loader that fetched them over the network has them
+        source: str | bytes = str(self.path) if load_mode == "file" else self.path.read_bytes()
+        self.session = ort.InferenceSession(source, opts, providers=provider_args)
+        del source
         #: The providers onnxruntime actually uses (it may fall back to CPU).
         self.providers: list[str] = self.session.get_providers()
 
@@ -378,26 +489,48 @@ def _dims(shape: Any) -> str:
 
 
 
+def _size_mb(options: Mapping[str, str]) -> int | None:
+    size = int_option(options, "FCBENCH_MODEL_SIZE_MB", None, 1, 2047)
+    if size is not None and (options.get("FCBENCH_MODEL_PATH") or "").strip():
+        raise ValueError("FCBENCH_MODEL_SIZE_MB pads the built-in model; it cannot go with "
+                         "FCBENCH_MODEL_PATH (your own file has its own size): unset one")
+    return size
+
+
+def load_mode(options: Mapping[str, str]) -> str:
+    """`FCBENCH_ONNX_LOAD` (file or memory; default file), checked."""
+    mode = (options.get("FCBENCH_ONNX_LOAD") or "file").strip().lower()
+    if mode not in LOAD_MODES:
+        raise ValueError(f"FCBENCH_ONNX_LOAD must be one of {', '.join(LOAD_MODES)}; got {mode!r}")
+    return mode
+
+
 def prepare(options: Mapping[str, str]) -> None:
-    """Build the default model file ahead of time (no-op when `FCBENCH_MODEL_PATH` names the user's file)."""
+    """Build the default model file (padded to `FCBENCH_MODEL_SIZE_MB`) ahead of time (no-op when
+    `FCBENCH_MODEL_PATH` names the user's file)."""
+    size = _size_mb(options)
+    load_mode(options)  # a bad value is said before any instance starts
     if not (options.get("FCBENCH_MODEL_PATH") or "").strip():
-        ensure(None, seed=int_option(options, "FCBENCH_SEED", 0, 0) or 0)
+        ensure(None, seed=int_option(options, "FCBENCH_SEED", 0, 0) or 0, size_mb=size)
 
 
 def load(options: Mapping[str, str]) -> MobileNetV2:
     """Load the model as the server does, from env-style options.
 
     `FCBENCH_MODEL_PATH` (a user's .onnx; else the default file, built if missing), `FCBENCH_SEED` (0),
-    `FCBENCH_INTRA_OP_THREADS` (1), `FCBENCH_GPU_MEM_LIMIT_MB` (optional, CUDA only),
+    `FCBENCH_MODEL_SIZE_MB` (the built file padded to this many MB), `FCBENCH_ONNX_LOAD` (file or
+    memory), `FCBENCH_INTRA_OP_THREADS` (1), `FCBENCH_GPU_MEM_LIMIT_MB` (optional, CUDA only),
     `FCBENCH_STARTUP_MS` (0: milliseconds added to the load, a known delay to find again, as
     the sleep model's).
     """
     user_path = (options.get("FCBENCH_MODEL_PATH") or "").strip() or None
     seed = int_option(options, "FCBENCH_SEED", 0, 0) or 0
+    size = _size_mb(options)
+    mode = load_mode(options)
     threads = int_option(options, "FCBENCH_INTRA_OP_THREADS", 1, 1) or 1
     mem_mb = int_option(options, "FCBENCH_GPU_MEM_LIMIT_MB", None, 1)
     delay_ms = int_option(options, "FCBENCH_STARTUP_MS", 0, 0) or 0
-    path = ensure(user_path, seed=seed)
+    path = ensure(user_path, seed=seed, size_mb=size)
     if delay_ms:
         import time
 
@@ -406,4 +539,5 @@ def load(options: Mapping[str, str]) -> MobileNetV2:
         path,
         intra_op_threads=threads,
         gpu_mem_limit_bytes=None if mem_mb is None else mem_mb * 1024 * 1024,
+        load_mode=mode,
     )

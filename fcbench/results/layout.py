@@ -58,20 +58,27 @@ __all__ += ["TASKS"]
 ROOFLINE = "roofline.csv"
 LIMITS = "limits.json"
 __all__ += ["LIMITS", "ROOFLINE"]
+#: A size sweep (`fcbench coldstart profile --model-size/--image-size`): one row per size
+#: (`SIZES`), the per-phase fit over them (`FIT`), each size's own profile under `SIZES_DIR`.
+SIZES = "sizes.csv"
+FIT = "fit.json"
+SIZES_DIR = "sizes"
+__all__ += ["FIT", "SIZES", "SIZES_DIR", "size_dir"]
 
 #: Any of these makes a folder a run folder.
 RUN_FILES = (RUN_YAML, SUMMARY, REQUESTS, PHASES, SWEEP)
 #: Every file name above (the test that no other module spells one reads this).
 FILE_NAMES = (RUN_YAML, SUMMARY, REQUESTS, INSTANCES, PHASES, SWEEP, PREDICTED, PREDICTION,
               HELDOUT, GPU, REPORT, COMPARE_HTML, COMPARE_CSV, CONFIG_DIFF, LOCUST_HTML,
-              LOCUST_LOG) + (TASKS, ROOFLINE, LIMITS)
+              LOCUST_LOG) + (TASKS, ROOFLINE, LIMITS, SIZES, FIT)
 
 #: The run.yaml key a folder's kind is written under; `OLD_KIND_KEY`: where profiles and
 #: sweeps wrote it before (still read).
 KIND_KEY = "kind"
 OLD_KIND_KEY = "experiment"
 #: The kinds of run folder.
-KINDS = ("run", "simulated", "coldstart-profile", "coldstart-sweep", "compare")
+KINDS = ("run", "simulated", "coldstart-profile", "coldstart-sweep", "compare",
+         "coldstart-sizes")
 
 
 def request_part(index: int | str) -> str:
@@ -82,3 +89,8 @@ def request_part(index: int | str) -> str:
 def whatif_name(stamp: str) -> str:
     """The file a `fcbench cost --what-if` made at `stamp` writes."""
     return f"{WHATIF_PREFIX}{stamp}.csv"
+
+
+def size_dir(axis: str, size_mb: float) -> str:
+    """The sub-folder (under `SIZES_DIR`) of one size's profile, e.g. ``model-256MB``."""
+    return f"{axis}-{size_mb:g}MB"

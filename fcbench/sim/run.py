@@ -106,6 +106,8 @@ class SimulationSettings:
     #: every request's prompt / output length × this (needs a calibration's per-token fit)
     prompt_tokens_scale: float = 1.0
     output_tokens_scale: float = 1.0
+    #: where a given `startup_ms` came from, in words (None: --startup-ms), e.g. a size fit
+    startup_from: str | None = None
 
 
 @dataclass
@@ -323,8 +325,10 @@ def assumed_note(workload: Any, settings: SimulationSettings) -> str | None:
     platform = mean_ms(spec.harness.platform)
     extra = (f", plus its harness.platform phases (mean {platform / 1000:.3g} s)"
              if platform else "")
+    said = source["service"] if source.get("startup") in (None, source["service"]) else \
+        f"{source['service']}; start-up: {source['startup']}"
     return (f"note: assuming {spec.name!r} takes {service} ms per request and {startup} ms to "
-            f"start{extra} ({source['service']}); pass --service-ms / --startup-ms, or "
+            f"start{extra} ({said}); pass --service-ms / --startup-ms, or "
             "--calibrate RUN_DIR with a run of yours")
 
 
@@ -357,6 +361,8 @@ def _distributions(spec: Any, settings: SimulationSettings
             return "calibrated", measured()
         text = given if given is not None else fallback
         source[key] = what if given is not None else default_from
+        if key == "startup" and given is not None and settings.startup_from:
+            source[key] = settings.startup_from
         if text is None:
             raise UsageError(f"say how long {spec.name!r} takes per request: pass --service-ms "
                              "(a distribution in ms, e.g. 120 or exp:120) or --calibrate "

@@ -81,11 +81,12 @@ def model_files(spec: Any) -> list[Path]:
     elif model == "mobilenet-v2":
         from ..models import mobilenet_v2
 
-        path = mobilenet_v2.ensure(None, seed=int(env.get("FCBENCH_SEED") or 0))
+        path = mobilenet_v2.host_path(env)  # padded to FCBENCH_MODEL_SIZE_MB if set
     elif model == "stable-diffusion":
         from ..models import sd_tiny
 
-        path = sd_tiny.ensure(None, seed=int(env.get("FCBENCH_SEED") or 0))
+        path = sd_tiny.ensure(None, seed=int(env.get("FCBENCH_SEED") or 0),
+                              weights=(env.get("FCBENCH_SD_WEIGHTS") or "safetensors").strip())
     elif model == "llm":
         from ..models import llm
 

@@ -26,6 +26,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "LOAD_MODES",
+    "host_path",
     "MobileNetV2",
     "build",
     "default_path",
@@ -495,6 +496,13 @@ def _size_mb(options: Mapping[str, str]) -> int | None:
         raise ValueError("FCBENCH_MODEL_SIZE_MB pads the built-in model; it cannot go with "
                          "FCBENCH_MODEL_PATH (your own file has its own size): unset one")
     return size
+
+
+def host_path(options: Mapping[str, str]) -> pathlib.Path:
+    """The ONNX file `load(options)` reads for the built-in model (padded to
+    ``FCBENCH_MODEL_SIZE_MB`` if set), built once if missing."""
+    return ensure(None, seed=int_option(options, "FCBENCH_SEED", 0, 0) or 0,
+                  size_mb=_size_mb(options))
 
 
 def load_mode(options: Mapping[str, str]) -> str:

@@ -121,13 +121,11 @@ def test_the_padded_model_is_its_size_and_classifies_the_same(tmp_path, monkeypa
     assert len(pad.raw_data) > 8 * 2**20
     assert any("padding" in n.input for n in model.graph.node)
     # the roofline measures the bytes the instance loads: the padded file, not the plain one
-    from types import SimpleNamespace
-
     from fcbench.coldstart.limits import model_files
+    from fcbench.spec import function_spec_from_dict
 
-    spec = SimpleNamespace(environment_variables={"FCBENCH_SEED": "3",
-                                                  "FCBENCH_MODEL_SIZE_MB": "24"},
-                           harness=SimpleNamespace(command=None), name="f")
+    spec = function_spec_from_dict({"functionName": "f", "environmentVariables": {
+        "FCBENCH_MODEL": "mobilenet-v2", "FCBENCH_SEED": "3", "FCBENCH_MODEL_SIZE_MB": "24"}})
     assert model_files(spec) == [padded]
 
 

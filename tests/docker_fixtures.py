@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,3 +103,17 @@ def containers(client, **labels: str) -> list:
     """Containers (running or not) carrying every given label (underscores become dots)."""
     filters = [f"{k.replace('_', '.')}={v}" for k, v in labels.items()]
     return client.containers.list(all=True, filters={"label": filters})
+
+
+def pushed_docker_spec(client, baked: str, registry: str, folder: Path, tag: str) -> tuple[str, Path]:
+    """`baked` pushed to the loopback registry as fcbench-test/mobilenet-v2:`tag`, and a
+    docker-runtime spec (function mnv2) of that reference in `folder`: (reference, spec path)."""
+    ref = f"{registry}/fcbench-test/mobilenet-v2:{tag}"
+    repo, _, tag = ref.rpartition(":")
+    client.images.get(baked).tag(repo, tag)
+    for line in client.api.push(repo, tag=tag, stream=True, decode=True):
+        assert "error" not in line, line
+    spec = folder / "mnv2.yaml"
+    spec.write_text(f"functionName: mnv2\ncustomContainerConfig:\n  image: {ref}\n"
+                    "harness:\n  runtime: docker\n  startTimeout: 120\n")
+    return ref, spec

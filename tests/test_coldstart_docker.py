@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 from docker_fixtures import (baked_image, docker_client, mobilenet_image,  # noqa: F401, F811
-                             registry)
+                             pushed_docker_spec, registry)
 from fcbench.harness.runtimes.docker import remove_image
 
 pytestmark = pytest.mark.slow  # every test here starts processes or servers
@@ -18,14 +18,7 @@ pytestmark = pytest.mark.slow  # every test here starts processes or servers
 
 def test_profile_with_pull_shows_pull_and_container_phases(docker_client, baked_image, registry,
                                                            tmp_path):
-    ref = f"{registry}/fcbench-test/mobilenet-v2:profile"
-    repo, _, tag = ref.rpartition(":")
-    docker_client.images.get(baked_image).tag(repo, tag)
-    for line in docker_client.api.push(repo, tag=tag, stream=True, decode=True):
-        assert "error" not in line, line
-    spec = tmp_path / "mnv2.yaml"
-    spec.write_text(f"functionName: mnv2\ncustomContainerConfig:\n  image: {ref}\n"
-                    "harness:\n  runtime: docker\n  startTimeout: 120\n")
+    ref, spec = pushed_docker_spec(docker_client, baked_image, registry, tmp_path, "profile")
     body = tmp_path / "x.json"
     body.write_text(json.dumps({"input": [[[0.5] * 224] * 224] * 3}))
     try:

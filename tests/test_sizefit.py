@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from docker_fixtures import (baked_image, docker_client, mobilenet_image,  # noqa: F401, F811
-                             registry)
+                             pushed_docker_spec, registry)
 
 from fcbench.cli import main
 from fcbench.coldstart.sizefit import fit_line, fit_sizes, predict, read_fit, startup_distribution
@@ -199,14 +199,7 @@ def test_an_image_size_sweep_pulls_the_added_bytes(docker_client, baked_image, r
     from fcbench.coldstart.sizes import profile_sizes
     from fcbench.harness.runtimes.docker import remove_image
 
-    ref = f"{registry}/fcbench-test/mobilenet-v2:sizes"
-    repo, _, tag = ref.rpartition(":")
-    docker_client.images.get(baked_image).tag(repo, tag)
-    for line in docker_client.api.push(repo, tag=tag, stream=True, decode=True):
-        assert "error" not in line, line
-    spec = tmp_path / "mnv2.yaml"
-    spec.write_text(f"functionName: mnv2\ncustomContainerConfig:\n  image: {ref}\n"
-                    "harness:\n  runtime: docker\n  startTimeout: 120\n")
+    ref, spec = pushed_docker_spec(docker_client, baked_image, registry, tmp_path, "sizes")
     run_dir, fit, points = profile_sizes(
         spec, "image", [8, 40], repeats=1, warmup=0, pull=True,
         body=json.dumps({"input": [[[0.5] * 224] * 224] * 3}).encode(),

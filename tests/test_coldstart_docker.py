@@ -26,10 +26,13 @@ def test_profile_with_pull_shows_pull_and_container_phases(docker_client, baked_
                               "--pull", "-n", "2", "--warmup", "0", "--data", f"@{body}",
                               "--out", str(tmp_path / "res")],
                              capture_output=True, text=True, timeout=600)
+        # each start removed the image with every tag; the profile gave the others back
+        restored = docker_client.images.get(baked_image)
     finally:
-        asyncio.run(remove_image(ref))
+        asyncio.run(remove_image(ref, all_tags=False))
     assert res.returncode == 0, res.stdout + res.stderr
     assert "image pull: median" in res.stdout
+    assert ref in restored.tags and baked_image in restored.tags
     run = next((tmp_path / "res").iterdir())
     rows = [r for r in csv.DictReader(open(run / "phases.csv")) if r["kind"] == "ok"]
     assert len(rows) == 2

@@ -46,13 +46,17 @@ def profile_spec(spec_path: str | Path, *, repeats: int, warmup: int, pull: bool
     config = HarnessConfig(port=0, runtime=runtime, virtual_gpus=virtual_gpus,
                            log_dir=run_dir / "logs", gpu_plan=gpu_plan)
     with LocalTarget([spec], config=config, timeout=spec.timeout + 60) as target:
-        before = _pull_hook(target, spec) if pull else None
+        before = _PullHook(target, spec) if pull else None
         experiment = ColdStartProfile(
             target, ProfileConfig(repeats=repeats, warmup=warmup, force=force, body=body,
                                   content_type=content_type, timeout=spec.timeout + 60),
             before_cold=before, on_sample=on_sample)
         experiment.prepare()
-        result = experiment.process(experiment.run())
+        try:
+            result = experiment.process(experiment.run())
+        finally:
+            if before is not None:
+                before.restore()
         gpus = target.harness.harness.gpu_info
         warm = _warm_inference(target, body, content_type, spec.timeout + 60) \
             if roofline and result.kept else ()
@@ -101,21 +105,30 @@ def _varied(spec: Any, environment: dict[str, str] | None, image: str | None) ->
     return spec.model_copy(update=update) if update else spec
 
 
-def _pull_hook(target: Any, spec: Any) -> Callable[[], None]:
+class _PullHook:
     """Before each cold start (instances already reclaimed), remove the function's image so the
-    next start pulls it from its registry."""
-    h = target.harness
-    runtime = h.harness.platform.runtimes.get("docker")
-    image = spec.custom_container_config.image
-    if runtime is None or not image:
-        raise UsageError("a real image pull needs the docker runtime (harness.runtime: docker) "
-                         "and customContainerConfig.image in a registry, e.g. "
-                         "127.0.0.1:5000/fcbench/mobilenet-v2:latest")
+    next start pulls it from its registry; `restore` gives back, at the end, the other tags the
+    first removal took (``fcbench/mobilenet-v2:latest`` beside the registry's name), so a
+    profile leaves the machine's images as it found them."""
 
-    def remove() -> None:
-        h.call(runtime.remove_image(image))
+    def __init__(self, target: Any, spec: Any) -> None:
+        self.harness = target.harness
+        self.runtime = self.harness.harness.platform.runtimes.get("docker")
+        self.image = spec.custom_container_config.image
+        if self.runtime is None or not self.image:
+            raise UsageError("a real image pull needs the docker runtime (harness.runtime: "
+                             "docker) and customContainerConfig.image in a registry, e.g. "
+                             "127.0.0.1:5000/fcbench/mobilenet-v2:latest")
+        self.first: Any = None
 
-    return remove
+    def __call__(self) -> None:
+        removed = self.harness.call(self.runtime.remove_image(self.image))
+        if self.first is None:
+            self.first = removed
+
+    def restore(self) -> None:
+        if self.first is not None:
+            self.harness.call(self.runtime.restore_tags(self.first))
 
 
 def profile_endpoint(url: str, function: str | None, *, repeats: int, warmup: int, body: bytes,
